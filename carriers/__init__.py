@@ -1,0 +1,1 @@
+"""Carrier adapters: one module per provider API, the protocol they share, and the simulator."""

@@ -1,0 +1,131 @@
+"""The protocol every carrier adapter implements.
+
+A carrier receives one *batch*: up to 1000 recipients of one job on one channel, sharing one
+sender and one message template. Each recipient carries our stable reference (unique per
+recipient and channel, e.g. ``"j42-17"``), which the carrier echoes back in results and lets us
+search by; that is how an unknown outcome is reconciled instead of resent.
+
+Contract (tested against every implementation by ``tests/carriers/contract.py``):
+
+- ``submit`` sends the batch in as few provider requests as the provider allows and returns one
+  :class:`SubmitOutcome` per recipient, in any order. A per-recipient refusal is an outcome, not
+  an exception.
+- ``submit`` raises :class:`~engine.errors.CarrierRetryable` only when nothing was accepted,
+  :class:`~engine.errors.CarrierOutcomeUnknown` when a request left and its answer did not come
+  back, and :class:`~engine.errors.CarrierRejected` when the provider refused the whole request
+  for good. When a batch needs several provider requests and one fails midway, the outcomes of
+  the requests that did succeed are not lost: the exception carries them in ``partial``.
+- ``lookup`` finds what the carrier knows of the given references (accepted, delivered or
+  failed); a reference it never accepted is simply absent from the answer.
+- ``reports`` lists final results whose result time lies in ``[since, until)``: the poller's
+  way to learn delivery results that arrive after the submit response.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class Channel(enum.StrEnum):
+    SMS = "sms"
+    LMS = "lms"
+
+
+class Outcome(enum.StrEnum):
+    """What a carrier says of one recipient."""
+
+    #: Accepted for delivery; the final result comes later (report or lookup).
+    ACCEPTED = "accepted"
+    #: Delivered to the handset (final).
+    DELIVERED = "delivered"
+    #: Failed for good (final): bad number, blocked, refused.
+    FAILED = "failed"
+    #: Not accepted this time for a passing reason (throttled, busy); may be submitted again.
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One recipient of a batch."""
+
+    #: Our stable reference for this recipient on this channel; sent as the provider's
+    #: per-recipient grouping key and echoed back in results.
+    reference: str
+    #: Normalised domestic number, digits only (``01012345678``).
+    phone: str
+    #: Values for the template's variables, in the order of ``Batch.variables``.
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Up to 1000 recipients sharing a channel, a sender and a message template."""
+
+    channel: Channel
+    #: Registered sender number, digits only.
+    sender: str
+    #: Message body; ``#{name}`` placeholders are filled per recipient from ``values``.
+    body: str
+    recipients: Sequence[Recipient]
+    #: LMS title (not used by SMS).
+    title: str | None = None
+    #: Names of the body's variables, in the order recipients' ``values`` follow.
+    variables: tuple[str, ...] = ()
+    #: Stable for this batch and attempt; sent where the provider supports idempotency keys.
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """What the carrier said of one recipient, at submission or later."""
+
+    reference: str
+    outcome: Outcome
+    #: The provider's result code, as text (``"0"``, ``"1000"``, ``"-1001"`` ...).
+    code: str
+    #: The provider's result message, or ours when the provider gives none.
+    message: str
+    #: The provider's identifier of this recipient's message, e.g. ``"<requestId>:<recipientSeq>"``.
+    carrier_id: str | None = None
+    #: When the provider reached a final result (``DELIVERED`` / ``FAILED`` from reports).
+    result_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class PartialSubmit:
+    """Outcomes of the provider requests of a batch that did succeed before one failed."""
+
+    outcomes: list[SubmitOutcome] = field(default_factory=list)
+
+
+class Carrier(Protocol):
+    """A provider API able to send a batch and tell what became of each recipient."""
+
+    #: Short name used in metrics and settings (``"nhn_sms"``).
+    name: str
+
+    def submit(self, batch: Batch) -> list[SubmitOutcome]:
+        """Send ``batch``; return one outcome per recipient.
+
+        Raises:
+          CarrierRetryable: nothing was accepted; safe to send again.
+          CarrierOutcomeUnknown: a request left without an answer; reconcile with ``lookup``.
+          CarrierRejected: the provider refused the whole request for good.
+        """
+        ...
+
+    def lookup(self, channel: Channel, references: Sequence[str], since: datetime) -> list[SubmitOutcome]:
+        """What the carrier knows of ``references`` submitted at or after ``since``."""
+        ...
+
+    def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
+        """Final results (delivered or failed) reached in ``[since, until)``."""
+        ...
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        ...

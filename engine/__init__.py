@@ -1,0 +1,1 @@
+"""balsong's domain: jobs, recipients, channels, validation, results, clock and settings."""

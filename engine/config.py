@@ -1,0 +1,67 @@
+"""One frozen settings object, read from the environment once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob balsong has. Environment variable: ``BALSONG_`` + the field name in upper case."""
+
+    #: PostgreSQL, the truth for jobs and per-recipient results.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/balsong"
+    #: Redis, for live counters, the result stream and leases.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    redis_prefix: str = "balsong"
+    #: RabbitMQ (AMQP URL, vhost included).
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    #: NHN Cloud Notification SMS API base URL (the simulator by default).
+    sms_api_url: str = "http://127.0.0.1:8070"
+    sms_app_key: str = "balsong-local"
+    sms_secret_key: str = "balsong-local-secret"
+    #: Seconds a carrier HTTP call may take before its outcome is treated as unknown.
+    carrier_timeout_seconds: float = 10.0
+    #: HTTP API listen address, used by the CLI and demo to reach the API.
+    api_url: str = "http://127.0.0.1:8000"
+    #: Recipients per send batch (the providers' per-request maximum is 1000).
+    batch_size: int = 1000
+    #: Largest job accepted in one request.
+    max_recipients_per_job: int = 1_000_000
+    #: How often the scheduler's result flusher drains the result stream.
+    flush_interval_seconds: float = 0.2
+    #: A committed job still unplanned after this long is planned by the scheduler (outbox).
+    replan_after_seconds: float = 10.0
+    #: A batch claimed this long ago and still not recorded is reconciled with the carrier.
+    reconcile_after_seconds: float = 60.0
+    #: Worker threads per worker process.
+    worker_threads: int = 8
+    #: Worker processes started by `balsong worker`.
+    worker_processes: int = 2
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every field from ``BALSONG_<FIELD>``; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get("BALSONG_" + field.name.upper())
+            if raw is None:
+                continue
+            default = field.default
+            try:
+                values[field.name] = type(default)(raw) if not isinstance(default, str) else raw
+            except ValueError as exc:
+                raise ValueError(f"BALSONG_{field.name.upper()}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()

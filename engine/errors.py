@@ -1,0 +1,68 @@
+"""balsong's one error tree. Each class's docstring is its default message."""
+
+from __future__ import annotations
+
+
+class BalsongError(Exception):
+    """balsong failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+# -- intake ---------------------------------------------------------------------------------------
+
+
+class ValidationError(BalsongError):
+    """The request is not valid."""
+
+    def __init__(self, field: str, reason: str, code: str = "invalid") -> None:
+        self.field = field
+        self.reason = reason
+        self.code = code
+        super().__init__(f"{field}: {reason}")
+
+
+class SenderNotRegistered(ValidationError):
+    """The sender number is not registered for this tenant."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__("sender", f"sender number {number} is not registered", code="sender_not_registered")
+
+
+class IdempotencyConflict(BalsongError):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+class IdempotencyInProgress(BalsongError):
+    """A request with this Idempotency-Key is still being stored."""
+
+
+class NotFound(BalsongError):
+    """No such object."""
+
+
+# -- carriers -------------------------------------------------------------------------------------
+
+
+class CarrierError(BalsongError):
+    """The carrier call failed."""
+
+
+class CarrierRetryable(CarrierError):
+    """The carrier did not accept the request (connection refused, 5xx before processing, 429);
+    nothing was submitted and the same request may be sent again."""
+
+
+class CarrierOutcomeUnknown(CarrierError):
+    """The request left, but no answer came back (timeout, connection reset): the carrier may
+    or may not have accepted it. Reconcile by querying the carrier by reference; never resend."""
+
+
+class CarrierRejected(CarrierError):
+    """The carrier refused the whole request for a reason that will not change on retry
+    (bad credentials, malformed request, unregistered sender)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(f"carrier rejected the request: {code} {message}")
