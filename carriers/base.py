@@ -14,7 +14,7 @@ Contract (tested against every implementation by ``tests/carriers/contract.py``)
   :class:`~engine.errors.CarrierOutcomeUnknown` when a request left and its answer did not come
   back, and :class:`~engine.errors.CarrierRejected` when the provider refused the whole request
   for good. When a batch needs several provider requests and one fails midway, the outcomes of
-  the requests that did succeed are not lost: the exception carries them in ``partial``.
+  the requests that did succeed are not lost: the exception carries them in its ``partial`` attribute.
 - ``lookup`` finds what the carrier knows of the given references (accepted, delivered or
   failed); a reference it never accepted is simply absent from the answer.
 - ``reports`` lists final results whose result time lies in ``[since, until)``: the poller's
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -93,13 +93,6 @@ class SubmitOutcome:
     carrier_id: str | None = None
     #: When the provider reached a final result (``DELIVERED`` / ``FAILED`` from reports).
     result_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class PartialSubmit:
-    """Outcomes of the provider requests of a batch that did succeed before one failed."""
-
-    outcomes: list[SubmitOutcome] = field(default_factory=list)
 
 
 class Carrier(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BalsongError(Exception):
     """balsong failed."""
@@ -48,6 +50,12 @@ class NotFound(BalsongError):
 class CarrierError(BalsongError):
     """The carrier call failed."""
 
+    def __init__(self, message: str | None = None, partial: list[Any] | None = None) -> None:
+        super().__init__(message)
+        #: Outcomes (``carriers.base.SubmitOutcome``) of the provider requests of a batch that
+        #: did succeed before this failure; they must be recorded, not resent.
+        self.partial: list[Any] = partial or []
+
 
 class CarrierRetryable(CarrierError):
     """The carrier did not accept the request (connection refused, 5xx before processing, 429);
@@ -63,6 +71,6 @@ class CarrierRejected(CarrierError):
     """The carrier refused the whole request for a reason that will not change on retry
     (bad credentials, malformed request, unregistered sender)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, partial: list[Any] | None = None) -> None:
         self.code = code
-        super().__init__(f"carrier rejected the request: {code} {message}")
+        super().__init__(f"carrier rejected the request: {code} {message}", partial)
