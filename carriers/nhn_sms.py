@@ -1,0 +1,414 @@
+"""NHN Cloud Notification SMS API v3.0 (``api-sms.cloud.toast.com``) as a :class:`Carrier`.
+
+Follows the published guide (``TOAST-DOCS/SMS`` ``en/api-guide.md``, ``en/error-code.md``):
+``POST /sms/v3.0/appKeys/{appKey}/sender/sms`` for SMS, ``.../sender/mms`` with ``title`` for LMS,
+``X-Secret-Key`` header, up to 1000 ``recipientList`` entries per request, our reference in each
+entry's ``recipientGroupingKey`` (echoed in the answer and searchable in the list API).
+
+Per-recipient variables. The send API fills values per recipient only through a registered
+template: ``recipientList[].templateParameter`` is "Template parameter (with the input of
+template ID)" and its keys are "Replacement key (##key##)"; templates are registered with
+``POST /sms/v3.0/appKeys/{appKey}/templates`` ("Send Templates (requiring no body updates)":
+"If request parameter body is empty, replace it with the body of the corresponding
+templateId"). So a batch with variables costs one request: its body (``#{name}`` turned into
+``##name##``) is registered once per distinct (channel, sender, title, body) and cached
+(:mod:`carriers.nhn_sms_templates`), and the batch is sent with ``templateId`` and one
+``templateParameter`` per recipient. Only if the provider's template limit is reached (-2112,
+1000 templates per appkey) does the adapter fall back to rendering each recipient's text and
+sending one request per group of identical texts. A batch without variables is always one
+request with a literal ``body``.
+
+Outcomes. Per recipient, ``resultCode == 0`` is ``ACCEPTED`` with ``carrier_id
+"<requestId>:<recipientSeq>"``; -9999/-2021 are ``RETRY``; any other code is ``FAILED``. For
+the whole request: connection refused, connect timeout, 408, 429 and 503 raise
+:class:`CarrierRetryable`; a read/write timeout, a dropped connection, an unreadable answer or
+another 5xx raise :class:`CarrierOutcomeUnknown`; ``header.isSuccessful == false`` raises
+:class:`CarrierRetryable` for -9999/-2021 and :class:`CarrierRejected` otherwise.
+
+Dates. The API's dates are ``yyyy-MM-dd HH:mm:ss`` Korean time (KST, UTC+9, no DST); this module
+converts from and to aware datetimes (naive ones are taken as UTC) and returns UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.nhn_sms_codes import (
+    DELIVERED_CODES,
+    MSG_STATUS_COMPLETED,
+    MSG_STATUS_PROCESSING,
+    MSG_STATUS_REQUESTING,
+    TEMPLATE_MISSING,
+    TRANSIENT_API_CODES,
+    api_message,
+    result_message,
+)
+from carriers.nhn_sms_templates import TemplateRegistry
+from engine.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+
+#: The provider's clock: Korea Standard Time, UTC+9 all year.
+KST = timezone(timedelta(hours=9), "KST")
+#: Most recipients one send request may carry.
+MAX_RECIPIENTS = 1000
+#: Largest page the list API serves.
+PAGE_SIZE = 1000
+#: The list API refuses windows over a month (-4000).
+MAX_QUERY_WINDOW = timedelta(days=30)
+#: Widening of query windows against clock skew between us and the provider.
+CLOCK_SLACK = timedelta(minutes=10)
+
+_SEND_PATHS = {Channel.SMS: "/sender/sms", Channel.LMS: "/sender/mms"}
+_RETRYABLE_STATUSES = frozenset({408, 429, 503})
+_RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
+
+
+class NhnSmsCarrier:
+    """NHN Cloud Notification SMS (v3.0). Thread-safe: share one instance between threads.
+
+    Parameters:
+      base_url: API domain, e.g. ``https://api-sms.cloud.toast.com``.
+      app_key: the project's appkey.
+      secret_key: the appkey's secret key (``X-Secret-Key``).
+      timeout_seconds: longest wait for an answer, in seconds; past it the outcome is unknown.
+      connect_timeout_seconds: longest wait to connect, in seconds (default: min(3, timeout)).
+      max_connections: pooled keep-alive connections (one per concurrently sending thread).
+      template_category_id: category for registered templates; found or created if ``None``.
+      report_lookback_seconds: how far before ``since`` a message reported by :meth:`reports`
+        may have been requested, in seconds (the list API filters by request date first).
+      transport: an ``httpx`` transport, for tests.
+    """
+
+    name = "nhn_sms"
+
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        secret_key: str,
+        timeout_seconds: float,
+        *,
+        connect_timeout_seconds: float | None = None,
+        max_connections: int = 32,
+        template_category_id: int | None = None,
+        report_lookback_seconds: float = 3 * 86400,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        connect = (
+            connect_timeout_seconds if connect_timeout_seconds is not None else min(3.0, timeout_seconds)
+        )
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/sms/v3.0/appKeys/" + quote(app_key, safe=""),
+            headers={"X-Secret-Key": secret_key, "Content-Type": "application/json;charset=UTF-8"},
+            timeout=httpx.Timeout(timeout_seconds, connect=connect),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=5.0,
+            ),
+            transport=transport,
+        )
+        self._templates = TemplateRegistry(self._query, template_category_id)
+        self._report_lookback = timedelta(seconds=report_lookback_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NhnSmsCarrier:
+        """An adapter configured from balsong's settings."""
+        return cls(
+            settings.sms_api_url,
+            settings.sms_app_key,
+            settings.sms_secret_key,
+            settings.carrier_timeout_seconds,
+        )
+
+    # -- submit -----------------------------------------------------------------------------------
+
+    def submit(self, batch: Batch) -> list[SubmitOutcome]:
+        """Send ``batch``; see the module docstring for the requests made and errors raised."""
+        recipients = batch.recipients
+        if not recipients:
+            return []
+        if len(recipients) > MAX_RECIPIENTS:
+            raise ValueError(f"a batch holds at most {MAX_RECIPIENTS} recipients, got {len(recipients)}")
+        path = _SEND_PATHS[batch.channel]
+        if not batch.variables:
+            return self._send(path, self._literal_payload(batch, batch.body, recipients), recipients)
+        width = len(batch.variables)
+        for recipient in recipients:
+            if len(recipient.values) != width:
+                raise ValueError(
+                    f"recipient {recipient.reference} has {len(recipient.values)} values, expected {width}"
+                )
+        for _ in range(2):
+            key = self._templates.ensure(batch)
+            if key is None:
+                return self._submit_rendered(path, batch)
+            try:
+                return self._send(path, self._template_payload(batch, key), recipients)
+            except CarrierRejected as exc:
+                # Deleted in the console since we registered it: nothing was sent; register again.
+                if exc.code not in {str(code) for code in TEMPLATE_MISSING}:
+                    raise
+                self._templates.forget(key)
+        raise CarrierRejected("-2110", "template vanished twice after registration")
+
+    def _literal_payload(self, batch: Batch, body: str, recipients: Sequence[Recipient]) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "body": body,
+            "sendNo": batch.sender,
+            "recipientList": [
+                {"recipientNo": r.phone, "recipientGroupingKey": r.reference} for r in recipients
+            ],
+        }
+        if batch.channel is Channel.LMS:
+            payload["title"] = batch.title or ""
+        return payload
+
+    def _template_payload(self, batch: Batch, key: str) -> dict[str, Any]:
+        names = batch.variables
+        return {
+            "templateId": key,
+            "sendNo": batch.sender,
+            "recipientList": [
+                {
+                    "recipientNo": r.phone,
+                    "recipientGroupingKey": r.reference,
+                    "templateParameter": dict(zip(names, r.values, strict=True)),
+                }
+                for r in batch.recipients
+            ],
+        }
+
+    def _submit_rendered(self, path: str, batch: Batch) -> list[SubmitOutcome]:
+        """One request per group of recipients whose rendered text is identical."""
+        placeholders = ["#{" + name + "}" for name in batch.variables]
+        groups: dict[str, list[Recipient]] = {}
+        for recipient in batch.recipients:
+            text = batch.body
+            for placeholder, value in zip(placeholders, recipient.values, strict=True):
+                text = text.replace(placeholder, value)
+            groups.setdefault(text, []).append(recipient)
+        outcomes: list[SubmitOutcome] = []
+        for text, members in groups.items():
+            try:
+                outcomes.extend(self._send(path, self._literal_payload(batch, text, members), members))
+            except CarrierError as exc:
+                exc.partial = outcomes
+                raise
+        return outcomes
+
+    def _send(
+        self, path: str, payload: dict[str, Any], recipients: Sequence[Recipient]
+    ) -> list[SubmitOutcome]:
+        answer = self._request("POST", path, orjson.dumps(payload), None, sending=True)
+        data = (answer.get("body") or {}).get("data") or {}
+        request_id = data.get("requestId")
+        results = data.get("sendResultList")
+        if not isinstance(results, list):
+            raise CarrierOutcomeUnknown("successful answer without sendResultList")
+        outcomes: list[SubmitOutcome] = []
+        seen: set[str] = set()
+        for index, item in enumerate(results):
+            reference = item.get("recipientGroupingKey")
+            if reference is None and index < len(recipients):
+                reference = recipients[index].reference
+            if reference is None:
+                continue
+            seen.add(reference)
+            code = item.get("resultCode")
+            message = item.get("resultMessage") or ""
+            if code == 0 or code == "0":
+                outcomes.append(
+                    SubmitOutcome(
+                        reference, Outcome.ACCEPTED, "0", message, f"{request_id}:{item.get('recipientSeq')}"
+                    )
+                )
+            else:
+                number = _int(code)
+                outcome = Outcome.RETRY if number in TRANSIENT_API_CODES else Outcome.FAILED
+                outcomes.append(SubmitOutcome(reference, outcome, str(code), message or api_message(number)))
+        if len(seen) < len(recipients) and any(r.reference not in seen for r in recipients):
+            raise CarrierOutcomeUnknown("the answer left out some recipients", partial=outcomes)
+        return outcomes
+
+    # -- lookup and reports ---------------------------------------------------------------------
+
+    def lookup(self, channel: Channel, references: Sequence[str], since: datetime) -> list[SubmitOutcome]:
+        """What the provider knows of ``references`` requested at or after ``since``.
+
+        The list API filters by one ``recipientGroupingKey`` at a time, so this makes one query
+        (of usually one page) per reference. Where the provider holds several messages for a
+        reference, the most advanced one wins (delivered, then accepted, then failed).
+        """
+        start = _utc(since) - CLOCK_SLACK
+        end = min(datetime.now(UTC) + CLOCK_SLACK, start + MAX_QUERY_WINDOW)
+        window = {"startRequestDate": _kst_text(start), "endRequestDate": _kst_text(end)}
+        found: list[SubmitOutcome] = []
+        for reference in dict.fromkeys(references):
+            best: SubmitOutcome | None = None
+            for row in self._list(channel, {**window, "recipientGroupingKey": reference}):
+                if row.get("recipientGroupingKey") != reference:
+                    continue
+                outcome = _row_outcome(row)
+                if best is None or _RANK[outcome.outcome] > _RANK[best.outcome]:
+                    best = outcome
+            if best is not None:
+                found.append(best)
+        return found
+
+    def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
+        """Final results whose result date lies in ``[since, until)``.
+
+        Uses the list API's ``startResultDate``/``endResultDate`` (second precision, so the
+        window is widened by a second and cut exactly here), inside a request-date window
+        reaching ``report_lookback_seconds`` before ``since`` (the API requires one).
+        """
+        since, until = _utc(since), _utc(until)
+        request_start = max(since - self._report_lookback, until + CLOCK_SLACK - MAX_QUERY_WINDOW)
+        params = {
+            "startRequestDate": _kst_text(request_start),
+            "endRequestDate": _kst_text(until + CLOCK_SLACK),
+            "startResultDate": _kst_text(since),
+            "endResultDate": _kst_text(until + timedelta(seconds=1)),
+        }
+        finals: list[SubmitOutcome] = []
+        for row in self._list(channel, params):
+            outcome = _row_outcome(row)
+            if outcome.outcome not in (Outcome.DELIVERED, Outcome.FAILED) or outcome.result_at is None:
+                continue
+            if since <= outcome.result_at < until:
+                finals.append(outcome)
+        return finals
+
+    def _list(self, channel: Channel, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        page = 1
+        while True:
+            answer = self._query(
+                "GET", _SEND_PATHS[channel], None, {**params, "pageNum": page, "pageSize": PAGE_SIZE}
+            )
+            body = answer.get("body") or {}
+            rows = body.get("data") or []
+            yield from rows
+            total = body.get("totalCount")
+            if len(rows) < PAGE_SIZE or (isinstance(total, int) and page * PAGE_SIZE >= total):
+                return
+            page += 1
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._client.close()
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _query(
+        self, method: str, path: str, payload: dict[str, Any] | None, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A call that sends no message (query, template registration): any transport failure
+        is retryable."""
+        content = orjson.dumps(payload) if payload is not None else None
+        return self._request(method, path, content, params, sending=False)
+
+    def _request(
+        self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None, *, sending: bool
+    ) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, path, content=content, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise CarrierRetryable(f"NHN SMS unreachable: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            if sending:
+                raise CarrierOutcomeUnknown(f"NHN SMS answer lost: {exc!r}") from exc
+            raise CarrierRetryable(f"NHN SMS query failed: {exc!r}") from exc
+        return _answer(response, sending)
+
+    def __enter__(self) -> NhnSmsCarrier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _answer(response: httpx.Response, sending: bool) -> dict[str, Any]:
+    """The decoded body of a successful answer, or the matching ``engine.errors`` exception."""
+    status = response.status_code
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    header = body.get("header") if isinstance(body, dict) else None
+    refused = isinstance(header, dict) and header.get("isSuccessful") is False
+    if status in _RETRYABLE_STATUSES:
+        raise CarrierRetryable(f"NHN SMS refused the request: HTTP {status}")
+    if refused and isinstance(header, dict):
+        code = _int(header.get("resultCode"))
+        message = str(header.get("resultMessage") or api_message(code))
+        if code in TRANSIENT_API_CODES:
+            raise CarrierRetryable(f"NHN SMS failed: {code} {message}")
+        raise CarrierRejected(str(code), message)
+    if status >= 500 or (status < 300 and not isinstance(header, dict)):
+        if sending:
+            raise CarrierOutcomeUnknown(f"NHN SMS answered HTTP {status} without a readable result")
+        raise CarrierRetryable(f"NHN SMS answered HTTP {status} without a readable result")
+    if status >= 300:
+        raise CarrierRejected(f"http-{status}", response.text[:200])
+    assert isinstance(body, dict)
+    return body
+
+
+def _row_outcome(row: dict[str, Any]) -> SubmitOutcome:
+    """One row of the list API as an outcome."""
+    reference = str(row.get("recipientGroupingKey") or "")
+    carrier_id = f"{row.get('requestId')}:{row.get('recipientSeq')}"
+    status = str(row.get("msgStatus") or "")
+    code = str(row.get("resultCode") or "")
+    if status in (MSG_STATUS_REQUESTING, MSG_STATUS_PROCESSING) or (
+        status == MSG_STATUS_COMPLETED and not code
+    ):
+        return SubmitOutcome(
+            reference, Outcome.ACCEPTED, "0", str(row.get("msgStatusName") or "processing"), carrier_id
+        )
+    result_at = _parse_kst(row.get("resultDate"))
+    if status == MSG_STATUS_COMPLETED and code in DELIVERED_CODES:
+        return SubmitOutcome(reference, Outcome.DELIVERED, code, result_message(code), carrier_id, result_at)
+    if not code:
+        code = f"msgStatus:{status}"
+    message = str(row.get("resultCodeName") or row.get("resultMessage") or result_message(code))
+    return SubmitOutcome(reference, Outcome.FAILED, code, message, carrier_id, result_at)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _kst_text(moment: datetime) -> str:
+    return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _parse_kst(text: Any) -> datetime | None:
+    """``2018-08-10 10:06:42.0`` (KST, any fraction) as an aware UTC datetime."""
+    if not text:
+        return None
+    whole, _, fraction = str(text).partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST)
+    except ValueError:
+        return None
+    if fraction.isdigit():
+        moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
+    return moment.astimezone(UTC)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -9999
