@@ -1,0 +1,107 @@
+"""The scheduler's duties: flush results, the outbox, reconciliation, report polling, upkeep."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from carriers.base import Channel, Outcome
+from engine import counters
+from engine.completion import finish_completed_jobs
+from engine.flusher import Flusher
+from engine.planning import unplanned_jobs, unpublished_batches
+from engine.reconcile import stale_batches
+from engine.references import parse_reference
+from engine.results import RecipientOutcome
+from engine.runtime import Runtime
+from engine.scheduler import Duty
+
+log = logging.getLogger(__name__)
+
+#: Reports are re-read over this overlap, so one landing late at the carrier is not missed.
+REPORT_OVERLAP = timedelta(seconds=30)
+#: Where the report poller starts when it has no cursor (a fresh or wiped Redis).
+REPORT_START_BACK = timedelta(hours=1)
+FLUSH_PAGE = 500
+
+
+def build_duties(rt: Runtime) -> list[Duty]:
+    flusher = Flusher(rt.pool, rt.redis, rt.keys, consumer=rt.worker_id)
+    settings = rt.settings
+    return [
+        Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
+        Duty("outbox", 2.0, lambda: outbox(rt)),
+        Duty("reconcile", 10.0, lambda: reconcile_stale(rt)),
+        Duty("poll_reports", 1.0, lambda: poll_reports(rt)),
+        Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
+        Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
+    ]
+
+
+def flush(flusher: Flusher) -> bool:
+    return flusher.flush_once(FLUSH_PAGE).entries >= FLUSH_PAGE
+
+
+def outbox(rt: Runtime) -> None:
+    """Plan jobs committed but never planned; publish batches never confirmed or handed back."""
+    from actors.publish import publish_batches, publish_plan
+
+    with rt.pool.connection() as conn:
+        jobs = unplanned_jobs(conn, rt.settings.replan_after_seconds)
+        batches = unpublished_batches(conn, rt.settings.replan_after_seconds)
+    for job_id in jobs:
+        log.info("planning a job found unplanned", extra={"job_id": job_id})
+        publish_plan(job_id)
+    if batches:
+        log.info("publishing batches found unpublished", extra={"batches": len(batches)})
+        publish_batches(batches)
+
+
+def reconcile_stale(rt: Runtime) -> None:
+    from actors.publish import publish_reconcile
+
+    with rt.pool.connection() as conn:
+        stale = stale_batches(conn, rt.settings.reconcile_after_seconds)
+    for job_id, batch_seq in stale:
+        publish_reconcile(job_id, batch_seq)
+
+
+def poll_reports(rt: Runtime) -> None:
+    """Ask the carrier for final results since the last poll and queue them for the flusher."""
+    now = rt.clock.now()
+    for channel in (Channel.SMS, Channel.LMS):
+        cursor_key = rt.keys.cursor(f"reports:{channel.value}")
+        raw = rt.redis.get(cursor_key)
+        since = datetime.fromtimestamp(float(raw), UTC) if raw else now - REPORT_START_BACK
+        reports = rt.carrier_for(channel.value).reports(channel, since - REPORT_OVERLAP, now)
+        outcomes = []
+        for report in reports:
+            parsed = parse_reference(report.reference)
+            if parsed is None or report.outcome not in (Outcome.DELIVERED, Outcome.FAILED):
+                continue
+            outcomes.append(RecipientOutcome(parsed[0], parsed[1], report))
+        rt.recorder.record_reports(outcomes)
+        rt.redis.set(cursor_key, now.timestamp())
+
+
+def sweep_open_jobs(rt: Runtime) -> None:
+    """Finish jobs whose last event was missed, and rebuild counters Redis lost."""
+    with rt.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT id, created_at FROM jobs WHERE completed_at IS NULL AND planned_at IS NOT NULL"
+            " ORDER BY id LIMIT 1000"
+        ).fetchall()
+        for job_id, created_at in rows:
+            if not rt.redis.exists(rt.keys.job_counts(job_id)):
+                log.warning("counters missing; recounting from PostgreSQL", extra={"job_id": job_id})
+                counters.replace(rt.redis, rt.keys, job_id, counters.recount(conn, job_id, created_at))
+        finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows])
+
+
+def ensure_partitions(rt: Runtime) -> None:
+    """Keep this month's and next month's recipient partitions in place ahead of intake."""
+    today = rt.clock.now().date()
+    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    with rt.pool.connection() as conn:
+        for month in (today.replace(day=1), next_month):
+            conn.execute("SELECT ensure_recipients_partition(%s)", (month,))

@@ -1,0 +1,1 @@
+"""balsong's HTTP API."""

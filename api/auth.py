@@ -1,0 +1,49 @@
+"""Bearer API-key authentication; every route depends on it."""
+
+from __future__ import annotations
+
+import time
+from threading import Lock
+
+from fastapi import HTTPException, Request
+
+from engine.runtime import get_runtime
+from engine.tenants import Principal, authenticate
+
+#: Seconds an authenticated key is trusted without asking PostgreSQL again (revocation delay).
+CACHE_SECONDS = 10.0
+
+_cache: dict[str, tuple[float, Principal]] = {}
+_cache_lock = Lock()
+
+
+def _unauthorised(detail: str) -> HTTPException:
+    return HTTPException(401, detail={"code": "unauthorised", "message": detail},
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _unauthorised("send 'Authorization: Bearer <api key>'")
+    key = key.strip()
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit and hit[0] > now:
+        return hit[1]
+    with get_runtime().pool.connection() as conn:
+        found = authenticate(conn, key)
+    if found is None:
+        raise _unauthorised("unknown or revoked API key")
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key] = (now + CACHE_SECONDS, found)
+    return found
+
+
+def require(scope: str, who: Principal) -> None:
+    if not who.allows(scope):
+        raise HTTPException(403, detail={"code": "forbidden", "message": f"this API key lacks the '{scope}' scope"})

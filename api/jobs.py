@@ -1,0 +1,125 @@
+"""Job routes: submit a job, read it, page through its recipients."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import ORJSONResponse
+
+from api.auth import principal, require
+from engine import views
+from engine.errors import ValidationError
+from engine.intake import prepare_job
+from engine.job_store import PartitionCache, store_job
+from engine.runtime import get_runtime
+from engine.tenants import Principal
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", default_response_class=ORJSONResponse)
+_partitions = PartitionCache()
+
+#: Longest Idempotency-Key accepted.
+IDEMPOTENCY_KEY_MAX = 200
+
+JOB_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["channel", "sender", "body", "recipients"],
+    "properties": {
+        "channel": {"type": "string", "enum": ["sms", "lms", "auto"]},
+        "sender": {"type": "string", "description": "A registered sender number"},
+        "title": {"type": "string", "description": "LMS title (at most 40 bytes in EUC-KR)"},
+        "body": {"type": "string", "description": "Message text; #{name} is filled per recipient"},
+        "priority": {"type": "string", "enum": ["bulk", "transactional"], "default": "bulk"},
+        "recipients": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["phone"],
+                "properties": {
+                    "phone": {"type": "string"},
+                    "variables": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "member_id": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": JOB_REQUEST_SCHEMA}}}},
+)
+async def submit_job(
+    request: Request,
+    who: Annotated[Principal, Depends(principal)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> ORJSONResponse:
+    """Accept a job: 202 with its id once the job and every recipient are committed."""
+    require("send", who)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
+    raw = await request.body()
+    try:
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("body", f"not valid JSON: {exc}") from None
+    stored = await run_in_threadpool(_accept, who.tenant_id, decoded, raw, idempotency_key)
+    if stored.created:
+        await run_in_threadpool(_plan, stored.job_id)
+    return ORJSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
+
+
+def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | None) -> Any:
+    rt = get_runtime()
+    job = prepare_job(decoded, max_recipients=rt.settings.max_recipients_per_job, raw_body=raw)
+    with rt.pool.connection() as conn:
+        return store_job(conn, tenant_id=tenant_id, job=job, now=rt.clock.now(),
+                         idempotency_key=idempotency_key, partitions=_partitions)
+
+
+def _plan(job_id: int) -> None:
+    # The job is durable already: if publishing fails, the scheduler's outbox plans it later.
+    from actors.publish import publish_plan
+
+    try:
+        publish_plan(job_id)
+    except Exception:
+        log.exception("could not publish plan_job; the outbox will plan the job", extra={"job_id": job_id})
+
+
+@router.get("/{job_id}")
+def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> ORJSONResponse:
+    """A job's status, times, content, counts and failures grouped by reason."""
+    require("read", who)
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        return ORJSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
+
+
+@router.get("/{job_id}/recipients")
+def get_recipients(
+    job_id: int,
+    who: Annotated[Principal, Depends(principal)],
+    status: str | None = None,
+    reason: str | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: int = 100,
+) -> ORJSONResponse:
+    """A page of recipients (masked phone numbers), filtered by status and reason code."""
+    require("read", who)
+    after = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ValidationError("cursor", "not a cursor this API returned")
+        after = int(cursor)
+    with get_runtime().pool.connection() as conn:
+        page = views.list_recipients(conn, who.tenant_id, job_id, status=status, reason=reason, after=after,
+                                     limit=limit)
+    return ORJSONResponse(page)

@@ -1,0 +1,1 @@
+"""The ``balsong`` command line."""

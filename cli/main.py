@@ -1,0 +1,187 @@
+"""``balsong``: the command line for operators, the Procfile and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from engine.config import get_settings
+
+
+def _connect():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(get_settings().database_url, autocommit=True)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from engine.db import upgrade
+
+    upgrade()
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    from engine.tenants import create_api_key, create_tenant
+
+    scopes = tuple(args.scopes.split(",")) if args.scopes else ("send", "read")
+    with _connect() as conn, conn.transaction():
+        tenant_id = create_tenant(conn, args.name)
+        key = create_api_key(conn, tenant_id, scopes)
+    print(f"tenant {args.name} (id {tenant_id}) created; its API key (shown once):", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_sender_add(args: argparse.Namespace) -> int:
+    from engine.tenants import add_sender, tenant_id_by_name
+
+    with _connect() as conn:
+        number = add_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
+    print(f"sender {number} registered for {args.tenant}")
+    return 0
+
+
+def _api_client(args: argparse.Namespace) -> httpx.Client:
+    key = args.api_key or os.environ.get("BALSONG_API_KEY")
+    if not key:
+        raise SystemExit("an API key is needed: --api-key or BALSONG_API_KEY")
+    return httpx.Client(base_url=get_settings().api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cli.progress import follow, summary
+
+    with _api_client(args) as client:
+        job = follow(client, args.job, timeout=args.timeout)
+    print(summary(job, 0.0))
+    return 0
+
+
+def cmd_recount(args: argparse.Namespace) -> int:
+    from engine import counters
+    from engine.runtime import get_runtime
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        row = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (args.job,)).fetchone()
+        if row is None:
+            raise SystemExit(f"no job {args.job}")
+        counts = counters.recount(conn, args.job, row[0])
+    before = counters.read(rt.redis, rt.keys, args.job)
+    counters.replace(rt.redis, rt.keys, args.job, counts)
+    print(f"job {args.job}: counters were {before}, now {counts}")
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    import actors  # noqa: F401  (the scheduler publishes through the broker)
+    from actors.duties import build_duties
+    from engine.runtime import get_runtime
+    from engine.scheduler import Scheduler
+
+    rt = get_runtime()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Scheduler(rt.redis, rt.keys, build_duties(rt), owner=rt.worker_id).run_forever(stop)
+    rt.close()
+    return 0
+
+
+def _exec(argv: list[str]) -> int:
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from cli.processes import api_argv
+
+    return _exec(api_argv(args.host, args.port, args.workers))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from cli.processes import worker_argv
+
+    settings = get_settings()
+    return _exec(worker_argv(args.processes or settings.worker_processes, args.threads or settings.worker_threads))
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from cli.processes import simulator_argv
+
+    return _exec(simulator_argv(args.host, args.port, *args.extra))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cli.demo import run_demo
+
+    return run_demo(recipients=args.recipients)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="balsong", description="balsong: bulk SMS/LMS dispatch")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
+
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="tenant_command", required=True)
+    create = tenant.add_parser("create", help="create a tenant and print its first API key")
+    create.add_argument("name")
+    create.add_argument("--scopes", help="comma-separated: send,read,export:unmasked,admin")
+    create.set_defaults(handler=cmd_tenant_create)
+
+    sender = sub.add_parser("sender", help="sender numbers").add_subparsers(dest="sender_command", required=True)
+    sender_add = sender.add_parser("add", help="register a sender number for a tenant")
+    sender_add.add_argument("tenant")
+    sender_add.add_argument("number")
+    sender_add.set_defaults(handler=cmd_sender_add)
+
+    status = add("status", cmd_status, "follow a job with a progress bar until it finishes")
+    status.add_argument("job", type=int)
+    status.add_argument("--api-key")
+    status.add_argument("--timeout", type=float, default=24 * 3600)
+
+    recount = add("recount", cmd_recount, "recompute a job's live counters from PostgreSQL")
+    recount.add_argument("job", type=int)
+
+    add("scheduler", cmd_scheduler, "run the scheduler (flusher, outbox, reconciliation, report poller)")
+    api = add("api", cmd_api, "run the HTTP API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1)
+    worker = add("worker", cmd_worker, "run Dramatiq worker processes")
+    worker.add_argument("--processes", type=int)
+    worker.add_argument("--threads", type=int)
+    sim = add("simulator", cmd_simulator, "run the carrier simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8070)
+    sim.add_argument("extra", nargs=argparse.REMAINDER, help="further simulator options")
+    demo = add("demo", cmd_demo, "start everything, send a demo job, show progress and results")
+    demo.add_argument("--recipients", type=int, default=100_000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("BALSONG_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The result flusher: drains the Redis result stream into PostgreSQL in bulk.
+
+Each pass reads up to ``max_entries`` stream entries (one per batch or report page), applies
+them in one transaction (pipelined UPDATEs, each bounded by the batch's seq range so the planner
+uses the primary key), commits, and only then acknowledges and deletes them. A flusher that dies
+mid-pass leaves its entries pending; the next pass claims pending entries that have been idle
+too long, so nothing is lost. Re-applying an entry is harmless: rows only move forward
+(``queued`` to ``submitted`` to a final state), and report counters move only for rows that
+actually changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+from redis import Redis
+from redis.exceptions import ResponseError
+
+from engine.keys import Keys
+from engine.completion import finish_completed_jobs
+from engine.results import DELIVERED, FAILED
+
+log = logging.getLogger(__name__)
+
+GROUP = "flusher"
+
+_APPLY_SUBMISSION = """
+    UPDATE recipients AS r
+    SET status = u.status,
+        reason_code = u.code,
+        reason_text = u.text,
+        carrier_id = u.carrier_id,
+        submitted_at = CASE WHEN u.status = 'failed' THEN NULL ELSE %(at)s END,
+        completed_at = CASE WHEN u.status IN ('delivered', 'failed') THEN %(at)s END
+    FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
+                %(carrier_ids)s::text[]) AS u (seq, status, code, text, carrier_id)
+    WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+      AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq
+      AND r.status = 'queued'
+"""
+
+_APPLY_REPORTS = """
+    UPDATE recipients AS r
+    SET status = u.status, reason_code = u.code, reason_text = u.text, completed_at = u.result_at
+    FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
+                %(result_ats)s::timestamptz[]) AS u (seq, status, code, text, result_at)
+    WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+      AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq
+      AND r.status = 'submitted'
+    RETURNING r.seq, r.status, r.reason_code, r.reason_text
+"""
+
+
+@dataclass(slots=True)
+class FlushResult:
+    entries: int = 0
+    rows: int = 0
+    jobs_finished: list[int] = field(default_factory=list)
+
+
+class Flusher:
+    def __init__(self, pool: ConnectionPool, redis: Redis, keys: Keys, consumer: str,
+                 *, claim_idle_ms: int = 30_000) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.keys = keys
+        self.consumer = consumer
+        self.claim_idle_ms = claim_idle_ms
+        self._created_at: dict[int, datetime] = {}
+        self._group_ready = False
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(self.keys.results, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def flush_once(self, max_entries: int = 500, block_ms: int | None = None) -> FlushResult:
+        """Apply up to ``max_entries`` stream entries to PostgreSQL; returns what was done."""
+        self._ensure_group()
+        entries = self._read(max_entries, block_ms)
+        result = FlushResult(entries=len(entries))
+        if not entries:
+            return result
+        ids = [entry_id for entry_id, _ in entries]
+        payloads = [orjson.loads(fields[b"d"]) for _, fields in entries]
+        report_changes: list[tuple[int, int, str, str | None, str | None]] = []
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                touched = set()
+                submissions = [p for p in payloads if p["t"] == "send"]
+                reports = [p for p in payloads if p["t"] == "report"]
+                if submissions:
+                    result.rows += self._apply_submissions(conn, submissions)
+                    touched.update(p["job"] for p in submissions)
+                if reports:
+                    report_changes = self._apply_reports(conn, reports)
+                    result.rows += len(report_changes)
+                    touched.update(change[0] for change in report_changes)
+            if report_changes:
+                self._count_report_changes(report_changes)
+            if touched:
+                result.jobs_finished = finish_completed_jobs(conn, self.redis, self.keys, sorted(touched))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(self.keys.results, GROUP, *ids)
+        pipe.xdel(self.keys.results, *ids)
+        pipe.execute()
+        return result
+
+    def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # Entries a dead flusher left pending come first, so a crash delays them only briefly.
+        claimed = self.redis.xautoclaim(
+            self.keys.results, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0",
+            count=max_entries,
+        )
+        entries: list[Any] = [e for e in claimed[1] if e[1]]
+        if len(entries) < max_entries:
+            fresh = self.redis.xreadgroup(
+                GROUP, self.consumer, {self.keys.results: ">"}, count=max_entries - len(entries), block=block_ms
+            )
+            for _stream, stream_entries in fresh or []:
+                entries.extend(stream_entries)
+        return entries
+
+    def _apply_submissions(self, conn: Connection, submissions: list[dict[str, Any]]) -> int:
+        params = []
+        done_batches: list[tuple[int, int]] = []
+        first_sent: dict[int, datetime] = {}
+        for entry in submissions:
+            outcomes = entry["o"]
+            at = datetime.fromtimestamp(entry["at"], UTC)
+            seqs = [o[0] for o in outcomes]
+            params.append({
+                "job": entry["job"],
+                "created_at": datetime.fromtimestamp(entry["ca"], UTC),
+                "at": at,
+                "low": min(seqs, default=0),
+                "high": max(seqs, default=-1),
+                "seqs": seqs,
+                "statuses": [o[1] for o in outcomes],
+                "codes": [o[2] for o in outcomes],
+                "texts": [o[3] for o in outcomes],
+                "carrier_ids": [o[4] for o in outcomes],
+            })
+            if entry["done"]:
+                done_batches.append((entry["job"], entry["batch"]))
+            if any(o[1] != FAILED for o in outcomes):
+                first_sent[entry["job"]] = min(at, first_sent.get(entry["job"], at))
+        with conn.cursor() as cur:
+            cur.executemany(_APPLY_SUBMISSION, params)
+            if done_batches:
+                cur.executemany(
+                    "UPDATE batches SET state = 'recorded', recorded_at = now() WHERE job_id = %s AND seq = %s",
+                    done_batches,
+                )
+            if first_sent:
+                cur.executemany(
+                    "UPDATE jobs SET first_sent_at = %s WHERE id = %s AND first_sent_at IS NULL",
+                    [(at, job) for job, at in first_sent.items()],
+                )
+        return sum(len(p["seqs"]) for p in params)
+
+    def _apply_reports(self, conn: Connection, reports: list[dict[str, Any]]) -> list[tuple[int, int, str, str | None, str | None]]:
+        by_job: dict[int, list[list[Any]]] = defaultdict(list)
+        for entry in reports:
+            for item in entry["r"]:
+                by_job[item[0]].append(item)
+        created = self._job_created_at(conn, by_job)
+        changes = []
+        with conn.cursor() as cur:
+            for job_id, items in by_job.items():
+                if job_id not in created:
+                    log.warning("report for unknown job", extra={"job_id": job_id, "reports": len(items)})
+                    continue
+                seqs = [i[1] for i in items]
+                cur.execute(_APPLY_REPORTS, {
+                    "job": job_id,
+                    "created_at": created[job_id],
+                    "low": min(seqs),
+                    "high": max(seqs),
+                    "seqs": seqs,
+                    "statuses": [i[2] for i in items],
+                    "codes": [i[3] for i in items],
+                    "texts": [i[4] for i in items],
+                    "result_ats": [datetime.fromtimestamp(i[5], UTC) if i[5] else datetime.now(UTC) for i in items],
+                })
+                changes.extend((job_id, seq, status, code, text) for seq, status, code, text in cur.fetchall())
+        return changes
+
+    def _job_created_at(self, conn: Connection, job_ids: Iterable[int]) -> dict[int, datetime]:
+        missing = [j for j in job_ids if j not in self._created_at]
+        if missing:
+            rows = conn.execute("SELECT id, created_at FROM jobs WHERE id = ANY(%s)", (missing,)).fetchall()
+            self._created_at.update({int(job): created for job, created in rows})
+        return {j: self._created_at[j] for j in job_ids if j in self._created_at}
+
+    def _count_report_changes(self, changes: list[tuple[int, int, str, str | None, str | None]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, _seq, status, code, text in changes:
+            key = self.keys.job_counts(job_id)
+            pipe.hincrby(key, "in_flight", -1)
+            if status == DELIVERED:
+                pipe.hincrby(key, "delivered", 1)
+            elif status == FAILED:
+                pipe.hincrby(key, "failed", 1)
+                if code:
+                    pipe.hincrby(key, f"reason:{code}", 1)
+                    if text:
+                        pipe.hset(key, f"text:{code}", text)
+        pipe.execute()
+

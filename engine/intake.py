@@ -1,0 +1,256 @@
+"""Intake: turn a submitted job request into a validated, ordered set of recipient rows.
+
+Nothing here touches a database: `prepare_job` is pure and fast (it runs for every recipient of
+every job), and `engine.job_store` stores what it returns.
+
+Job-level problems (no body, an emoji in the body, a body too long for the channel) reject the
+whole request with a ``ValidationError`` naming the field. Recipient-level problems (a bad
+number, a missing variable, a value that cannot be encoded or makes the message too long) fail
+that recipient alone, with a reason code and text; the job goes on with the others.
+
+Recipients are stored in send order: SMS recipients first, then LMS, then those that failed at
+intake. Each channel's recipients thus form one contiguous range of ``seq`` numbers, so a batch
+is a seq range and every query for a batch is a range scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.channels import ContentTooLong, choose_channel
+from engine.encoding import UnencodableText, encoded_length
+from engine.errors import ValidationError
+from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
+from engine.template import MissingVariable, Template
+
+REQUESTED_CHANNELS = ("sms", "lms", "auto")
+PRIORITIES = ("bulk", "transactional")
+#: Longest member id we keep; longer ones are an upstream bug, not data.
+MEMBER_ID_MAX_LENGTH = 100
+#: How much of an invalid phone input is kept, for the operator to see what was sent to us.
+RAW_PHONE_KEEP = 40
+
+
+@dataclass(slots=True)
+class RecipientRow:
+    """One recipient as stored: ``channel`` is None and ``reason_code`` set when it failed at intake."""
+
+    phone: str
+    member_id: str | None
+    values: tuple[str, ...] | None
+    channel: str | None
+    reason_code: str | None = None
+    reason_text: str | None = None
+
+
+@dataclass(slots=True)
+class PreparedJob:
+    """A validated job request, ready to store."""
+
+    requested_channel: str
+    priority: str
+    sender: str
+    title: str | None
+    body: str
+    variables: tuple[str, ...]
+    sms: list[RecipientRow] = field(default_factory=list)
+    lms: list[RecipientRow] = field(default_factory=list)
+    invalid: list[RecipientRow] = field(default_factory=list)
+    duplicates_removed: int = 0
+    request_hash: bytes = b""
+
+    @property
+    def total(self) -> int:
+        return len(self.sms) + len(self.lms) + len(self.invalid)
+
+    def rows_in_send_order(self) -> list[RecipientRow]:
+        return self.sms + self.lms + self.invalid
+
+
+def request_hash(raw_body: bytes) -> bytes:
+    """Fingerprint of a request body, to tell an idempotent retry from a different request."""
+    return hashlib.sha256(raw_body).digest()
+
+
+def prepare_job(request: Any, *, max_recipients: int, raw_body: bytes = b"") -> PreparedJob:
+    """Validate a decoded job request and classify each recipient.
+
+    Raises:
+      ValidationError: the job as a whole cannot be accepted; names the field and the reason.
+    """
+    if not isinstance(request, Mapping):
+        raise ValidationError("body", "the request body must be a JSON object")
+    requested = _choice(request, "channel", REQUESTED_CHANNELS, default=None)
+    priority = _choice(request, "priority", PRIORITIES, default="bulk")
+    sender = _sender(request.get("sender"))
+    body = _text(request, "body", required=True)
+    title = _text(request, "title", required=False)
+    if title is not None and requested == "sms":
+        raise ValidationError("title", "SMS messages have no title; use channel lms or auto")
+    recipients = request.get("recipients")
+    if not isinstance(recipients, list) or not recipients:
+        raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
+    if len(recipients) > max_recipients:
+        raise ValidationError("recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}")
+
+    template = Template.parse(body)
+    literal_bytes = _literal_bytes(template, body)
+    title_bytes = _title_bytes(title)
+    if not template.has_variables:
+        # The same message for everyone: a content problem is the job's, not a recipient's.
+        _channel_or_reject(requested, literal_bytes, title_bytes)
+
+    job = PreparedJob(
+        requested_channel=requested,
+        priority=priority,
+        sender=sender,
+        title=title,
+        body=body,
+        variables=template.variables,
+        request_hash=request_hash(raw_body),
+    )
+    _classify_recipients(job, recipients, template, title_bytes)
+    return job
+
+
+def _classify_recipients(
+    job: PreparedJob,
+    recipients: Sequence[Any],
+    template: Template,
+    title_bytes: int,
+) -> None:
+    seen: set[str] = set()
+    has_variables = template.has_variables
+    requested = job.requested_channel
+    fixed_channel = None if has_variables else _channel_or_reject(requested, encoded_length(job.body), title_bytes)
+    sms, lms, invalid = job.sms, job.lms, job.invalid
+    for index, item in enumerate(recipients):
+        if not isinstance(item, Mapping):
+            raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
+        member_id = _member_id(item.get("member_id"), index)
+        raw_phone = item.get("phone")
+        try:
+            if not isinstance(raw_phone, str):
+                raise InvalidPhone("phone must be a string such as '010-1234-5678'", "invalid_phone")
+            phone = normalize_recipient(raw_phone)
+        except InvalidPhone as exc:
+            kept = raw_phone[:RAW_PHONE_KEEP] if isinstance(raw_phone, str) else repr(raw_phone)[:RAW_PHONE_KEEP]
+            invalid.append(RecipientRow(kept, member_id, None, None, exc.code, exc.reason))
+            continue
+        if phone in seen:
+            job.duplicates_removed += 1
+            continue
+        seen.add(phone)
+        if not has_variables:
+            row = RecipientRow(phone, member_id, None, fixed_channel)
+        else:
+            row = _personalised_row(phone, member_id, item.get("variables"), template, title_bytes, requested)
+        if row.channel == "sms":
+            sms.append(row)
+        elif row.channel == "lms":
+            lms.append(row)
+        else:
+            invalid.append(row)
+
+
+def _personalised_row(
+    phone: str,
+    member_id: str | None,
+    variables: Any,
+    template: Template,
+    title_bytes: int,
+    requested: str,
+) -> RecipientRow:
+    """Fill one recipient's variables and choose its channel by the length of its own message."""
+    if not isinstance(variables, Mapping):
+        return RecipientRow(phone, member_id, None, None, "missing_variable",
+                            f"variables must be an object with {', '.join(template.variables)}")
+    try:
+        values = template.values_from({k: _as_text(v) for k, v in variables.items()})
+    except MissingVariable as exc:
+        return RecipientRow(phone, member_id, None, None, "missing_variable", f"variable {exc.name!r} is missing")
+    try:
+        body_bytes = encoded_length(template.render(values))
+    except UnencodableText as exc:
+        return RecipientRow(phone, member_id, values, None, "unencodable_text", f"variables: {exc}")
+    try:
+        channel = choose_channel(requested, body_bytes, title_bytes)
+    except ContentTooLong as exc:
+        return RecipientRow(phone, member_id, values, None, "content_too_long", str(exc))
+    return RecipientRow(phone, member_id, values, channel.value)
+
+
+def _literal_bytes(template: Template, body: str) -> int:
+    """EUC-KR length of the body without its placeholders; rejects unencodable body text."""
+    literal = template.render([""] * len(template.variables))
+    try:
+        return encoded_length(literal)
+    except UnencodableText as exc:
+        raise ValidationError("body", str(exc), code="unencodable_text") from None
+
+
+def _title_bytes(title: str | None) -> int:
+    if title is None:
+        return 0
+    try:
+        return encoded_length(title)
+    except UnencodableText as exc:
+        raise ValidationError("title", str(exc), code="unencodable_text") from None
+
+
+def _channel_or_reject(requested: str, body_bytes: int, title_bytes: int) -> str:
+    try:
+        return choose_channel(requested, body_bytes, title_bytes).value
+    except ContentTooLong as exc:
+        raise ValidationError(exc.field, str(exc), code="content_too_long") from None
+
+
+def _choice(request: Mapping[str, Any], name: str, allowed: Sequence[str], default: str | None) -> str:
+    value = request.get(name, default)
+    if value is None:
+        raise ValidationError(name, f"is required; one of {', '.join(allowed)}")
+    if value not in allowed:
+        raise ValidationError(name, f"must be one of {', '.join(allowed)}, not {value!r}")
+    return str(value)
+
+
+def _text(request: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+    value = request.get(name)
+    if value is None:
+        if required:
+            raise ValidationError(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be a string")
+    if required and not value.strip():
+        raise ValidationError(name, "must not be empty")
+    return value
+
+
+def _sender(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("sender", "is required: a registered sender number such as '02-1234-5678'")
+    try:
+        return normalize_sender(value)
+    except InvalidPhone as exc:
+        raise ValidationError("sender", exc.reason, code="invalid_sender") from None
+
+
+def _member_id(value: Any, index: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(f"recipients[{index}].member_id", "must be a string")
+    text = str(value)
+    if len(text) > MEMBER_ID_MAX_LENGTH:
+        raise ValidationError(f"recipients[{index}].member_id", f"longer than {MEMBER_ID_MAX_LENGTH} characters")
+    return text
+
+
+def _as_text(value: Any) -> str:
+    """Variable values may come as numbers; they are sent as their text."""
+    return value if isinstance(value, str) else str(value)
+

@@ -1,0 +1,29 @@
+"""Every Redis key balsong uses, in one place.
+
+Keys of one job share the hash tag ``{job:ID}`` so that, on Redis Cluster, they live in one slot
+and can be used together in a script or transaction.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def job_counts(self, job_id: int) -> str:
+        """Hash of a job's live counters (see `engine.counters`)."""
+        return f"{self.prefix}:{{job:{job_id}}}:counts"
+
+    @property
+    def results(self) -> str:
+        """Stream of recorded outcomes, drained into PostgreSQL by the flusher."""
+        return f"{self.prefix}:results"
+
+    def lease(self, duty: str) -> str:
+        """Lease held by the scheduler replica running ``duty``."""
+        return f"{self.prefix}:lease:{duty}"
+
+    def cursor(self, name: str) -> str:
+        """A duty's persisted position (e.g. the report poller's last result time)."""
+        return f"{self.prefix}:cursor:{name}"

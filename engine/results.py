@@ -1,0 +1,133 @@
+"""Recording outcomes: into Redis first (live counters + the result stream), PostgreSQL later.
+
+A worker records a batch's outcomes in one pipelined round trip: one stream entry for the whole
+batch plus the counter increments. The flusher (`engine.flusher`) drains the stream into
+PostgreSQL in bulk. Delivery reports, which may arrive twice or out of order, go to the stream
+only: the flusher moves their counters after PostgreSQL has said which rows really changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from redis import Redis
+
+from carriers.base import Outcome, SubmitOutcome
+from engine.keys import Keys
+
+#: Recipient statuses, in the only order they may move.
+QUEUED, SUBMITTED, DELIVERED, FAILED = "queued", "submitted", "delivered", "failed"
+FINAL_STATUSES = (DELIVERED, FAILED)
+
+_STATUS_OF_OUTCOME = {
+    Outcome.ACCEPTED: SUBMITTED,
+    Outcome.DELIVERED: DELIVERED,
+    Outcome.FAILED: FAILED,
+    # Until per-recipient retries exist, a recipient the carrier would not take now is failed
+    # with the carrier's reason rather than left queued forever.
+    Outcome.RETRY: FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    """A carrier outcome tied back to the recipient it belongs to."""
+
+    job_id: int
+    seq: int
+    outcome: SubmitOutcome
+
+    @property
+    def status(self) -> str:
+        return _STATUS_OF_OUTCOME[self.outcome.outcome]
+
+
+def reason_code(outcome: SubmitOutcome) -> str:
+    """Our reason code for a carrier failure: the carrier's own code, namespaced."""
+    return f"carrier_{outcome.code}"
+
+
+class ResultRecorder:
+    """Writes outcomes to the result stream and moves the live counters."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        # The stream is never trimmed by length: an entry leaves it only once the flusher has
+        # committed it to PostgreSQL.
+        self.redis = redis
+        self.keys = keys
+
+    def record_submission(
+        self,
+        *,
+        job_id: int,
+        job_created_at: datetime,
+        batch_seq: int,
+        outcomes: Sequence[tuple[int, SubmitOutcome]],
+        batch_done: bool,
+        at: datetime,
+    ) -> None:
+        """Record what the carrier said at submission of (part of) a batch.
+
+        ``batch_done`` is False when some of the batch's recipients have no outcome yet (the
+        call's outcome is unknown); the batch then stays claimed until it is reconciled.
+        """
+        packed = []
+        sent = in_flight = delivered = failed = 0
+        reasons: dict[str, int] = {}
+        texts: dict[str, str] = {}
+        for seq, outcome in outcomes:
+            status = _STATUS_OF_OUTCOME[outcome.outcome]
+            code = None
+            if status == SUBMITTED:
+                sent += 1
+                in_flight += 1
+            elif status == DELIVERED:
+                sent += 1
+                delivered += 1
+            else:
+                failed += 1
+                code = reason_code(outcome)
+                reasons[code] = reasons.get(code, 0) + 1
+                texts[code] = outcome.message
+            packed.append((seq, status, code, outcome.message if code else None, outcome.carrier_id))
+        entry = {
+            "t": "send",
+            "job": job_id,
+            "ca": job_created_at.timestamp(),
+            "batch": batch_seq,
+            "done": batch_done,
+            "at": at.timestamp(),
+            "o": packed,
+        }
+        counts_key = self.keys.job_counts(job_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
+        pipe.hincrby(counts_key, "queued", -len(outcomes))
+        for name, value in (("sent", sent), ("in_flight", in_flight), ("delivered", delivered), ("failed", failed)):
+            if value:
+                pipe.hincrby(counts_key, name, value)
+        for code, count in reasons.items():
+            pipe.hincrby(counts_key, f"reason:{code}", count)
+        if texts:
+            pipe.hset(counts_key, mapping={f"text:{code}": text for code, text in texts.items()})
+        pipe.execute()
+
+    def record_reports(self, reports: Sequence[RecipientOutcome]) -> None:
+        """Queue final results from delivery reports for the flusher to apply (idempotently)."""
+        if not reports:
+            return
+        packed = [
+            (
+                r.job_id,
+                r.seq,
+                r.status,
+                reason_code(r.outcome) if r.status == FAILED else None,
+                r.outcome.message if r.status == FAILED else None,
+                r.outcome.result_at.timestamp() if r.outcome.result_at else None,
+            )
+            for r in reports
+        ]
+        self.redis.xadd(self.keys.results, {"d": orjson.dumps({"t": "report", "r": packed})})

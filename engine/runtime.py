@@ -1,0 +1,96 @@
+"""The shared resources of one balsong process, built once on first use (after any fork).
+
+Each process (API, worker, scheduler) holds one connection pool, one Redis client and one carrier
+adapter per provider; they are thread-safe and shared by its threads. Nothing is built at import
+time: a forked worker process builds its own on its first message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from psycopg_pool import ConnectionPool
+from redis import Redis
+
+from carriers.base import Carrier
+from engine.clock import Clock, SystemClock
+from engine.config import Settings, get_settings
+from engine.db import make_pool
+from engine.keys import Keys
+from engine.results import ResultRecorder
+from engine.sending import BatchSender
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    pool_size: int = 10
+
+    @cached_property
+    def pool(self) -> ConnectionPool:
+        return make_pool(self.settings, max_size=self.pool_size)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url, health_check_interval=30, socket_keepalive=True)
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
+
+    @cached_property
+    def sms_carrier(self) -> Carrier:
+        from carriers.nhn_sms import NhnSmsCarrier
+
+        return NhnSmsCarrier.from_settings(self.settings)
+
+    @cached_property
+    def recorder(self) -> ResultRecorder:
+        return ResultRecorder(self.redis, self.keys)
+
+    @cached_property
+    def batch_sender(self) -> BatchSender:
+        return BatchSender(self.sms_carrier, self.recorder, self.clock)
+
+    @cached_property
+    def worker_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def carrier_for(self, channel: str) -> Carrier:
+        """The adapter that sends ``channel`` (SMS and LMS both go through the SMS API)."""
+        return self.sms_carrier
+
+    def close(self) -> None:
+        for name in ("pool", "redis", "sms_carrier"):
+            resource = self.__dict__.pop(name, None)
+            if resource is not None:
+                resource.close()
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_pid: int | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime; a forked child builds a fresh one rather than share sockets."""
+    global _runtime, _pid
+    with _lock:
+        if _runtime is None or _pid != os.getpid():
+            settings = get_settings()
+            _runtime = Runtime(settings, pool_size=settings.worker_threads + 4)
+            _pid = os.getpid()
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (tests, or a process that built its own)."""
+    global _runtime, _pid
+    with _lock:
+        _runtime = runtime
+        _pid = os.getpid() if runtime else None

@@ -1,0 +1,94 @@
+"""Tenants, their API keys and their registered sender numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from psycopg import Connection
+
+from engine.errors import NotFound, SenderNotRegistered
+from engine.phone import normalize_sender
+
+#: Every scope a key can carry; new keys get DEFAULT_SCOPES unless told otherwise.
+ALL_SCOPES = ("send", "read", "export:unmasked", "admin")
+DEFAULT_SCOPES = ("send", "read")
+#: Visible start of every key, so a leaked key is recognisable in a secret scanner.
+KEY_PREFIX = "bsk_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant an API key belongs to, and what the key may do."""
+
+    tenant_id: int
+    key_id: int
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def create_tenant(conn: Connection, name: str) -> int:
+    row = conn.execute("INSERT INTO tenants (name) VALUES (%s) RETURNING id", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def tenant_id_by_name(conn: Connection, name: str) -> int:
+    row = conn.execute("SELECT id FROM tenants WHERE name = %s", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no tenant named {name!r}")
+    return int(row[0])
+
+
+def create_api_key(conn: Connection, tenant_id: int, scopes: tuple[str, ...] = DEFAULT_SCOPES) -> str:
+    """A new API key for the tenant. Only its hash is stored: the key is shown this once."""
+    unknown = set(scopes) - set(ALL_SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO api_keys (tenant_id, key_hash, key_prefix, scopes) VALUES (%s, %s, %s, %s)",
+        (tenant_id, hash_key(key), key[:10], list(scopes)),
+    )
+    return key
+
+
+def authenticate(conn: Connection, key: str) -> Principal | None:
+    """The principal behind an API key, or None if the key is unknown or revoked."""
+    row = conn.execute(
+        "SELECT id, tenant_id, scopes FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+        (hash_key(key),),
+    ).fetchone()
+    if row is None:
+        return None
+    return Principal(tenant_id=int(row[1]), key_id=int(row[0]), scopes=frozenset(row[2]))
+
+
+def add_sender(conn: Connection, tenant_id: int, number: str, state: str = "approved") -> str:
+    """Register a sender number (normalised) for the tenant; returns the stored form."""
+    normalised = normalize_sender(number)
+    conn.execute(
+        """
+        INSERT INTO sender_numbers (tenant_id, number, state) VALUES (%s, %s, %s)
+        ON CONFLICT (tenant_id, number) DO UPDATE SET state = EXCLUDED.state
+        """,
+        (tenant_id, normalised, state),
+    )
+    return normalised
+
+
+def require_sender(conn: Connection, tenant_id: int, number: str) -> None:
+    """Raise SenderNotRegistered unless ``number`` is an approved sender of the tenant."""
+    row = conn.execute(
+        "SELECT 1 FROM sender_numbers WHERE tenant_id = %s AND number = %s AND state = 'approved'",
+        (tenant_id, number),
+    ).fetchone()
+    if row is None:
+        raise SenderNotRegistered(number)

@@ -1,0 +1,1 @@
+"""Schema migrations, applied by Alembic (``balsong db upgrade``). Plain SQL, numbered."""
