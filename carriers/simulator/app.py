@@ -55,6 +55,7 @@ class Simulator:
         self.secret_key = secret_key
         self.store = Store()
         self.behaviour = behaviour
+        self._initial = behaviour
         self._random = random.Random(behaviour.seed)
 
     def configure(self, changes: dict[str, Any]) -> None:
@@ -187,7 +188,10 @@ class Simulator:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     async def reset(self, request: Request) -> Response:
+        """Forget every message, template and counter; restore the knobs given at start."""
         self.store.reset()
+        self.behaviour = self._initial
+        self._random = random.Random(self._initial.seed)
         return _json({"status": "reset"})
 
     def routes(self) -> list[Route]:
