@@ -98,10 +98,14 @@ def list_messages(store: Store, channel: str, params: Mapping[str, str]) -> dict
     reference = params.get("recipientGroupingKey")
     if reference is not None:
         found = store.by_reference[channel].get(reference)
-        candidates = [found] if found is not None else []
+        candidates = [store.at(found)] if found is not None else []
     elif request_id is not None:
         sent = store.requests.get(request_id)
-        candidates = sent.messages if sent is not None and sent.channel == channel else []
+        candidates = (
+            [sent.message(i) for i in range(len(sent))]
+            if sent is not None and sent.channel == channel
+            else []
+        )
     else:
         window = created or requested
         assert window is not None
@@ -167,7 +171,7 @@ def one_message(store: Store, channel: str, request_id: str, params: Mapping[str
         seq = int(params.get("recipientSeq") or "")
     except ValueError:
         raise ProviderError(-2012) from None
-    for message in sent.messages:
-        if message.seq == seq:
-            return {"header": header(), "body": {"data": row(message, time.time(), channel)}}
+    if seq in sent.seqs:
+        message = sent.message(sent.seqs.index(seq))
+        return {"header": header(), "body": {"data": row(message, time.time(), channel)}}
     raise ProviderError(-2012)

@@ -7,7 +7,7 @@ from typing import Any
 
 from carriers.nhn_sms_codes import api_message
 from carriers.simulator.behaviour import FINAL, REJECT, Behaviour, draw
-from carriers.simulator.state import DELIVERED, Message, SendRequest, Store, Template
+from carriers.simulator.state import DELIVERED, SendRequest, Store, Template
 
 #: Longest texts the provider saves, in characters (api-guide "Caution" table).
 SMS_BODY_MAX = 255
@@ -63,50 +63,60 @@ def send(store: Store, behaviour: Behaviour, channel: str, payload: Any, now: fl
         result_at=now + behaviour.result_delay_ms / 1000.0,
     )
     known = store.by_reference[channel]
+    resubmitted = store.resubmissions[channel]
     refusals = store.refusals[channel]
     reject_mix, failure_mix, seed = behaviour.reject_mix, behaviour.failure_mix, behaviour.seed
-    messages = request.messages
+    references, numbers, seqs, params = request.references, request.numbers, request.seqs, request.params
+    first_place = store.open_slot(request)
+    finals: list[str] | None = [] if failure_mix else None
+    request.finals = finals
     results: list[dict[str, Any]] = []
+    append = results.append
     duplicates = rejected = 0
     for seq, recipient in enumerate(recipients, 1):
         reference = recipient.get("recipientGroupingKey")
         number = recipient.get("recipientNo") or recipient.get("internationalRecipientNo") or ""
         code = 0
         if reference is not None and reference in known:
-            known[reference].submissions += 1
+            resubmitted[reference] = resubmitted.get(reference, 0) + 1
             duplicates += 1
         elif not number:
             code = -2018
         elif not number.isdigit() or not 8 <= len(number) <= 20:
             code = -2019
-        elif reject_mix:
-            attempt = refusals.get(reference, 0) if reference is not None else 0
-            refused = draw(
-                seed, f"{REJECT}:{attempt}", reference or f"{request.request_id}:{seq}", reject_mix
-            )
-            if refused is not None:
-                code = int(refused)
+        else:
+            if reject_mix:
+                attempt = refusals.get(reference, 0) if reference is not None else 0
+                refused = draw(
+                    seed, f"{REJECT}:{attempt}", reference or f"{request.request_id}:{seq}", reject_mix
+                )
+                if refused is not None:
+                    code = int(refused)
+                    if reference is not None:
+                        refusals[reference] = attempt + 1
+            if code == 0:
                 if reference is not None:
-                    refusals[reference] = attempt + 1
-        if code == 0 and (reference is None or reference not in known):
-            final = draw(seed, FINAL, reference, failure_mix) if failure_mix and reference else None
-            message = Message(
-                request, reference, number, seq, recipient.get("templateParameter"), final or DELIVERED
-            )
-            messages.append(message)
-            if reference is not None:
-                known[reference] = message
+                    known[reference] = first_place + len(seqs)
+                references.append(reference)
+                numbers.append(number)
+                seqs.append(seq)
+                params.append(recipient.get("templateParameter"))
+                if finals is not None:
+                    finals.append(draw(seed, FINAL, reference or "", failure_mix) or DELIVERED)
+        # The parsed entry becomes the answer's entry: cheaper than building a new dict.
+        if "templateParameter" in recipient:
+            del recipient["templateParameter"]
+        recipient["recipientNo"] = number
+        recipient["recipientSeq"] = seq
+        recipient["recipientGroupingKey"] = reference
         if code:
             rejected += 1
-        results.append(
-            {
-                "recipientNo": number,
-                "resultCode": code,
-                "resultMessage": "SUCCESS" if code == 0 else api_message(code),
-                "recipientSeq": seq,
-                "recipientGroupingKey": reference,
-            }
-        )
+            recipient["resultCode"] = code
+            recipient["resultMessage"] = api_message(code)
+        else:
+            recipient["resultCode"] = 0
+            recipient["resultMessage"] = "SUCCESS"
+        append(recipient)
     store.counters["duplicate_submissions"] += duplicates
     store.counters["rejected_recipients"] += rejected
     store.accept(request)

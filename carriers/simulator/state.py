@@ -1,8 +1,8 @@
 """What the simulated provider remembers: accepted messages, templates, categories, counters.
 
-Built for volume: one :class:`SendRequest` per accepted request holds everything its recipients
-share; one small :class:`Message` per accepted recipient holds the rest. A message's text
-(template substitution), status and result date are worked out only when someone reads them.
+Built for volume: one :class:`SendRequest` per accepted request holds what its recipients share
+and, in columns, what they do not. A :class:`Message` view, the text (template substitution),
+status and result date are made only when someone reads them.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ KST = timezone(timedelta(hours=9), "KST")
 
 #: Delivered, per the result codes of receiving.
 DELIVERED = "1000"
+#: More than the most recipients of one request.
+SLOT_WIDTH = 1024
 
 
 @dataclass(slots=True)
 class SendRequest:
-    """One accepted send request."""
+    """One accepted send request, its recipients stored column by column (cheap to append)."""
 
     request_id: str
     #: ``"sms"`` or ``"lms"`` (balsong's channel names).
@@ -36,37 +38,63 @@ class SendRequest:
     accepted_at: float
     #: ``accepted_at`` plus the result delay in force at acceptance.
     result_at: float
-    messages: list[Message] = field(default_factory=list)
+    references: list[str | None] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    #: ``templateParameter`` per recipient (``None`` where absent).
+    params: list[dict[str, Any] | None] = field(default_factory=list)
+    #: Final result code per recipient; ``None`` when every one is delivered.
+    finals: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def message(self, index: int) -> Message:
+        return Message(self, index)
 
 
-@dataclass(slots=True)
 class Message:
-    """One accepted recipient."""
+    """A view of one accepted recipient, made only when someone reads it."""
 
-    request: SendRequest
-    reference: str | None
-    recipient_no: str
-    seq: int
-    #: ``templateParameter`` of this recipient, if any.
-    params: dict[str, Any] | None
-    #: Final result code of receiving, fixed at acceptance.
-    final_code: str
-    submissions: int = 1
+    __slots__ = ("index", "request")
+
+    def __init__(self, request: SendRequest, index: int) -> None:
+        self.request = request
+        self.index = index
+
+    @property
+    def reference(self) -> str | None:
+        return self.request.references[self.index]
+
+    @property
+    def recipient_no(self) -> str:
+        return self.request.numbers[self.index]
+
+    @property
+    def seq(self) -> int:
+        return self.request.seqs[self.index]
+
+    @property
+    def final_code(self) -> str:
+        finals = self.request.finals
+        return DELIVERED if finals is None else finals[self.index]
 
     def text(self) -> str:
         """The body as the handset receives it."""
         body = self.request.body
-        if self.params:
-            for key, value in self.params.items():
+        params = self.request.params[self.index]
+        if params:
+            for key, value in params.items():
                 body = body.replace("##" + key + "##", str(value))
         return body
 
     def is_final(self, now: float) -> bool:
         return now >= self.request.result_at
 
-    def ledger_row(self, now: float) -> dict[str, Any]:
+    def ledger_row(self, now: float, submissions: int) -> dict[str, Any]:
         final = self.is_final(now)
         request = self.request
+        code = self.final_code
         return {
             "reference": self.reference,
             "recipient_no": self.recipient_no,
@@ -77,11 +105,9 @@ class Message:
             "request_id": request.request_id,
             "recipient_seq": self.seq,
             "accepted_at": request.accepted_at,
-            "submissions": self.submissions,
-            "final_status": ("delivered" if self.final_code == DELIVERED else "failed")
-            if final
-            else "processing",
-            "result_code": self.final_code if final else None,
+            "submissions": submissions,
+            "final_status": ("delivered" if code == DELIVERED else "failed") if final else "processing",
+            "result_code": code if final else None,
         }
 
 
@@ -104,11 +130,16 @@ class Store:
         self.reset()
 
     def reset(self) -> None:
-        #: Accepted messages in acceptance order (``accepted_at`` never decreases).
-        self.messages: list[Message] = []
+        #: Accepted requests in acceptance order (``accepted_at`` never decreases).
+        self.accepted: list[SendRequest] = []
         self.requests: dict[str, SendRequest] = {}
-        #: channel -> reference -> message, for deduplication and lookup.
-        self.by_reference: dict[str, dict[str, Message]] = {"sms": {}, "lms": {}}
+        #: Every validated send request; a message's place is ``slot * SLOT_WIDTH + index``.
+        self.slots: list[SendRequest] = []
+        #: channel -> reference -> place (an int: nothing more for the garbage collector to scan).
+        self.by_reference: dict[str, dict[str, int]] = {"sms": {}, "lms": {}}
+        #: channel -> reference -> submissions after the first.
+        self.resubmissions: dict[str, dict[str, int]] = {"sms": {}, "lms": {}}
+        self.accepted_count = 0
         #: channel -> reference -> submit-time refusals so far (a retry draws again).
         self.refusals: dict[str, dict[str, int]] = {"sms": {}, "lms": {}}
         self.templates: dict[str, Template] = {}
@@ -140,21 +171,40 @@ class Store:
         stamp = datetime.fromtimestamp(now, KST).strftime("%Y%m%d%H%M%S")
         return f"{stamp}{self._sequence:011d}"
 
+    def open_slot(self, request: SendRequest) -> int:
+        """Number ``request`` so its messages can be found by place; its first place."""
+        self.slots.append(request)
+        return (len(self.slots) - 1) * SLOT_WIDTH
+
+    def at(self, place: int) -> Message:
+        """The message at ``place`` (see :attr:`by_reference`)."""
+        return Message(self.slots[place // SLOT_WIDTH], place % SLOT_WIDTH)
+
     def accept(self, request: SendRequest) -> None:
         self.requests[request.request_id] = request
-        self.messages.extend(request.messages)
-        self.by_channel[request.channel] += len(request.messages)
+        if len(request):
+            self.accepted.append(request)
+        self.accepted_count += len(request)
+        self.by_channel[request.channel] += len(request)
         self.counters["accepted_requests"] += 1
 
-    def between(self, start: float, end: float) -> list[Message]:
+    def between(self, start: float, end: float) -> Iterator[Message]:
         """Messages accepted in ``[start, end)``."""
-        low = bisect.bisect_left(self.messages, start, key=lambda m: m.request.accepted_at)
-        high = bisect.bisect_left(self.messages, end, key=lambda m: m.request.accepted_at)
-        return self.messages[low:high]
+        low = bisect.bisect_left(self.accepted, start, key=lambda r: r.accepted_at)
+        high = bisect.bisect_left(self.accepted, end, key=lambda r: r.accepted_at)
+        for request in self.accepted[low:high]:
+            for index in range(len(request)):
+                yield Message(request, index)
+
+    def submissions(self, message: Message) -> int:
+        reference = message.reference
+        if reference is None:
+            return 1
+        return 1 + self.resubmissions[message.request.channel].get(reference, 0)
 
     def summary(self) -> dict[str, Any]:
         return {
-            "accepted": len(self.messages),
+            "accepted": self.accepted_count,
             **self.counters,
             "by_channel": dict(self.by_channel),
             "templates": len(self.templates),
@@ -163,6 +213,13 @@ class Store:
     def ledger(self, chunk: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Ledger rows in acceptance order, ``chunk`` at a time."""
         now = time.time()
-        messages = list(self.messages)
-        for start in range(0, len(messages), chunk):
-            yield [m.ledger_row(now) for m in messages[start : start + chunk]]
+        rows: list[dict[str, Any]] = []
+        for request in list(self.accepted):
+            for index in range(len(request)):
+                message = Message(request, index)
+                rows.append(message.ledger_row(now, self.submissions(message)))
+                if len(rows) >= chunk:
+                    yield rows
+                    rows = []
+        if rows:
+            yield rows

@@ -38,6 +38,8 @@ class SimulatorHandle:
         self.knobs = dict(knobs or {})
         self.app_key = app_key
         self.secret_key = secret_key
+        #: Process id of the simulator (set by :func:`running_simulator`).
+        self.pid: int | None = None
         self._client = httpx.Client(base_url=url, timeout=10.0)
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
@@ -95,6 +97,7 @@ def running_simulator(
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         handle = SimulatorHandle(f"http://127.0.0.1:{port}", app_key, secret_key, knobs)
+        handle.pid = process.pid
         try:
             _wait_healthy(handle, process, log)
             if knobs:
