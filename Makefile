@@ -1,0 +1,37 @@
+# balsong: `make demo` runs the main job end to end; `make test` runs the tests.
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+
+.PHONY: demo test test-fault bench lint services install
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+services:
+	bash scripts/ensure-services.sh
+
+# Starts the simulator, API, worker and scheduler, sends a 100,000-recipient job over HTTP,
+# shows its progress and prints the results summary.
+demo: install services
+	$(BIN)/balsong demo
+
+# Unit, carrier-contract and integration tests on the real PostgreSQL, Redis and RabbitMQ.
+test: install services
+	$(BIN)/pytest
+
+# Long runs that kill and restart real processes.
+test-fault: install services
+	$(BIN)/pytest -m fault
+
+bench: install services
+	$(BIN)/python bench/throughput.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy engine actors carriers api cli
