@@ -18,8 +18,11 @@ from engine.scheduler import Duty
 
 log = logging.getLogger(__name__)
 
-#: Reports are re-read over this overlap, so one landing late at the carrier is not missed.
-REPORT_OVERLAP = timedelta(seconds=30)
+#: Reports are re-read over this overlap, so one landing late at the carrier is not missed
+#: (re-reading is harmless: applying a report twice changes nothing).
+REPORT_OVERLAP = timedelta(seconds=3)
+#: Polls stop this far behind now, so results still being written at the carrier are not skipped.
+REPORT_SETTLE = timedelta(seconds=1)
 #: Where the report poller starts when it has no cursor (a fresh or wiped Redis).
 REPORT_START_BACK = timedelta(hours=1)
 FLUSH_PAGE = 500
@@ -32,7 +35,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
         Duty("outbox", 2.0, lambda: outbox(rt)),
         Duty("reconcile", 10.0, lambda: reconcile_stale(rt)),
-        Duty("poll_reports", 1.0, lambda: poll_reports(rt)),
+        Duty("poll_reports", 2.0, lambda: poll_reports(rt)),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
     ]
@@ -68,12 +71,12 @@ def reconcile_stale(rt: Runtime) -> None:
 
 def poll_reports(rt: Runtime) -> None:
     """Ask the carrier for final results since the last poll and queue them for the flusher."""
-    now = rt.clock.now()
+    until = rt.clock.now() - REPORT_SETTLE
     for channel in (Channel.SMS, Channel.LMS):
         cursor_key = rt.keys.cursor(f"reports:{channel.value}")
         raw = rt.redis.get(cursor_key)
-        since = datetime.fromtimestamp(float(raw), UTC) if raw else now - REPORT_START_BACK
-        reports = rt.carrier_for(channel.value).reports(channel, since - REPORT_OVERLAP, now)
+        since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
+        reports = rt.carrier_for(channel.value).reports(channel, since - REPORT_OVERLAP, until)
         outcomes = []
         for report in reports:
             parsed = parse_reference(report.reference)
@@ -81,7 +84,7 @@ def poll_reports(rt: Runtime) -> None:
                 continue
             outcomes.append(RecipientOutcome(parsed[0], parsed[1], report))
         rt.recorder.record_reports(outcomes)
-        rt.redis.set(cursor_key, now.timestamp())
+        rt.redis.set(cursor_key, until.timestamp())
 
 
 def sweep_open_jobs(rt: Runtime) -> None:

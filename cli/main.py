@@ -118,7 +118,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_simulator(args: argparse.Namespace) -> int:
     from cli.processes import simulator_argv
 
-    return _exec(simulator_argv(args.host, args.port, *args.extra))
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    return _exec(simulator_argv(args.host, args.port, *extra))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BALSONG_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
 

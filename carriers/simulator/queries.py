@@ -106,6 +106,8 @@ def list_messages(store: Store, channel: str, params: Mapping[str, str]) -> dict
             if sent is not None and sent.channel == channel
             else []
         )
+    elif results is not None:
+        candidates = store.finalised_between(*results)
     else:
         window = created or requested
         assert window is not None

@@ -132,6 +132,8 @@ class Store:
     def reset(self) -> None:
         #: Accepted requests in acceptance order (``accepted_at`` never decreases).
         self.accepted: list[SendRequest] = []
+        #: The same requests ordered by result time, so report polls read only their window.
+        self.by_result: list[SendRequest] = []
         self.requests: dict[str, SendRequest] = {}
         #: Every validated send request; a message's place is ``slot * SLOT_WIDTH + index``.
         self.slots: list[SendRequest] = []
@@ -184,6 +186,7 @@ class Store:
         self.requests[request.request_id] = request
         if len(request):
             self.accepted.append(request)
+            bisect.insort(self.by_result, request, key=lambda r: r.result_at)
         self.accepted_count += len(request)
         self.by_channel[request.channel] += len(request)
         self.counters["accepted_requests"] += 1
@@ -193,6 +196,14 @@ class Store:
         low = bisect.bisect_left(self.accepted, start, key=lambda r: r.accepted_at)
         high = bisect.bisect_left(self.accepted, end, key=lambda r: r.accepted_at)
         for request in self.accepted[low:high]:
+            for index in range(len(request)):
+                yield Message(request, index)
+
+    def finalised_between(self, start: float, end: float) -> Iterator[Message]:
+        """Messages whose final result came in ``[start, end)``."""
+        low = bisect.bisect_left(self.by_result, start, key=lambda r: r.result_at)
+        high = bisect.bisect_left(self.by_result, end, key=lambda r: r.result_at)
+        for request in self.by_result[low:high]:
             for index in range(len(request)):
                 yield Message(request, index)
 
