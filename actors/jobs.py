@@ -35,7 +35,9 @@ def send_batch(job_id: int, batch_seq: int) -> None:
     with rt.pool.connection() as conn:
         claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id)
     if claimed is None:
-        log.info("batch already claimed or recorded; nothing to do", extra={"job_id": job_id, "batch": batch_seq})
+        log.info(
+            "batch already claimed or recorded; nothing to do", extra={"job_id": job_id, "batch": batch_seq}
+        )
         return
     if not rt.batch_sender.send(claimed):
         with rt.pool.connection() as conn:
@@ -48,5 +50,12 @@ def reconcile_batch(job_id: int, batch_seq: int) -> None:
     rt = get_runtime()
     with rt.pool.connection() as conn:
         carrier = rt.carrier_for("sms")
-        reconcile(conn, carrier, rt.batch_sender, job_id=job_id, batch_seq=batch_seq,
-                  older_than_seconds=rt.settings.reconcile_after_seconds, worker=rt.worker_id)
+        reconcile(
+            conn,
+            carrier,
+            rt.batch_sender,
+            job_id=job_id,
+            batch_seq=batch_seq,
+            older_than_seconds=rt.settings.reconcile_after_seconds,
+            worker=rt.worker_id,
+        )

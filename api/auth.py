@@ -18,8 +18,9 @@ _cache_lock = Lock()
 
 
 def _unauthorised(detail: str) -> HTTPException:
-    return HTTPException(401, detail={"code": "unauthorised", "message": detail},
-                         headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(
+        401, detail={"code": "unauthorised", "message": detail}, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 def principal(request: Request) -> Principal:
@@ -46,4 +47,6 @@ def principal(request: Request) -> Principal:
 
 def require(scope: str, who: Principal) -> None:
     if not who.allows(scope):
-        raise HTTPException(403, detail={"code": "forbidden", "message": f"this API key lacks the '{scope}' scope"})
+        raise HTTPException(
+            403, detail={"code": "forbidden", "message": f"this API key lacks the '{scope}' scope"}
+        )

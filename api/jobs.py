@@ -54,7 +54,9 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
 @router.post(
     "",
     status_code=202,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": JOB_REQUEST_SCHEMA}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": JOB_REQUEST_SCHEMA}}}
+    },
 )
 async def submit_job(
     request: Request,
@@ -80,8 +82,14 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
     rt = get_runtime()
     job = prepare_job(decoded, max_recipients=rt.settings.max_recipients_per_job, raw_body=raw)
     with rt.pool.connection() as conn:
-        return store_job(conn, tenant_id=tenant_id, job=job, now=rt.clock.now(),
-                         idempotency_key=idempotency_key, partitions=_partitions)
+        return store_job(
+            conn,
+            tenant_id=tenant_id,
+            job=job,
+            now=rt.clock.now(),
+            idempotency_key=idempotency_key,
+            partitions=_partitions,
+        )
 
 
 def _plan(job_id: int) -> None:
@@ -120,6 +128,7 @@ def get_recipients(
             raise ValidationError("cursor", "not a cursor this API returned")
         after = int(cursor)
     with get_runtime().pool.connection() as conn:
-        page = views.list_recipients(conn, who.tenant_id, job_id, status=status, reason=reason, after=after,
-                                     limit=limit)
+        page = views.list_recipients(
+            conn, who.tenant_id, job_id, status=status, reason=reason, after=after, limit=limit
+        )
     return ORJSONResponse(page)

@@ -30,10 +30,17 @@ def naive_send(reference: str, phone: str, body: str) -> None:
     client, conn = _resources()
     response = client.post(
         f"/sms/v3.0/appKeys/{settings.sms_app_key}/sender/sms",
-        content=orjson.dumps({"body": body, "sendNo": "0212345678",
-                              "recipientList": [{"recipientNo": phone, "recipientGroupingKey": reference}]}),
+        content=orjson.dumps(
+            {
+                "body": body,
+                "sendNo": "0212345678",
+                "recipientList": [{"recipientNo": phone, "recipientGroupingKey": reference}],
+            }
+        ),
         headers={"X-Secret-Key": settings.sms_secret_key, "Content-Type": "application/json;charset=UTF-8"},
     )
     result = response.json()["body"]["data"]["sendResultList"][0]
-    conn.execute("INSERT INTO naive_results (reference, result_code) VALUES (%s, %s)",
-                 (reference, str(result["resultCode"])))
+    conn.execute(
+        "INSERT INTO naive_results (reference, result_code) VALUES (%s, %s)",
+        (reference, str(result["resultCode"])),
+    )

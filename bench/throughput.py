@@ -23,10 +23,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli.processes import ProcessGroup  # noqa: E402
-from engine.db import upgrade  # noqa: E402
-from tests.support.services import isolated_settings, settings_env  # noqa: E402
-from tests.support.stack import SENDER, running_stack  # noqa: E402
+from cli.processes import ProcessGroup
+from engine.db import upgrade
+from tests.support.services import isolated_settings, settings_env
+from tests.support.stack import SENDER, running_stack
 
 FINISHED = ("completed", "partially_failed", "failed")
 BODY = "[balsong] #{name}님, 주문하신 상품이 발송되었습니다."
@@ -35,14 +35,21 @@ BODY = "[balsong] #{name}님, 주문하신 상품이 발송되었습니다."
 def run_balsong(settings, recipients: int, log_dir: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
     with running_stack(settings, log_dir, worker_processes=2, worker_threads=8) as stack:
         client = stack.new_tenant("bench")
-        payload = orjson.dumps({
-            "channel": "auto", "sender": SENDER, "body": BODY,
-            "recipients": [{"phone": f"010{20_000_000 + i:08d}", "variables": {"name": f"고객{i}"}}
-                           for i in range(recipients)],
-        })
+        payload = orjson.dumps(
+            {
+                "channel": "auto",
+                "sender": SENDER,
+                "body": BODY,
+                "recipients": [
+                    {"phone": f"010{20_000_000 + i:08d}", "variables": {"name": f"고객{i}"}}
+                    for i in range(recipients)
+                ],
+            }
+        )
         started = time.monotonic()
-        response = client.post("/v1/jobs", content=payload, headers={"Content-Type": "application/json"},
-                               timeout=600)
+        response = client.post(
+            "/v1/jobs", content=payload, headers={"Content-Type": "application/json"}, timeout=600
+        )
         response.raise_for_status()
         accepted = time.monotonic() - started
         job_id = response.json()["job_id"]
@@ -62,17 +69,27 @@ def run_balsong(settings, recipients: int, log_dir: Path) -> dict[str, float]:  
                 time.sleep(0.05)
         ledger = stack.simulator.summary()
     assert durable_at is not None
-    return {"accepted_s": accepted, "durable_s": durable_at, "finished_s": finished_at,
-            "rate": recipients / durable_at, "rate_finished": recipients / finished_at,
-            "carrier_accepted": float(ledger.get("accepted", 0))}
+    return {
+        "accepted_s": accepted,
+        "durable_s": durable_at,
+        "finished_s": finished_at,
+        "rate": recipients / durable_at,
+        "rate_finished": recipients / finished_at,
+        "carrier_accepted": float(ledger.get("accepted", 0)),
+    }
 
 
 def run_naive(settings, sample: int, log_dir: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from tests.support.simulator import running_simulator
 
     with running_simulator() as simulator:
-        env = {**os.environ, **settings_env(settings), "BALSONG_SMS_API_URL": simulator.url,
-               "BALSONG_SMS_APP_KEY": simulator.app_key, "BALSONG_SMS_SECRET_KEY": simulator.secret_key}
+        env = {
+            **os.environ,
+            **settings_env(settings),
+            "BALSONG_SMS_API_URL": simulator.url,
+            "BALSONG_SMS_APP_KEY": simulator.app_key,
+            "BALSONG_SMS_SECRET_KEY": simulator.secret_key,
+        }
         os.environ.update(env)
         from engine.config import get_settings
 
@@ -82,14 +99,29 @@ def run_naive(settings, sample: int, log_dir: Path) -> dict[str, float]:  # type
             conn.execute("TRUNCATE naive_results")
         group = ProcessGroup(log_dir=log_dir, env=env)
         try:
-            group.start("naive-worker", [sys.executable, "-m", "dramatiq", "bench.naive", "--processes", "2",
-                                         "--threads", "8", "--path", str(Path(__file__).resolve().parent.parent)])
+            group.start(
+                "naive-worker",
+                [
+                    sys.executable,
+                    "-m",
+                    "dramatiq",
+                    "bench.naive",
+                    "--processes",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--path",
+                    str(Path(__file__).resolve().parent.parent),
+                ],
+            )
             from bench.naive import naive_send
 
             time.sleep(3)  # let the workers connect before the clock starts
             started = time.monotonic()
             for i in range(sample):
-                naive_send.send(f"naive-{i}", f"010{30_000_000 + i:08d}", f"[balsong] 고객{i}님, 발송되었습니다.")
+                naive_send.send(
+                    f"naive-{i}", f"010{30_000_000 + i:08d}", f"[balsong] 고객{i}님, 발송되었습니다."
+                )
             with psycopg.connect(settings.database_url, autocommit=True) as conn:
                 while True:
                     row = conn.execute("SELECT count(*) FROM naive_results").fetchone()
@@ -104,7 +136,9 @@ def run_naive(settings, sample: int, log_dir: Path) -> dict[str, float]:  # type
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--naive-sample", type=int, default=10_000)
     args = parser.parse_args()
@@ -115,15 +149,24 @@ def main() -> int:
         naive = run_naive(settings, args.naive_sample, log_dir)
     print()
     print(f"{'design':<44}{'recipients':>12}{'seconds':>10}{'recipients/s':>15}")
-    print(f"{'balsong (POST -> every outcome durable)':<44}{args.recipients:>12,}{ours['durable_s']:>10.2f}"
-          f"{ours['rate']:>15,.0f}")
-    print(f"{'balsong (POST -> job finished, reports in)':<44}{args.recipients:>12,}{ours['finished_s']:>10.2f}"
-          f"{ours['rate_finished']:>15,.0f}")
-    print(f"{'naive (1 message + 1 call + 1 INSERT each)':<44}{args.naive_sample:>12,}{naive['elapsed_s']:>10.2f}"
-          f"{naive['rate']:>15,.0f}")
+    print(
+        f"{'balsong (POST -> every outcome durable)':<44}{args.recipients:>12,}{ours['durable_s']:>10.2f}"
+        f"{ours['rate']:>15,.0f}"
+    )
+    print(
+        f"{'balsong (POST -> job finished, reports in)':<44}{args.recipients:>12,}{ours['finished_s']:>10.2f}"
+        f"{ours['rate_finished']:>15,.0f}"
+    )
+    print(
+        f"{'naive (1 message + 1 call + 1 INSERT each)':<44}{args.naive_sample:>12,}"
+        f"{naive['elapsed_s']:>10.2f}"
+        f"{naive['rate']:>15,.0f}"
+    )
     print(f"\nintake: {args.recipients:,} recipients acknowledged (202) in {ours['accepted_s']:.2f}s")
-    print(f"ratio balsong / naive: {ours['rate'] / naive['rate']:.1f}x "
-          f"(target: >= 20,000 recipients/s and >= 20x)")
+    print(
+        f"ratio balsong / naive: {ours['rate'] / naive['rate']:.1f}x "
+        f"(target: >= 20,000 recipients/s and >= 20x)"
+    )
     print(f"logs: {log_dir}")
     return 0
 

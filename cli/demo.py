@@ -36,7 +36,13 @@ def demo_recipients(count: int, seed: int = 7) -> list[dict[str, Any]]:
     for i in range(count):
         number = f"010{10_000_000 + i:08d}"
         form = i % 3
-        phone = number if form == 0 else f"{number[:3]}-{number[3:7]}-{number[7:]}" if form == 1 else f"+82 {number[1:]}"
+        phone = (
+            number
+            if form == 0
+            else f"{number[:3]}-{number[3:7]}-{number[7:]}"
+            if form == 1
+            else f"+82 {number[1:]}"
+        )
         name = rng.choice(SURNAMES) + rng.choice(GIVEN)
         if i % 10 == 0:
             name += " 고객님 (VIP 멤버십 골드 등급)"
@@ -56,30 +62,39 @@ def run_demo(recipients: int = 100_000) -> int:
     try:
         sim_port = int(settings.sms_api_url.rsplit(":", 1)[1].split("/")[0])
         api_port = int(settings.api_url.rsplit(":", 1)[1].split("/")[0])
-        print(f"starting simulator (:{sim_port}), API (:{api_port}), worker and scheduler; logs in .run/logs/")
-        group.start("simulator", simulator_argv("127.0.0.1", sim_port, "--result-delay-ms", "1500",
-                                                "--failure-rate", "0.01"))
+        print(
+            f"starting simulator (:{sim_port}), API (:{api_port}), worker and scheduler; logs in .run/logs/"
+        )
+        group.start(
+            "simulator",
+            simulator_argv("127.0.0.1", sim_port, "--result-delay-ms", "1500", "--failure-rate", "0.01"),
+        )
         group.start("api", api_argv("127.0.0.1", api_port))
         group.start("worker", worker_argv(settings.worker_processes, settings.worker_threads))
         group.start("scheduler", scheduler_argv())
         wait_healthy(f"{settings.sms_api_url}/_simulator/health", group)
         wait_healthy(f"{settings.api_url}/healthz", group)
         key = _demo_tenant()
-        body = orjson.dumps({
-            "channel": "auto",
-            "sender": DEMO_SENDER,
-            "title": "[balsong] 배송 안내",
-            "body": "[balsong] #{name}님, 주문하신 상품이 오늘 발송되었습니다. 감사합니다.",
-            "recipients": demo_recipients(recipients),
-        })
-        with httpx.Client(base_url=settings.api_url, headers={"Authorization": f"Bearer {key}"},
-                          timeout=120) as client:
+        body = orjson.dumps(
+            {
+                "channel": "auto",
+                "sender": DEMO_SENDER,
+                "title": "[balsong] 배송 안내",
+                "body": "[balsong] #{name}님, 주문하신 상품이 오늘 발송되었습니다. 감사합니다.",
+                "recipients": demo_recipients(recipients),
+            }
+        )
+        with httpx.Client(
+            base_url=settings.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+        ) as client:
             started = time.monotonic()
             response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
             response.raise_for_status()
             job_id = response.json()["job_id"]
-            print(f"job {job_id} accepted in {time.monotonic() - started:.2f}s "
-                  f"({recipients:,} recipients, {len(body) / 1e6:.1f} MB); sending ...")
+            print(
+                f"job {job_id} accepted in {time.monotonic() - started:.2f}s "
+                f"({recipients:,} recipients, {len(body) / 1e6:.1f} MB); sending ..."
+            )
             job = follow(client, job_id, timeout=1800)
         print(summary(job, time.monotonic() - started))
         return 0

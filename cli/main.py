@@ -54,7 +54,9 @@ def _api_client(args: argparse.Namespace) -> httpx.Client:
     key = args.api_key or os.environ.get("BALSONG_API_KEY")
     if not key:
         raise SystemExit("an API key is needed: --api-key or BALSONG_API_KEY")
-    return httpx.Client(base_url=get_settings().api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return httpx.Client(
+        base_url=get_settings().api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -112,7 +114,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from cli.processes import worker_argv
 
     settings = get_settings()
-    return _exec(worker_argv(args.processes or settings.worker_processes, args.threads or settings.worker_threads))
+    return _exec(
+        worker_argv(args.processes or settings.worker_processes, args.threads or settings.worker_threads)
+    )
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
@@ -146,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scopes", help="comma-separated: send,read,export:unmasked,admin")
     create.set_defaults(handler=cmd_tenant_create)
 
-    sender = sub.add_parser("sender", help="sender numbers").add_subparsers(dest="sender_command", required=True)
+    sender = sub.add_parser("sender", help="sender numbers").add_subparsers(
+        dest="sender_command", required=True
+    )
     sender_add = sender.add_parser("add", help="register a sender number for a tenant")
     sender_add.add_argument("tenant")
     sender_add.add_argument("number")
@@ -178,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("BALSONG_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("BALSONG_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return int(args.handler(args))

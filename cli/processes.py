@@ -15,12 +15,37 @@ import httpx
 
 
 def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", host, "--port", str(port),
-            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
 
 
 def worker_argv(processes: int, threads: int) -> list[str]:
-    return [sys.executable, "-m", "dramatiq", "actors", "--processes", str(processes), "--threads", str(threads)]
+    return [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "actors",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
 
 
 def scheduler_argv() -> list[str]:
@@ -43,8 +68,9 @@ class ProcessGroup:
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115  (closed with the process)
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(self.env),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=dict(self.env), start_new_session=True
+        )
         log.close()
         self.procs[name] = proc
         return proc
@@ -67,7 +93,9 @@ class ProcessGroup:
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"process {name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
+                raise RuntimeError(
+                    f"process {name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                )
 
 
 def wait_healthy(url: str, group: ProcessGroup | None = None, timeout: float = 30.0) -> None:

@@ -49,8 +49,14 @@ def summary(job: dict[str, Any], elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def follow(client: httpx.Client, job_id: int, *, out: TextIO = sys.stdout, interval: float = 0.5,
-           timeout: float = 3600.0) -> dict[str, Any]:
+def follow(
+    client: httpx.Client,
+    job_id: int,
+    *,
+    out: TextIO = sys.stdout,
+    interval: float = 0.5,
+    timeout: float = 3600.0,
+) -> dict[str, Any]:
     """Redraw the progress bar until the job is finished; return the final job view."""
     started = time.monotonic()
     while True:

@@ -52,7 +52,7 @@ class Settings:
             raw = env.get("BALSONG_" + field.name.upper())
             if raw is None:
                 continue
-            default = field.default
+            default: Any = field.default
             try:
                 values[field.name] = type(default)(raw) if not isinstance(default, str) else raw
             except ValueError as exc:

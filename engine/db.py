@@ -11,7 +11,9 @@ from engine.config import Settings, get_settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10, name: str = "balsong") -> ConnectionPool:
+def make_pool(
+    settings: Settings, *, min_size: int = 1, max_size: int = 10, name: str = "balsong"
+) -> ConnectionPool:
     """A connection pool; connections are opened in the background and checked on checkout."""
     pool = ConnectionPool(
         settings.database_url,
@@ -62,4 +64,4 @@ def create_database_if_missing(database_url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))

@@ -24,8 +24,8 @@ from psycopg_pool import ConnectionPool
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from engine.keys import Keys
 from engine.completion import finish_completed_jobs
+from engine.keys import Keys
 from engine.results import DELIVERED, FAILED
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,9 @@ class FlushResult:
 
 
 class Flusher:
-    def __init__(self, pool: ConnectionPool, redis: Redis, keys: Keys, consumer: str,
-                 *, claim_idle_ms: int = 30_000) -> None:
+    def __init__(
+        self, pool: ConnectionPool, redis: Redis, keys: Keys, consumer: str, *, claim_idle_ms: int = 30_000
+    ) -> None:
         self.pool = pool
         self.redis = redis
         self.keys = keys
@@ -99,7 +100,7 @@ class Flusher:
         report_changes: list[tuple[int, int, str, str | None, str | None]] = []
         with self.pool.connection() as conn:
             with conn.transaction():
-                touched = set()
+                touched: set[int] = set()
                 submissions = [p for p in payloads if p["t"] == "send"]
                 reports = [p for p in payloads if p["t"] == "report"]
                 if submissions:
@@ -122,13 +123,21 @@ class Flusher:
     def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
         # Entries a dead flusher left pending come first, so a crash delays them only briefly.
         claimed = self.redis.xautoclaim(
-            self.keys.results, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0",
+            self.keys.results,
+            GROUP,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id="0-0",
             count=max_entries,
         )
         entries: list[Any] = [e for e in claimed[1] if e[1]]
         if len(entries) < max_entries:
-            fresh = self.redis.xreadgroup(
-                GROUP, self.consumer, {self.keys.results: ">"}, count=max_entries - len(entries), block=block_ms
+            fresh: Any = self.redis.xreadgroup(
+                GROUP,
+                self.consumer,
+                {self.keys.results: ">"},
+                count=max_entries - len(entries),
+                block=block_ms,
             )
             for _stream, stream_entries in fresh or []:
                 entries.extend(stream_entries)
@@ -142,18 +151,20 @@ class Flusher:
             outcomes = entry["o"]
             at = datetime.fromtimestamp(entry["at"], UTC)
             seqs = [o[0] for o in outcomes]
-            params.append({
-                "job": entry["job"],
-                "created_at": datetime.fromtimestamp(entry["ca"], UTC),
-                "at": at,
-                "low": min(seqs, default=0),
-                "high": max(seqs, default=-1),
-                "seqs": seqs,
-                "statuses": [o[1] for o in outcomes],
-                "codes": [o[2] for o in outcomes],
-                "texts": [o[3] for o in outcomes],
-                "carrier_ids": [o[4] for o in outcomes],
-            })
+            params.append(
+                {
+                    "job": entry["job"],
+                    "created_at": datetime.fromtimestamp(entry["ca"], UTC),
+                    "at": at,
+                    "low": min(seqs, default=0),
+                    "high": max(seqs, default=-1),
+                    "seqs": seqs,
+                    "statuses": [o[1] for o in outcomes],
+                    "codes": [o[2] for o in outcomes],
+                    "texts": [o[3] for o in outcomes],
+                    "carrier_ids": [o[4] for o in outcomes],
+                }
+            )
             if entry["done"]:
                 done_batches.append((entry["job"], entry["batch"]))
             if any(o[1] != FAILED for o in outcomes):
@@ -162,7 +173,8 @@ class Flusher:
             cur.executemany(_APPLY_SUBMISSION, params)
             if done_batches:
                 cur.executemany(
-                    "UPDATE batches SET state = 'recorded', recorded_at = now() WHERE job_id = %s AND seq = %s",
+                    "UPDATE batches SET state = 'recorded', recorded_at = now()"
+                    " WHERE job_id = %s AND seq = %s",
                     done_batches,
                 )
             if first_sent:
@@ -172,31 +184,40 @@ class Flusher:
                 )
         return sum(len(p["seqs"]) for p in params)
 
-    def _apply_reports(self, conn: Connection, reports: list[dict[str, Any]]) -> list[tuple[int, int, str, str | None, str | None]]:
+    def _apply_reports(
+        self, conn: Connection, reports: list[dict[str, Any]]
+    ) -> list[tuple[int, int, str, str | None, str | None]]:
         by_job: dict[int, list[list[Any]]] = defaultdict(list)
         for entry in reports:
             for item in entry["r"]:
                 by_job[item[0]].append(item)
         created = self._job_created_at(conn, by_job)
-        changes = []
+        changes: list[tuple[int, int, str, str | None, str | None]] = []
         with conn.cursor() as cur:
             for job_id, items in by_job.items():
                 if job_id not in created:
                     log.warning("report for unknown job", extra={"job_id": job_id, "reports": len(items)})
                     continue
                 seqs = [i[1] for i in items]
-                cur.execute(_APPLY_REPORTS, {
-                    "job": job_id,
-                    "created_at": created[job_id],
-                    "low": min(seqs),
-                    "high": max(seqs),
-                    "seqs": seqs,
-                    "statuses": [i[2] for i in items],
-                    "codes": [i[3] for i in items],
-                    "texts": [i[4] for i in items],
-                    "result_ats": [datetime.fromtimestamp(i[5], UTC) if i[5] else datetime.now(UTC) for i in items],
-                })
-                changes.extend((job_id, seq, status, code, text) for seq, status, code, text in cur.fetchall())
+                cur.execute(
+                    _APPLY_REPORTS,
+                    {
+                        "job": job_id,
+                        "created_at": created[job_id],
+                        "low": min(seqs),
+                        "high": max(seqs),
+                        "seqs": seqs,
+                        "statuses": [i[2] for i in items],
+                        "codes": [i[3] for i in items],
+                        "texts": [i[4] for i in items],
+                        "result_ats": [
+                            datetime.fromtimestamp(i[5], UTC) if i[5] else datetime.now(UTC) for i in items
+                        ],
+                    },
+                )
+                changes.extend(
+                    (job_id, seq, status, code, text) for seq, status, code, text in cur.fetchall()
+                )
         return changes
 
     def _job_created_at(self, conn: Connection, job_ids: Iterable[int]) -> dict[int, datetime]:
@@ -220,4 +241,3 @@ class Flusher:
                     if text:
                         pipe.hset(key, f"text:{code}", text)
         pipe.execute()
-

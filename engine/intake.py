@@ -87,6 +87,7 @@ def prepare_job(request: Any, *, max_recipients: int, raw_body: bytes = b"") -> 
     priority = _choice(request, "priority", PRIORITIES, default="bulk")
     sender = _sender(request.get("sender"))
     body = _text(request, "body", required=True)
+    assert body is not None  # required=True raised otherwise
     title = _text(request, "title", required=False)
     if title is not None and requested == "sms":
         raise ValidationError("title", "SMS messages have no title; use channel lms or auto")
@@ -94,7 +95,9 @@ def prepare_job(request: Any, *, max_recipients: int, raw_body: bytes = b"") -> 
     if not isinstance(recipients, list) or not recipients:
         raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
     if len(recipients) > max_recipients:
-        raise ValidationError("recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}")
+        raise ValidationError(
+            "recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}"
+        )
 
     template = Template.parse(body)
     literal_bytes = _literal_bytes(template, body)
@@ -125,7 +128,9 @@ def _classify_recipients(
     seen: set[str] = set()
     has_variables = template.has_variables
     requested = job.requested_channel
-    fixed_channel = None if has_variables else _channel_or_reject(requested, encoded_length(job.body), title_bytes)
+    fixed_channel = (
+        None if has_variables else _channel_or_reject(requested, encoded_length(job.body), title_bytes)
+    )
     sms, lms, invalid = job.sms, job.lms, job.invalid
     for index, item in enumerate(recipients):
         if not isinstance(item, Mapping):
@@ -137,7 +142,9 @@ def _classify_recipients(
                 raise InvalidPhone("phone must be a string such as '010-1234-5678'", "invalid_phone")
             phone = normalize_recipient(raw_phone)
         except InvalidPhone as exc:
-            kept = raw_phone[:RAW_PHONE_KEEP] if isinstance(raw_phone, str) else repr(raw_phone)[:RAW_PHONE_KEEP]
+            kept = (
+                raw_phone[:RAW_PHONE_KEEP] if isinstance(raw_phone, str) else repr(raw_phone)[:RAW_PHONE_KEEP]
+            )
             invalid.append(RecipientRow(kept, member_id, None, None, exc.code, exc.reason))
             continue
         if phone in seen:
@@ -166,12 +173,20 @@ def _personalised_row(
 ) -> RecipientRow:
     """Fill one recipient's variables and choose its channel by the length of its own message."""
     if not isinstance(variables, Mapping):
-        return RecipientRow(phone, member_id, None, None, "missing_variable",
-                            f"variables must be an object with {', '.join(template.variables)}")
+        return RecipientRow(
+            phone,
+            member_id,
+            None,
+            None,
+            "missing_variable",
+            f"variables must be an object with {', '.join(template.variables)}",
+        )
     try:
         values = template.values_from({k: _as_text(v) for k, v in variables.items()})
     except MissingVariable as exc:
-        return RecipientRow(phone, member_id, None, None, "missing_variable", f"variable {exc.name!r} is missing")
+        return RecipientRow(
+            phone, member_id, None, None, "missing_variable", f"variable {exc.name!r} is missing"
+        )
     try:
         body_bytes = encoded_length(template.render(values))
     except UnencodableText as exc:
@@ -246,11 +261,12 @@ def _member_id(value: Any, index: int) -> str | None:
         raise ValidationError(f"recipients[{index}].member_id", "must be a string")
     text = str(value)
     if len(text) > MEMBER_ID_MAX_LENGTH:
-        raise ValidationError(f"recipients[{index}].member_id", f"longer than {MEMBER_ID_MAX_LENGTH} characters")
+        raise ValidationError(
+            f"recipients[{index}].member_id", f"longer than {MEMBER_ID_MAX_LENGTH} characters"
+        )
     return text
 
 
 def _as_text(value: Any) -> str:
     """Variable values may come as numbers; they are sent as their text."""
     return value if isinstance(value, str) else str(value)
-

@@ -104,9 +104,21 @@ def _insert_job(conn: Connection, tenant_id: int, job: PreparedJob, now: datetim
         RETURNING id
         """,
         (
-            tenant_id, now, job.requested_channel, job.priority, job.sender, job.title, job.body,
-            list(job.variables), key, job.request_hash, job.total, len(job.sms), len(job.lms),
-            len(job.invalid), job.duplicates_removed,
+            tenant_id,
+            now,
+            job.requested_channel,
+            job.priority,
+            job.sender,
+            job.title,
+            job.body,
+            list(job.variables),
+            key,
+            job.request_hash,
+            job.total,
+            len(job.sms),
+            len(job.lms),
+            len(job.invalid),
+            job.duplicates_removed,
         ),
     ).fetchone()
     assert row is not None
@@ -122,15 +134,19 @@ def _copy_recipients(conn: Connection, job_id: int, job: PreparedJob, now: datet
     with conn.cursor() as cur, cur.copy(_COPY_RECIPIENTS) as copy:
         seq = 0
         for row in job.sms + job.lms:
-            lines.append(f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
-                         f"\t{row.channel}\tqueued\t\\N\t\\N\t\\N\n")
+            lines.append(
+                f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
+                f"\t{row.channel}\tqueued\t\\N\t\\N\t\\N\n"
+            )
             seq += 1
             if len(lines) >= _COPY_CHUNK:
                 copy.write("".join(lines))
                 lines.clear()
         for row in job.invalid:
-            lines.append(f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
-                         f"\t\\N\tfailed\t{_text(row.reason_code)}\t{_text(row.reason_text)}\t{created}\n")
+            lines.append(
+                f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
+                f"\t\\N\tfailed\t{_text(row.reason_code)}\t{_text(row.reason_text)}\t{created}\n"
+            )
             seq += 1
         if lines:
             copy.write("".join(lines))
@@ -145,7 +161,11 @@ def _text(value: str | None) -> str:
     """A text value in COPY's text format (``\\N`` is NULL)."""
     if value is None:
         return "\\N"
-    return value.translate(_COPY_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) else value
+    return (
+        value.translate(_COPY_ESCAPES)
+        if ("\\" in value or "\t" in value or "\n" in value or "\r" in value)
+        else value
+    )
 
 
 def _array(values: tuple[str, ...] | None) -> str:

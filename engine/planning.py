@@ -43,22 +43,26 @@ def plan_job(conn: Connection, job_id: int, batch_size: int) -> list[BatchRef]:
     """Create the job's batches if not done yet; return the batches still to be published."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT planned_at, sms_count, lms_count, priority, status FROM jobs WHERE id = %s FOR UPDATE",
+            "SELECT planned_at, sms_count, lms_count, priority FROM jobs WHERE id = %s FOR UPDATE",
             (job_id,),
         ).fetchone()
         if row is None:
             return []
-        planned_at, sms_count, lms_count, priority, status = row
+        planned_at, sms_count, lms_count, priority = row
         if planned_at is None:
             ranges = batch_ranges(sms_count, lms_count, batch_size)
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO batches (job_id, seq, channel, first_seq, last_seq) VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    [(job_id, seq, channel, first, last) for seq, (channel, first, last) in enumerate(ranges)],
+                    "INSERT INTO batches (job_id, seq, channel, first_seq, last_seq)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [
+                        (job_id, seq, channel, first, last)
+                        for seq, (channel, first, last) in enumerate(ranges)
+                    ],
                 )
             conn.execute(
-                "UPDATE jobs SET planned_at = now(), status = 'sending' WHERE id = %s AND status = 'accepted'",
+                "UPDATE jobs SET planned_at = now(), status = 'sending'"
+                " WHERE id = %s AND status = 'accepted'",
                 (job_id,),
             )
         rows = conn.execute(

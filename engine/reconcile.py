@@ -63,10 +63,15 @@ def reconcile_batch(
             return False
         channel, first, last, attempt, created_at, sender_no, body, title, variables, previous = row
         recipients = conn.execute(_RECIPIENTS, (job_id, created_at, first, last)).fetchall()
-    claimed = build_claimed(job_id, created_at, batch_seq, attempt, channel, sender_no, body, title, variables,
-                            recipients)
+    claimed = build_claimed(
+        job_id, created_at, batch_seq, attempt, channel, sender_no, body, title, variables, recipients
+    )
     references = list(claimed.seq_of_reference)
-    known = carrier.lookup(claimed.carrier_batch.channel, references, since=previous - LOOKUP_MARGIN) if references else []
+    known = (
+        carrier.lookup(claimed.carrier_batch.channel, references, since=previous - LOOKUP_MARGIN)
+        if references
+        else []
+    )
     wanted = set(references)
     known = [o for o in known if o.reference in wanted]
     if not sender.send(claimed, known=known):

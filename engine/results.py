@@ -106,7 +106,12 @@ class ResultRecorder:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
         pipe.hincrby(counts_key, "queued", -len(outcomes))
-        for name, value in (("sent", sent), ("in_flight", in_flight), ("delivered", delivered), ("failed", failed)):
+        for name, value in (
+            ("sent", sent),
+            ("in_flight", in_flight),
+            ("delivered", delivered),
+            ("failed", failed),
+        ):
             if value:
                 pipe.hincrby(counts_key, name, value)
         for code, count in reasons.items():

@@ -7,6 +7,7 @@ One failing duty is logged and retried at its next interval; it never stops the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -43,10 +44,8 @@ class Scheduler:
             wait = self.tick()
             stop.wait(wait)
         for lease in self.leases.values():
-            try:
+            with contextlib.suppress(RedisError):
                 lease.release()
-            except RedisError:
-                pass
 
     def tick(self) -> float:
         """Run every due duty once; return how long to sleep until the next one is due."""

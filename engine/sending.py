@@ -59,7 +59,9 @@ def claim_batch(conn: Connection, job_id: int, batch_seq: int, worker: str) -> C
             return None
         channel, first, last, attempt, created_at, sender, body, title, variables = row
         recipients = conn.execute(_RECIPIENTS, (job_id, created_at, first, last)).fetchall()
-    return build_claimed(job_id, created_at, batch_seq, attempt, channel, sender, body, title, variables, recipients)
+    return build_claimed(
+        job_id, created_at, batch_seq, attempt, channel, sender, body, title, variables, recipients
+    )
 
 
 def build_claimed(
@@ -131,7 +133,9 @@ class BatchSender:
             log.warning("carrier refused batch for now; releasing it", extra=self._log_extra(claimed, exc))
             return False
         except CarrierOutcomeUnknown as exc:
-            log.warning("carrier outcome unknown; batch left for reconciliation", extra=self._log_extra(claimed, exc))
+            log.warning(
+                "carrier outcome unknown; batch left for reconciliation", extra=self._log_extra(claimed, exc)
+            )
             outcomes, done = [*known, *exc.partial], False
         except CarrierRejected as exc:
             log.error("carrier rejected batch", extra=self._log_extra(claimed, exc))
@@ -151,8 +155,10 @@ class BatchSender:
             seq = claimed.seq_of_reference.get(outcome.reference)
             if seq is None:
                 parsed = parse_reference(outcome.reference)
-                log.error("carrier answered for a reference not in the batch",
-                          extra={"job_id": claimed.job_id, "batch": claimed.seq, "parsed": parsed})
+                log.error(
+                    "carrier answered for a reference not in the batch",
+                    extra={"job_id": claimed.job_id, "batch": claimed.seq, "parsed": parsed},
+                )
                 continue
             pairs.append((seq, outcome))
         if done and len(pairs) != len(claimed.seq_of_reference):

@@ -35,8 +35,23 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
     ).fetchone()
     if row is None:
         raise NotFound(f"job {job_id} not found")
-    (id_, status, created_at, first_sent_at, completed_at, channel, priority, sender, title, body, total,
-     sms_count, lms_count, invalid_count, duplicates_removed) = row
+    (
+        id_,
+        status,
+        created_at,
+        first_sent_at,
+        completed_at,
+        channel,
+        priority,
+        sender,
+        title,
+        body,
+        _total,
+        sms_count,
+        lms_count,
+        invalid_count,
+        duplicates_removed,
+    ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
     return {
         "id": id_,
@@ -62,7 +77,9 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
     }
 
 
-def _counts(conn: Connection, redis: Redis, keys: Keys, job_id: int, created_at: datetime) -> counters.JobCounts:
+def _counts(
+    conn: Connection, redis: Redis, keys: Keys, job_id: int, created_at: datetime
+) -> counters.JobCounts:
     """Live counters from Redis; recounted from PostgreSQL if Redis lost them (or is down)."""
     try:
         live = counters.read(redis, keys, job_id)
@@ -88,7 +105,9 @@ def list_recipients(
         raise ValidationError("status", f"must be one of {', '.join(RECIPIENT_STATUSES)}")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
-    job = conn.execute("SELECT created_at FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone()
+    job = conn.execute(
+        "SELECT created_at FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)
+    ).fetchone()
     if job is None:
         raise NotFound(f"job {job_id} not found")
     rows = conn.execute(
@@ -100,8 +119,14 @@ def list_recipients(
           AND (%(reason)s::text IS NULL OR reason_code = %(reason)s)
         ORDER BY seq LIMIT %(limit)s
         """,
-        {"job": job_id, "created_at": job[0], "after": -1 if after is None else after, "status": status,
-         "reason": reason, "limit": limit + 1},
+        {
+            "job": job_id,
+            "created_at": job[0],
+            "after": -1 if after is None else after,
+            "status": status,
+            "reason": reason,
+            "limit": limit + 1,
+        },
     ).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -118,7 +143,17 @@ def list_recipients(
                 "submitted_at": kst(submitted_at),
                 "completed_at": kst(completed_at),
             }
-            for seq, phone, member_id, channel, status_, reason_code, reason_text, submitted_at, completed_at in rows
+            for (
+                seq,
+                phone,
+                member_id,
+                channel,
+                status_,
+                reason_code,
+                reason_text,
+                submitted_at,
+                completed_at,
+            ) in rows
         ],
         "next_cursor": str(rows[-1][0]) if more else None,
     }

@@ -14,7 +14,7 @@ from engine.tenants import add_sender, create_tenant
 
 pytestmark = pytest.mark.integration
 
-TRICKY = ['back\\slash', 'quote"d', "tab\there", "new\nline", "comma,{brace}", "NULL", "\\N", "", "한글 이름"]
+TRICKY = ["back\\slash", 'quote"d', "tab\there", "new\nline", "comma,{brace}", "NULL", "\\N", "", "한글 이름"]
 
 
 def test_values_with_copy_special_characters_round_trip(settings: Settings) -> None:
@@ -27,16 +27,27 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
             for i, value in enumerate(TRICKY)
         ]
         recipients.append({"phone": "bad\tphone\\", "variables": {"a": "1", "b": "2"}})
-        job = prepare_job({"channel": "lms", "sender": "02-1234-5678", "body": "#{a} #{b}",
-                           "recipients": recipients}, max_recipients=100)
+        job = prepare_job(
+            {"channel": "lms", "sender": "02-1234-5678", "body": "#{a} #{b}", "recipients": recipients},
+            max_recipients=100,
+        )
 
         # When it is stored
-        stored = store_job(conn, tenant_id=tenant_id, job=job, now=datetime.now(UTC), idempotency_key=None,
-                           partitions=PartitionCache())
+        stored = store_job(
+            conn,
+            tenant_id=tenant_id,
+            job=job,
+            now=datetime.now(UTC),
+            idempotency_key=None,
+            partitions=PartitionCache(),
+        )
 
         # Then every value reads back exactly as given
-        rows = conn.execute('SELECT seq, phone, member_id, "values", status, reason_code FROM recipients'
-                            " WHERE job_id = %s ORDER BY seq", (stored.job_id,)).fetchall()
+        rows = conn.execute(
+            'SELECT seq, phone, member_id, "values", status, reason_code FROM recipients'
+            " WHERE job_id = %s ORDER BY seq",
+            (stored.job_id,),
+        ).fetchall()
     assert [r[3] for r in rows[: len(TRICKY)]] == [[value, "x"] for value in TRICKY]
     assert [r[2] for r in rows[: len(TRICKY)]] == [value or None for value in TRICKY]
     assert rows[-1][1:] == ("bad\tphone\\", None, None, "failed", "invalid_character")

@@ -45,8 +45,9 @@ def make_recipients(count: int, invalid_every: int) -> list[dict[str, Any]]:
 
 def durable_statuses(stack: Stack, job_id: int) -> Counter[str]:
     with psycopg.connect(stack.settings.database_url) as conn:
-        rows = conn.execute("SELECT status, count(*) FROM recipients WHERE job_id = %s GROUP BY status",
-                            (job_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT status, count(*) FROM recipients WHERE job_id = %s GROUP BY status", (job_id,)
+        ).fetchall()
     return Counter({status: count for status, count in rows})
 
 
@@ -58,9 +59,15 @@ def test_ten_thousand_recipients_reach_the_carrier_exactly_once(stack: Stack) ->
     invalid = sum(1 for i in range(10_000) if i % 500 == 0)
 
     # When it is submitted and runs to the end
-    response = client.post("/v1/jobs", json={
-        "channel": "auto", "sender": SENDER, "body": "#{name}님, 주문이 발송되었습니다.", "recipients": recipients,
-    })
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "auto",
+            "sender": SENDER,
+            "body": "#{name}님, 주문이 발송되었습니다.",
+            "recipients": recipients,
+        },
+    )
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     job = wait_finished(stack, client, job_id)
@@ -100,8 +107,9 @@ def test_recipients_page_through_with_a_cursor_and_masked_phones(stack: Stack) -
     # Given a finished small job
     client = stack.new_tenant("pager")
     recipients = [{"phone": f"010-5555-{i:04d}"} for i in range(25)]
-    job_id = client.post("/v1/jobs", json={"channel": "sms", "sender": SENDER, "body": "안내", "recipients": recipients}
-                         ).json()["job_id"]
+    job_id = client.post(
+        "/v1/jobs", json={"channel": "sms", "sender": SENDER, "body": "안내", "recipients": recipients}
+    ).json()["job_id"]
     wait_finished(stack, client, job_id)
 
     # When it is read page by page
@@ -126,8 +134,10 @@ def test_another_tenants_job_is_not_found(stack: Stack) -> None:
     # Given a job of tenant A
     owner = stack.new_tenant("owner")
     stranger = stack.new_tenant("stranger")
-    job_id = owner.post("/v1/jobs", json={"channel": "sms", "sender": SENDER, "body": "hi",
-                                          "recipients": [{"phone": "01012345678"}]}).json()["job_id"]
+    job_id = owner.post(
+        "/v1/jobs",
+        json={"channel": "sms", "sender": SENDER, "body": "hi", "recipients": [{"phone": "01012345678"}]},
+    ).json()["job_id"]
     # When tenant B asks for it, Then 404
     assert stranger.get(f"/v1/jobs/{job_id}").status_code == 404
     assert stranger.get(f"/v1/jobs/{job_id}/recipients").status_code == 404
@@ -154,9 +164,17 @@ def test_idempotency_key_returns_the_same_job_and_refuses_a_different_body(stack
         ({"recipients": []}, "recipients", "invalid"),
     ],
 )
-def test_bad_jobs_are_refused_naming_the_field(stack: Stack, change: dict[str, Any], field: str, code: str) -> None:
+def test_bad_jobs_are_refused_naming_the_field(
+    stack: Stack, change: dict[str, Any], field: str, code: str
+) -> None:
     client = stack.new_tenant(f"bad-{field}-{code}")
-    body = {"channel": "auto", "sender": SENDER, "body": "hi", "recipients": [{"phone": "01012345678"}], **change}
+    body = {
+        "channel": "auto",
+        "sender": SENDER,
+        "body": "hi",
+        "recipients": [{"phone": "01012345678"}],
+        **change,
+    }
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]

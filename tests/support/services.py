@@ -18,7 +18,9 @@ from psycopg import sql
 
 from engine.config import Settings
 
-ADMIN_DATABASE_URL = os.environ.get("BALSONG_TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DATABASE_URL = os.environ.get(
+    "BALSONG_TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("BALSONG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_HOST = os.environ.get("BALSONG_TEST_AMQP_HOST", "127.0.0.1:5672")
 

@@ -34,7 +34,9 @@ class Stack:
             tenant_id = create_tenant(conn, name)
             add_sender(conn, tenant_id, SENDER)
             key = create_api_key(conn, tenant_id, scopes)
-        client = httpx.Client(base_url=self.settings.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        client = httpx.Client(
+            base_url=self.settings.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
         self.clients.append(client)
         return client
 
@@ -49,8 +51,14 @@ class Stack:
 
 
 @contextmanager
-def running_stack(settings: Settings, log_dir: Path, *, worker_processes: int = 2, worker_threads: int = 4,
-                  **simulator_knobs: Any) -> Iterator[Stack]:
+def running_stack(
+    settings: Settings,
+    log_dir: Path,
+    *,
+    worker_processes: int = 2,
+    worker_threads: int = 4,
+    **simulator_knobs: Any,
+) -> Iterator[Stack]:
     with running_simulator(**simulator_knobs) as simulator:
         settings = replace(
             settings,
