@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -193,19 +193,11 @@ class Store:
 
     def between(self, start: float, end: float) -> Iterator[Message]:
         """Messages accepted in ``[start, end)``."""
-        low = bisect.bisect_left(self.accepted, start, key=lambda r: r.accepted_at)
-        high = bisect.bisect_left(self.accepted, end, key=lambda r: r.accepted_at)
-        for request in self.accepted[low:high]:
-            for index in range(len(request)):
-                yield Message(request, index)
+        return _messages_in(self.accepted, lambda r: r.accepted_at, start, end)
 
     def finalised_between(self, start: float, end: float) -> Iterator[Message]:
         """Messages whose final result came in ``[start, end)``."""
-        low = bisect.bisect_left(self.by_result, start, key=lambda r: r.result_at)
-        high = bisect.bisect_left(self.by_result, end, key=lambda r: r.result_at)
-        for request in self.by_result[low:high]:
-            for index in range(len(request)):
-                yield Message(request, index)
+        return _messages_in(self.by_result, lambda r: r.result_at, start, end)
 
     def submissions(self, message: Message) -> int:
         reference = message.reference
@@ -234,3 +226,14 @@ class Store:
                     rows = []
         if rows:
             yield rows
+
+
+def _messages_in(
+    requests: list[SendRequest], time_of: Callable[[SendRequest], float], start: float, end: float
+) -> Iterator[Message]:
+    """Messages of ``requests`` (sorted by ``time_of``) whose time lies in ``[start, end)``."""
+    low = bisect.bisect_left(requests, start, key=time_of)
+    high = bisect.bisect_left(requests, end, key=time_of)
+    for request in requests[low:high]:
+        for index in range(len(request)):
+            yield Message(request, index)
