@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -398,13 +399,21 @@ def _parse_kst(text: Any) -> datetime | None:
     if not text:
         return None
     whole, _, fraction = str(text).partition(".")
-    try:
-        moment = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST)
-    except ValueError:
+    moment = _parse_kst_second(whole)
+    if moment is None:
         return None
     if fraction.isdigit():
         moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
-    return moment.astimezone(UTC)
+    return moment
+
+
+@lru_cache(maxsize=4096)
+def _parse_kst_second(whole: str) -> datetime | None:
+    # A page of reports shares a handful of distinct seconds; strptime is slow, so parse each once.
+    try:
+        return datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _int(value: Any) -> int:

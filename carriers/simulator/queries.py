@@ -79,6 +79,10 @@ def row(message: Message, now: float, channel: str) -> dict[str, Any]:
     return data
 
 
+#: Seconds a list query's matches are kept for its further pages.
+LIST_CACHE_SECONDS = 10.0
+
+
 def list_messages(store: Store, channel: str, params: Mapping[str, str]) -> dict[str, Any]:
     """The list API: filter, page, answer."""
     now = time.time()
@@ -94,6 +98,40 @@ def list_messages(store: Store, channel: str, params: Mapping[str, str]) -> dict
     except ValueError:
         raise ProviderError(-1005) from None
 
+    # Paging through a large answer by result date (the report poller) asks the same query page
+    # after page: its matches are kept briefly, as a provider's database would serve the pages
+    # from one snapshot. A result window lies in the past, so later sends cannot change it.
+    cacheable = results is not None and request_id is None and "recipientGroupingKey" not in params
+    key = (channel, tuple(sorted((k, v) for k, v in params.items() if k not in ("pageNum", "pageSize"))))
+    cached = store.list_cache.get(key) if cacheable else None
+    if cached is not None and cached[0] > now:
+        matched = cached[1]
+    else:
+        matched = _matching(store, channel, params, now, request_id, created, requested, results)
+        if cacheable:
+            store.list_cache = {key: (now + LIST_CACHE_SECONDS, matched)}
+    chosen = matched[(page - 1) * size : page * size]
+    return {
+        "header": header(),
+        "body": {
+            "pageNum": page,
+            "pageSize": size,
+            "totalCount": len(matched),
+            "data": [row(m, now, channel) for m in chosen],
+        },
+    }
+
+
+def _matching(
+    store: Store,
+    channel: str,
+    params: Mapping[str, str],
+    now: float,
+    request_id: str | None,
+    created: tuple[float, float] | None,
+    requested: tuple[float, float] | None,
+    results: tuple[float, float] | None,
+) -> list[Message]:
     candidates: Iterable[Message]
     reference = params.get("recipientGroupingKey")
     if reference is not None:
@@ -142,16 +180,7 @@ def list_messages(store: Store, channel: str, params: Mapping[str, str]) -> dict
         if template_id is not None and sent_request.template_id != template_id:
             continue
         matched.append(message)
-    chosen = matched[(page - 1) * size : page * size]
-    return {
-        "header": header(),
-        "body": {
-            "pageNum": page,
-            "pageSize": size,
-            "totalCount": len(matched),
-            "data": [row(m, now, channel) for m in chosen],
-        },
-    }
+    return matched
 
 
 def _code_matches(code: str, message: Message, final: bool) -> bool:

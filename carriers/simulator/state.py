@@ -132,6 +132,8 @@ class Store:
     def reset(self) -> None:
         #: Accepted requests in acceptance order (``accepted_at`` never decreases).
         self.accepted: list[SendRequest] = []
+        #: The last list query's matches, by query (see ``queries.list_messages``).
+        self.list_cache: dict[Any, tuple[float, list[Message]]] = {}
         #: The same requests ordered by result time, so report polls read only their window.
         self.by_result: list[SendRequest] = []
         self.requests: dict[str, SendRequest] = {}
