@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 #: Reports are re-read over this overlap, so one landing late at the carrier is not missed
 #: (re-reading is harmless: applying a report twice changes nothing).
-REPORT_OVERLAP = timedelta(seconds=2)
+REPORT_OVERLAP = timedelta(seconds=1)
 #: Polls stop this far behind now, so results still being written at the carrier are not skipped.
-REPORT_SETTLE = timedelta(seconds=1)
+REPORT_SETTLE = timedelta(seconds=2)
 #: Where the report poller starts when it has no cursor (a fresh or wiped Redis).
 REPORT_START_BACK = timedelta(hours=1)
 FLUSH_PAGE = 500

@@ -27,7 +27,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Channel(enum.StrEnum):
@@ -48,9 +48,8 @@ class Outcome(enum.StrEnum):
     RETRY = "retry"
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """One recipient of a batch."""
+class Recipient(NamedTuple):
+    """One recipient of a batch (a tuple: thousands are built per second)."""
 
     #: Our stable reference for this recipient on this channel; sent as the provider's
     #: per-recipient grouping key and echoed back in results.
@@ -79,9 +78,9 @@ class Batch:
     idempotency_key: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitOutcome:
-    """What the carrier said of one recipient, at submission or later."""
+class SubmitOutcome(NamedTuple):
+    """What the carrier said of one recipient, at submission or later (a tuple: thousands are
+    built per second)."""
 
     reference: str
     outcome: Outcome

@@ -40,8 +40,11 @@ _APPLY_SUBMISSION = """
         carrier_id = u.carrier_id,
         submitted_at = CASE WHEN u.status = 'failed' THEN NULL ELSE %(at)s END,
         completed_at = CASE WHEN u.status IN ('delivered', 'failed') THEN %(at)s END
-    FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
-                %(carrier_ids)s::text[]) AS u (seq, status, code, text, carrier_id)
+    FROM (
+        SELECT (o ->> 0)::int AS seq, o ->> 1 AS status, o ->> 2 AS code, o ->> 3 AS text,
+               o ->> 4 AS carrier_id
+        FROM jsonb_array_elements(%(outcomes)s::jsonb) AS o
+    ) AS u
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq
       AND r.status = 'queued'
@@ -158,11 +161,9 @@ class Flusher:
                     "at": at,
                     "low": min(seqs, default=0),
                     "high": max(seqs, default=-1),
-                    "seqs": seqs,
-                    "statuses": [o[1] for o in outcomes],
-                    "codes": [o[2] for o in outcomes],
-                    "texts": [o[3] for o in outcomes],
-                    "carrier_ids": [o[4] for o in outcomes],
+                    # One JSON text per batch: PostgreSQL unpacks it in C, where adapting five
+                    # Python lists of 1000 items to arrays cost the flusher most of its time.
+                    "outcomes": orjson.dumps(outcomes).decode(),
                 }
             )
             if entry["done"]:
@@ -182,7 +183,7 @@ class Flusher:
                     "UPDATE jobs SET first_sent_at = %s WHERE id = %s AND first_sent_at IS NULL",
                     [(at, job) for job, at in first_sent.items()],
                 )
-        return sum(len(p["seqs"]) for p in params)
+        return sum(len(entry["o"]) for entry in submissions)
 
     def _apply_reports(
         self, conn: Connection, reports: list[dict[str, Any]]

@@ -1,8 +1,9 @@
-"""The scheduler loop: periodic duties, each under a Redis lease so replicas never double up.
+"""The scheduler: periodic duties, each under a Redis lease so replicas never double up.
 
-A duty is a name, an interval and a callable. The callable returns True when it did a full
-page of work and wants to run again at once (the flusher under load), else anything falsy.
-One failing duty is logged and retried at its next interval; it never stops the others.
+A duty is a name, an interval and a callable. The callable returns True when it did a full page
+of work and wants to run again at once (the flusher under load), else anything falsy. Each duty
+runs in its own thread, so a slow one (a long report poll) never delays another (the flusher).
+A failing duty is logged and retried at its next interval; it never stops the others.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +28,6 @@ class Duty:
     name: str
     interval_seconds: float
     run: Callable[[], object]
-    next_due: float = 0.0
 
 
 class Scheduler:
@@ -40,24 +39,28 @@ class Scheduler:
         }
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            wait = self.tick()
-            stop.wait(wait)
+        """Run every duty in its own thread until ``stop`` is set; then release the leases."""
+        threads = [
+            threading.Thread(target=self._loop, args=(duty, stop), name=f"duty:{duty.name}", daemon=True)
+            for duty in self.duties
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         for lease in self.leases.values():
             with contextlib.suppress(RedisError):
                 lease.release()
 
-    def tick(self) -> float:
-        """Run every due duty once; return how long to sleep until the next one is due."""
-        now = time.monotonic()
-        for duty in self.duties:
-            if duty.next_due > now:
-                continue
-            again = False
-            try:
-                if self.leases[duty.name].hold():
-                    again = bool(duty.run())
-            except Exception:
-                log.exception("scheduler duty failed", extra={"duty": duty.name})
-            duty.next_due = now if again else time.monotonic() + duty.interval_seconds
-        return max(0.0, min(d.next_due for d in self.duties) - time.monotonic())
+    def run_once(self, duty: Duty) -> bool:
+        """Run ``duty`` once if this replica holds (or takes) its lease; True to run it again at once."""
+        try:
+            return self.leases[duty.name].hold() and bool(duty.run())
+        except Exception:
+            log.exception("scheduler duty failed", extra={"duty": duty.name})
+            return False
+
+    def _loop(self, duty: Duty, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not self.run_once(duty):
+                stop.wait(duty.interval_seconds)

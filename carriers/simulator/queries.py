@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from carriers.nhn_sms_codes import MSG_STATUS_NAMES, result_message
@@ -29,8 +30,14 @@ def parse_date(text: str) -> float:
 
 def format_date(epoch: float) -> str:
     """Epoch seconds as the provider writes dates: ``2018-08-10 10:06:42.123`` (KST)."""
-    moment = datetime.fromtimestamp(epoch, KST)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    second = int(epoch)
+    return _format_second(second) + f"{int((epoch - second) * 1000):03d}"
+
+
+@lru_cache(maxsize=4096)
+def _format_second(second: int) -> str:
+    # A page of results shares a handful of distinct seconds; strftime is slow.
+    return datetime.fromtimestamp(second, KST).strftime("%Y-%m-%d %H:%M:%S.")
 
 
 def _window(params: Mapping[str, str], start_key: str, end_key: str) -> tuple[float, float] | None:
