@@ -11,6 +11,7 @@ the body differs). The lock dies with the transaction, so a crash leaves nothing
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -172,5 +173,13 @@ def _array(values: tuple[str, ...] | None) -> str:
     """A text[] value in COPY's text format: an array literal of quoted elements, escaped."""
     if not values:
         return "\\N"
+    joined = '","'.join(values)
+    if _SPECIAL.search(joined) is None:
+        # The usual case: nothing to escape at either level.
+        return '{"' + joined + '"}'
     quoted = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
     return _text("{" + quoted + "}")
+
+
+#: Characters that need escaping inside a quoted array element or in COPY's text format.
+_SPECIAL = re.compile(r'[\\"\t\n\r]')
