@@ -34,7 +34,11 @@ def build_duties(rt: Runtime) -> list[Duty]:
     return [
         Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
         Duty("outbox", 2.0, lambda: outbox(rt)),
-        Duty("reconcile", 10.0, lambda: reconcile_stale(rt)),
+        Duty(
+            "reconcile",
+            min(10.0, max(1.0, settings.reconcile_after_seconds / 3)),
+            lambda: reconcile_stale(rt),
+        ),
         Duty("poll_reports", 2.0, lambda: poll_reports(rt)),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.config import Settings
+from engine.config import Settings, get_settings
 from engine.db import upgrade
-from tests.support.services import isolated_settings
+from tests.support.services import isolated_settings, settings_env
 from tests.support.stack import Stack, running_stack
+
+#: Short carrier timeout and reconciliation delay, so unknown outcomes resolve within a test.
+TEST_OVERRIDES = {"carrier_timeout_seconds": 2.0, "reconcile_after_seconds": 4.0}
 
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
-    """Settings of this test session: its own database (migrated), key prefix and vhost."""
-    with isolated_settings() as isolated:
+    """Settings of this test session: its own database (migrated), key prefix and vhost. The test
+    process itself reads them too (to publish messages and build a runtime like the workers')."""
+    with isolated_settings(**TEST_OVERRIDES) as isolated:
         upgrade(isolated.database_url)
-        yield isolated
+        saved = dict(os.environ)
+        os.environ.update(settings_env(isolated))
+        get_settings.cache_clear()
+        try:
+            yield isolated
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
