@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from threading import Lock
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
 from engine.runtime import get_runtime
 from engine.tenants import Principal, authenticate
@@ -17,10 +17,17 @@ _cache: dict[str, tuple[float, Principal]] = {}
 _cache_lock = Lock()
 
 
-def _unauthorised(detail: str) -> HTTPException:
-    return HTTPException(
-        401, detail={"code": "unauthorised", "message": detail}, headers={"WWW-Authenticate": "Bearer"}
-    )
+class AuthError(Exception):
+    """The caller is not authenticated (401) or not allowed (403)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _unauthorised(detail: str) -> AuthError:
+    return AuthError(401, "unauthorised", detail)
 
 
 def principal(request: Request) -> Principal:
@@ -47,6 +54,4 @@ def principal(request: Request) -> Principal:
 
 def require(scope: str, who: Principal) -> None:
     if not who.allows(scope):
-        raise HTTPException(
-            403, detail={"code": "forbidden", "message": f"this API key lacks the '{scope}' scope"}
-        )
+        raise AuthError(403, "forbidden", f"this API key lacks the '{scope}' scope")

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import ORJSONResponse
 
 from api.auth import principal, require
+from api.responses import JSONResponse
 from engine import views
 from engine.errors import ValidationError
 from engine.intake import prepare_job
@@ -19,7 +19,7 @@ from engine.runtime import get_runtime
 from engine.tenants import Principal
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/jobs", default_response_class=ORJSONResponse)
+router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)
 _partitions = PartitionCache()
 
 #: Longest Idempotency-Key accepted.
@@ -62,7 +62,7 @@ async def submit_job(
     request: Request,
     who: Annotated[Principal, Depends(principal)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> ORJSONResponse:
+) -> JSONResponse:
     """Accept a job: 202 with its id once the job and every recipient are committed."""
     require("send", who)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
@@ -75,7 +75,7 @@ async def submit_job(
     stored = await run_in_threadpool(_accept, who.tenant_id, decoded, raw, idempotency_key)
     if stored.created:
         await run_in_threadpool(_plan, stored.job_id)
-    return ORJSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
+    return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
 
 
 def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | None) -> Any:
@@ -103,12 +103,12 @@ def _plan(job_id: int) -> None:
 
 
 @router.get("/{job_id}")
-def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> ORJSONResponse:
+def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     """A job's status, times, content, counts and failures grouped by reason."""
     require("read", who)
     rt = get_runtime()
     with rt.pool.connection() as conn:
-        return ORJSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
+        return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
 
 
 @router.get("/{job_id}/recipients")
@@ -119,7 +119,7 @@ def get_recipients(
     reason: str | None = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: int = 100,
-) -> ORJSONResponse:
+) -> JSONResponse:
     """A page of recipients (masked phone numbers), filtered by status and reason code."""
     require("read", who)
     after = None
@@ -131,4 +131,4 @@ def get_recipients(
         page = views.list_recipients(
             conn, who.tenant_id, job_id, status=status, reason=reason, after=after, limit=limit
         )
-    return ORJSONResponse(page)
+    return JSONResponse(page)

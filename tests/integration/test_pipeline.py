@@ -188,3 +188,15 @@ def test_requests_without_a_valid_key_are_refused(stack: Stack) -> None:
     assert response.status_code == 401
     response = httpx.get(f"{stack.settings.api_url}/v1/jobs/1", headers={"Authorization": "Bearer nope"})
     assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorised"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_key_without_the_send_scope_cannot_submit(stack: Stack) -> None:
+    reader = stack.new_tenant("reader", scopes=("read",))
+    response = reader.post(
+        "/v1/jobs",
+        json={"channel": "sms", "sender": SENDER, "body": "x", "recipients": [{"phone": "01012345678"}]},
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == {"code": "forbidden", "message": "this API key lacks the 'send' scope"}
