@@ -16,8 +16,17 @@ from dramatiq.errors import DecodeError
 
 from engine.config import Settings
 
-#: Queues of send_batch messages, one per carrier channel.
+#: Queues of send_batch messages, one per carrier channel and priority. Transactional traffic
+#: (OTP, order notices) has its own queues rather than per-message priorities, which replicated
+#: quorum queues lack.
 SEND_QUEUES = {"sms": "send.sms", "lms": "send.lms"}
+TRANSACTIONAL_QUEUES = {"sms": "send.sms.tx", "lms": "send.lms.tx"}
+
+
+def send_queue(channel: str, priority: str) -> str:
+    return (TRANSACTIONAL_QUEUES if priority == "transactional" else SEND_QUEUES)[channel]
+
+
 PLAN_QUEUE = "plan"
 RECONCILE_QUEUE = "reconcile"
 
@@ -39,6 +48,6 @@ def install_broker(settings: Settings) -> RabbitmqBroker:
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
     dramatiq.set_encoder(OrjsonEncoder())
     dramatiq.set_broker(broker)
-    for queue in (*SEND_QUEUES.values(), PLAN_QUEUE, RECONCILE_QUEUE):
+    for queue in (*SEND_QUEUES.values(), *TRANSACTIONAL_QUEUES.values(), PLAN_QUEUE, RECONCILE_QUEUE):
         broker.declare_queue(queue)
     return broker

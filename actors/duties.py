@@ -9,7 +9,7 @@ from carriers.base import Channel, Outcome
 from engine import counters
 from engine.completion import finish_completed_jobs
 from engine.flusher import Flusher
-from engine.planning import unplanned_jobs, unpublished_batches
+from engine.planning import jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
 from engine.reconcile import stale_batches
 from engine.references import parse_reference
 from engine.results import RecipientOutcome
@@ -50,18 +50,26 @@ def flush(flusher: Flusher) -> bool:
 
 
 def outbox(rt: Runtime) -> None:
-    """Plan jobs committed but never planned; publish batches never confirmed or handed back."""
+    """Plan jobs committed but never planned; keep every sending job's window of batches full
+    (a worker that died after finishing a batch never published the next); publish again
+    batches whose message seems lost."""
     from actors.publish import publish_batches, publish_plan
 
+    settings = rt.settings
     with rt.pool.connection() as conn:
-        jobs = unplanned_jobs(conn, rt.settings.replan_after_seconds)
-        batches = unpublished_batches(conn, rt.settings.replan_after_seconds)
+        jobs = unplanned_jobs(conn, settings.replan_after_seconds)
+        refills = [
+            ref
+            for job_id in jobs_with_unpublished_batches(conn)
+            for ref in top_up(conn, job_id, settings.batch_window)
+        ]
+        lost = lost_batches(conn, settings.republish_after_seconds)
     for job_id in jobs:
         log.info("planning a job found unplanned", extra={"job_id": job_id})
         publish_plan(job_id)
-    if batches:
-        log.info("publishing batches found unpublished", extra={"batches": len(batches)})
-        publish_batches(batches)
+    if lost:
+        log.warning("publishing again batches whose message seems lost", extra={"batches": len(lost)})
+    publish_batches([*refills, *lost])
 
 
 def reconcile_stale(rt: Runtime) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import dramatiq
 
-from actors.broker import SEND_QUEUES
-from engine.planning import BatchRef, mark_enqueued
-from engine.runtime import get_runtime
+from actors.broker import send_queue
+from engine.planning import BatchRef
 
 
 def publish_plan(job_id: int) -> None:
@@ -18,24 +16,17 @@ def publish_plan(job_id: int) -> None:
     plan_job.send(job_id)
 
 
-def publish_batches(batches: Sequence[BatchRef]) -> None:
-    """Publish one send_batch message per batch on its channel's queue, then mark them enqueued.
+def publish_batches(batches: Sequence[BatchRef], delay_seconds: float = 0.0) -> None:
+    """Publish one send message per batch on its channel's queue for its priority; the broker
+    confirms each. (Callers mark batches enqueued in PostgreSQL first: see `planning.top_up`.)"""
+    from actors.jobs import send_batch, send_transactional_batch
 
-    Marking comes after the broker confirmed: a crash in between leaves batches unmarked, and
-    the scheduler publishes them again (harmless: the claim lets only one message send)."""
-    from actors.jobs import send_batch
-
-    if not batches:
-        return
     broker = dramatiq.get_broker()
-    enqueued: dict[int, list[int]] = defaultdict(list)
+    delay = int(delay_seconds * 1000) or None
     for ref in batches:
-        message = send_batch.message(ref.job_id, ref.seq).copy(queue_name=SEND_QUEUES[ref.channel])
-        broker.enqueue(message)
-        enqueued[ref.job_id].append(ref.seq)
-    with get_runtime().pool.connection() as conn:
-        for job_id, seqs in enqueued.items():
-            mark_enqueued(conn, job_id, seqs)
+        actor = send_transactional_batch if ref.priority == "transactional" else send_batch
+        message = actor.message(ref.job_id, ref.seq).copy(queue_name=send_queue(ref.channel, ref.priority))
+        broker.enqueue(message, delay=delay)
 
 
 def publish_reconcile(job_id: int, batch_seq: int) -> None:

@@ -348,7 +348,7 @@ def _answer(response: httpx.Response, sending: bool) -> dict[str, Any]:
     header = body.get("header") if isinstance(body, dict) else None
     refused = isinstance(header, dict) and header.get("isSuccessful") is False
     if status in _RETRYABLE_STATUSES:
-        raise CarrierRetryable(f"NHN SMS refused the request: HTTP {status}")
+        raise CarrierRetryable(f"NHN SMS refused the request: HTTP {status}", throttled=status == 429)
     if refused and isinstance(header, dict):
         code = _int(header.get("resultCode"))
         message = str(header.get("resultMessage") or api_message(code))

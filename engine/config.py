@@ -38,6 +38,26 @@ class Settings:
     replan_after_seconds: float = 10.0
     #: A batch claimed this long ago and still not recorded is reconciled with the carrier.
     reconcile_after_seconds: float = 60.0
+    #: Carrier caps in recipients per second, shared by every worker (0: no cap). Set them to
+    #: the carrier contract's; tenants and senders can have lower caps (table rate_limits).
+    rate_limit_sms_per_second: float = 0.0
+    rate_limit_lms_per_second: float = 0.0
+    rate_limit_kakao_per_second: float = 0.0
+    #: Under a cap, one request carries at most this fraction of a second's worth of recipients,
+    #: so that no 1-second window exceeds the cap by more than that fraction.
+    rate_smoothing: float = 0.01
+    #: A carrier's 429 halves the channel's rate for this long (repeated 429s halve it again).
+    rate_backoff_seconds: float = 10.0
+    #: A worker sends one batch for at most this long, then hands the rest back to the queue,
+    #: so that transactional batches and other jobs get their turn.
+    send_slice_seconds: float = 1.0
+    #: A rate-limit wait longer than this hands the batch back to the queue for that long.
+    rate_wait_handback_seconds: float = 5.0
+    #: Batches of one job and channel in the queue or being sent at once (fair share: jobs
+    #: take turns rather than one job's whole backlog queueing ahead of another's).
+    batch_window: int = 32
+    #: A published batch neither claimed nor confirmed within this long is published again.
+    republish_after_seconds: float = 300.0
     #: Worker threads per worker process.
     worker_threads: int = 8
     #: Worker processes started by `balsong worker`.

@@ -61,6 +61,13 @@ class CarrierRetryable(CarrierError):
     """The carrier did not accept the request (connection refused, 5xx before processing, 429);
     nothing was submitted and the same request may be sent again."""
 
+    def __init__(
+        self, message: str | None = None, partial: list[Any] | None = None, *, throttled: bool = False
+    ) -> None:
+        super().__init__(message, partial)
+        #: The carrier said "too many requests": the channel must slow down.
+        self.throttled = throttled
+
 
 class CarrierOutcomeUnknown(CarrierError):
     """The request left, but no answer came back (timeout, connection reset): the carrier may

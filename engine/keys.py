@@ -20,6 +20,11 @@ class Keys:
         """Stream of recorded outcomes, drained into PostgreSQL by the flusher."""
         return f"{self.prefix}:results"
 
+    def rate(self, channel: str, bucket: str) -> str:
+        """A rate-limit bucket of ``channel`` (``channel``, ``tenant:ID``, ``penalty`` ...); all
+        of a channel's buckets share one hash tag, so one script can touch them together."""
+        return f"{self.prefix}:{{rate:{channel}}}:{bucket}"
+
     def lease(self, duty: str) -> str:
         """Lease held by the scheduler replica running ``duty``."""
         return f"{self.prefix}:lease:{duty}"

@@ -17,7 +17,7 @@ from engine import counters
 from engine.keys import Keys
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class BatchRef:
     """What a send_batch message needs to find its batch."""
 
@@ -39,24 +39,23 @@ def batch_ranges(sms_count: int, lms_count: int, batch_size: int) -> list[tuple[
     return ranges
 
 
-def plan_job(conn: Connection, job_id: int, batch_size: int) -> list[BatchRef]:
-    """Create the job's batches if not done yet; return the batches still to be published."""
+def plan_job(conn: Connection, job_id: int, batch_size: int, window: int) -> list[BatchRef]:
+    """Create the job's batches if not done yet; return the first ones to publish (see `top_up`)."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT planned_at, sms_count, lms_count, priority FROM jobs WHERE id = %s FOR UPDATE",
-            (job_id,),
+            "SELECT planned_at, sms_count, lms_count FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
         ).fetchone()
         if row is None:
             return []
-        planned_at, sms_count, lms_count, priority = row
+        planned_at, sms_count, lms_count = row
         if planned_at is None:
             ranges = batch_ranges(sms_count, lms_count, batch_size)
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO batches (job_id, seq, channel, first_seq, last_seq)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    "INSERT INTO batches (job_id, seq, channel, first_seq, next_seq, last_seq)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     [
-                        (job_id, seq, channel, first, last)
+                        (job_id, seq, channel, first, first, last)
                         for seq, (channel, first, last) in enumerate(ranges)
                     ],
                 )
@@ -65,20 +64,40 @@ def plan_job(conn: Connection, job_id: int, batch_size: int) -> list[BatchRef]:
                 " WHERE id = %s AND status = 'accepted'",
                 (job_id,),
             )
-        rows = conn.execute(
-            "SELECT seq, channel FROM batches WHERE job_id = %s AND state = 'planned' AND enqueued_at IS NULL"
-            " ORDER BY seq",
-            (job_id,),
-        ).fetchall()
-    return [BatchRef(job_id, seq, channel, priority) for seq, channel in rows]
+    return top_up(conn, job_id, window)
 
 
-def mark_enqueued(conn: Connection, job_id: int, seqs: list[int]) -> None:
-    """Note that the broker confirmed these batches' messages."""
-    conn.execute(
-        "UPDATE batches SET enqueued_at = now() WHERE job_id = %s AND seq = ANY(%s) AND state = 'planned'",
-        (job_id, seqs),
+_TOP_UP = """
+    WITH outstanding AS (
+        SELECT channel, count(*) FILTER (WHERE state = 'claimed' OR enqueued_at IS NOT NULL) AS n
+        FROM batches WHERE job_id = %(job)s AND state IN ('planned', 'claimed') GROUP BY channel
+    ), candidates AS (
+        SELECT b.seq, row_number() OVER (PARTITION BY b.channel ORDER BY b.seq) AS rank, o.n
+        FROM batches b JOIN outstanding o USING (channel)
+        WHERE b.job_id = %(job)s AND b.state = 'planned' AND b.enqueued_at IS NULL
     )
+    UPDATE batches b SET enqueued_at = now()
+    FROM candidates c, jobs j
+    WHERE b.job_id = %(job)s AND b.seq = c.seq AND c.rank <= %(window)s - c.n AND j.id = b.job_id
+      AND b.state = 'planned' AND b.enqueued_at IS NULL
+    RETURNING b.seq, b.channel, j.priority
+"""
+
+
+def top_up(conn: Connection, job_id: int, window: int) -> list[BatchRef]:
+    """Mark enqueued, and return to publish, the job's next batches: per channel, enough that
+    ``window`` are in the queue or being sent.
+
+    The window is the fair share: a job never has (many) more than ``window`` batches per
+    channel in the queue, so two jobs sending at once take turns rather than one job's whole
+    backlog queueing ahead of the other's. One statement, no lock held across round trips:
+    two concurrent top-ups may overshoot the window a little, but never publish one batch
+    twice (the UPDATE re-checks ``enqueued_at IS NULL`` on rows the other one changed).
+    Marking comes before publishing; a batch marked but never published (a crash in between)
+    is published again by the outbox after ``republish_after_seconds`` (a duplicate message is
+    harmless: only one can claim the batch)."""
+    rows = conn.execute(_TOP_UP, {"job": job_id, "window": window}).fetchall()
+    return sorted(BatchRef(job_id, int(seq), channel, priority) for seq, channel, priority in rows)
 
 
 def initial_counts(conn: Connection, job_id: int) -> counters.JobCounts:
@@ -116,16 +135,28 @@ def unplanned_jobs(conn: Connection, older_than_seconds: float, limit: int = 100
     return [int(r[0]) for r in rows]
 
 
-def unpublished_batches(conn: Connection, older_than_seconds: float, limit: int = 1000) -> list[BatchRef]:
-    """Planned batches whose message was never confirmed, or was handed back for a later retry."""
+def jobs_with_unpublished_batches(conn: Connection, limit: int = 1000) -> list[int]:
+    """Jobs with batches never published yet (whose window may need topping up)."""
+    rows = conn.execute(
+        "SELECT DISTINCT job_id FROM batches WHERE state = 'planned' AND enqueued_at IS NULL"
+        " ORDER BY job_id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def lost_batches(conn: Connection, older_than_seconds: float, limit: int = 1000) -> list[BatchRef]:
+    """Batches published long ago and never claimed since: their message may be lost. Marks
+    them published now (so the next sweep waits again) and returns them to publish again."""
     rows = conn.execute(
         """
-        SELECT b.job_id, b.seq, b.channel, j.priority FROM batches b JOIN jobs j ON j.id = b.job_id
-        WHERE b.state = 'planned' AND b.enqueued_at IS NULL
-          AND j.planned_at < now() - make_interval(secs => %s)
-          AND (b.claimed_at IS NULL OR b.claimed_at < now() - make_interval(secs => %s))
-        ORDER BY b.job_id, b.seq LIMIT %s
+        UPDATE batches b SET enqueued_at = now() FROM jobs j
+        WHERE j.id = b.job_id AND (b.job_id, b.seq) IN (
+            SELECT job_id, seq FROM batches
+            WHERE state = 'planned' AND enqueued_at < now() - make_interval(secs => %s)
+            ORDER BY job_id, seq LIMIT %s)
+        RETURNING b.job_id, b.seq, b.channel, j.priority
         """,
-        (older_than_seconds, older_than_seconds, limit),
+        (older_than_seconds, limit),
     ).fetchall()
-    return [BatchRef(int(j), int(s), c, p) for j, s, c, p in rows]
+    return sorted(BatchRef(int(j), int(s), c, p) for j, s, c, p in rows)

@@ -19,27 +19,41 @@ from datetime import timedelta
 from psycopg import Connection
 
 from carriers.base import Carrier
-from engine.sending import _RECIPIENTS, BatchSender, build_claimed, release_batch
+from engine.sending import RECIPIENTS_FROM, BatchSender, ClaimedBatch, SliceResult, build_claimed
 
-_RECLAIM = """
-    UPDATE batches b
-    SET claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1
-    FROM jobs j, (SELECT claimed_at AS previous FROM batches WHERE job_id = %(job)s AND seq = %(batch)s) p
-    WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND b.state = 'claimed' AND j.id = b.job_id
-      AND b.claimed_at < now() - make_interval(secs => %(age)s)
-    RETURNING b.channel, b.first_seq, b.last_seq, b.attempts, j.created_at, j.sender, j.body, j.title,
-              j.variables, p.previous
+#: A batch the worker let go ('sent') whose outcomes never reached PostgreSQL (Redis lost
+#: them) is reconciled this many times later than a claimed one: the flusher's normal lag is
+#: far below it.
+SENT_AGE_FACTOR = 5
+
+_STALE = f"""
+    (b.state = 'claimed' AND b.claimed_at < now() - make_interval(secs => %(age)s))
+    OR (b.state = 'sent' AND b.sent_at < now() - make_interval(secs => %(age)s * {SENT_AGE_FACTOR}))
 """
+
+_RECLAIM = (
+    """
+    UPDATE batches b
+    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1
+    FROM jobs j, (SELECT claimed_at AS previous FROM batches WHERE job_id = %(job)s AND seq = %(batch)s) p
+    WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND j.id = b.job_id AND ("""
+    + _STALE
+    + """)
+    RETURNING b.channel, b.next_seq, b.last_seq, b.attempts, j.created_at, j.tenant_id, j.priority, j.sender,
+              j.body, j.title, j.variables, p.previous
+"""
+)
 
 #: How far before the old claim to look for the carrier's records (clock skew, queueing).
 LOOKUP_MARGIN = timedelta(minutes=5)
 
 
 def stale_batches(conn: Connection, older_than_seconds: float, limit: int = 200) -> list[tuple[int, int]]:
+    """Batches claimed longer than any carrier call takes, or let go long ago and still not
+    recorded: their outcome must be asked of the carrier."""
     rows = conn.execute(
-        "SELECT job_id, seq FROM batches WHERE state = 'claimed'"
-        " AND claimed_at < now() - make_interval(secs => %s) ORDER BY claimed_at LIMIT %s",
-        (older_than_seconds, limit),
+        "SELECT job_id, seq FROM batches b WHERE " + _STALE + " ORDER BY claimed_at LIMIT %(limit)s",
+        {"age": older_than_seconds, "limit": limit},
     ).fetchall()
     return [(int(j), int(s)) for j, s in rows]
 
@@ -53,18 +67,43 @@ def reconcile_batch(
     batch_seq: int,
     older_than_seconds: float,
     worker: str,
-) -> bool:
-    """Resolve a stale claimed batch; False if it is not stale (any more)."""
+) -> tuple[ClaimedBatch, SliceResult] | None:
+    """Resolve a stale claimed batch and send what the carrier never saw; None if the batch is
+    not stale (any more). The caller finishes the slice as after any send."""
     with conn.transaction():
         row = conn.execute(
             _RECLAIM, {"worker": worker, "job": job_id, "batch": batch_seq, "age": older_than_seconds}
         ).fetchone()
         if row is None:
-            return False
-        channel, first, last, attempt, created_at, sender_no, body, title, variables, previous = row
-        recipients = conn.execute(_RECIPIENTS, (job_id, created_at, first, last)).fetchall()
+            return None
+        (
+            channel,
+            next_seq,
+            last,
+            attempt,
+            created_at,
+            tenant_id,
+            priority,
+            sender_no,
+            body,
+            title,
+            variables,
+            previous,
+        ) = row
+        recipients = conn.execute(RECIPIENTS_FROM, (job_id, created_at, next_seq, last)).fetchall()
     claimed = build_claimed(
-        job_id, created_at, batch_seq, attempt, channel, sender_no, body, title, variables, recipients
+        job_id,
+        created_at,
+        tenant_id,
+        priority,
+        batch_seq,
+        attempt,
+        channel,
+        sender_no,
+        body,
+        title,
+        variables,
+        recipients,
     )
     references = list(claimed.seq_of_reference)
     known = (
@@ -73,7 +112,4 @@ def reconcile_batch(
         else []
     )
     wanted = set(references)
-    known = [o for o in known if o.reference in wanted]
-    if not sender.send(claimed, known=known):
-        release_batch(conn, job_id, batch_seq)
-    return True
+    return claimed, sender.send(claimed, known=[o for o in known if o.reference in wanted])

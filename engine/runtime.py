@@ -21,6 +21,8 @@ from engine.clock import Clock, SystemClock
 from engine.config import Settings, get_settings
 from engine.db import make_pool
 from engine.keys import Keys
+from engine.rate_policy import RatePolicy
+from engine.ratelimit import RateLimiter
 from engine.results import ResultRecorder
 from engine.sending import BatchSender
 
@@ -54,8 +56,17 @@ class Runtime:
         return ResultRecorder(self.redis, self.keys)
 
     @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        s = self.settings
+        return RateLimiter(self.redis, self.keys, backoff_seconds=s.rate_backoff_seconds)
+
+    @cached_property
+    def rate_policy(self) -> RatePolicy:
+        return RatePolicy(self.settings, self.pool, self.rate_limiter)
+
+    @cached_property
     def batch_sender(self) -> BatchSender:
-        return BatchSender(self.sms_carrier, self.recorder, self.clock)
+        return BatchSender(self.carrier_for, self.recorder, self.clock, self.rate_policy)
 
     @cached_property
     def worker_id(self) -> str:

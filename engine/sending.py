@@ -1,16 +1,25 @@
-"""Sending one batch: claim it, call the carrier, record every recipient's outcome.
+"""Sending one batch: claim it, submit it to the carrier within the rate limits, record every
+recipient's outcome.
 
 The claim comes before the carrier call and is the guard against double submission: the broker
 delivers at least once, but only the worker whose UPDATE moved the batch from ``planned`` to
 ``claimed`` calls the carrier. A redelivered message finds the batch claimed (or recorded) and
 does nothing; a batch left claimed by a worker that died is reconciled by querying the carrier by
 reference (`engine.reconcile`), never blindly resent.
+
+A batch is sent in *slices*: under a rate limit its recipients go out a few at a time (see
+`engine.ratelimit`), and after ``send_slice_seconds`` the worker records what it sent, notes the
+batch's progress (``next_seq``) and hands the rest back to the queue. Worker threads are thus
+never held for long by one bulk batch: a transactional batch, or another job's, gets the next
+free thread.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -19,7 +28,9 @@ from psycopg import Connection
 from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
 from engine.clock import Clock
 from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
-from engine.references import make_reference, parse_reference
+from engine.rate_policy import RatePolicy
+from engine.ratelimit import chunk_size
+from engine.references import make_reference
 from engine.results import ResultRecorder
 
 log = logging.getLogger(__name__)
@@ -29,11 +40,11 @@ _CLAIM = """
     SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1
     FROM jobs j
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND b.state = 'planned' AND j.id = b.job_id
-    RETURNING b.channel, b.first_seq, b.last_seq, b.attempts, j.created_at, j.sender, j.body, j.title,
-              j.variables
+    RETURNING b.channel, b.next_seq, b.last_seq, b.attempts, j.created_at, j.tenant_id, j.priority, j.sender,
+              j.body, j.title, j.variables
 """
 
-_RECIPIENTS = """
+RECIPIENTS_FROM = """
     SELECT seq, phone, "values" FROM recipients
     WHERE job_id = %s AND job_created_at = %s AND seq BETWEEN %s AND %s AND status = 'queued'
     ORDER BY seq
@@ -44,29 +55,66 @@ _RECIPIENTS = """
 class ClaimedBatch:
     job_id: int
     job_created_at: datetime
+    tenant_id: int
+    priority: str
     seq: int
     attempt: int
     carrier_batch: Batch
     #: recipient seq of each of ``carrier_batch.recipients``' references
     seq_of_reference: dict[str, int]
 
+    @property
+    def channel(self) -> str:
+        return self.carrier_batch.channel.value
+
+
+class SliceEnd(enum.Enum):
+    #: Every recipient has an outcome: the batch is done.
+    FINISHED = "finished"
+    #: Part is sent; the rest goes back to the queue (``next_seq``, after ``delay_seconds``).
+    HANDED_BACK = "handed_back"
+    #: A call's outcome is unknown: the batch stays claimed until it is reconciled.
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SliceResult:
+    end: SliceEnd
+    next_seq: int | None = None
+    delay_seconds: float = 0.0
+
 
 def claim_batch(conn: Connection, job_id: int, batch_seq: int, worker: str) -> ClaimedBatch | None:
-    """Claim a planned batch and load its queued recipients; None if someone else has it."""
+    """Claim a planned batch and load its recipients still to send; None if someone else has it."""
     with conn.transaction():
         row = conn.execute(_CLAIM, {"worker": worker, "job": job_id, "batch": batch_seq}).fetchone()
         if row is None:
             return None
-        channel, first, last, attempt, created_at, sender, body, title, variables = row
-        recipients = conn.execute(_RECIPIENTS, (job_id, created_at, first, last)).fetchall()
+        channel, next_seq, last, attempt, created_at, tenant_id, priority, sender, body, title, variables = (
+            row
+        )
+        recipients = conn.execute(RECIPIENTS_FROM, (job_id, created_at, next_seq, last)).fetchall()
     return build_claimed(
-        job_id, created_at, batch_seq, attempt, channel, sender, body, title, variables, recipients
+        job_id,
+        created_at,
+        tenant_id,
+        priority,
+        batch_seq,
+        attempt,
+        channel,
+        sender,
+        body,
+        title,
+        variables,
+        recipients,
     )
 
 
 def build_claimed(
     job_id: int,
     created_at: datetime,
+    tenant_id: int,
+    priority: str,
     batch_seq: int,
     attempt: int,
     channel: str,
@@ -91,87 +139,149 @@ def build_claimed(
         variables=tuple(variables),
         idempotency_key=f"{job_id}-{batch_seq}-{attempt}",
     )
-    return ClaimedBatch(job_id, created_at, batch_seq, attempt, batch, seq_of_reference)
+    return ClaimedBatch(job_id, created_at, tenant_id, priority, batch_seq, attempt, batch, seq_of_reference)
 
 
-def release_batch(conn: Connection, job_id: int, batch_seq: int) -> None:
-    """Hand a claimed batch back (nothing of it was accepted); the scheduler publishes it again."""
+def mark_sent(conn: Connection, job_id: int, batch_seq: int) -> None:
+    """The worker is done with the batch (every outcome recorded in Redis): it leaves its job's
+    window at once, without waiting for the flusher to make it ``recorded``."""
     conn.execute(
-        "UPDATE batches SET state = 'planned', enqueued_at = NULL WHERE job_id = %s AND seq = %s"
-        " AND state = 'claimed'",
+        "UPDATE batches SET state = 'sent', sent_at = now()"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed'",
         (job_id, batch_seq),
     )
 
 
-class BatchSender:
-    """Calls the carrier for a claimed batch and records what it said."""
+def release_batch(conn: Connection, job_id: int, batch_seq: int, next_seq: int | None = None) -> None:
+    """Hand a claimed batch back to ``planned``, noting how far it got; the caller publishes it."""
+    conn.execute(
+        "UPDATE batches SET state = 'planned', next_seq = coalesce(%s, next_seq), enqueued_at = now()"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed'",
+        (next_seq, job_id, batch_seq),
+    )
 
-    def __init__(self, carrier: Carrier, recorder: ResultRecorder, clock: Clock) -> None:
-        self.carrier = carrier
+
+class BatchSender:
+    """Submits a claimed batch's recipients within the rate limits and records what the carrier
+    said, one request at a time."""
+
+    def __init__(
+        self,
+        carrier_for: Callable[[str], Carrier],
+        recorder: ResultRecorder,
+        clock: Clock,
+        policy: RatePolicy,
+        *,
+        on_throttled: Callable[[str], None] = lambda channel: None,
+    ) -> None:
+        self.carrier_for = carrier_for
         self.recorder = recorder
         self.clock = clock
+        self.policy = policy
+        self.on_throttled = on_throttled
+        settings = policy.settings
+        self.slice_seconds = settings.send_slice_seconds
+        self.handback_seconds = settings.rate_wait_handback_seconds
+        self.smoothing = settings.rate_smoothing
 
-    def send(self, claimed: ClaimedBatch, known: Sequence[SubmitOutcome] = ()) -> bool:
-        """Submit the batch's recipients, except those whose outcome is ``known`` already (from a
-        reconciliation), and record every outcome. Returns False if the carrier took nothing
-        and the batch must be released for a later attempt."""
+    def send(self, claimed: ClaimedBatch, known: Sequence[SubmitOutcome] = ()) -> SliceResult:
+        """Send one slice of the batch: every recipient not in ``known`` (outcomes a
+        reconciliation found at the carrier), until done or the slice's time is up."""
         batch = claimed.carrier_batch
+        channel = claimed.channel
+        carrier = self.carrier_for(channel)
         if known:
+            self._record(claimed, known, done=False)
             answered = {o.reference for o in known}
             batch = replace(batch, recipients=[r for r in batch.recipients if r.reference not in answered])
-        if not batch.recipients:
-            self._record(claimed, known, done=True)
-            return True
-        try:
-            outcomes = list(known) + self.carrier.submit(batch)
-            done = True
-        except CarrierRetryable as exc:
-            if exc.partial or known:
-                # Part of the batch went through: record it; the rest is reconciled later.
-                self._record(claimed, [*known, *exc.partial], done=False)
-                return True
-            log.warning("carrier refused batch for now; releasing it", extra=self._log_extra(claimed, exc))
-            return False
-        except CarrierOutcomeUnknown as exc:
-            log.warning(
-                "carrier outcome unknown; batch left for reconciliation", extra=self._log_extra(claimed, exc)
-            )
-            outcomes, done = [*known, *exc.partial], False
-        except CarrierRejected as exc:
-            log.error("carrier rejected batch", extra=self._log_extra(claimed, exc))
-            answered = {o.reference for o in [*known, *exc.partial]}
-            outcomes = [*known, *exc.partial] + [
-                SubmitOutcome(r.reference, Outcome.FAILED, exc.code, str(exc))
-                for r in batch.recipients
-                if r.reference not in answered
-            ]
-            done = True
-        self._record(claimed, outcomes, done=done)
-        return True
+        pending = list(batch.recipients)
+        limits = self.policy.limits(channel, claimed.tenant_id, batch.sender)
+        size = chunk_size(self.policy.effective_rate(channel, limits), self.smoothing)
+        slice_ends = time.monotonic() + self.slice_seconds
+        position = 0
+        while position < len(pending):
+            if position and time.monotonic() >= slice_ends:
+                return self._hand_back(claimed, pending[position], 0.0)
+            part = pending[position : position + size]
+            wait = self.policy.limiter.reserve(channel, len(part), limits, self.handback_seconds)
+            if wait > self.handback_seconds:
+                return self._hand_back(claimed, part[0], wait)
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                outcomes = carrier.submit(replace(batch, recipients=part))
+            except CarrierRetryable as exc:
+                if exc.partial:
+                    # Part of the request went through: record it; the rest is reconciled later.
+                    self._record(claimed, exc.partial, done=False)
+                    return SliceResult(SliceEnd.UNKNOWN)
+                if exc.throttled:
+                    self.on_throttled(channel)
+                    self.policy.limiter.penalise(channel)
+                log.warning(
+                    "carrier refused a request for now; handing the batch back",
+                    extra=self._log_extra(claimed, exc),
+                )
+                return self._hand_back(claimed, part[0], 1.0)
+            except CarrierOutcomeUnknown as exc:
+                log.warning(
+                    "carrier outcome unknown; batch left for reconciliation",
+                    extra=self._log_extra(claimed, exc),
+                )
+                self._record(claimed, exc.partial, done=False)
+                return SliceResult(SliceEnd.UNKNOWN)
+            except CarrierRejected as exc:
+                # Refused for good (bad credentials, unregistered sender): so is the rest.
+                log.error("carrier rejected the request", extra=self._log_extra(claimed, exc))
+                answered = {o.reference for o in exc.partial}
+                rest = [
+                    SubmitOutcome(r.reference, Outcome.FAILED, exc.code, str(exc))
+                    for r in pending[position:]
+                    if r.reference not in answered
+                ]
+                self._record(claimed, [*exc.partial, *rest], done=True)
+                return SliceResult(SliceEnd.FINISHED)
+            position += len(part)
+            last = position >= len(pending)
+            if not self._record(claimed, outcomes, done=last, expected=part):
+                return SliceResult(SliceEnd.UNKNOWN)
+        if not pending:
+            self._record(claimed, [], done=True)
+        return SliceResult(SliceEnd.FINISHED)
 
-    def _record(self, claimed: ClaimedBatch, outcomes: Sequence[SubmitOutcome], *, done: bool) -> None:
+    def _hand_back(self, claimed: ClaimedBatch, first_unsent: Recipient, delay: float) -> SliceResult:
+        return SliceResult(SliceEnd.HANDED_BACK, claimed.seq_of_reference[first_unsent.reference], delay)
+
+    def _record(
+        self,
+        claimed: ClaimedBatch,
+        outcomes: Sequence[SubmitOutcome],
+        *,
+        done: bool,
+        expected: Sequence[Recipient] = (),
+    ) -> bool:
+        """Record outcomes; False (and the batch not done) if some of ``expected`` got none."""
         pairs = []
         for outcome in outcomes:
             seq = claimed.seq_of_reference.get(outcome.reference)
             if seq is None:
-                parsed = parse_reference(outcome.reference)
                 log.error(
                     "carrier answered for a reference not in the batch",
-                    extra={"job_id": claimed.job_id, "batch": claimed.seq, "parsed": parsed},
+                    extra={"job_id": claimed.job_id, "batch": claimed.seq},
                 )
                 continue
             pairs.append((seq, outcome))
-        if done and len(pairs) != len(claimed.seq_of_reference):
-            # Some recipients got no answer: leave the batch claimed for reconciliation.
-            done = False
+        answered = {o.reference for o in outcomes}
+        complete = all(r.reference in answered for r in expected)
         self.recorder.record_submission(
             job_id=claimed.job_id,
             job_created_at=claimed.job_created_at,
             batch_seq=claimed.seq,
             outcomes=pairs,
-            batch_done=done,
+            batch_done=done and complete,
             at=self.clock.now(),
         )
+        return complete
 
     @staticmethod
     def _log_extra(claimed: ClaimedBatch, exc: Exception) -> dict[str, object]:

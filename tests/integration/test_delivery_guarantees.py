@@ -85,7 +85,7 @@ def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack
     assert set(submissions(stack, job_id).values()) == {1}
     # And planning it again creates no second batch
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
-        assert plan_job(conn, job_id, batch_size=1000) == []
+        assert plan_job(conn, job_id, batch_size=1000, window=32) == []
         batches = conn.execute("SELECT count(*) FROM batches WHERE job_id = %s", (job_id,)).fetchone()
     assert batches == (2,)
 

@@ -1,0 +1,134 @@
+"""Per-channel rate limits shared by every worker: GCRA in one atomic Redis script.
+
+Each limit is a bucket holding its *theoretical arrival time* (TAT): the moment from which the
+next recipient may be sent. Reserving ``cost`` recipients starts at ``max(now, TAT of every
+applicable bucket)`` and moves each bucket's TAT by ``cost / rate``; the caller waits until the
+start (never raises, never burns a retry). Time is Redis's own ``TIME``, so workers on machines
+with skewed clocks still share one timeline.
+
+Buckets of one channel share the hash tag ``{rate:<channel>}`` (one Redis Cluster slot): the
+channel's own cap (the carrier contract), and optional caps for a tenant or one of its senders.
+
+A carrier's 429 halves the channel's rate for a while (``penalise``): multiplicative decrease,
+and the rate recovers when the penalty expires.
+
+Smoothness: a reservation is spent as one request, so a request of ``cost`` recipients is a
+burst of ``cost``. To keep every 1-second window within ``smoothing`` of the cap, callers send
+at most ``chunk_size(rate)`` recipients per request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from redis import Redis
+
+from engine.keys import Keys
+
+# KEYS: penalty key, then one TAT key per bucket. ARGV: cost, the longest wait (µs) worth
+# reserving for, the 1-based index among the buckets of the one the penalty slows (0: none),
+# then one rate per bucket. A wait beyond the longest reserves nothing (the caller hands its
+# work back rather than hold capacity it cannot use yet).
+# Returns the wait in microseconds (as a string: Lua numbers lose precision past 2^53).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+local longest = tonumber(ARGV[2])
+local penalised = tonumber(ARGV[3]) + 1
+local factor = tonumber(redis.call('GET', KEYS[1]) or '1')
+local start = now
+for i = 2, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat > start then start = tat end
+end
+if start - now > longest then return string.format('%d', start - now) end
+for i = 2, #KEYS do
+  local rate = tonumber(ARGV[i + 2])
+  if i == penalised then rate = rate * factor end
+  local tat = start + math.ceil(cost * 1000000 / rate)
+  -- Keep the key only as long as it matters.
+  redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+return string.format('%d', start - now)
+"""
+
+_PENALISE = """
+local factor = tonumber(redis.call('GET', KEYS[1]) or '1') * tonumber(ARGV[1])
+if factor < tonumber(ARGV[2]) then factor = tonumber(ARGV[2]) end
+redis.call('SET', KEYS[1], tostring(factor), 'PX', ARGV[3])
+return tostring(factor)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A cap in recipients per second on one bucket."""
+
+    key: str
+    per_second: float
+
+
+def chunk_size(per_second: float, smoothing: float, maximum: int = 1000) -> int:
+    """Recipients per request under a cap, so that one request is at most ``smoothing`` of a
+    second's worth (a 300/s cap at 1 % goes out 3 at a time, not 1000 every 3.3 s)."""
+    if per_second <= 0:
+        return maximum
+    return max(1, min(maximum, math.floor(per_second * smoothing)))
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        backoff_factor: float = 0.5,
+        backoff_floor: float = 0.05,
+        backoff_seconds: float = 10.0,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.backoff_factor = backoff_factor
+        self.backoff_floor = backoff_floor
+        self.backoff_ms = int(backoff_seconds * 1000)
+        self._reserve = redis.register_script(_RESERVE)
+        self._penalise = redis.register_script(_PENALISE)
+
+    def channel_limit(self, channel: str, per_second: float) -> Limit:
+        return Limit(self.keys.rate(channel, "channel"), per_second)
+
+    def tenant_limit(self, channel: str, tenant_id: int, per_second: float) -> Limit:
+        return Limit(self.keys.rate(channel, f"tenant:{tenant_id}"), per_second)
+
+    def sender_limit(self, channel: str, tenant_id: int, sender: str, per_second: float) -> Limit:
+        return Limit(self.keys.rate(channel, f"sender:{tenant_id}:{sender}"), per_second)
+
+    def reserve(self, channel: str, cost: int, limits: list[Limit], longest_wait: float = 5.0) -> float:
+        """Reserve ``cost`` recipients under every limit; seconds to wait before sending them.
+
+        A carrier's penalty slows the channel's own limit (if it has one). If the wait would be
+        longer than ``longest_wait``, nothing is reserved and the (longer) wait is returned: the
+        caller should hand its work back for that long. No limits: 0."""
+        if not limits:
+            return 0.0
+        channel_key = self.keys.rate(channel, "channel")
+        penalised = next((i for i, limit in enumerate(limits, 1) if limit.key == channel_key), 0)
+        keys = [self.keys.rate(channel, "penalty"), *(limit.key for limit in limits)]
+        args = [cost, int(longest_wait * 1_000_000), penalised, *(limit.per_second for limit in limits)]
+        waited = self._reserve(keys=keys, args=args)
+        return int(waited) / 1_000_000
+
+    def penalise(self, channel: str) -> float:
+        """The carrier said "too many requests": slow the channel down; returns the new factor."""
+        factor = self._penalise(
+            keys=[self.keys.rate(channel, "penalty")],
+            args=[self.backoff_factor, self.backoff_floor, self.backoff_ms],
+        )
+        return float(factor)
+
+    def factor(self, channel: str) -> float:
+        """The channel's current share of its cap (1 unless penalised)."""
+        raw = self.redis.get(self.keys.rate(channel, "penalty"))
+        return float(raw) if raw else 1.0
