@@ -28,17 +28,18 @@ class RatePolicy:
 
     def limits(self, channel: str, tenant_id: int, sender: str) -> list[Limit]:
         """Every cap on ``channel`` that applies to this tenant and sender, channel's first."""
+        aim = self.settings.rate_target_fraction
         limits = []
         cap = channel_cap(self.settings, channel)
         if cap > 0:
-            limits.append(self.limiter.channel_limit(channel, cap))
+            limits.append(self.limiter.channel_limit(channel, cap * aim))
         for limit_sender, limit_channel, per_second in self._tenant_caps(tenant_id):
             if limit_channel != channel:
                 continue
             if limit_sender is None:
-                limits.append(self.limiter.tenant_limit(channel, tenant_id, per_second))
+                limits.append(self.limiter.tenant_limit(channel, tenant_id, per_second * aim))
             elif limit_sender == sender:
-                limits.append(self.limiter.sender_limit(channel, tenant_id, sender, per_second))
+                limits.append(self.limiter.sender_limit(channel, tenant_id, sender, per_second * aim))
         return limits
 
     def effective_rate(self, channel: str, limits: list[Limit]) -> float:

@@ -28,6 +28,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-429-rate", type=float, default=0.0)
     parser.add_argument("--timeout-rate", type=float, default=0.0)
     parser.add_argument("--timeout-sleep-ms", type=float, default=30_000.0)
+    parser.add_argument("--rate-cap-per-second", type=float, default=0.0, help="answer 429 beyond this cap")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -48,6 +49,7 @@ def behaviour_from(args: argparse.Namespace) -> Behaviour:
             "http_429_rate": args.http_429_rate,
             "timeout_rate": args.timeout_rate,
             "timeout_sleep_ms": args.timeout_sleep_ms,
+            "rate_cap_per_second": args.rate_cap_per_second,
             "seed": args.seed,
         }
     )

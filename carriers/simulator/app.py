@@ -106,7 +106,14 @@ class Simulator:
             store.counters["refused_requests"] += 1
             return _refusal(-9999, None, 500)
         fate -= behaviour.http_5xx_rate
-        answer = send(store, behaviour, channel, await self._payload(request), time.time())
+        payload = await self._payload(request)
+        now = time.time()
+        if behaviour.rate_cap_per_second > 0 and not store.rate_window(channel).admit(
+            now, _recipient_count(payload), behaviour.rate_cap_per_second
+        ):
+            store.counters["throttled_requests"] += 1
+            return _refusal(-9999, "Too many requests.", 429)
+        answer = send(store, behaviour, channel, payload, now)
         if fate < behaviour.timeout_rate:
             store.counters["timeouts"] += 1
             await asyncio.sleep(behaviour.timeout_sleep_ms / 1000.0)
@@ -219,3 +226,8 @@ def create_app(app_key: str, secret_key: str, behaviour: Behaviour | None = None
     app = Starlette(routes=simulator.routes())
     app.state.simulator = simulator
     return app
+
+
+def _recipient_count(payload: Any) -> int:
+    recipients = payload.get("recipientList") if isinstance(payload, dict) else None
+    return len(recipients) if isinstance(recipients, list) else 0

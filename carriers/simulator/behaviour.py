@@ -39,6 +39,10 @@ class Behaviour:
     timeout_rate: float = 0.0
     #: How long a "timed out" request sleeps before answering, in milliseconds.
     timeout_sleep_ms: float = 30_000.0
+    #: The provider's own cap, in recipients per second per channel (0: none). A send request
+    #: that would take the last second's recipients past it is answered HTTP 429, accepting
+    #: nothing, as a throttled account is.
+    rate_cap_per_second: float = 0.0
     #: Seed of every draw.
     seed: int = 0
     #: Most templates one appkey may register (the provider's limit is 1000, error -2112).

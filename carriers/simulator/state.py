@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -164,10 +165,16 @@ class Store:
             "refused_requests": 0,
             "timeouts": 0,
             "duplicate_submissions": 0,
+            "throttled_requests": 0,
             "rejected_recipients": 0,
         }
         self.by_channel: dict[str, int] = {"sms": 0, "lms": 0}
         self._sequence = 0
+        self._rate_windows: dict[str, RateWindow] = {}
+
+    def rate_window(self, channel: str) -> RateWindow:
+        """Recipients accepted on ``channel`` over the last second (the simulated cap)."""
+        return self._rate_windows.setdefault(channel, RateWindow())
 
     def new_request_id(self, now: float) -> str:
         """``yyyyMMddHHmmss`` (KST) and a counter: 25 characters like the provider's."""
@@ -239,3 +246,21 @@ def _messages_in(
     for request in requests[low:high]:
         for index in range(len(request)):
             yield Message(request, index)
+
+
+class RateWindow:
+    """Recipients admitted over the last second, for the simulator's own rate cap."""
+
+    def __init__(self) -> None:
+        self._admitted: deque[tuple[float, int]] = deque()
+        self._total = 0
+
+    def admit(self, now: float, count: int, cap: float) -> bool:
+        """Admit ``count`` recipients at ``now`` unless that takes the last second past ``cap``."""
+        while self._admitted and self._admitted[0][0] <= now - 1.0:
+            self._total -= self._admitted.popleft()[1]
+        if self._total + count > cap:
+            return False
+        self._admitted.append((now, count))
+        self._total += count
+        return True
