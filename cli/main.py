@@ -50,6 +50,24 @@ def cmd_sender_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rate_limit(args: argparse.Namespace) -> int:
+    from engine.phone import normalize_sender
+    from engine.rate_policy import clear_rate_limit, list_rate_limits, set_rate_limit
+    from engine.tenants import tenant_id_by_name
+
+    with _connect() as conn:
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        sender = normalize_sender(args.sender) if getattr(args, "sender", None) else None
+        if args.rate_command == "set":
+            set_rate_limit(conn, tenant_id, args.channel, args.per_second, sender)
+        elif args.rate_command == "clear" and not clear_rate_limit(conn, tenant_id, args.channel, sender):
+            print("no such cap", file=sys.stderr)
+            return 1
+        for limit_sender, channel, per_second in list_rate_limits(conn, tenant_id):
+            print(f"{args.tenant}  {channel:<6} {limit_sender or '(all senders)':<14} {per_second:g}/s")
+    return 0
+
+
 def _api_client(args: argparse.Namespace) -> httpx.Client:
     key = args.api_key or os.environ.get("BALSONG_API_KEY")
     if not key:
@@ -157,6 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     sender_add.add_argument("tenant")
     sender_add.add_argument("number")
     sender_add.set_defaults(handler=cmd_sender_add)
+
+    rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
+    rate_sub = rate.add_subparsers(dest="rate_command", required=True)
+    for name, help_ in (("set", "cap a tenant or sender"), ("clear", "remove a cap"), ("list", "show caps")):
+        p = rate_sub.add_parser(name, help=help_)
+        p.add_argument("tenant")
+        if name != "list":
+            p.add_argument("channel", choices=("sms", "lms", "kakao"))
+        if name == "set":
+            p.add_argument("per_second", type=float)
+        if name != "list":
+            p.add_argument("--sender", help="only this sender number")
+        p.set_defaults(handler=cmd_rate_limit)
 
     status = add("status", cmd_status, "follow a job with a progress bar until it finishes")
     status.add_argument("job", type=int)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from engine.config import Settings
@@ -64,3 +65,40 @@ class RatePolicy:
         with self._lock:
             self._cache[tenant_id] = (now + CACHE_SECONDS, caps)
         return caps
+
+
+CHANNELS = ("sms", "lms", "kakao")
+
+
+def set_rate_limit(
+    conn: Connection, tenant_id: int, channel: str, per_second: float, sender: str | None = None
+) -> None:
+    """Cap a tenant (or one of its senders) on a channel, below the channel's own cap."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+    if per_second <= 0:
+        raise ValueError("per_second must be positive")
+    conn.execute(
+        """
+        INSERT INTO rate_limits (tenant_id, sender, channel, per_second) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (tenant_id, sender, channel) DO UPDATE SET per_second = EXCLUDED.per_second
+        """,
+        (tenant_id, sender, channel, per_second),
+    )
+
+
+def clear_rate_limit(conn: Connection, tenant_id: int, channel: str, sender: str | None = None) -> bool:
+    cur = conn.execute(
+        "DELETE FROM rate_limits WHERE tenant_id = %s AND channel = %s AND sender IS NOT DISTINCT FROM %s",
+        (tenant_id, channel, sender),
+    )
+    return cur.rowcount > 0
+
+
+def list_rate_limits(conn: Connection, tenant_id: int) -> list[tuple[str | None, str, float]]:
+    rows = conn.execute(
+        "SELECT sender, channel, per_second FROM rate_limits WHERE tenant_id = %s"
+        " ORDER BY channel, sender NULLS FIRST",
+        (tenant_id,),
+    ).fetchall()
+    return [(sender, channel, float(per_second)) for sender, channel, per_second in rows]

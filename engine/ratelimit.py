@@ -27,10 +27,12 @@ from redis import Redis
 from engine.keys import Keys
 
 # KEYS: penalty key, then one TAT key per bucket. ARGV: cost, the longest wait (µs) worth
-# reserving for, the 1-based index among the buckets of the one the penalty slows (0: none),
-# then one rate per bucket. A wait beyond the longest reserves nothing (the caller hands its
+# reserving for, the 1-based index among the buckets of the channel's own (the penalty slows
+# it; 0: none), the longest wait (µs) a narrower cap may impose and still reserve, then one
+# rate per bucket. A wait beyond the longest reserves nothing (the caller hands its
 # work back rather than hold capacity it cannot use yet).
-# Returns the wait in microseconds (as a string: Lua numbers lose precision past 2^53).
+# Returns "<1 if reserved, else 0>:<wait in microseconds>" (text: Lua numbers lose precision
+# past 2^53).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -43,15 +45,25 @@ for i = 2, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat > start then start = tat end
 end
-if start - now > longest then return string.format('%d', start - now) end
+-- A narrower cap (a tenant's, a sender's) that is not due yet reserves nothing: booking the
+-- shared channel ahead for it would idle the channel for everyone else until then.
+local own = now
 for i = 2, #KEYS do
-  local rate = tonumber(ARGV[i + 2])
+  if i ~= penalised then
+    local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if tat > own then own = tat end
+  end
+end
+if own - now > tonumber(ARGV[4]) then return '0:' .. string.format('%d', own - now) end
+if start - now > longest then return '0:' .. string.format('%d', start - now) end
+for i = 2, #KEYS do
+  local rate = tonumber(ARGV[i + 3])
   if i == penalised then rate = rate * factor end
   local tat = start + math.ceil(cost * 1000000 / rate)
   -- Keep the key only as long as it matters.
   redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
-return string.format('%d', start - now)
+return '1:' .. string.format('%d', start - now)
 """
 
 _PENALISE = """
@@ -60,6 +72,18 @@ if factor < tonumber(ARGV[2]) then factor = tonumber(ARGV[2]) end
 redis.call('SET', KEYS[1], tostring(factor), 'PX', ARGV[3])
 return tostring(factor)
 """
+
+
+#: A tenant's or sender's own cap books the channel only when it is due within this long.
+NARROW_CAP_HOLD_MICROSECONDS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    #: True if the capacity is booked: send after ``wait`` seconds. False: nothing is booked;
+    #: wait ``wait`` seconds and ask again (or hand the work back if that is too long).
+    reserved: bool
+    wait: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +129,27 @@ class RateLimiter:
     def sender_limit(self, channel: str, tenant_id: int, sender: str, per_second: float) -> Limit:
         return Limit(self.keys.rate(channel, f"sender:{tenant_id}:{sender}"), per_second)
 
-    def reserve(self, channel: str, cost: int, limits: list[Limit], longest_wait: float = 5.0) -> float:
-        """Reserve ``cost`` recipients under every limit; seconds to wait before sending them.
+    def reserve(self, channel: str, cost: int, limits: list[Limit], longest_wait: float = 5.0) -> Reservation:
+        """Reserve ``cost`` recipients under every limit; how long to wait before sending them.
 
-        A carrier's penalty slows the channel's own limit (if it has one). If the wait would be
-        longer than ``longest_wait``, nothing is reserved and the (longer) wait is returned: the
-        caller should hand its work back for that long. No limits: 0."""
+        A carrier's penalty slows the channel's own limit (if it has one). Nothing is reserved
+        (``reserved`` False) when a tenant's or sender's own cap is not due yet, or when the wait
+        would be longer than ``longest_wait``: the caller waits that long and asks again, or
+        hands its work back. No limits: sent at once."""
         if not limits:
-            return 0.0
+            return Reservation(True, 0.0)
         channel_key = self.keys.rate(channel, "channel")
         penalised = next((i for i, limit in enumerate(limits, 1) if limit.key == channel_key), 0)
         keys = [self.keys.rate(channel, "penalty"), *(limit.key for limit in limits)]
-        args = [cost, int(longest_wait * 1_000_000), penalised, *(limit.per_second for limit in limits)]
-        waited = self._reserve(keys=keys, args=args)
-        return int(waited) / 1_000_000
+        args = [
+            cost,
+            int(longest_wait * 1_000_000),
+            penalised,
+            NARROW_CAP_HOLD_MICROSECONDS,
+            *(limit.per_second for limit in limits),
+        ]
+        reserved, _, waited = self._reserve(keys=keys, args=args).decode().partition(":")
+        return Reservation(reserved == "1", int(waited) / 1_000_000)
 
     def penalise(self, channel: str) -> float:
         """The carrier said "too many requests": slow the channel down; returns the new factor."""

@@ -203,11 +203,14 @@ class BatchSender:
             if position and time.monotonic() >= slice_ends:
                 return self._hand_back(claimed, pending[position], 0.0)
             part = pending[position : position + size]
-            wait = self.policy.limiter.reserve(channel, len(part), limits, self.handback_seconds)
-            if wait > self.handback_seconds:
-                return self._hand_back(claimed, part[0], wait)
-            if wait > 0:
-                time.sleep(wait)
+            while True:
+                booking = self.policy.limiter.reserve(channel, len(part), limits, self.handback_seconds)
+                if booking.wait > self.handback_seconds:
+                    return self._hand_back(claimed, part[0], booking.wait)
+                if booking.wait > 0:
+                    time.sleep(booking.wait)
+                if booking.reserved:
+                    break
             try:
                 outcomes = carrier.submit(replace(batch, recipients=part))
             except CarrierRetryable as exc:

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from engine.db import upgrade
+from engine.rate_policy import set_rate_limit
+from engine.tenants import tenant_id_by_name
 from tests.integration.test_pipeline import wait_finished
 from tests.support.arrivals import arrival_times, max_window_count, steady_rate
 from tests.support.services import isolated_settings
@@ -133,3 +136,22 @@ def test_a_carrier_429_slows_the_channel_and_loses_nobody(capped: Stack) -> None
     ledger = capped.simulator.ledger()
     assert len(ledger) == 2_000
     assert all(entry["submissions"] == 1 for entry in ledger)
+
+
+def test_a_tenants_own_cap_holds_below_the_channels(capped: Stack) -> None:
+    # Given a tenant held to 40/s on a 300/s channel
+    client = capped.new_tenant("small-contract")
+    with psycopg.connect(capped.settings.database_url, autocommit=True) as conn:
+        tenant_id = tenant_id_by_name(conn, "small-contract")
+        set_rate_limit(conn, tenant_id, "sms", 40.0)
+    # When it sends 320 recipients
+    recipients = [{"phone": f"010{40_000_000 + i:08d}"} for i in range(320)]
+    job_id = client.post(
+        "/v1/jobs", json={"channel": "sms", "sender": SENDER, "body": "안내", "recipients": recipients}
+    ).json()["job_id"]
+    wait_finished(capped, client, job_id, timeout=60)
+    # Then they arrive at its own pace, not the channel's
+    times = arrival_times(capped.simulator.ledger(), prefix=f"{job_id}-")
+    assert len(times) == 320
+    assert max_window_count(times) <= 40 * 1.02
+    assert steady_rate(times) >= 40 * 0.9
