@@ -33,6 +33,8 @@ from typing import NamedTuple, Protocol
 class Channel(enum.StrEnum):
     SMS = "sms"
     LMS = "lms"
+    #: KakaoTalk AlimTalk (an approved template, filled per recipient).
+    KAKAO = "kakao"
 
 
 class Outcome(enum.StrEnum):
@@ -76,6 +78,8 @@ class Batch:
     variables: tuple[str, ...] = ()
     #: Stable for this batch and attempt; sent where the provider supports idempotency keys.
     idempotency_key: str = ""
+    #: KakaoTalk: the approved template's code (``body`` is then the template's text).
+    template_code: str | None = None
 
 
 class SubmitOutcome(NamedTuple):
