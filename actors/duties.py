@@ -9,10 +9,11 @@ from carriers.base import Channel, Outcome
 from engine import counters
 from engine.completion import finish_completed_jobs
 from engine.flusher import Flusher
-from engine.planning import jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
+from engine.planning import BatchRef, jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
 from engine.reconcile import stale_batches
 from engine.references import parse_reference
 from engine.results import RecipientOutcome
+from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
 
@@ -42,6 +43,8 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty("poll_reports", 2.0, lambda: poll_reports(rt)),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
+        Duty("retry_pump", 1.0, lambda: pump_retries(rt)),
+        Duty("retry_ledger_rebuild", 60.0, lambda: rebuild_retry_ledger(rt)),
     ]
 
 
@@ -120,3 +123,31 @@ def ensure_partitions(rt: Runtime) -> None:
     with rt.pool.connection() as conn:
         for month in (today.replace(day=1), next_month):
             conn.execute("SELECT ensure_recipients_partition(%s)", (month,))
+
+
+RETRY_PAGE = 500
+
+
+def pump_retries(rt: Runtime) -> bool:
+    """Publish the retry batches that are due (a page at a time)."""
+    from actors.publish import publish_batches
+
+    due = rt.retry_ledger.due(rt.clock.now(), RETRY_PAGE)
+    if not due:
+        return False
+    refs = []
+    with rt.pool.connection() as conn:
+        for batch in due:
+            released = release_due(conn, batch)
+            if released is not None:
+                channel, priority, _first_attempt, _attempt = released
+                refs.append(BatchRef(batch.job_id, batch.seq, channel, priority))
+    publish_batches(refs)
+    rt.retry_ledger.remove(due)
+    return len(due) >= RETRY_PAGE
+
+
+def rebuild_retry_ledger(rt: Runtime) -> None:
+    """Put back into the ledger any waiting batch Redis lost (a restart keeps nothing)."""
+    with rt.pool.connection() as conn:
+        rt.retry_ledger.rebuild(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dramatiq
 
@@ -11,10 +12,15 @@ from actors.publish import publish_batches
 from engine import planning
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
+from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
 from engine.runtime import Runtime, get_runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
 
 log = logging.getLogger(__name__)
+
+#: Waits longer than this go to the retry ledger, not to the broker's delay queue (Dramatiq
+#: holds delayed messages unacknowledged in worker memory until due).
+MAX_BROKER_DELAY_SECONDS = 30.0
 
 #: Dramatiq runs a worker's prefetched messages lowest priority number first: transactional
 #: batches overtake bulk ones waiting in the same worker.
@@ -56,26 +62,117 @@ def send_transactional_batch(job_id: int, batch_seq: int) -> None:
 def _send(job_id: int, batch_seq: int) -> None:
     rt = get_runtime()
     with rt.pool.connection() as conn:
-        claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id)
+        claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id, rt.clock.now())
     if claimed is None:
         log.info(
             "batch already claimed or recorded; nothing to do", extra={"job_id": job_id, "batch": batch_seq}
         )
         return
+    if expire_if_late(rt, claimed, list(claimed.seq_of_reference.values())):
+        finish_batch(rt, claimed)
+        return
     finish_slice(rt, claimed, rt.batch_sender.send(claimed))
 
 
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
-    """After a slice: hand the rest of the batch back, or publish the job's next batches."""
+    """After a slice: retry batches for recipients to try again, then hand the rest of the
+    batch back, defer it, or publish the job's next batches."""
+    if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
+        # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
+        retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)
+        if result.end is SliceEnd.FINISHED:
+            rt.recorder.record_submission(
+                job_id=claimed.job_id,
+                job_created_at=claimed.job_created_at,
+                batch_seq=claimed.seq,
+                outcomes=[],
+                batch_done=True,
+                at=rt.clock.now(),
+            )
     if result.end is SliceEnd.HANDED_BACK:
+        assert result.next_seq is not None
+        if result.delay_seconds > MAX_BROKER_DELAY_SECONDS:
+            # Long waits never live in the broker: the batch waits in the retry ledger instead.
+            with rt.pool.connection() as conn:
+                due = rt.clock.now() + timedelta(seconds=result.delay_seconds)
+                defer_batch(
+                    conn,
+                    rt.retry_ledger,
+                    job_id=claimed.job_id,
+                    seq=claimed.seq,
+                    next_seq=result.next_seq,
+                    due_at=due,
+                )
+            return
         with rt.pool.connection() as conn:
             release_batch(conn, claimed.job_id, claimed.seq, result.next_seq)
         ref = BatchRef(claimed.job_id, claimed.seq, claimed.channel, claimed.priority)
         publish_batches([ref], delay_seconds=result.delay_seconds)
-    elif result.end is SliceEnd.FINISHED:
+    elif result.end is SliceEnd.DEFERRED:
+        assert result.next_seq is not None
+        rest = [seq for seq in claimed.seq_of_reference.values() if seq >= result.next_seq]
+        if expire_if_late(rt, claimed, rest):
+            finish_batch(rt, claimed)
+            return
         with rt.pool.connection() as conn:
-            mark_sent(conn, claimed.job_id, claimed.seq)
-            publish_batches(planning.top_up(conn, claimed.job_id, rt.settings.batch_window))
+            due = rt.clock.now() + timedelta(seconds=retry_delay(rt, claimed.retry_attempt + 1))
+            defer_batch(
+                conn,
+                rt.retry_ledger,
+                job_id=claimed.job_id,
+                seq=claimed.seq,
+                next_seq=result.next_seq,
+                due_at=due,
+            )
+    elif result.end is SliceEnd.FINISHED:
+        finish_batch(rt, claimed)
+
+
+def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> None:
+    """The worker is done with the batch: it leaves the job's window, and the next comes in."""
+    with rt.pool.connection() as conn:
+        mark_sent(conn, claimed.job_id, claimed.seq)
+        publish_batches(planning.top_up(conn, claimed.job_id, rt.settings.batch_window))
+
+
+def retry_later(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], attempt: int) -> None:
+    """Put ``seqs`` in a new retry batch due after back-off, or expire them if too late."""
+    if expire_if_late(rt, claimed, seqs, batch_done=False):
+        return
+    now = rt.clock.now()
+    with rt.pool.connection() as conn:
+        schedule_retry(
+            conn,
+            rt.retry_ledger,
+            job_id=claimed.job_id,
+            channel=claimed.channel,
+            seqs=seqs,
+            first_attempt_at=claimed.first_attempt_at or now,
+            attempt=attempt + 1,
+            due_at=now + timedelta(seconds=retry_delay(rt, attempt + 1)),
+        )
+
+
+def expire_if_late(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch_done: bool = True) -> bool:
+    """Expire ``seqs`` if the channel's retry deadline has passed since the first attempt."""
+    now = rt.clock.now()
+    if not past_deadline(rt.settings, claimed.channel, claimed.first_attempt_at, now):
+        return False
+    hours = deadline_seconds(rt.settings, claimed.channel) / 3600
+    rt.recorder.record_expired(
+        job_id=claimed.job_id,
+        job_created_at=claimed.job_created_at,
+        batch_seq=claimed.seq,
+        seqs=seqs,
+        reason=f"not accepted by the carrier within {hours:g} hours of the first attempt",
+        batch_done=batch_done,
+        at=now,
+    )
+    return True
+
+
+def retry_delay(rt: Runtime, attempt: int) -> float:
+    return backoff_seconds(attempt, rt.settings.retry_base_seconds, rt.settings.retry_cap_seconds)
 
 
 @dramatiq.actor(queue_name=RECONCILE_QUEUE, max_retries=10, min_backoff=5_000, max_backoff=120_000)

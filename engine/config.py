@@ -61,6 +61,16 @@ class Settings:
     batch_window: int = 32
     #: A published batch neither claimed nor confirmed within this long is published again.
     republish_after_seconds: float = 300.0
+    #: Retries: a transient failure is tried again after base * 2^(attempt-1) seconds (with
+    #: jitter, at most the cap), until the channel's deadline after the first attempt passes;
+    #: then the recipient is expired.
+    retry_base_seconds: float = 10.0
+    retry_cap_seconds: float = 1800.0
+    retry_deadline_sms_seconds: float = 48 * 3600.0
+    retry_deadline_lms_seconds: float = 48 * 3600.0
+    retry_deadline_kakao_seconds: float = 48 * 3600.0
+    #: "system" (wall clock) or "shared" (wall clock plus an offset in Redis that tests move).
+    clock: str = "system"
     #: Worker threads per worker process.
     worker_threads: int = 8
     #: Worker processes started by `balsong worker`.

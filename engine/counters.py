@@ -7,6 +7,7 @@ Fields of the ``{job:ID}:counts`` hash:
 - ``sent``: accepted by a carrier (ever);
 - ``in_flight``: accepted, final result not yet known;
 - ``delivered`` / ``failed``: final results (``failed`` includes recipients refused at intake);
+- ``expired``: final, retried until the channel's deadline without success;
 - ``reason:<code>``: failed recipients by reason code, ``text:<code>``: a reason text for it.
 """
 
@@ -20,7 +21,7 @@ from redis import Redis
 
 from engine.keys import Keys
 
-COUNT_FIELDS = ("total", "queued", "sent", "in_flight", "delivered", "failed")
+COUNT_FIELDS = ("total", "queued", "sent", "in_flight", "delivered", "failed", "expired")
 
 # Writes the counters only if the hash does not exist yet (a recount or an earlier plan won).
 _INIT_IF_ABSENT = """
@@ -38,7 +39,8 @@ class JobCounts:
     in_flight: int = 0
     delivered: int = 0
     failed: int = 0
-    #: Failed recipients by reason code.
+    expired: int = 0
+    #: Failed (and expired) recipients by reason code.
     reasons: dict[str, int] = field(default_factory=dict)
     #: A human text for each reason code.
     reason_texts: dict[str, str] = field(default_factory=dict)
@@ -108,8 +110,11 @@ def recount(conn: Connection, job_id: int, created_at: datetime) -> JobCounts:
             counts.in_flight += count
         elif status == "delivered":
             counts.delivered += count
-        elif status == "failed":
-            counts.failed += count
+        elif status in ("failed", "expired"):
+            if status == "failed":
+                counts.failed += count
+            else:
+                counts.expired += count
             code = reason_code or "unknown"
             counts.reasons[code] = counts.reasons.get(code, 0) + count
             if reason_text:

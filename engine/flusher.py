@@ -26,7 +26,7 @@ from redis.exceptions import ResponseError
 
 from engine.completion import finish_completed_jobs
 from engine.keys import Keys
-from engine.results import DELIVERED, FAILED
+from engine.results import DELIVERED, FAILED, SUBMITTED
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ _APPLY_SUBMISSION = """
         reason_code = u.code,
         reason_text = u.text,
         carrier_id = u.carrier_id,
-        submitted_at = CASE WHEN u.status = 'failed' THEN NULL ELSE %(at)s END,
-        completed_at = CASE WHEN u.status IN ('delivered', 'failed') THEN %(at)s END
+        submitted_at = CASE WHEN u.status IN ('submitted', 'delivered') THEN %(at)s END,
+        completed_at = CASE WHEN u.status IN ('delivered', 'failed', 'expired') THEN %(at)s END
     FROM (
         SELECT (o ->> 0)::int AS seq, o ->> 1 AS status, o ->> 2 AS code, o ->> 3 AS text,
                o ->> 4 AS carrier_id
@@ -168,7 +168,7 @@ class Flusher:
             )
             if entry["done"]:
                 done_batches.append((entry["job"], entry["batch"]))
-            if any(o[1] != FAILED for o in outcomes):
+            if any(o[1] in (SUBMITTED, DELIVERED) for o in outcomes):
                 first_sent[entry["job"]] = min(at, first_sent.get(entry["job"], at))
         with conn.cursor() as cur:
             cur.executemany(_APPLY_SUBMISSION, params)

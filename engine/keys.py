@@ -25,6 +25,16 @@ class Keys:
         of a channel's buckets share one hash tag, so one script can touch them together."""
         return f"{self.prefix}:{{rate:{channel}}}:{bucket}"
 
+    @property
+    def retry_ledger(self) -> str:
+        """Sorted set of waiting retry batches (``job:batch``) by due time (epoch seconds)."""
+        return f"{self.prefix}:retry-ledger"
+
+    @property
+    def clock_offset(self) -> str:
+        """Seconds added to the wall clock by a shared test clock."""
+        return f"{self.prefix}:clock-offset"
+
     def lease(self, duty: str) -> str:
         """Lease held by the scheduler replica running ``duty``."""
         return f"{self.prefix}:lease:{duty}"

@@ -14,12 +14,13 @@ counter that a recount corrects.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from psycopg import Connection
 
 from carriers.base import Carrier
-from engine.sending import RECIPIENTS_FROM, BatchSender, ClaimedBatch, SliceResult, build_claimed
+from engine.sending import BatchSender, ClaimedBatch, SliceResult, build_claimed, load_recipients
 
 #: A batch the worker let go ('sent') whose outcomes never reached PostgreSQL (Redis lost
 #: them) is reconciled this many times later than a claimed one: the flusher's normal lag is
@@ -39,8 +40,8 @@ _RECLAIM = (
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND j.id = b.job_id AND ("""
     + _STALE
     + """)
-    RETURNING b.channel, b.next_seq, b.last_seq, b.attempts, j.created_at, j.tenant_id, j.priority, j.sender,
-              j.body, j.title, j.variables, p.previous
+    RETURNING b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at, b.retry_attempt,
+              j.created_at, j.tenant_id, j.priority, j.sender, j.body, j.title, j.variables, p.previous
 """
 )
 
@@ -80,7 +81,10 @@ def reconcile_batch(
             channel,
             next_seq,
             last,
+            seqs,
             attempt,
+            first_attempt_at,
+            retry_attempt,
             created_at,
             tenant_id,
             priority,
@@ -90,20 +94,24 @@ def reconcile_batch(
             variables,
             previous,
         ) = row
-        recipients = conn.execute(RECIPIENTS_FROM, (job_id, created_at, next_seq, last)).fetchall()
-    claimed = build_claimed(
-        job_id,
-        created_at,
-        tenant_id,
-        priority,
-        batch_seq,
-        attempt,
-        channel,
-        sender_no,
-        body,
-        title,
-        variables,
-        recipients,
+        recipients = load_recipients(conn, job_id, created_at, next_seq, last, seqs)
+    claimed = replace(
+        build_claimed(
+            job_id,
+            created_at,
+            tenant_id,
+            priority,
+            batch_seq,
+            attempt,
+            channel,
+            sender_no,
+            body,
+            title,
+            variables,
+            recipients,
+        ),
+        first_attempt_at=first_attempt_at,
+        retry_attempt=retry_attempt,
     )
     references = list(claimed.seq_of_reference)
     known = (

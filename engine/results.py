@@ -18,16 +18,18 @@ from redis import Redis
 from carriers.base import Outcome, SubmitOutcome
 from engine.keys import Keys
 
-#: Recipient statuses, in the only order they may move.
-QUEUED, SUBMITTED, DELIVERED, FAILED = "queued", "submitted", "delivered", "failed"
-FINAL_STATUSES = (DELIVERED, FAILED)
+#: Recipient statuses, in the only order they may move: queued -> submitted -> a final one.
+QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = "queued", "submitted", "delivered", "failed", "expired"
+FINAL_STATUSES = (DELIVERED, FAILED, EXPIRED)
+#: Reason of a recipient whose retries ran past the channel's deadline.
+EXPIRED_REASON = "expired"
 
 _STATUS_OF_OUTCOME = {
     Outcome.ACCEPTED: SUBMITTED,
     Outcome.DELIVERED: DELIVERED,
     Outcome.FAILED: FAILED,
-    # Until per-recipient retries exist, a recipient the carrier would not take now is failed
-    # with the carrier's reason rather than left queued forever.
+    # "Try again later" is never recorded: the sender moves such recipients to a retry batch.
+    # Should one reach here, failing it with the carrier's reason beats losing it.
     Outcome.RETRY: FAILED,
 }
 
@@ -118,6 +120,36 @@ class ResultRecorder:
             pipe.hincrby(counts_key, f"reason:{code}", count)
         if texts:
             pipe.hset(counts_key, mapping={f"text:{code}": text for code, text in texts.items()})
+        pipe.execute()
+
+    def record_expired(
+        self,
+        *,
+        job_id: int,
+        job_created_at: datetime,
+        batch_seq: int,
+        seqs: Sequence[int],
+        reason: str,
+        batch_done: bool,
+        at: datetime,
+    ) -> None:
+        """Record recipients whose retries ran out of time: final, status ``expired``."""
+        entry = {
+            "t": "send",
+            "job": job_id,
+            "ca": job_created_at.timestamp(),
+            "batch": batch_seq,
+            "done": batch_done,
+            "at": at.timestamp(),
+            "o": [(seq, EXPIRED, EXPIRED_REASON, reason, None) for seq in seqs],
+        }
+        key = self.keys.job_counts(job_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
+        pipe.hincrby(key, "queued", -len(seqs))
+        pipe.hincrby(key, "expired", len(seqs))
+        pipe.hincrby(key, f"reason:{EXPIRED_REASON}", len(seqs))
+        pipe.hset(key, f"text:{EXPIRED_REASON}", reason)
         pipe.execute()
 
     def record_reports(self, reports: Sequence[RecipientOutcome]) -> None:

@@ -10,28 +10,34 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from psycopg_pool import ConnectionPool
 from redis import Redis
 
 from carriers.base import Carrier
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, SharedOffsetClock, SystemClock
 from engine.config import Settings, get_settings
 from engine.db import make_pool
 from engine.keys import Keys
 from engine.rate_policy import RatePolicy
 from engine.ratelimit import RateLimiter
 from engine.results import ResultRecorder
+from engine.retries import RetryLedger
 from engine.sending import BatchSender
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    clock: Clock = field(default_factory=SystemClock)
     pool_size: int = 10
+
+    @cached_property
+    def clock(self) -> Clock:
+        if self.settings.clock == "shared":
+            return SharedOffsetClock(self.redis, self.keys.clock_offset)
+        return SystemClock()
 
     @cached_property
     def pool(self) -> ConnectionPool:
@@ -54,6 +60,10 @@ class Runtime:
     @cached_property
     def recorder(self) -> ResultRecorder:
         return ResultRecorder(self.redis, self.keys)
+
+    @cached_property
+    def retry_ledger(self) -> RetryLedger:
+        return RetryLedger(self.redis, self.keys)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

@@ -37,18 +37,29 @@ log = logging.getLogger(__name__)
 
 _CLAIM = """
     UPDATE batches b
-    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1
+    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1,
+        first_attempt_at = coalesce(b.first_attempt_at, %(now)s)
     FROM jobs j
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND b.state = 'planned' AND j.id = b.job_id
-    RETURNING b.channel, b.next_seq, b.last_seq, b.attempts, j.created_at, j.tenant_id, j.priority, j.sender,
-              j.body, j.title, j.variables
+    RETURNING b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at, b.retry_attempt,
+              j.created_at, j.tenant_id, j.priority, j.sender, j.body, j.title, j.variables
 """
 
+# A batch's recipients still to send: from next_seq to the end of its range or, for a retry
+# batch, of its list (the range bounds the scan either way).
 RECIPIENTS_FROM = """
     SELECT seq, phone, "values" FROM recipients
-    WHERE job_id = %s AND job_created_at = %s AND seq BETWEEN %s AND %s AND status = 'queued'
+    WHERE job_id = %(job)s AND job_created_at = %(created_at)s AND seq BETWEEN %(next)s AND %(last)s
+      AND (%(seqs)s::int[] IS NULL OR seq = ANY(%(seqs)s::int[])) AND status = 'queued'
     ORDER BY seq
 """
+
+
+def load_recipients(
+    conn: Connection, job_id: int, created_at: datetime, next_seq: int, last_seq: int, seqs: list[int] | None
+) -> list[tuple[int, str, list[str] | None]]:
+    params = {"job": job_id, "created_at": created_at, "next": next_seq, "last": last_seq, "seqs": seqs}
+    return conn.execute(RECIPIENTS_FROM, params).fetchall()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,10 @@ class ClaimedBatch:
     carrier_batch: Batch
     #: recipient seq of each of ``carrier_batch.recipients``' references
     seq_of_reference: dict[str, int]
+    #: When the batch's recipients were first tried (their retry deadline runs from here).
+    first_attempt_at: datetime | None = None
+    #: How many times this batch has been put back to wait for a retry.
+    retry_attempt: int = 0
 
     @property
     def channel(self) -> str:
@@ -69,10 +84,13 @@ class ClaimedBatch:
 
 
 class SliceEnd(enum.Enum):
-    #: Every recipient has an outcome: the batch is done.
+    #: Every recipient has an outcome (or a place in a retry batch): the batch is done.
     FINISHED = "finished"
     #: Part is sent; the rest goes back to the queue (``next_seq``, after ``delay_seconds``).
     HANDED_BACK = "handed_back"
+    #: The carrier refused the request for now (5xx, connection): the rest of the batch, from
+    #: ``next_seq``, waits for a retry with back-off.
+    DEFERRED = "deferred"
     #: A call's outcome is unknown: the batch stays claimed until it is reconciled.
     UNKNOWN = "unknown"
 
@@ -82,19 +100,38 @@ class SliceResult:
     end: SliceEnd
     next_seq: int | None = None
     delay_seconds: float = 0.0
+    #: Recipients the carrier asked to try again later (they go into a retry batch).
+    retry_seqs: tuple[int, ...] = ()
 
 
-def claim_batch(conn: Connection, job_id: int, batch_seq: int, worker: str) -> ClaimedBatch | None:
+def claim_batch(
+    conn: Connection, job_id: int, batch_seq: int, worker: str, now: datetime
+) -> ClaimedBatch | None:
     """Claim a planned batch and load its recipients still to send; None if someone else has it."""
     with conn.transaction():
-        row = conn.execute(_CLAIM, {"worker": worker, "job": job_id, "batch": batch_seq}).fetchone()
+        row = conn.execute(
+            _CLAIM, {"worker": worker, "job": job_id, "batch": batch_seq, "now": now}
+        ).fetchone()
         if row is None:
             return None
-        channel, next_seq, last, attempt, created_at, tenant_id, priority, sender, body, title, variables = (
-            row
-        )
-        recipients = conn.execute(RECIPIENTS_FROM, (job_id, created_at, next_seq, last)).fetchall()
-    return build_claimed(
+        (
+            channel,
+            next_seq,
+            last,
+            seqs,
+            attempt,
+            first_attempt_at,
+            retry_attempt,
+            created_at,
+            tenant_id,
+            priority,
+            sender,
+            body,
+            title,
+            variables,
+        ) = row
+        recipients = load_recipients(conn, job_id, created_at, next_seq, last, seqs)
+    claimed = build_claimed(
         job_id,
         created_at,
         tenant_id,
@@ -108,6 +145,7 @@ def claim_batch(conn: Connection, job_id: int, batch_seq: int, worker: str) -> C
         variables,
         recipients,
     )
+    return replace(claimed, first_attempt_at=first_attempt_at, retry_attempt=retry_attempt)
 
 
 def build_claimed(
@@ -190,8 +228,9 @@ class BatchSender:
         batch = claimed.carrier_batch
         channel = claimed.channel
         carrier = self.carrier_for(channel)
+        retry: list[int] = []
         if known:
-            self._record(claimed, known, done=False)
+            self._record(claimed, known, retry, done=False)
             answered = {o.reference for o in known}
             batch = replace(batch, recipients=[r for r in batch.recipients if r.reference not in answered])
         pending = list(batch.recipients)
@@ -201,12 +240,12 @@ class BatchSender:
         position = 0
         while position < len(pending):
             if position and time.monotonic() >= slice_ends:
-                return self._hand_back(claimed, pending[position], 0.0)
+                return self._stop(SliceEnd.HANDED_BACK, claimed, pending[position], retry)
             part = pending[position : position + size]
             while True:
                 booking = self.policy.limiter.reserve(channel, len(part), limits, self.handback_seconds)
                 if booking.wait > self.handback_seconds:
-                    return self._hand_back(claimed, part[0], booking.wait)
+                    return self._stop(SliceEnd.HANDED_BACK, claimed, part[0], retry, booking.wait)
                 if booking.wait > 0:
                     time.sleep(booking.wait)
                 if booking.reserved:
@@ -216,23 +255,25 @@ class BatchSender:
             except CarrierRetryable as exc:
                 if exc.partial:
                     # Part of the request went through: record it; the rest is reconciled later.
-                    self._record(claimed, exc.partial, done=False)
-                    return SliceResult(SliceEnd.UNKNOWN)
+                    self._record(claimed, exc.partial, retry, done=False)
+                    return SliceResult(SliceEnd.UNKNOWN, retry_seqs=tuple(retry))
                 if exc.throttled:
+                    # Too fast for the carrier: slow the channel down and try again shortly.
                     self.on_throttled(channel)
                     self.policy.limiter.penalise(channel)
+                    return self._stop(SliceEnd.HANDED_BACK, claimed, part[0], retry, 1.0)
                 log.warning(
-                    "carrier refused a request for now; handing the batch back",
+                    "carrier refused a request for now; the rest of the batch waits for a retry",
                     extra=self._log_extra(claimed, exc),
                 )
-                return self._hand_back(claimed, part[0], 1.0)
+                return self._stop(SliceEnd.DEFERRED, claimed, part[0], retry)
             except CarrierOutcomeUnknown as exc:
                 log.warning(
                     "carrier outcome unknown; batch left for reconciliation",
                     extra=self._log_extra(claimed, exc),
                 )
-                self._record(claimed, exc.partial, done=False)
-                return SliceResult(SliceEnd.UNKNOWN)
+                self._record(claimed, exc.partial, retry, done=False)
+                return SliceResult(SliceEnd.UNKNOWN, retry_seqs=tuple(retry))
             except CarrierRejected as exc:
                 # Refused for good (bad credentials, unregistered sender): so is the rest.
                 log.error("carrier rejected the request", extra=self._log_extra(claimed, exc))
@@ -242,28 +283,34 @@ class BatchSender:
                     for r in pending[position:]
                     if r.reference not in answered
                 ]
-                self._record(claimed, [*exc.partial, *rest], done=True)
-                return SliceResult(SliceEnd.FINISHED)
+                self._record(claimed, [*exc.partial, *rest], retry, done=True)
+                return SliceResult(SliceEnd.FINISHED, retry_seqs=tuple(retry))
             position += len(part)
             last = position >= len(pending)
-            if not self._record(claimed, outcomes, done=last, expected=part):
-                return SliceResult(SliceEnd.UNKNOWN)
+            if not self._record(claimed, outcomes, retry, done=last, expected=part):
+                return SliceResult(SliceEnd.UNKNOWN, retry_seqs=tuple(retry))
         if not pending:
-            self._record(claimed, [], done=True)
-        return SliceResult(SliceEnd.FINISHED)
+            self._record(claimed, [], retry, done=True)
+        return SliceResult(SliceEnd.FINISHED, retry_seqs=tuple(retry))
 
-    def _hand_back(self, claimed: ClaimedBatch, first_unsent: Recipient, delay: float) -> SliceResult:
-        return SliceResult(SliceEnd.HANDED_BACK, claimed.seq_of_reference[first_unsent.reference], delay)
+    @staticmethod
+    def _stop(
+        end: SliceEnd, claimed: ClaimedBatch, first_unsent: Recipient, retry: list[int], delay: float = 0.0
+    ) -> SliceResult:
+        next_seq = claimed.seq_of_reference[first_unsent.reference]
+        return SliceResult(end, next_seq, delay, tuple(retry))
 
     def _record(
         self,
         claimed: ClaimedBatch,
         outcomes: Sequence[SubmitOutcome],
+        retry: list[int],
         *,
         done: bool,
         expected: Sequence[Recipient] = (),
     ) -> bool:
-        """Record outcomes; False (and the batch not done) if some of ``expected`` got none."""
+        """Record outcomes, collecting in ``retry`` the recipients the carrier asked to try
+        again later; False (and the batch not done) if some of ``expected`` got no answer."""
         pairs = []
         for outcome in outcomes:
             seq = claimed.seq_of_reference.get(outcome.reference)
@@ -272,8 +319,10 @@ class BatchSender:
                     "carrier answered for a reference not in the batch",
                     extra={"job_id": claimed.job_id, "batch": claimed.seq},
                 )
-                continue
-            pairs.append((seq, outcome))
+            elif outcome.outcome is Outcome.RETRY:
+                retry.append(seq)
+            else:
+                pairs.append((seq, outcome))
         answered = {o.reference for o in outcomes}
         complete = all(r.reference in answered for r in expected)
         self.recorder.record_submission(
@@ -281,7 +330,9 @@ class BatchSender:
             job_created_at=claimed.job_created_at,
             batch_seq=claimed.seq,
             outcomes=pairs,
-            batch_done=done and complete,
+            # With recipients moved to a retry batch, the batch is done only once that batch
+            # exists (the caller records it): a crash in between leaves this one to reconcile.
+            batch_done=done and complete and not retry,
             at=self.clock.now(),
         )
         return complete

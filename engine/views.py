@@ -15,7 +15,7 @@ from engine.errors import NotFound, ValidationError
 from engine.keys import Keys
 from engine.phone import mask_phone
 
-RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed")
+RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired")
 MAX_PAGE = 1000
 
 
@@ -66,6 +66,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
             "sent": live.sent,
             "delivered": live.delivered,
             "failed": live.failed,
+            "expired": live.expired,
             "in_flight": live.in_flight,
             "by_channel": {"sms": sms_count, "lms": lms_count, "invalid": invalid_count},
             "duplicates_removed": duplicates_removed,
