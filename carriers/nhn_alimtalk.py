@@ -1,0 +1,545 @@
+"""NHN Cloud KakaoTalk Bizmessage AlimTalk API v2.3 as a :class:`Carrier`.
+
+Follows the published guide (``TOAST-DOCS/Alimtalk`` ``en/alimtalk-api-guide.md``,
+``en/error-code.md``); every path is under ``/alimtalk/v2.3/appkeys/{appkey}`` with the
+``X-Secret-Key`` header:
+
+- ``POST /messages`` ("Send Replacement Message Request"): ``senderKey``, ``templateCode``, up to
+  1,000 ``recipientList`` entries of ``recipientNo``, ``templateParameter`` ("Replacement key
+  (#{key})" -> value) and our reference as ``recipientGroupingKey``; the batch's idempotency key
+  in ``X-NC-API-IDEMPOTENCY-KEY`` ("If a request is made with the same key for 10 minutes, the
+  request will be failed", code -1005). The answer's ``message.sendResults`` has one entry per
+  recipient.
+- ``GET /messages`` ("List Messages", by ``recipientGroupingKey`` within a request-date window
+  of at most 30 days, ``yyyy-MM-dd HH:mm``) for :meth:`~NhnAlimtalkCarrier.lookup`, and by
+  ``requestId`` to learn the references of a request.
+- ``GET /message-results`` ("Query Updates of Message Result", ``startUpdateDate`` /
+  ``endUpdateDate`` ``yyyy-MM-dd HH:mm``, pages of up to 1,000, no total count) for
+  :meth:`~NhnAlimtalkCarrier.reports`. Its rows carry no ``recipientGroupingKey``, so each
+  request's references are read once with the list API by ``requestId`` and kept in a small
+  cache.
+- ``GET /senders/{senderKey}/templates/{templateCode}`` ("Get Template") for
+  :meth:`~NhnAlimtalkCarrier.template`.
+
+Fallback. The guide's ``resendParameter`` makes the provider resend a failed AlimTalk as SMS/LMS.
+balsong does its own fallback (so that its rate limits, sender registration and pricing apply),
+so nothing is sent by default. Pass ``provider_fallback`` to send one: ``ProviderFallback()``
+(``isResend: false``) overrides a fallback configured in the console ("If alternative delivery
+is configured in the console, it is sent as alternative delivery by default"), and
+``ProviderFallback(enabled=True, ...)`` asks the provider to fall back itself.
+
+Outcomes. Per recipient, ``resultCode == 0`` is ``ACCEPTED`` with ``carrier_id
+"<requestId>:<recipientSeq>"``; -9999/-7000 are ``RETRY``; any other code is ``FAILED``. For the
+whole request: connection refused, connect timeout, 408, 429 and 503 raise
+:class:`CarrierRetryable`; a read timeout, a dropped connection, an unreadable answer or another
+5xx raise :class:`CarrierOutcomeUnknown`, and so does -1005 (an earlier request with this key got
+through: reconcile by lookup); -1031 (every recipient refused) is answered with the per-recipient
+outcomes; other ``isSuccessful: false`` answers raise :class:`CarrierRetryable` for -9999/-7000
+and :class:`CarrierRejected` otherwise (-3003 unknown template, -3005 not approved, -2017 unknown
+sender key ...).
+
+Results. A message is final when it has a delivery result code: ``1000`` is ``DELIVERED``, any
+other is ``FAILED`` with Kakao's code and text (3019 not a KakaoTalk user, 3020 AlimTalk blocked,
+3016 template mismatch ...), as are ``FAILED`` and ``CANCEL`` statuses. Until then (Kakao may
+take up to two days; 3005 "sent but not confirmed" included) a message is ``ACCEPTED``.
+
+Dates. The API speaks Korean time (KST, UTC+9) to the minute in queries; this module takes and
+returns aware datetimes (naive ones are taken as UTC), widens query windows to whole minutes and
+cuts the answers to the exact window asked for.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.nhn_alimtalk_codes import (
+    ALL_RECIPIENTS_FAILED,
+    DELIVERED,
+    IDEMPOTENCY_KEY_REUSED,
+    MESSAGE_CANCELLED,
+    MESSAGE_FAILED,
+    TEMPLATE_APPROVED,
+    TEMPLATE_NOT_FOUND,
+    TRANSIENT_API_CODES,
+    UNCONFIRMED,
+    api_message,
+    result_message,
+)
+from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+
+#: The provider's clock: Korea Standard Time, UTC+9 all year.
+KST = timezone(timedelta(hours=9), "KST")
+#: Most recipients one send request may carry.
+MAX_RECIPIENTS = 1000
+#: Largest page the list and result-update APIs serve.
+PAGE_SIZE = 1000
+#: "The range of delivery request dates is up to 30 days" (less a minute for rounding).
+MAX_QUERY_WINDOW = timedelta(days=30) - timedelta(minutes=1)
+#: Longest update window asked of the result-update API at once (its limit is unpublished; the
+#: SMS API's equivalent allows one day).
+MAX_UPDATE_WINDOW = timedelta(days=1)
+#: Widening of query windows against clock skew between us and the provider.
+CLOCK_SLACK = timedelta(minutes=10)
+#: Settings read by :meth:`NhnAlimtalkCarrier.from_settings`, in constructor order.
+SETTINGS_FIELDS = ("kakao_api_url", "kakao_app_key", "kakao_secret_key", "kakao_sender_key")
+#: Requests whose references are remembered for :meth:`NhnAlimtalkCarrier.reports`.
+REFERENCE_CACHE_REQUESTS = 512
+
+_VARIABLE = re.compile(r"#\{([^}]+)\}")
+_RETRYABLE_STATUSES = frozenset({408, 429, 503})
+_RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
+
+
+@dataclass(frozen=True, slots=True)
+class KakaoTemplate:
+    """An AlimTalk template as the provider holds it."""
+
+    code: str
+    name: str
+    #: The body, with ``#{name}`` variables.
+    content: str
+    #: Variable names in order of first appearance in ``content``.
+    variables: tuple[str, ...]
+    #: Template status code (``TSC01`` requested ... ``TSC03`` approved, ``TSC04`` rejected).
+    status: str
+
+    @property
+    def approved(self) -> bool:
+        """Only an approved template can be sent."""
+        return self.status == TEMPLATE_APPROVED
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFallback:
+    """The guide's ``resendParameter``: the provider's own SMS/LMS fallback (see module docstring).
+
+    Parameters:
+      enabled: ``isResend``; ``False`` overrides a fallback configured in the console.
+      resend_type: ``"SMS"`` or ``"LMS"`` (the provider picks by length when ``None``).
+      send_no: sender number registered with the NHN SMS service.
+      title: LMS title.
+    """
+
+    enabled: bool = False
+    resend_type: str | None = None
+    send_no: str | None = None
+    title: str | None = None
+
+    def as_parameter(self) -> dict[str, Any]:
+        parameter: dict[str, Any] = {"isResend": self.enabled}
+        for key, value in (
+            ("resendType", self.resend_type),
+            ("resendSendNo", self.send_no),
+            ("resendTitle", self.title),
+        ):
+            if self.enabled and value is not None:
+                parameter[key] = value
+        return parameter
+
+
+def template_variables(content: str) -> tuple[str, ...]:
+    """The ``#{name}`` variables of ``content``, in order of first appearance."""
+    return tuple(dict.fromkeys(_VARIABLE.findall(content)))
+
+
+class NhnAlimtalkCarrier:
+    """NHN Cloud AlimTalk (v2.3). Thread-safe: share one instance between threads.
+
+    Parameters:
+      base_url: API domain, e.g. ``https://kakaotalk-bizmessage.api.nhncloudservice.com``.
+      app_key: the KakaoTalk Bizmessage appkey.
+      secret_key: its secret key (``X-Secret-Key``).
+      sender_key: the KakaoTalk channel's sender key (``senderKey``).
+      timeout_seconds: longest wait for an answer, in seconds; past it the outcome is unknown.
+      connect_timeout_seconds: longest wait to connect, in seconds (default: min(3, timeout)).
+      max_connections: pooled keep-alive connections (one per concurrently sending thread).
+      template_ttl_seconds: how long :meth:`template` answers are reused, in seconds.
+      provider_fallback: ``resendParameter`` sent with every recipient; ``None`` sends none.
+      transport: an ``httpx`` transport, for tests.
+    """
+
+    name = "nhn_alimtalk"
+
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        secret_key: str,
+        sender_key: str,
+        timeout_seconds: float,
+        *,
+        connect_timeout_seconds: float | None = None,
+        max_connections: int = 32,
+        template_ttl_seconds: float = 60.0,
+        provider_fallback: ProviderFallback | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        connect = (
+            connect_timeout_seconds if connect_timeout_seconds is not None else min(3.0, timeout_seconds)
+        )
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/alimtalk/v2.3/appkeys/" + quote(app_key, safe=""),
+            headers={"X-Secret-Key": secret_key, "Content-Type": "application/json;charset=UTF-8"},
+            timeout=httpx.Timeout(timeout_seconds, connect=connect),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=5.0,
+            ),
+            transport=transport,
+        )
+        self.sender_key = sender_key
+        self._fallback = provider_fallback.as_parameter() if provider_fallback is not None else None
+        self._template_ttl = template_ttl_seconds
+        self._templates: dict[str, tuple[float, KakaoTemplate]] = {}
+        self._references: OrderedDict[str, dict[int, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NhnAlimtalkCarrier:
+        """An adapter configured from balsong's settings (``kakao_*``, ``carrier_timeout_seconds``)."""
+        # Read by name: these fields may be newer than the Settings class type-checked here.
+        url, app_key, secret_key, sender_key = (getattr(settings, name) for name in SETTINGS_FIELDS)
+        return cls(url, app_key, secret_key, sender_key, settings.carrier_timeout_seconds)
+
+    # -- submit -----------------------------------------------------------------------------------
+
+    def submit(self, batch: Batch) -> list[SubmitOutcome]:
+        """Send ``batch`` in one request; see the module docstring for the errors raised."""
+        recipients = batch.recipients
+        if batch.channel is not Channel.KAKAO:
+            raise ValueError(f"{self.name} sends only {Channel.KAKAO} batches, got {batch.channel}")
+        if not recipients:
+            return []
+        if not batch.template_code:
+            raise ValueError("a KakaoTalk batch needs a template_code")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise ValueError(f"a batch holds at most {MAX_RECIPIENTS} recipients, got {len(recipients)}")
+        names = batch.variables
+        entries: list[dict[str, Any]] = []
+        for recipient in recipients:
+            if len(recipient.values) != len(names):
+                raise ValueError(
+                    f"recipient {recipient.reference} has {len(recipient.values)} values,"
+                    f" expected {len(names)}"
+                )
+            entry: dict[str, Any] = {
+                "recipientNo": recipient.phone,
+                "recipientGroupingKey": recipient.reference,
+            }
+            if names:
+                entry["templateParameter"] = dict(zip(names, recipient.values, strict=True))
+            if self._fallback is not None:
+                entry["resendParameter"] = self._fallback
+            entries.append(entry)
+        payload = {
+            "senderKey": self.sender_key,
+            "templateCode": batch.template_code,
+            "recipientList": entries,
+        }
+        headers = {"X-NC-API-IDEMPOTENCY-KEY": batch.idempotency_key} if batch.idempotency_key else None
+        answer = self._request("POST", "/messages", orjson.dumps(payload), None, headers, sending=True)
+        return self._outcomes(answer.get("message") or {}, recipients)
+
+    def _outcomes(self, message: dict[str, Any], recipients: Sequence[Recipient]) -> list[SubmitOutcome]:
+        request_id = message.get("requestId")
+        results = message.get("sendResults")
+        if not isinstance(results, list):
+            raise CarrierOutcomeUnknown("successful answer without sendResults")
+        outcomes: list[SubmitOutcome] = []
+        seen: dict[int, str] = {}
+        for index, item in enumerate(results):
+            reference = item.get("recipientGroupingKey")
+            if reference is None and index < len(recipients):
+                reference = recipients[index].reference
+            if reference is None:
+                continue
+            seq = item.get("recipientSeq")
+            code = _int(item.get("resultCode"))
+            message_text = str(item.get("resultMessage") or api_message(code))
+            if code == 0:
+                seen[_int(seq)] = reference
+                outcomes.append(
+                    SubmitOutcome(reference, Outcome.ACCEPTED, "0", message_text, f"{request_id}:{seq}")
+                )
+            else:
+                outcome = Outcome.RETRY if code in TRANSIENT_API_CODES else Outcome.FAILED
+                outcomes.append(SubmitOutcome(reference, outcome, str(code), message_text))
+        if request_id and seen:
+            self._remember(str(request_id), seen)
+        answered = {o.reference for o in outcomes}
+        if any(r.reference not in answered for r in recipients):
+            raise CarrierOutcomeUnknown("the answer left out some recipients", partial=outcomes)
+        return outcomes
+
+    # -- lookup and reports ---------------------------------------------------------------------
+
+    def lookup(self, channel: Channel, references: Sequence[str], since: datetime) -> list[SubmitOutcome]:
+        """What the provider knows of ``references`` requested at or after ``since``.
+
+        One list query (of usually one page) per reference, by ``recipientGroupingKey``. Where
+        the provider holds several messages for a reference, the most advanced one wins.
+        """
+        _check_channel(channel)
+        start = _utc(since) - CLOCK_SLACK
+        end = min(datetime.now(UTC) + CLOCK_SLACK, start + MAX_QUERY_WINDOW)
+        window = {"startRequestDate": _kst_minute(start), "endRequestDate": _kst_minute(end, ceil=True)}
+        found: list[SubmitOutcome] = []
+        for reference in dict.fromkeys(references):
+            best: SubmitOutcome | None = None
+            for row in self._list({**window, "recipientGroupingKey": reference}):
+                if row.get("recipientGroupingKey") != reference:
+                    continue
+                outcome = _row_outcome(row, reference)
+                if best is None or _RANK[outcome.outcome] > _RANK[best.outcome]:
+                    best = outcome
+            if best is not None:
+                found.append(best)
+        return found
+
+    def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
+        """Final results whose receive date lies in ``[since, until)``.
+
+        Asks the result-update API for whole minutes covering the window (a day at a time) and
+        keeps the final rows whose ``receiveDate`` lies inside it; each request's references
+        come from the list API by ``requestId`` (cached). Results updated after the poll of
+        their window are not seen: poll windows that trail the present by a minute or more.
+        """
+        _check_channel(channel)
+        since, until = _utc(since), _utc(until)
+        finals: list[SubmitOutcome] = []
+        start = since
+        while start < until:
+            end = min(until, start + MAX_UPDATE_WINDOW)
+            params = {"startUpdateDate": _kst_minute(start), "endUpdateDate": _kst_minute(end, ceil=True)}
+            for row in self._pages("/message-results", params, ("messages",)):
+                result_at = _parse_kst(row.get("receiveDate"))
+                if result_at is None or not start <= result_at < end:
+                    continue
+                reference = self._reference(str(row.get("requestId")), _int(row.get("recipientSeq")))
+                if reference is None:
+                    continue
+                outcome = _row_outcome(row, reference)
+                if outcome.outcome in (Outcome.DELIVERED, Outcome.FAILED):
+                    finals.append(outcome)
+            start = end
+        return finals
+
+    def _reference(self, request_id: str, seq: int) -> str | None:
+        with self._lock:
+            known = self._references.get(request_id)
+            if known is not None:
+                self._references.move_to_end(request_id)
+        if known is None or seq not in known:
+            known = {
+                _int(row.get("recipientSeq")): str(row["recipientGroupingKey"])
+                for row in self._list({"requestId": request_id})
+                if row.get("recipientGroupingKey") is not None
+            }
+            self._remember(request_id, known)
+        return known.get(seq)
+
+    def _remember(self, request_id: str, references: dict[int, str]) -> None:
+        with self._lock:
+            self._references[request_id] = references
+            self._references.move_to_end(request_id)
+            while len(self._references) > REFERENCE_CACHE_REQUESTS:
+                self._references.popitem(last=False)
+
+    def _list(self, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        return self._pages("/messages", params, ("messageSearchResultResponse", "messages"))
+
+    def _pages(self, path: str, params: dict[str, Any], where: tuple[str, ...]) -> Iterable[dict[str, Any]]:
+        page = 1
+        while True:
+            answer: Any = self._query("GET", path, {**params, "pageNum": page, "pageSize": PAGE_SIZE})
+            container = answer
+            for key in where:
+                container = (container or {}).get(key)
+            rows = container if isinstance(container, list) else []
+            yield from rows
+            total = (answer.get(where[0]) or {}).get("totalCount") if len(where) > 1 else None
+            if len(rows) < PAGE_SIZE or (isinstance(total, int) and page * PAGE_SIZE >= total):
+                return
+            page += 1
+
+    # -- templates ------------------------------------------------------------------------------
+
+    def template(self, template_code: str) -> KakaoTemplate:
+        """The template ``template_code`` of this sender key, reused for ``template_ttl_seconds``.
+
+        Raises:
+          CarrierRejected: ``template_not_found`` when the provider does not know the code.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._templates.get(template_code)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        path = f"/senders/{quote(self.sender_key, safe='')}/templates/{quote(template_code, safe='')}"
+        try:
+            answer = self._query("GET", path, None)
+        except CarrierRejected as exc:
+            if exc.code == str(TEMPLATE_NOT_FOUND):
+                raise CarrierRejected("template_not_found", f"no template {template_code!r}") from exc
+            raise
+        data = answer.get("templates")
+        if not isinstance(data, dict) or data.get("templateCode") != template_code:
+            raise CarrierRejected("template_not_found", f"no template {template_code!r}")
+        content = str(data.get("templateContent") or "")
+        found = KakaoTemplate(
+            code=template_code,
+            name=str(data.get("templateName") or ""),
+            content=content,
+            variables=template_variables(content),
+            status=str(data.get("status") or ""),
+        )
+        with self._lock:
+            self._templates[template_code] = (now + self._template_ttl, found)
+        return found
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._client.close()
+
+    def _query(self, method: str, path: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        """A call that sends no message: any transport failure is retryable."""
+        return self._request(method, path, None, params, None, sending=False)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        *,
+        sending: bool,
+    ) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, path, content=content, params=params, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise CarrierRetryable(f"NHN AlimTalk unreachable: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            if sending:
+                raise CarrierOutcomeUnknown(f"NHN AlimTalk answer lost: {exc!r}") from exc
+            raise CarrierRetryable(f"NHN AlimTalk query failed: {exc!r}") from exc
+        return _answer(response, sending)
+
+    def __enter__(self) -> NhnAlimtalkCarrier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _answer(response: httpx.Response, sending: bool) -> dict[str, Any]:
+    """The decoded body of a successful answer, or the matching ``engine.errors`` exception."""
+    status = response.status_code
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    header = body.get("header") if isinstance(body, dict) else None
+    refused = isinstance(header, dict) and header.get("isSuccessful") is False
+    if status in _RETRYABLE_STATUSES:
+        raise CarrierRetryable(f"NHN AlimTalk refused the request: HTTP {status}", throttled=status == 429)
+    if refused and isinstance(header, dict) and isinstance(body, dict):
+        code = _int(header.get("resultCode"))
+        message = str(header.get("resultMessage") or api_message(code))
+        message_body = body.get("message")
+        if (
+            code == ALL_RECIPIENTS_FAILED
+            and sending
+            and isinstance(message_body, dict)
+            and isinstance(message_body.get("sendResults"), list)
+        ):
+            return body  # every recipient refused: per-recipient outcomes, not an exception
+        if code == IDEMPOTENCY_KEY_REUSED and sending:
+            raise CarrierOutcomeUnknown(f"NHN AlimTalk: {code} {message}")
+        if code in TRANSIENT_API_CODES:
+            raise CarrierRetryable(f"NHN AlimTalk failed: {code} {message}")
+        raise CarrierRejected(str(code), message)
+    if status >= 500 or (status < 300 and not isinstance(header, dict)):
+        if sending:
+            raise CarrierOutcomeUnknown(f"NHN AlimTalk answered HTTP {status} without a readable result")
+        raise CarrierRetryable(f"NHN AlimTalk answered HTTP {status} without a readable result")
+    if status >= 300:
+        raise CarrierRejected(f"http-{status}", response.text[:200])
+    assert isinstance(body, dict)
+    return body
+
+
+def _row_outcome(row: dict[str, Any], reference: str) -> SubmitOutcome:
+    """One row of the list or result-update API as an outcome."""
+    carrier_id = f"{row.get('requestId')}:{row.get('recipientSeq')}"
+    status = str(row.get("messageStatus") or "")
+    code = str(row.get("resultCode") or "")
+    final = (code and code != UNCONFIRMED) or status in (MESSAGE_FAILED, MESSAGE_CANCELLED)
+    if not final:
+        name = "unconfirmed" if code == UNCONFIRMED else (status.lower() or "in flight")
+        return SubmitOutcome(reference, Outcome.ACCEPTED, "0", name, carrier_id)
+    result_at = _parse_kst(row.get("receiveDate"))
+    if code == DELIVERED:
+        return SubmitOutcome(reference, Outcome.DELIVERED, code, result_message(code), carrier_id, result_at)
+    if not code or code == UNCONFIRMED:
+        code = f"messageStatus:{status}"
+    message = str(row.get("resultCodeName") or result_message(code))
+    return SubmitOutcome(reference, Outcome.FAILED, code, message, carrier_id, result_at)
+
+
+def _check_channel(channel: Channel) -> None:
+    if channel is not Channel.KAKAO:
+        raise ValueError(f"nhn_alimtalk holds only {Channel.KAKAO} messages, got {channel}")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _kst_minute(moment: datetime, *, ceil: bool = False) -> str:
+    """``yyyy-MM-dd HH:mm`` in KST; with ``ceil``, the minute holding the instant just before
+    ``moment`` (the API's end minutes are inclusive)."""
+    if ceil:
+        moment -= timedelta(microseconds=1)
+    return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M")
+
+
+def _parse_kst(text: Any) -> datetime | None:
+    """``2018-08-10 10:06:42[.123]`` or ``2018-08-10 10:06`` (KST) as an aware UTC datetime."""
+    if not text:
+        return None
+    whole, _, fraction = str(text).partition(".")
+    for layout in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+        try:
+            moment = datetime.strptime(whole, layout).replace(tzinfo=KST).astimezone(UTC)
+        except ValueError:
+            continue
+        if fraction.isdigit():
+            moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
+        return moment
+    return None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -9999
