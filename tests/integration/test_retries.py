@@ -1,0 +1,137 @@
+"""Retries for up to two days, on real processes and a shared clock the test moves.
+
+Given a carrier that refuses some recipients for now ("try again"), or whole requests (5xx),
+the engine retries them with back-off from a retry ledger, never sends anyone twice, and once
+two days have passed since the first attempt, expires what is left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from redis import Redis
+
+from engine.clock import SharedOffsetClock
+from engine.db import upgrade
+from engine.keys import Keys
+from tests.integration.test_pipeline import wait_finished
+from tests.support.services import isolated_settings
+from tests.support.stack import SENDER, Stack, running_stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def retrying(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    overrides = {
+        "clock": "shared",
+        "retry_base_seconds": 0.3,
+        "retry_cap_seconds": 2.0,
+        "carrier_timeout_seconds": 2.0,
+        "reconcile_after_seconds": 4.0,
+    }
+    with isolated_settings(**overrides) as settings:
+        upgrade(settings.database_url)
+        with running_stack(settings, tmp_path_factory.mktemp("retry-logs")) as stack:
+            yield stack
+
+
+def clock_of(stack: Stack) -> SharedOffsetClock:
+    return SharedOffsetClock(
+        Redis.from_url(stack.settings.redis_url), Keys(stack.settings.redis_prefix).clock_offset
+    )
+
+
+def ledger_size(stack: Stack) -> int:
+    return int(Redis.from_url(stack.settings.redis_url).zcard(Keys(stack.settings.redis_prefix).retry_ledger))
+
+
+def references(stack: Stack, job_id: int) -> dict[str, int]:
+    return {
+        e["reference"]: e["submissions"]
+        for e in stack.simulator.ledger()
+        if e["reference"].startswith(f"{job_id}-")
+    }
+
+
+def test_recipients_refused_for_now_are_retried_until_accepted(retrying: Stack) -> None:
+    # Given a carrier that tells about half the recipients, each time, to try again later
+    client = retrying.new_tenant("flaky")
+    retrying.simulator.configure(reject_mix={"-9999": 0.5}, seed=11)
+    try:
+        job_id = client.post(
+            "/v1/jobs",
+            json={
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "재시도",
+                "recipients": [{"phone": f"010-3000-{i:04d}"} for i in range(400)],
+            },
+        ).json()["job_id"]
+        # When it runs to the end
+        job = wait_finished(retrying, client, job_id, timeout=90)
+    finally:
+        retrying.simulator.configure(reject_mix={})
+    # Then every recipient was delivered, each accepted exactly once, after retries
+    assert job["counts"]["delivered"] == 400, job
+    seen = references(retrying, job_id)
+    assert len(seen) == 400 and set(seen.values()) == {1}
+    assert retrying.simulator.summary()["rejected_recipients"] > 200
+
+
+def test_a_carrier_down_with_5xx_is_retried_with_back_off(retrying: Stack) -> None:
+    # Given a carrier answering 500 to every request for a while
+    client = retrying.new_tenant("outage")
+    retrying.simulator.configure(http_5xx_rate=1.0)
+    job_id = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "sms",
+            "sender": SENDER,
+            "body": "장애",
+            "recipients": [{"phone": f"010-3100-{i:04d}"} for i in range(300)],
+        },
+    ).json()["job_id"]
+    deadline = time.monotonic() + 20
+    while ledger_size(retrying) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ledger_size(retrying) > 0, "the refused batch went to the retry ledger"
+    # When the carrier comes back
+    retrying.simulator.configure(http_5xx_rate=0.0)
+    job = wait_finished(retrying, client, job_id, timeout=60)
+    # Then nothing was lost or sent twice
+    assert job["counts"]["delivered"] == 300
+    assert set(references(retrying, job_id).values()) == {1}
+
+
+def test_recipients_never_accepted_expire_two_days_after_the_first_attempt(retrying: Stack) -> None:
+    # Given a carrier that never takes these recipients
+    client = retrying.new_tenant("never")
+    retrying.simulator.configure(reject_mix={"-9999": 1.0})
+    try:
+        job_id = client.post(
+            "/v1/jobs",
+            json={
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "만료",
+                "recipients": [{"phone": f"010-3200-{i:04d}"} for i in range(50)],
+            },
+        ).json()["job_id"]
+        time.sleep(3)
+        # ... retried for a while, not yet expired
+        assert retrying.job(client, job_id)["status"] == "sending"
+        # When two days pass
+        clock_of(retrying).advance(timedelta(hours=49))
+        job = wait_finished(retrying, client, job_id, timeout=60)
+    finally:
+        retrying.simulator.configure(reject_mix={})
+    # Then every recipient is expired, and the job failed
+    assert job["counts"]["expired"] == 50
+    assert job["status"] == "failed"
+    assert {f["reason_code"] for f in job["failures"]} == {"expired"}
+    page = client.get(f"/v1/jobs/{job_id}/recipients", params={"status": "expired", "limit": 5}).json()
+    assert len(page["recipients"]) == 5 and "48 hours" in page["recipients"][0]["reason"]
