@@ -8,6 +8,6 @@ from engine.config import get_settings
 
 broker = install_broker(get_settings())
 
-from actors import jobs  # noqa: E402  (the broker must exist before actors bind to it)
+from actors import jobs, reports  # noqa: E402  (the broker must exist before actors bind to it)
 
-__all__ = ["broker", "jobs"]
+__all__ = ["broker", "jobs", "reports"]

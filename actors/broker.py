@@ -28,6 +28,7 @@ def send_queue(channel: str, priority: str) -> str:
 
 
 PLAN_QUEUE = "plan"
+REPORTS_QUEUE = "reports"
 RECONCILE_QUEUE = "reconcile"
 
 
@@ -48,6 +49,12 @@ def install_broker(settings: Settings) -> RabbitmqBroker:
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
     dramatiq.set_encoder(OrjsonEncoder())
     dramatiq.set_broker(broker)
-    for queue in (*SEND_QUEUES.values(), *TRANSACTIONAL_QUEUES.values(), PLAN_QUEUE, RECONCILE_QUEUE):
+    for queue in (
+        *SEND_QUEUES.values(),
+        *TRANSACTIONAL_QUEUES.values(),
+        PLAN_QUEUE,
+        RECONCILE_QUEUE,
+        REPORTS_QUEUE,
+    ):
         broker.declare_queue(queue)
     return broker

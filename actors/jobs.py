@@ -15,6 +15,7 @@ from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
 from engine.runtime import Runtime, get_runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
+from metrics import RECIPIENTS_EXPIRED, RETRIES_SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)
+        RETRIES_SCHEDULED.labels(claimed.channel).inc(len(result.retry_seqs))
         if result.end is SliceEnd.FINISHED:
             rt.recorder.record_submission(
                 job_id=claimed.job_id,
@@ -158,6 +160,7 @@ def expire_if_late(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch
     now = rt.clock.now()
     if not past_deadline(rt.settings, claimed.channel, claimed.first_attempt_at, now):
         return False
+    RECIPIENTS_EXPIRED.labels(claimed.channel).inc(len(seqs))
     hours = deadline_seconds(rt.settings, claimed.channel) / 3600
     rt.recorder.record_expired(
         job_id=claimed.job_id,

@@ -24,6 +24,15 @@ class Settings:
     sms_api_url: str = "http://127.0.0.1:8070"
     sms_app_key: str = "balsong-local"
     sms_secret_key: str = "balsong-local-secret"
+    #: KakaoTalk AlimTalk (NHN Cloud KakaoTalk Bizmessage) API and keys.
+    kakao_api_url: str = "http://127.0.0.1:8070"
+    kakao_app_key: str = "balsong-local"
+    kakao_secret_key: str = "balsong-local-secret"
+    kakao_sender_key: str = "balsong-sender-key"
+    #: The signature each provider's webhook settings were given (X-Toast-Webhook-Signature);
+    #: a webhook call without it is refused. Empty: that provider's webhook is not accepted.
+    sms_webhook_signature: str = "balsong-local-webhook"
+    kakao_webhook_signature: str = "balsong-local-webhook"
     #: Seconds a carrier HTTP call may take before its outcome is treated as unknown.
     carrier_timeout_seconds: float = 10.0
     #: HTTP API listen address, used by the CLI and demo to reach the API.

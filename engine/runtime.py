@@ -76,7 +76,15 @@ class Runtime:
 
     @cached_property
     def batch_sender(self) -> BatchSender:
-        return BatchSender(self.carrier_for, self.recorder, self.clock, self.rate_policy)
+        from metrics import CARRIER_THROTTLED
+
+        return BatchSender(
+            self.carrier_for,
+            self.recorder,
+            self.clock,
+            self.rate_policy,
+            on_throttled=lambda channel: CARRIER_THROTTLED.labels(channel).inc(),
+        )
 
     @cached_property
     def worker_id(self) -> str:

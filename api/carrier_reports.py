@@ -1,0 +1,72 @@
+"""Carrier webhooks: ``POST /v1/carriers/{carrier}/reports``.
+
+Checked (the provider's signature), deduplicated (by the provider's ``hooksId``: a replay is
+acknowledged and ignored), answered at once, and processed by the ``apply_webhook`` actor. A
+call that cannot be queued is answered 503 so the provider delivers it again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.responses import JSONResponse, error_response
+from carriers.webhooks import InvalidWebhook, parse_envelope, signature_matches
+from engine.runtime import get_runtime
+from metrics import WEBHOOKS
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/carriers", include_in_schema=False)
+
+#: Which setting holds each carrier's webhook signature.
+SIGNATURE_SETTINGS = {"nhn_sms": "sms_webhook_signature", "nhn_alimtalk": "kakao_webhook_signature"}
+#: How long a hooksId is remembered against replays.
+REPLAY_WINDOW_SECONDS = 7 * 24 * 3600
+
+
+@router.post("/{carrier}/reports", status_code=202)
+async def receive(
+    carrier: str,
+    request: Request,
+    signature: str | None = Header(default=None, alias="X-Toast-Webhook-Signature"),
+) -> JSONResponse:
+    if carrier not in SIGNATURE_SETTINGS:
+        return error_response(404, "not_found", f"no carrier {carrier!r}")
+    rt = get_runtime()
+    if not signature_matches(getattr(rt.settings, SIGNATURE_SETTINGS[carrier]), signature):
+        WEBHOOKS.labels(carrier, "bad_signature").inc()
+        return error_response(401, "bad_signature", "X-Toast-Webhook-Signature does not match")
+    raw = await request.body()
+    try:
+        webhook = parse_envelope(orjson.loads(raw))
+    except (orjson.JSONDecodeError, InvalidWebhook) as exc:
+        WEBHOOKS.labels(carrier, "invalid").inc()
+        return error_response(422, "invalid_webhook", str(exc), "body")
+    first_time = await run_in_threadpool(
+        rt.redis.set,
+        f"{rt.keys.prefix}:webhook:{carrier}:{webhook.hooks_id}",
+        1,
+        nx=True,
+        ex=REPLAY_WINDOW_SECONDS,
+    )
+    if not first_time:
+        WEBHOOKS.labels(carrier, "replayed").inc()
+        return JSONResponse({"status": "already received"}, status_code=200)
+    try:
+        await run_in_threadpool(_enqueue, carrier, raw)
+    except Exception:
+        # Forget the id so the provider's retry is processed.
+        await run_in_threadpool(rt.redis.delete, f"{rt.keys.prefix}:webhook:{carrier}:{webhook.hooks_id}")
+        log.exception("could not queue a webhook", extra={"carrier": carrier})
+        return error_response(503, "unavailable", "could not queue the report; deliver it again")
+    WEBHOOKS.labels(carrier, "accepted").inc()
+    return JSONResponse({"status": "accepted"}, status_code=202)
+
+
+def _enqueue(carrier: str, raw: bytes) -> None:
+    from actors.reports import apply_webhook
+
+    apply_webhook.send(carrier, raw.decode())

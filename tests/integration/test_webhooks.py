@@ -1,0 +1,98 @@
+"""Carrier webhooks: signed, deduplicated, applied once, states only forward."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.stack import SENDER, Stack
+
+pytestmark = pytest.mark.integration
+
+SIGNATURE = "balsong-local-webhook"
+
+
+def result_hook(reference: str, code: str) -> dict[str, Any]:
+    return {
+        "kakaoMessageType": "ALIMTALK_NORMAL",
+        "requestId": "r1",
+        "recipientSeq": 1,
+        "recipientNo": "01000000000",
+        "resultCode": code,
+        "receiveDate": "2026-11-23 10:00:00",
+        "recipientGroupingKey": reference,
+        "hookId": uuid.uuid4().hex,
+    }
+
+
+def post(
+    stack: Stack, hooks: list[dict[str, Any]], hooks_id: str | None = None, signature: str | None = SIGNATURE
+) -> httpx.Response:
+    headers = {"X-Toast-Webhook-Signature": signature} if signature is not None else {}
+    body = {
+        "hooksId": hooks_id or uuid.uuid4().hex,
+        "webhookConfigId": "w",
+        "productName": "KakaoTalk Bizmessage",
+        "appKey": "k",
+        "event": "MESSAGE_RESULT_UPDATE",
+        "hooks": hooks,
+    }
+    return httpx.post(
+        f"{stack.settings.api_url}/v1/carriers/nhn_alimtalk/reports", json=body, headers=headers
+    )
+
+
+def wait_counts(stack: Stack, client: httpx.Client, job_id: int, **expected: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        counts = stack.job(client, job_id)["counts"]
+        if all(counts[name] == value for name, value in expected.items()) or time.monotonic() > deadline:
+            return dict(counts)
+        time.sleep(0.2)
+
+
+def test_unsigned_or_wrongly_signed_webhooks_are_refused(stack: Stack) -> None:
+    assert post(stack, [], signature=None).status_code == 401
+    assert post(stack, [], signature="forged").status_code == 401
+
+
+def test_results_by_webhook_apply_once_and_only_forward(stack: Stack) -> None:
+    # Given a job whose three recipients are in flight (the carrier reports nothing by itself)
+    client = stack.new_tenant("webhooks")
+    stack.simulator.configure(result_delay_ms=600_000)
+    try:
+        job_id = client.post(
+            "/v1/jobs",
+            json={
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "웹훅",
+                "recipients": [{"phone": f"010-4000-000{i}"} for i in range(3)],
+            },
+        ).json()["job_id"]
+        assert wait_counts(stack, client, job_id, in_flight=3)["in_flight"] == 3
+        delivered, failed = f"{job_id}-0", f"{job_id}-1"
+
+        # When the carrier reports one delivered and one failed, ...
+        first = post(stack, [result_hook(delivered, "1000"), result_hook(failed, "3018")], hooks_id="h-1")
+        assert first.status_code == 202
+        # ... the same call is replayed, the same results come again in another call, a late
+        # "delivered" arrives for the failed one, and a report names a reference not ours
+        assert post(stack, [result_hook(delivered, "1000")], hooks_id="h-1").status_code == 200
+        post(stack, [result_hook(delivered, "1000"), result_hook(failed, "3018")])
+        post(stack, [result_hook(failed, "1000"), result_hook("not-ours", "1000")])
+
+        # Then each counted once, and the failed one stayed failed
+        counts = wait_counts(stack, client, job_id, delivered=1, failed=1, in_flight=1)
+    finally:
+        stack.simulator.configure(result_delay_ms=300)
+    assert (counts["delivered"], counts["failed"], counts["in_flight"]) == (1, 1, 1)
+    time.sleep(1)
+    assert stack.job(client, job_id)["counts"]["delivered"] == 1
+    rows = client.get(f"/v1/jobs/{job_id}/recipients").json()["recipients"]
+    assert [r["status"] for r in rows] == ["delivered", "failed", "submitted"]
+    assert rows[1]["reason_code"] == "carrier_3018"
