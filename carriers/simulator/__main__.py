@@ -30,6 +30,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout-sleep-ms", type=float, default=30_000.0)
     parser.add_argument("--rate-cap-per-second", type=float, default=0.0, help="answer 429 beyond this cap")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kakao-sender-key", default="balsong-sender-key", help="AlimTalk senderKey")
+    parser.add_argument("--kakao-result-delay-ms", type=float, default=0.0, help="AlimTalk result delay")
+    parser.add_argument(
+        "--kakao-failure-mix", type=json.loads, default=None, help='JSON, e.g. {"3019": 0.05, "3020": 0.01}'
+    )
+    parser.add_argument("--clock-offset-seconds", type=float, default=0.0, help="AlimTalk clock ahead by")
     return parser.parse_args(argv)
 
 
@@ -51,13 +57,16 @@ def behaviour_from(args: argparse.Namespace) -> Behaviour:
             "timeout_sleep_ms": args.timeout_sleep_ms,
             "rate_cap_per_second": args.rate_cap_per_second,
             "seed": args.seed,
+            "kakao_failure_mix": args.kakao_failure_mix or {},
+            "kakao_result_delay_ms": args.kakao_result_delay_ms,
+            "clock_offset_seconds": args.clock_offset_seconds,
         }
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    app = create_app(args.app_key, args.secret_key, behaviour_from(args))
+    app = create_app(args.app_key, args.secret_key, behaviour_from(args), args.kakao_sender_key)
     # Each 1000-recipient request allocates thousands of short-lived dicts; the default
     # threshold (700) would run a collection several times per request.
     gc.set_threshold(20_000, 50, 100)

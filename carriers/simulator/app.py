@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from carriers.simulator.behaviour import Behaviour
+from carriers.simulator.kakao import DEFAULT_SENDER_KEY, KakaoRoutes
 from carriers.simulator.queries import list_messages, one_message
 from carriers.simulator.sending import ProviderError, header, register_category, register_template, send
 from carriers.simulator.state import Store
@@ -48,15 +50,23 @@ class Simulator:
       app_key: the appkey accepted in paths.
       secret_key: the ``X-Secret-Key`` accepted.
       behaviour: the starting knobs.
+      kakao_sender_key: the AlimTalk ``senderKey`` accepted (see :mod:`carriers.simulator.kakao`).
     """
 
-    def __init__(self, app_key: str, secret_key: str, behaviour: Behaviour) -> None:
+    def __init__(
+        self, app_key: str, secret_key: str, behaviour: Behaviour, kakao_sender_key: str = DEFAULT_SENDER_KEY
+    ) -> None:
         self.app_key = app_key
         self.secret_key = secret_key
         self.store = Store()
         self.behaviour = behaviour
         self._initial = behaviour
         self._random = random.Random(behaviour.seed)
+        self.kakao = KakaoRoutes(self, kakao_sender_key)
+
+    def fate(self) -> float:
+        """The next draw of the whole-request fault sequence (429, 5xx, timeout)."""
+        return self._random.random()
 
     def configure(self, changes: dict[str, Any]) -> None:
         self.behaviour = self.behaviour.updated(changes)
@@ -185,11 +195,13 @@ class Simulator:
         return _json(self.behaviour.as_dict())
 
     async def summary(self, request: Request) -> Response:
-        return _json(self.store.summary())
+        return _json({**self.store.summary(), "kakao_templates": len(self.kakao.state.templates)})
 
     async def ledger(self, request: Request) -> Response:
+        """SMS and LMS rows in acceptance order, then AlimTalk rows in acceptance order."""
+
         async def lines() -> AsyncIterator[bytes]:
-            for rows in self.store.ledger():
+            for rows in itertools.chain(self.store.ledger(), self.kakao.ledger()):
                 yield b"".join(orjson.dumps(r) + b"\n" for r in rows)
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
@@ -197,6 +209,7 @@ class Simulator:
     async def reset(self, request: Request) -> Response:
         """Forget every message, template and counter; restore the knobs given at start."""
         self.store.reset()
+        self.kakao.reset()
         self.behaviour = self._initial
         self._random = random.Random(self._initial.seed)
         return _json({"status": "reset"})
@@ -212,6 +225,7 @@ class Simulator:
             Route(API + "/templates/{template_id:str}", api(self.delete_template), methods=["DELETE"]),
             Route(API + "/categories", api(self.add_category), methods=["POST"]),
             Route(API + "/categories", api(self.list_categories), methods=["GET"]),
+            *self.kakao.routes(),
             Route("/_simulator/health", self.health, methods=["GET"]),
             Route("/_simulator/config", self.config, methods=["GET", "POST"]),
             Route("/_simulator/ledger", self.ledger, methods=["GET"]),
@@ -220,9 +234,14 @@ class Simulator:
         ]
 
 
-def create_app(app_key: str, secret_key: str, behaviour: Behaviour | None = None) -> Starlette:
+def create_app(
+    app_key: str,
+    secret_key: str,
+    behaviour: Behaviour | None = None,
+    kakao_sender_key: str = DEFAULT_SENDER_KEY,
+) -> Starlette:
     """The simulator as an ASGI app."""
-    simulator = Simulator(app_key, secret_key, behaviour or Behaviour())
+    simulator = Simulator(app_key, secret_key, behaviour or Behaviour(), kakao_sender_key)
     app = Starlette(routes=simulator.routes())
     app.state.simulator = simulator
     return app

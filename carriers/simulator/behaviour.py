@@ -47,6 +47,15 @@ class Behaviour:
     seed: int = 0
     #: Most templates one appkey may register (the provider's limit is 1000, error -2112).
     max_templates: int = 1000
+    #: AlimTalk: final delivery result code -> fraction of accepted recipients ending with it
+    #: (e.g. ``{"3019": 0.1, "3020": 0.02}``: not a KakaoTalk user, AlimTalk blocked).
+    kakao_failure_mix: Mapping[str, float] = field(default_factory=dict)
+    #: AlimTalk: time from acceptance to a message's final result, in milliseconds (Kakao may take
+    #: up to two days; pair long delays with ``clock_offset_seconds``).
+    kakao_result_delay_ms: float = 0.0
+    #: Added to the real time to make the AlimTalk simulator's clock for results and idempotency
+    #: keys, in seconds: moving it forward lets simulated days pass at once.
+    clock_offset_seconds: float = 0.0
 
     def updated(self, changes: Mapping[str, Any]) -> Behaviour:
         """A copy with ``changes`` applied; raises ``ValueError`` on an unknown or bad knob."""
@@ -56,7 +65,7 @@ class Behaviour:
             raise ValueError(f"unknown knobs: {sorted(unknown)}")
         values: dict[str, Any] = {}
         for name, value in changes.items():
-            if name in ("failure_mix", "reject_mix"):
+            if name in _MIXES:
                 values[name] = _mix(name, value)
             elif name in ("seed", "max_templates"):
                 values[name] = int(value)
@@ -70,9 +79,12 @@ class Behaviour:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready knobs."""
         values = asdict(self)
-        values["failure_mix"] = dict(self.failure_mix)
-        values["reject_mix"] = dict(self.reject_mix)
+        for name in _MIXES:
+            values[name] = dict(getattr(self, name))
         return values
+
+
+_MIXES = ("failure_mix", "reject_mix", "kakao_failure_mix")
 
 
 def _mix(name: str, value: Any) -> dict[str, float]:

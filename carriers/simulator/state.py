@@ -168,7 +168,7 @@ class Store:
             "throttled_requests": 0,
             "rejected_recipients": 0,
         }
-        self.by_channel: dict[str, int] = {"sms": 0, "lms": 0}
+        self.by_channel: dict[str, int] = {"sms": 0, "lms": 0, "kakao": 0}
         self._sequence = 0
         self._rate_windows: dict[str, RateWindow] = {}
 
