@@ -2,7 +2,9 @@
 
 A test module subclasses :class:`CarrierContract` and provides a ``carrier`` fixture whose
 provider accepts valid numbers, refuses :attr:`CarrierContract.INVALID_PHONE` per recipient, and
-reaches final results within :attr:`CarrierContract.FINAL_WITHIN_SECONDS`.
+reaches final results within :attr:`CarrierContract.FINAL_WITHIN_SECONDS`. A carrier of another
+channel than SMS sets :attr:`CarrierContract.CHANNEL` and overrides
+:meth:`CarrierContract.batch_of` (and the LMS test, which is SMS/LMS-specific).
 """
 
 from __future__ import annotations
@@ -58,20 +60,30 @@ class CarrierContract:
     INVALID_PHONE = "12"
     #: Longest time from acceptance to a final result in the test provider, in seconds.
     FINAL_WITHIN_SECONDS = 5.0
+    #: The channel of the contract's batches.
+    CHANNEL = Channel.SMS
+
+    def batch_of(self, recipients: list[Recipient]) -> Batch:
+        """A batch of ``recipients`` on :attr:`CHANNEL`, as this carrier sends it."""
+        return Batch(Channel.SMS, "15446859", "balsong contract test", recipients)
+
+    def batch(self, refs: list[str]) -> Batch:
+        """A batch of one recipient per reference, numbered by :func:`phone`."""
+        return self.batch_of([Recipient(reference, phone(i)) for i, reference in enumerate(refs)])
 
     def test_submit_answers_once_for_every_recipient(self, carrier: Carrier) -> None:
         """Given a batch of 50, when submitted, then each recipient has exactly one outcome,
         accepted with the provider's id."""
         refs = references(50)
 
-        outcomes = carrier.submit(sms_batch(refs))
+        outcomes = carrier.submit(self.batch(refs))
 
         assert sorted(o.reference for o in outcomes) == sorted(refs)
         assert all(o.outcome is Outcome.ACCEPTED and o.carrier_id for o in outcomes)
 
     def test_empty_batch_is_no_request(self, carrier: Carrier) -> None:
         """Given no recipients, when submitted, then nothing is answered."""
-        assert carrier.submit(sms_batch([])) == []
+        assert carrier.submit(self.batch([])) == []
 
     def test_lms_batch_is_accepted(self, carrier: Carrier) -> None:
         """Given an LMS batch with a title, when submitted, then every recipient is accepted."""
@@ -92,15 +104,12 @@ class CarrierContract:
     def test_refused_recipient_is_an_outcome_not_an_exception(self, carrier: Carrier) -> None:
         """Given one invalid number among valid ones, when submitted, then it alone is failed."""
         refs = references(3)
-        batch = Batch(
-            Channel.SMS,
-            "15446859",
-            "hello",
+        batch = self.batch_of(
             [
                 Recipient(refs[0], phone(0)),
                 Recipient(refs[1], self.INVALID_PHONE),
                 Recipient(refs[2], phone(2)),
-            ],
+            ]
         )
 
         outcomes = by_reference(carrier.submit(batch))
@@ -114,9 +123,9 @@ class CarrierContract:
         found and the third is absent."""
         since = datetime.now(UTC) - timedelta(seconds=1)
         refs = references(2)
-        carrier.submit(sms_batch(refs))
+        carrier.submit(self.batch(refs))
 
-        found = by_reference(carrier.lookup(Channel.SMS, [*refs, "never-sent-" + uuid.uuid4().hex], since))
+        found = by_reference(carrier.lookup(self.CHANNEL, [*refs, "never-sent-" + uuid.uuid4().hex], since))
 
         assert set(found) == set(refs)
         assert all(o.outcome in (Outcome.ACCEPTED, *FINAL) for o in found.values())
@@ -126,11 +135,11 @@ class CarrierContract:
         delivered or failed with a result time inside the window asked for."""
         since = datetime.now(UTC) - timedelta(seconds=1)
         refs = references(20)
-        carrier.submit(sms_batch(refs))
+        carrier.submit(self.batch(refs))
 
         def all_reported() -> list[SubmitOutcome] | None:
             until = datetime.now(UTC)
-            mine = [o for o in carrier.reports(Channel.SMS, since, until) if o.reference in set(refs)]
+            mine = [o for o in carrier.reports(self.CHANNEL, since, until) if o.reference in set(refs)]
             for outcome in mine:
                 assert outcome.outcome in FINAL
                 assert outcome.result_at is not None and since <= outcome.result_at < until
@@ -144,9 +153,9 @@ class CarrierContract:
         """Given references sent now, when reports cover only an earlier window, then they are
         not listed."""
         refs = references(3)
-        carrier.submit(sms_batch(refs))
+        carrier.submit(self.batch(refs))
         earlier = datetime.now(UTC) - timedelta(hours=1)
 
-        listed = carrier.reports(Channel.SMS, earlier - timedelta(minutes=5), earlier)
+        listed = carrier.reports(self.CHANNEL, earlier - timedelta(minutes=5), earlier)
 
         assert not {o.reference for o in listed} & set(refs)

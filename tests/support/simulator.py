@@ -19,6 +19,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[2]
 APP_KEY = "balsong-test"
 SECRET_KEY = "balsong-test-secret"
+#: The AlimTalk sender key the simulator accepts (its default).
+KAKAO_SENDER_KEY = "balsong-sender-key"
 #: Longest wait for the process to answer its health check, in seconds.
 START_TIMEOUT_SECONDS = 15.0
 
@@ -40,6 +42,8 @@ class SimulatorHandle:
         self.secret_key = secret_key
         #: Process id of the simulator (set by :func:`running_simulator`).
         self.pid: int | None = None
+        #: The AlimTalk ``senderKey`` the simulator accepts.
+        self.kakao_sender_key = KAKAO_SENDER_KEY
         self._client = httpx.Client(base_url=url, timeout=10.0)
 
     def configure(self, **knobs: Any) -> dict[str, Any]:
@@ -59,8 +63,19 @@ class SimulatorHandle:
         response.raise_for_status()
         return dict(response.json())
 
+    def add_kakao_template(self, code: str, content: str, *, name: str = "", status: str = "TSC03") -> None:
+        """Register (or replace) an AlimTalk template; ``status`` ``TSC03`` is approved."""
+        body = {
+            "templateCode": code,
+            "templateName": name or code,
+            "templateContent": content,
+            "status": status,
+        }
+        self._client.post("/_simulator/kakao/templates", content=orjson.dumps(body)).raise_for_status()
+
     def reset(self) -> None:
-        """Forget every message and template; restore the knobs given at start."""
+        """Forget every message and template (AlimTalk keeps its built-in templates); restore the
+        knobs given at start."""
         self._client.post("/_simulator/reset").raise_for_status()
         if self.knobs:
             self.configure(**self.knobs)
