@@ -57,7 +57,7 @@ class Settings:
     rate_smoothing: float = 0.01
     #: Every cap is aimed at this fraction of itself: the slack absorbs network jitter, which
     #: can bunch requests sent evenly into a busier second at the carrier.
-    rate_target_fraction: float = 0.99
+    rate_target_fraction: float = 0.985
     #: A carrier's 429 halves the channel's rate for this long (repeated 429s halve it again).
     rate_backoff_seconds: float = 10.0
     #: A worker sends one batch for at most this long, then hands the rest back to the queue,
