@@ -16,9 +16,9 @@ is a seq range and every query for a batch is a range scan.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from engine.channels import ContentTooLong, choose_channel
 from engine.encoding import UnencodableText, encoded_length
@@ -26,7 +26,10 @@ from engine.errors import ValidationError
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
 from engine.template import MissingVariable, Template
 
-REQUESTED_CHANNELS = ("sms", "lms", "auto")
+REQUESTED_CHANNELS = ("sms", "lms", "auto", "kakao")
+FALLBACK_CHANNELS = ("sms", "lms", "auto")
+#: Longest AlimTalk message, in characters (the provider's limit).
+KAKAO_MAX_CHARACTERS = 1000
 PRIORITIES = ("bulk", "transactional")
 #: Longest member id we keep; longer ones are an upstream bug, not data.
 MEMBER_ID_MAX_LENGTH = 100
@@ -58,16 +61,41 @@ class PreparedJob:
     variables: tuple[str, ...]
     sms: list[RecipientRow] = field(default_factory=list)
     lms: list[RecipientRow] = field(default_factory=list)
+    kakao: list[RecipientRow] = field(default_factory=list)
     invalid: list[RecipientRow] = field(default_factory=list)
+    #: KakaoTalk: the approved template, and the SMS/LMS fallback for recipients it fails.
+    template_code: str | None = None
+    fallback: Fallback | None = None
     duplicates_removed: int = 0
     request_hash: bytes = b""
 
     @property
     def total(self) -> int:
-        return len(self.sms) + len(self.lms) + len(self.invalid)
+        return len(self.sms) + len(self.lms) + len(self.kakao) + len(self.invalid)
+
+    def valid_rows(self) -> list[RecipientRow]:
+        """Recipients to send, in send order: SMS, LMS, KakaoTalk."""
+        return self.sms + self.lms + self.kakao
 
     def rows_in_send_order(self) -> list[RecipientRow]:
-        return self.sms + self.lms + self.invalid
+        return self.valid_rows() + self.invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """What a KakaoTalk recipient gets by SMS/LMS when the Kakao message fails finally."""
+
+    channel: str
+    body: str
+    title: str | None
+
+
+class KakaoTemplateLike(Protocol):
+    content: str
+    variables: tuple[str, ...]
+
+    @property
+    def approved(self) -> bool: ...
 
 
 def request_hash(raw_body: bytes) -> bytes:
@@ -75,8 +103,17 @@ def request_hash(raw_body: bytes) -> bytes:
     return hashlib.sha256(raw_body).digest()
 
 
-def prepare_job(request: Any, *, max_recipients: int, raw_body: bytes = b"") -> PreparedJob:
+def prepare_job(
+    request: Any,
+    *,
+    max_recipients: int,
+    raw_body: bytes = b"",
+    kakao_template: Callable[[str], KakaoTemplateLike] | None = None,
+) -> PreparedJob:
     """Validate a decoded job request and classify each recipient.
+
+    ``kakao_template`` looks up an AlimTalk template by code (raising ``LookupError`` for an
+    unknown one); it is needed only for ``channel: kakao``.
 
     Raises:
       ValidationError: the job as a whole cannot be accepted; names the field and the reason.
@@ -86,18 +123,14 @@ def prepare_job(request: Any, *, max_recipients: int, raw_body: bytes = b"") -> 
     requested = _choice(request, "channel", REQUESTED_CHANNELS, default=None)
     priority = _choice(request, "priority", PRIORITIES, default="bulk")
     sender = _sender(request.get("sender"))
+    if requested == "kakao":
+        return _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
     body = _text(request, "body", required=True)
     assert body is not None  # required=True raised otherwise
     title = _text(request, "title", required=False)
     if title is not None and requested == "sms":
         raise ValidationError("title", "SMS messages have no title; use channel lms or auto")
-    recipients = request.get("recipients")
-    if not isinstance(recipients, list) or not recipients:
-        raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
-    if len(recipients) > max_recipients:
-        raise ValidationError(
-            "recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}"
-        )
+    recipients = _recipient_list(request, max_recipients)
 
     template = Template.parse(body)
     literal_bytes = _literal_bytes(template, body)
@@ -117,6 +150,144 @@ def prepare_job(request: Any, *, max_recipients: int, raw_body: bytes = b"") -> 
     )
     _classify_recipients(job, recipients, template, title_bytes)
     return job
+
+
+def _prepare_kakao(
+    request: Mapping[str, Any],
+    requested: str,
+    priority: str,
+    sender: str,
+    max_recipients: int,
+    raw_body: bytes,
+    kakao_template: Callable[[str], KakaoTemplateLike] | None,
+) -> PreparedJob:
+    """A KakaoTalk AlimTalk job: an approved template filled per recipient, and an optional
+    SMS/LMS fallback (sent from ``sender``) for recipients whose Kakao message fails."""
+    code = _text(request, "template_code", required=True)
+    assert code is not None
+    if request.get("body") is not None:
+        raise ValidationError("body", "a KakaoTalk message is its template's text; send template_code only")
+    if kakao_template is None:
+        raise ValidationError("channel", "KakaoTalk is not configured")
+    try:
+        found = kakao_template(code)
+    except LookupError:
+        raise ValidationError(
+            "template_code", f"no approved template {code!r}", code="template_not_found"
+        ) from None
+    if not found.approved:
+        raise ValidationError(
+            "template_code", f"template {code!r} is not approved", code="template_not_approved"
+        )
+    recipients = _recipient_list(request, max_recipients)
+    template = Template.parse(found.content)
+    job = PreparedJob(
+        requested_channel=requested,
+        priority=priority,
+        sender=sender,
+        title=None,
+        body=found.content,
+        variables=template.variables,
+        request_hash=request_hash(raw_body),
+        template_code=code,
+        fallback=_fallback(request.get("fallback"), template),
+    )
+    seen: set[str] = set()
+    for index, item in enumerate(recipients):
+        if type(item) is not dict and not isinstance(item, Mapping):
+            raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
+        member_id = item.get("member_id")
+        if member_id is not None:
+            member_id = _member_id(member_id, index)
+        phone, problem = _phone(item.get("phone"))
+        if problem is not None:
+            job.invalid.append(RecipientRow(phone, member_id, None, None, *problem))
+            continue
+        if phone in seen:
+            job.duplicates_removed += 1
+            continue
+        seen.add(phone)
+        variables = item.get("variables")
+        try:
+            values = template.values_from(variables if isinstance(variables, Mapping) else {})
+        except MissingVariable as exc:
+            job.invalid.append(
+                RecipientRow(
+                    phone,
+                    member_id,
+                    None,
+                    None,
+                    "missing_variable",
+                    f"template {code} needs variable {exc.name!r}",
+                )
+            )
+            continue
+        values = tuple(map(_as_text, values))
+        if len(template.render(values)) > KAKAO_MAX_CHARACTERS:
+            job.invalid.append(
+                RecipientRow(
+                    phone,
+                    member_id,
+                    values,
+                    None,
+                    "content_too_long",
+                    f"longer than {KAKAO_MAX_CHARACTERS} characters once filled in",
+                )
+            )
+            continue
+        job.kakao.append(RecipientRow(phone, member_id, values, "kakao"))
+    return job
+
+
+def _fallback(value: Any, template: Template) -> Fallback | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError("fallback", "must be an object {channel, body, title?}")
+    channel = _choice(value, "channel", FALLBACK_CHANNELS, default="auto")
+    body = _text(value, "body", required=True)
+    assert body is not None
+    title = _text(value, "title", required=False)
+    fallback_template = Template.parse(body)
+    unknown = set(fallback_template.variables) - set(template.variables)
+    if unknown:
+        raise ValidationError(
+            "fallback.body", f"uses variables the template has not: {', '.join(sorted(unknown))}"
+        )
+    try:
+        encoded_length(fallback_template.render([""] * len(fallback_template.variables)))
+        if title is not None:
+            encoded_length(title)
+    except UnencodableText as exc:
+        raise ValidationError("fallback", str(exc), code="unencodable_text") from None
+    if not fallback_template.has_variables:
+        try:
+            choose_channel(channel, encoded_length(body), encoded_length(title) if title else 0)
+        except ContentTooLong as exc:
+            raise ValidationError(f"fallback.{exc.field}", str(exc), code="content_too_long") from None
+    return Fallback(channel, body, title)
+
+
+def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> list[Any]:
+    recipients = request.get("recipients")
+    if not isinstance(recipients, list) or not recipients:
+        raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
+    if len(recipients) > max_recipients:
+        raise ValidationError(
+            "recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}"
+        )
+    return recipients
+
+
+def _phone(raw: Any) -> tuple[str, tuple[str, str] | None]:
+    """The normalised number, or what was given and (reason code, reason) if it is no number."""
+    try:
+        if not isinstance(raw, str):
+            raise InvalidPhone("phone must be a string such as '010-1234-5678'", "invalid_phone")
+        return normalize_recipient(raw), None
+    except InvalidPhone as exc:
+        kept = raw[:RAW_PHONE_KEEP] if isinstance(raw, str) else repr(raw)[:RAW_PHONE_KEEP]
+        return kept, (exc.code, exc.reason)
 
 
 def _classify_recipients(
@@ -140,16 +311,9 @@ def _classify_recipients(
         member_id = item.get("member_id")
         if member_id is not None:
             member_id = _member_id(member_id, index)
-        raw_phone = item.get("phone")
-        try:
-            if not isinstance(raw_phone, str):
-                raise InvalidPhone("phone must be a string such as '010-1234-5678'", "invalid_phone")
-            phone = normalize_recipient(raw_phone)
-        except InvalidPhone as exc:
-            kept = (
-                raw_phone[:RAW_PHONE_KEEP] if isinstance(raw_phone, str) else repr(raw_phone)[:RAW_PHONE_KEEP]
-            )
-            invalid.append(RecipientRow(kept, member_id, None, None, exc.code, exc.reason))
+        phone, problem = _phone(item.get("phone"))
+        if problem is not None:
+            invalid.append(RecipientRow(phone, member_id, None, None, *problem))
             continue
         if phone in seen:
             job.duplicates_removed += 1

@@ -96,12 +96,14 @@ def _claim_idempotency_key(conn: Connection, tenant_id: int, key: str, fingerpri
 
 
 def _insert_job(conn: Connection, tenant_id: int, job: PreparedJob, now: datetime, key: str | None) -> int:
+    fallback = job.fallback
     row = conn.execute(
         """
         INSERT INTO jobs (tenant_id, created_at, status, requested_channel, priority, sender, title, body,
-                          variables, idempotency_key, request_hash, total, sms_count, lms_count,
-                          invalid_count, duplicates_removed)
-        VALUES (%s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                          variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
+                          invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
+                          fallback_title)
+        VALUES (%s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         RETURNING id
         """,
         (
@@ -118,8 +120,13 @@ def _insert_job(conn: Connection, tenant_id: int, job: PreparedJob, now: datetim
             job.total,
             len(job.sms),
             len(job.lms),
+            len(job.kakao),
             len(job.invalid),
             job.duplicates_removed,
+            job.template_code,
+            fallback.channel if fallback else None,
+            fallback.body if fallback else None,
+            fallback.title if fallback else None,
         ),
     ).fetchone()
     assert row is not None
@@ -134,7 +141,7 @@ def _copy_recipients(conn: Connection, job_id: int, job: PreparedJob, now: datet
     lines: list[str] = []
     with conn.cursor() as cur, cur.copy(_COPY_RECIPIENTS) as copy:
         seq = 0
-        for row in job.sms + job.lms:
+        for row in job.valid_rows():
             lines.append(
                 f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
                 f"\t{row.channel}\tqueued\t\\N\t\\N\t\\N\n"

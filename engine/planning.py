@@ -27,11 +27,14 @@ class BatchRef:
     priority: str
 
 
-def batch_ranges(sms_count: int, lms_count: int, batch_size: int) -> list[tuple[str, int, int]]:
-    """(channel, first seq, last seq) of each batch: SMS recipients come first, then LMS."""
+def batch_ranges(
+    sms_count: int, lms_count: int, batch_size: int, kakao_count: int = 0
+) -> list[tuple[str, int, int]]:
+    """(channel, first seq, last seq) of each batch: SMS recipients come first, then LMS, then
+    KakaoTalk (a job is either SMS/LMS or KakaoTalk)."""
     ranges = []
     start = 0
-    for channel, count in (("sms", sms_count), ("lms", lms_count)):
+    for channel, count in (("sms", sms_count), ("lms", lms_count), ("kakao", kakao_count)):
         end = start + count
         for first in range(start, end, batch_size):
             ranges.append((channel, first, min(first + batch_size, end) - 1))
@@ -43,13 +46,14 @@ def plan_job(conn: Connection, job_id: int, batch_size: int, window: int) -> lis
     """Create the job's batches if not done yet; return the first ones to publish (see `top_up`)."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT planned_at, sms_count, lms_count FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
+            "SELECT planned_at, sms_count, lms_count, kakao_count FROM jobs WHERE id = %s FOR UPDATE",
+            (job_id,),
         ).fetchone()
         if row is None:
             return []
-        planned_at, sms_count, lms_count = row
+        planned_at, sms_count, lms_count, kakao_count = row
         if planned_at is None:
-            ranges = batch_ranges(sms_count, lms_count, batch_size)
+            ranges = batch_ranges(sms_count, lms_count, batch_size, kakao_count)
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO batches (job_id, seq, channel, first_seq, next_seq, last_seq)"
@@ -103,7 +107,7 @@ def top_up(conn: Connection, job_id: int, window: int) -> list[BatchRef]:
 def initial_counts(conn: Connection, job_id: int) -> counters.JobCounts:
     """A freshly planned job's counters: valid recipients queued, intake failures by reason."""
     row = conn.execute(
-        "SELECT created_at, total, sms_count + lms_count FROM jobs WHERE id = %s", (job_id,)
+        "SELECT created_at, total, sms_count + lms_count + kakao_count FROM jobs WHERE id = %s", (job_id,)
     ).fetchone()
     assert row is not None
     created_at, total, valid = row

@@ -20,7 +20,7 @@ from datetime import timedelta
 from psycopg import Connection
 
 from carriers.base import Carrier
-from engine.sending import BatchSender, ClaimedBatch, SliceResult, build_claimed, load_recipients
+from engine.sending import JOB_COLUMNS, BatchSender, ClaimedBatch, SliceResult, build_claimed, load_recipients
 
 #: A batch the worker let go ('sent') whose outcomes never reached PostgreSQL (Redis lost
 #: them) is reconciled this many times later than a claimed one: the flusher's normal lag is
@@ -40,8 +40,10 @@ _RECLAIM = (
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND j.id = b.job_id AND ("""
     + _STALE
     + """)
-    RETURNING b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at, b.retry_attempt,
-              j.created_at, j.tenant_id, j.priority, j.sender, j.body, j.title, j.variables, p.previous
+    RETURNING p.previous, b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at,
+              b.retry_attempt, """
+    + JOB_COLUMNS
+    + """
 """
 )
 
@@ -77,39 +79,10 @@ def reconcile_batch(
         ).fetchone()
         if row is None:
             return None
-        (
-            channel,
-            next_seq,
-            last,
-            seqs,
-            attempt,
-            first_attempt_at,
-            retry_attempt,
-            created_at,
-            tenant_id,
-            priority,
-            sender_no,
-            body,
-            title,
-            variables,
-            previous,
-        ) = row
-        recipients = load_recipients(conn, job_id, created_at, next_seq, last, seqs)
+        previous, channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
+        recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
     claimed = replace(
-        build_claimed(
-            job_id,
-            created_at,
-            tenant_id,
-            priority,
-            batch_seq,
-            attempt,
-            channel,
-            sender_no,
-            body,
-            title,
-            variables,
-            recipients,
-        ),
+        build_claimed(job_id, batch_seq, attempt, channel, job, recipients),
         first_attempt_at=first_attempt_at,
         retry_attempt=retry_attempt,
     )

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from psycopg import Connection
 
@@ -32,18 +33,27 @@ from engine.rate_policy import RatePolicy
 from engine.ratelimit import chunk_size
 from engine.references import make_reference
 from engine.results import ResultRecorder
+from engine.template import Template
 
 log = logging.getLogger(__name__)
 
-_CLAIM = """
+#: What a batch needs of its job (see `build_claimed`), returned after the batch's own columns.
+JOB_COLUMNS = """j.created_at, j.tenant_id, j.priority, j.sender, j.requested_channel, j.body, j.title,
+              j.variables, j.template_code, j.fallback_channel, j.fallback_body, j.fallback_title"""
+
+_CLAIM = (
+    """
     UPDATE batches b
     SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1,
         first_attempt_at = coalesce(b.first_attempt_at, %(now)s)
     FROM jobs j
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND b.state = 'planned' AND j.id = b.job_id
     RETURNING b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at, b.retry_attempt,
-              j.created_at, j.tenant_id, j.priority, j.sender, j.body, j.title, j.variables
+              """
+    + JOB_COLUMNS
+    + """
 """
+)
 
 # A batch's recipients still to send: from next_seq to the end of its range or, for a retry
 # batch, of its list (the range bounds the scan either way).
@@ -77,6 +87,8 @@ class ClaimedBatch:
     first_attempt_at: datetime | None = None
     #: How many times this batch has been put back to wait for a retry.
     retry_attempt: int = 0
+    #: KakaoTalk with a fallback: a final failure hands the recipient to SMS/LMS.
+    falls_back: bool = False
 
     @property
     def channel(self) -> str:
@@ -114,54 +126,40 @@ def claim_batch(
         ).fetchone()
         if row is None:
             return None
-        (
-            channel,
-            next_seq,
-            last,
-            seqs,
-            attempt,
-            first_attempt_at,
-            retry_attempt,
-            created_at,
-            tenant_id,
-            priority,
-            sender,
-            body,
-            title,
-            variables,
-        ) = row
-        recipients = load_recipients(conn, job_id, created_at, next_seq, last, seqs)
-    claimed = build_claimed(
-        job_id,
-        created_at,
-        tenant_id,
-        priority,
-        batch_seq,
-        attempt,
-        channel,
-        sender,
-        body,
-        title,
-        variables,
-        recipients,
-    )
+        channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
+        recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
+    claimed = build_claimed(job_id, batch_seq, attempt, channel, job, recipients)
     return replace(claimed, first_attempt_at=first_attempt_at, retry_attempt=retry_attempt)
 
 
 def build_claimed(
     job_id: int,
-    created_at: datetime,
-    tenant_id: int,
-    priority: str,
     batch_seq: int,
     attempt: int,
     channel: str,
-    sender: str,
-    body: str,
-    title: str | None,
-    variables: Sequence[str],
+    job: Sequence[Any],
     recipients: Sequence[tuple[int, str, Sequence[str] | None]],
 ) -> ClaimedBatch:
+    """A claimed batch from its recipients and its job's columns (`JOB_COLUMNS`, in order)."""
+    (
+        created_at,
+        tenant_id,
+        priority,
+        sender,
+        requested_channel,
+        body,
+        title,
+        variables,
+        template_code,
+        fallback_channel,
+        fallback_body,
+        fallback_title,
+    ) = job
+    if requested_channel == "kakao" and channel != "kakao":
+        # A KakaoTalk job's SMS/LMS batches carry its fallback text.
+        body, title = fallback_body, fallback_title
+        variables = Template.parse(fallback_body).variables
+        template_code = None
     seq_of_reference = {}
     carrier_recipients = []
     for seq, phone, values in recipients:
@@ -176,8 +174,19 @@ def build_claimed(
         title=title if channel == Channel.LMS else None,
         variables=tuple(variables),
         idempotency_key=f"{job_id}-{batch_seq}-{attempt}",
+        template_code=template_code,
     )
-    return ClaimedBatch(job_id, created_at, tenant_id, priority, batch_seq, attempt, batch, seq_of_reference)
+    return ClaimedBatch(
+        job_id,
+        created_at,
+        tenant_id,
+        priority,
+        batch_seq,
+        attempt,
+        batch,
+        seq_of_reference,
+        falls_back=channel == "kakao" and fallback_channel is not None,
+    )
 
 
 def mark_sent(conn: Connection, job_id: int, batch_seq: int) -> None:
