@@ -58,7 +58,8 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
         created_at = row[0]
         counts = conn.execute(
             """
-            SELECT count(*), count(*) FILTER (WHERE status IN ('failed', 'expired')),
+            SELECT count(*) FILTER (WHERE status <> 'fallback'),
+                   count(*) FILTER (WHERE status IN ('failed', 'expired')),
                    count(*) FILTER (WHERE status IN ('queued', 'submitted'))
             FROM recipients WHERE job_id = %s AND job_created_at = %s
             """,

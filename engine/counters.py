@@ -8,6 +8,8 @@ Fields of the ``{job:ID}:counts`` hash:
 - ``in_flight``: accepted, final result not yet known;
 - ``delivered`` / ``failed``: final results (``failed`` includes recipients refused at intake);
 - ``expired``: final, retried until the channel's deadline without success;
+- ``fallbacks``: KakaoTalk recipients handed to SMS/LMS (their fallback message is then counted
+  in the fields above, in their place: fallbacks never add to ``total``);
 - ``reason:<code>``: failed recipients by reason code, ``text:<code>``: a reason text for it.
 """
 
@@ -21,7 +23,7 @@ from redis import Redis
 
 from engine.keys import Keys
 
-COUNT_FIELDS = ("total", "queued", "sent", "in_flight", "delivered", "failed", "expired")
+COUNT_FIELDS = ("total", "queued", "sent", "in_flight", "delivered", "failed", "expired", "fallbacks")
 
 # Writes the counters only if the hash does not exist yet (a recount or an earlier plan won).
 _INIT_IF_ABSENT = """
@@ -40,6 +42,7 @@ class JobCounts:
     delivered: int = 0
     failed: int = 0
     expired: int = 0
+    fallbacks: int = 0
     #: Failed (and expired) recipients by reason code.
     reasons: dict[str, int] = field(default_factory=dict)
     #: A human text for each reason code.
@@ -102,8 +105,11 @@ def recount(conn: Connection, job_id: int, created_at: datetime) -> JobCounts:
         (job_id, created_at),
     ).fetchall()
     for status, reason_code, reason_text, count, submitted in rows:
-        counts.total += count
         counts.sent += submitted
+        if status == "fallback":
+            counts.fallbacks += count
+            continue
+        counts.total += count
         if status == "queued":
             counts.queued += count
         elif status == "submitted":

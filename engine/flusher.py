@@ -25,8 +25,9 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from engine.completion import finish_completed_jobs
+from engine.fallback import FallbackResult, create_fallbacks
 from engine.keys import Keys
-from engine.results import DELIVERED, FAILED, SUBMITTED
+from engine.results import DELIVERED, FAILED, FALLBACK, SUBMITTED
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ _APPLY_SUBMISSION = """
 
 _APPLY_REPORTS = """
     UPDATE recipients AS r
-    SET status = u.status, reason_code = u.code, reason_text = u.text, completed_at = u.result_at
+    SET status = CASE WHEN u.status = 'failed' AND r.channel = 'kakao' AND %(falls_back)s THEN 'fallback'
+                      ELSE u.status END,
+        reason_code = u.code, reason_text = u.text, completed_at = u.result_at
     FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
                 %(result_ats)s::timestamptz[]) AS u (seq, status, code, text, result_at)
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
@@ -79,6 +82,8 @@ class Flusher:
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
         self._created_at: dict[int, datetime] = {}
+        #: Jobs whose Kakao failures fall back to SMS/LMS.
+        self._falls_back: set[int] = set()
         self._group_ready = False
 
     def _ensure_group(self) -> None:
@@ -101,6 +106,7 @@ class Flusher:
         ids = [entry_id for entry_id, _ in entries]
         payloads = [orjson.loads(fields[b"d"]) for _, fields in entries]
         report_changes: list[tuple[int, int, str, str | None, str | None]] = []
+        fallbacks: list[tuple[int, FallbackResult]] = []
         with self.pool.connection() as conn:
             with conn.transaction():
                 touched: set[int] = set()
@@ -113,8 +119,13 @@ class Flusher:
                     report_changes = self._apply_reports(conn, reports)
                     result.rows += len(report_changes)
                     touched.update(change[0] for change in report_changes)
+                # Kakao recipients handed to SMS/LMS get their fallback rows in this same
+                # transaction: no moment exists where a job looks finished without them.
+                fallbacks = self._create_fallbacks(conn, submissions, report_changes)
             if report_changes:
                 self._count_report_changes(report_changes)
+            if fallbacks:
+                self._count_fallbacks(fallbacks)
             if touched:
                 result.jobs_finished = finish_completed_jobs(conn, self.redis, self.keys, sorted(touched))
         pipe = self.redis.pipeline(transaction=False)
@@ -205,6 +216,7 @@ class Flusher:
                     {
                         "job": job_id,
                         "created_at": created[job_id],
+                        "falls_back": job_id in self._falls_back,
                         "low": min(seqs),
                         "high": max(seqs),
                         "seqs": seqs,
@@ -221,11 +233,47 @@ class Flusher:
                 )
         return changes
 
+    def _create_fallbacks(
+        self,
+        conn: Connection,
+        submissions: list[dict[str, Any]],
+        report_changes: list[tuple[int, int, str, str | None, str | None]],
+    ) -> list[tuple[int, FallbackResult]]:
+        wanted: dict[int, list[int]] = defaultdict(list)
+        for entry in submissions:
+            wanted[entry["job"]].extend(o[0] for o in entry["o"] if o[1] == FALLBACK)
+        for job_id, seq, status, _code, _text in report_changes:
+            if status == FALLBACK:
+                wanted[job_id].append(seq)
+        wanted = {job: seqs for job, seqs in wanted.items() if seqs}
+        if not wanted:
+            return []
+        created = self._job_created_at(conn, wanted)
+        return [
+            (job, create_fallbacks(conn, job, created[job], seqs))
+            for job, seqs in wanted.items()
+            if job in created
+        ]
+
+    def _count_fallbacks(self, fallbacks: list[tuple[int, FallbackResult]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, made in fallbacks:
+            key = self.keys.job_counts(job_id)
+            pipe.hincrby(key, "queued", made.queued)
+            for code, (count, text) in made.failed.items():
+                pipe.hincrby(key, "failed", count)
+                pipe.hincrby(key, f"reason:{code}", count)
+                pipe.hset(key, f"text:{code}", text)
+        pipe.execute()
+
     def _job_created_at(self, conn: Connection, job_ids: Iterable[int]) -> dict[int, datetime]:
         missing = [j for j in job_ids if j not in self._created_at]
         if missing:
-            rows = conn.execute("SELECT id, created_at FROM jobs WHERE id = ANY(%s)", (missing,)).fetchall()
-            self._created_at.update({int(job): created for job, created in rows})
+            rows = conn.execute(
+                "SELECT id, created_at, fallback_channel IS NOT NULL FROM jobs WHERE id = ANY(%s)", (missing,)
+            ).fetchall()
+            self._created_at.update({int(job): created for job, created, _ in rows})
+            self._falls_back.update(int(job) for job, _, falls_back in rows if falls_back)
         return {j: self._created_at[j] for j in job_ids if j in self._created_at}
 
     def _count_report_changes(self, changes: list[tuple[int, int, str, str | None, str | None]]) -> None:
@@ -235,6 +283,8 @@ class Flusher:
             pipe.hincrby(key, "in_flight", -1)
             if status == DELIVERED:
                 pipe.hincrby(key, "delivered", 1)
+            elif status == FALLBACK:
+                pipe.hincrby(key, "fallbacks", 1)
             elif status == FAILED:
                 pipe.hincrby(key, "failed", 1)
                 if code:

@@ -20,6 +20,8 @@ from engine.keys import Keys
 
 #: Recipient statuses, in the only order they may move: queued -> submitted -> a final one.
 QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = "queued", "submitted", "delivered", "failed", "expired"
+#: A KakaoTalk recipient whose message failed and who was handed to SMS/LMS (a second row).
+FALLBACK = "fallback"
 FINAL_STATUSES = (DELIVERED, FAILED, EXPIRED)
 #: Reason of a recipient whose retries ran past the channel's deadline.
 EXPIRED_REASON = "expired"
@@ -70,14 +72,16 @@ class ResultRecorder:
         outcomes: Sequence[tuple[int, SubmitOutcome]],
         batch_done: bool,
         at: datetime,
+        falls_back: bool = False,
     ) -> None:
         """Record what the carrier said at submission of (part of) a batch.
 
         ``batch_done`` is False when some of the batch's recipients have no outcome yet (the
-        call's outcome is unknown); the batch then stays claimed until it is reconciled.
+        call's outcome is unknown); the batch then stays claimed until it is reconciled. With
+        ``falls_back`` (KakaoTalk with a fallback), a failure hands the recipient to SMS/LMS.
         """
         packed = []
-        sent = in_flight = delivered = failed = 0
+        sent = in_flight = delivered = failed = fallbacks = 0
         reasons: dict[str, int] = {}
         texts: dict[str, str] = {}
         for seq, outcome in outcomes:
@@ -89,6 +93,10 @@ class ResultRecorder:
             elif status == DELIVERED:
                 sent += 1
                 delivered += 1
+            elif falls_back:
+                status = FALLBACK
+                fallbacks += 1
+                code = reason_code(outcome)
             else:
                 failed += 1
                 code = reason_code(outcome)
@@ -113,6 +121,7 @@ class ResultRecorder:
             ("in_flight", in_flight),
             ("delivered", delivered),
             ("failed", failed),
+            ("fallbacks", fallbacks),
         ):
             if value:
                 pipe.hincrby(counts_key, name, value)

@@ -343,6 +343,7 @@ class BatchSender:
             # exists (the caller records it): a crash in between leaves this one to reconcile.
             batch_done=done and complete and not retry,
             at=self.clock.now(),
+            falls_back=claimed.falls_back,
         )
         return complete
 

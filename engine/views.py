@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from engine.errors import NotFound, ValidationError
 from engine.keys import Keys
 from engine.phone import mask_phone
 
-RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired")
+RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired", "fallback")
 MAX_PAGE = 1000
 
 
@@ -28,7 +29,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
     row = conn.execute(
         """
         SELECT id, status, created_at, first_sent_at, completed_at, requested_channel, priority, sender,
-               title, body, total, sms_count, lms_count, invalid_count, duplicates_removed
+               title, body, total, sms_count, lms_count, kakao_count, invalid_count, duplicates_removed,
+               template_code, fallback_channel, fallback_body, fallback_title
         FROM jobs WHERE id = %s AND tenant_id = %s
         """,
         (job_id, tenant_id),
@@ -49,8 +51,13 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         _total,
         sms_count,
         lms_count,
+        kakao_count,
         invalid_count,
         duplicates_removed,
+        template_code,
+        fallback_channel,
+        fallback_body,
+        fallback_title,
     ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
     return {
@@ -59,7 +66,17 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         "created_at": kst(created_at),
         "sent_at": kst(first_sent_at),
         "completed_at": kst(completed_at),
-        "content": {"channel": channel, "sender": sender, "title": title, "body": body, "priority": priority},
+        "content": {
+            "channel": channel,
+            "sender": sender,
+            "title": title,
+            "body": body,
+            "priority": priority,
+            "template_code": template_code,
+            "fallback": {"channel": fallback_channel, "body": fallback_body, "title": fallback_title}
+            if fallback_channel
+            else None,
+        },
         "counts": {
             "total": live.total,
             "queued": live.queued,
@@ -67,8 +84,14 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
             "delivered": live.delivered,
             "failed": live.failed,
             "expired": live.expired,
+            "fallbacks": live.fallbacks,
             "in_flight": live.in_flight,
-            "by_channel": {"sms": sms_count, "lms": lms_count, "invalid": invalid_count},
+            "by_channel": {
+                "sms": sms_count,
+                "lms": lms_count,
+                "kakao": kakao_count,
+                "invalid": invalid_count,
+            },
             "duplicates_removed": duplicates_removed,
         },
         "failures": [
@@ -107,22 +130,29 @@ def list_recipients(
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
     job = conn.execute(
-        "SELECT created_at FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)
+        "SELECT created_at, total FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)
     ).fetchone()
     if job is None:
         raise NotFound(f"job {job_id} not found")
+    # One entry per recipient: a KakaoTalk recipient handed to SMS/LMS shows its fallback beside it.
     rows = conn.execute(
         """
-        SELECT seq, phone, member_id, channel, status, reason_code, reason_text, submitted_at, completed_at
-        FROM recipients
-        WHERE job_id = %(job)s AND job_created_at = %(created_at)s AND seq > %(after)s
-          AND (%(status)s::text IS NULL OR status = %(status)s)
-          AND (%(reason)s::text IS NULL OR reason_code = %(reason)s)
-        ORDER BY seq LIMIT %(limit)s
+        SELECT r.seq, r.phone, r.member_id,
+               r.channel, r.status, r.reason_code, r.reason_text, r.submitted_at, r.completed_at,
+               f.channel, f.status, f.reason_code, f.reason_text, f.submitted_at, f.completed_at
+        FROM recipients r
+        LEFT JOIN recipients f ON f.job_id = r.job_id AND f.job_created_at = r.job_created_at
+                              AND f.seq = %(total)s + r.seq AND r.status = 'fallback'
+        WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+          AND r.seq > %(after)s AND r.seq < %(total)s
+          AND (%(status)s::text IS NULL OR r.status = %(status)s)
+          AND (%(reason)s::text IS NULL OR r.reason_code = %(reason)s)
+        ORDER BY r.seq LIMIT %(limit)s
         """,
         {
             "job": job_id,
             "created_at": job[0],
+            "total": job[1],
             "after": -1 if after is None else after,
             "status": status,
             "reason": reason,
@@ -134,27 +164,25 @@ def list_recipients(
     return {
         "recipients": [
             {
-                "seq": seq,
-                "phone": mask_phone(phone),
-                "member_id": member_id,
-                "channel": channel,
-                "status": status_,
-                "reason_code": reason_code,
-                "reason": reason_text,
-                "submitted_at": kst(submitted_at),
-                "completed_at": kst(completed_at),
+                "seq": row[0],
+                "phone": mask_phone(row[1]),
+                "member_id": row[2],
+                **_outcome(row[3:9]),
+                "fallback": _outcome(row[9:15]) if row[10] is not None else None,
             }
-            for (
-                seq,
-                phone,
-                member_id,
-                channel,
-                status_,
-                reason_code,
-                reason_text,
-                submitted_at,
-                completed_at,
-            ) in rows
+            for row in rows
         ],
         "next_cursor": str(rows[-1][0]) if more else None,
+    }
+
+
+def _outcome(columns: Sequence[Any]) -> dict[str, Any]:
+    channel, status, reason_code, reason_text, submitted_at, completed_at = columns
+    return {
+        "channel": channel,
+        "status": status,
+        "reason_code": reason_code,
+        "reason": reason_text,
+        "submitted_at": kst(submitted_at),
+        "completed_at": kst(completed_at),
     }
