@@ -19,8 +19,8 @@ from engine.config import Settings
 #: Queues of send_batch messages, one per carrier channel and priority. Transactional traffic
 #: (OTP, order notices) has its own queues rather than per-message priorities, which replicated
 #: quorum queues lack.
-SEND_QUEUES = {"sms": "send.sms", "lms": "send.lms"}
-TRANSACTIONAL_QUEUES = {"sms": "send.sms.tx", "lms": "send.lms.tx"}
+SEND_QUEUES = {"sms": "send.sms", "lms": "send.lms", "kakao": "send.kakao"}
+TRANSACTIONAL_QUEUES = {"sms": "send.sms.tx", "lms": "send.lms.tx", "kakao": "send.kakao.tx"}
 
 
 def send_queue(channel: str, priority: str) -> str:

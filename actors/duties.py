@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 REPORT_OVERLAP = timedelta(seconds=1)
 #: Polls stop this far behind now, so results still being written at the carrier are not skipped.
 REPORT_SETTLE = timedelta(seconds=2)
+KAKAO_REPORT_OVERLAP = timedelta(seconds=60)
 #: Where the report poller starts when it has no cursor (a fresh or wiped Redis).
 REPORT_START_BACK = timedelta(hours=1)
 FLUSH_PAGE = 500
@@ -40,7 +41,23 @@ def build_duties(rt: Runtime) -> list[Duty]:
             min(10.0, max(1.0, settings.reconcile_after_seconds / 3)),
             lambda: reconcile_stale(rt),
         ),
-        Duty("poll_reports", 2.0, lambda: poll_reports(rt)),
+        Duty(
+            "poll_reports",
+            2.0,
+            lambda: poll_reports(rt, (Channel.SMS, Channel.LMS), REPORT_SETTLE, REPORT_OVERLAP),
+        ),
+        # KakaoTalk results come by webhook first; the provider's result query has minute
+        # precision, so its poll trails further behind and overlaps a whole minute.
+        Duty(
+            "poll_kakao_reports",
+            settings.kakao_report_poll_seconds,
+            lambda: poll_reports(
+                rt,
+                (Channel.KAKAO,),
+                timedelta(seconds=settings.kakao_report_settle_seconds),
+                KAKAO_REPORT_OVERLAP,
+            ),
+        ),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
         Duty("retry_pump", 1.0, lambda: pump_retries(rt)),
@@ -84,14 +101,18 @@ def reconcile_stale(rt: Runtime) -> None:
         publish_reconcile(job_id, batch_seq)
 
 
-def poll_reports(rt: Runtime) -> None:
-    """Ask the carrier for final results since the last poll and queue them for the flusher."""
-    until = rt.clock.now() - REPORT_SETTLE
-    for channel in (Channel.SMS, Channel.LMS):
+def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, overlap: timedelta) -> None:
+    """Ask the carrier for final results since the last poll and queue them for the flusher.
+
+    Polls stop ``settle`` behind now (results still being written are not skipped) and re-read
+    ``overlap`` of the last window (a result filed late is not missed; re-reading is harmless).
+    """
+    until = rt.clock.now() - settle
+    for channel in channels:
         cursor_key = rt.keys.cursor(f"reports:{channel.value}")
         raw = rt.redis.get(cursor_key)
         since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
-        reports = rt.carrier_for(channel.value).reports(channel, since - REPORT_OVERLAP, until)
+        reports = rt.carrier_for(channel.value).reports(channel, since - overlap, until)
         outcomes = []
         for report in reports:
             parsed = parse_reference(report.reference)

@@ -183,7 +183,10 @@ def reconcile_batch(job_id: int, batch_seq: int) -> None:
     """Resolve a batch left claimed by querying the carrier; submit only what it never saw."""
     rt = get_runtime()
     with rt.pool.connection() as conn:
-        carrier = rt.carrier_for("sms")
+        channel = conn.execute(
+            "SELECT channel FROM batches WHERE job_id = %s AND seq = %s", (job_id, batch_seq)
+        ).fetchone()
+        carrier = rt.carrier_for(channel[0] if channel else "sms")
         resolved = reconcile(
             conn,
             carrier,

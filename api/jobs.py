@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import principal, require
 from api.responses import JSONResponse
 from engine import views
-from engine.errors import ValidationError
+from engine.errors import CarrierRejected, ValidationError
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
 from engine.runtime import get_runtime
@@ -27,9 +27,19 @@ IDEMPOTENCY_KEY_MAX = 200
 
 JOB_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["channel", "sender", "body", "recipients"],
+    "required": ["channel", "sender", "recipients"],
     "properties": {
-        "channel": {"type": "string", "enum": ["sms", "lms", "auto"]},
+        "channel": {"type": "string", "enum": ["sms", "lms", "auto", "kakao"]},
+        "template_code": {"type": "string", "description": "KakaoTalk: the approved AlimTalk template"},
+        "fallback": {
+            "type": "object",
+            "description": "KakaoTalk: SMS/LMS text for recipients whose Kakao message fails",
+            "properties": {
+                "channel": {"type": "string", "enum": ["sms", "lms", "auto"]},
+                "body": {"type": "string"},
+                "title": {"type": "string"},
+            },
+        },
         "sender": {"type": "string", "description": "A registered sender number"},
         "title": {"type": "string", "description": "LMS title (at most 40 bytes in EUC-KR)"},
         "body": {"type": "string", "description": "Message text; #{name} is filled per recipient"},
@@ -80,7 +90,12 @@ async def submit_job(
 
 def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | None) -> Any:
     rt = get_runtime()
-    job = prepare_job(decoded, max_recipients=rt.settings.max_recipients_per_job, raw_body=raw)
+    job = prepare_job(
+        decoded,
+        max_recipients=rt.settings.max_recipients_per_job,
+        raw_body=raw,
+        kakao_template=_kakao_template,
+    )
     with rt.pool.connection() as conn:
         return store_job(
             conn,
@@ -90,6 +105,14 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
             idempotency_key=idempotency_key,
             partitions=_partitions,
         )
+
+
+def _kakao_template(code: str) -> Any:
+    """The provider's approved template (cached by the adapter); LookupError if it has none."""
+    try:
+        return get_runtime().kakao_carrier.template(code)
+    except CarrierRejected as exc:
+        raise LookupError(code) from exc
 
 
 def _plan(job_id: int) -> None:

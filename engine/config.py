@@ -29,6 +29,10 @@ class Settings:
     kakao_app_key: str = "balsong-local"
     kakao_secret_key: str = "balsong-local-secret"
     kakao_sender_key: str = "balsong-sender-key"
+    #: KakaoTalk results are polled (besides the webhook) every this many seconds, this far
+    #: behind now: the provider's result query has minute precision.
+    kakao_report_poll_seconds: float = 30.0
+    kakao_report_settle_seconds: float = 70.0
     #: The signature each provider's webhook settings were given (X-Toast-Webhook-Signature);
     #: a webhook call without it is refused. Empty: that provider's webhook is not accepted.
     sms_webhook_signature: str = "balsong-local-webhook"

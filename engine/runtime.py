@@ -12,11 +12,15 @@ import socket
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from psycopg_pool import ConnectionPool
 from redis import Redis
 
 from carriers.base import Carrier
+
+if TYPE_CHECKING:
+    from carriers.nhn_alimtalk import NhnAlimtalkCarrier
 from engine.clock import Clock, SharedOffsetClock, SystemClock
 from engine.config import Settings, get_settings
 from engine.db import make_pool
@@ -58,6 +62,12 @@ class Runtime:
         return NhnSmsCarrier.from_settings(self.settings)
 
     @cached_property
+    def kakao_carrier(self) -> NhnAlimtalkCarrier:
+        from carriers.nhn_alimtalk import NhnAlimtalkCarrier
+
+        return NhnAlimtalkCarrier.from_settings(self.settings)
+
+    @cached_property
     def recorder(self) -> ResultRecorder:
         return ResultRecorder(self.redis, self.keys)
 
@@ -92,10 +102,10 @@ class Runtime:
 
     def carrier_for(self, channel: str) -> Carrier:
         """The adapter that sends ``channel`` (SMS and LMS both go through the SMS API)."""
-        return self.sms_carrier
+        return self.kakao_carrier if channel == "kakao" else self.sms_carrier
 
     def close(self) -> None:
-        for name in ("pool", "redis", "sms_carrier"):
+        for name in ("pool", "redis", "sms_carrier", "kakao_carrier"):
             resource = self.__dict__.pop(name, None)
             if resource is not None:
                 resource.close()

@@ -14,7 +14,12 @@ from tests.support.services import isolated_settings, settings_env
 from tests.support.stack import Stack, running_stack
 
 #: Short carrier timeout and reconciliation delay, so unknown outcomes resolve within a test.
-TEST_OVERRIDES = {"carrier_timeout_seconds": 2.0, "reconcile_after_seconds": 4.0}
+TEST_OVERRIDES = {
+    "carrier_timeout_seconds": 2.0,
+    "reconcile_after_seconds": 4.0,
+    "kakao_report_poll_seconds": 1.0,
+    "kakao_report_settle_seconds": 1.0,
+}
 
 
 @pytest.fixture(scope="session")

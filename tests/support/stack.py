@@ -65,6 +65,10 @@ def running_stack(
             sms_api_url=simulator.url,
             sms_app_key=simulator.app_key,
             sms_secret_key=simulator.secret_key,
+            kakao_api_url=simulator.url,
+            kakao_app_key=simulator.app_key,
+            kakao_secret_key=simulator.secret_key,
+            kakao_sender_key=simulator.kakao_sender_key,
             api_url=f"http://127.0.0.1:{free_port()}",
         )
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
