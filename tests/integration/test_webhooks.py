@@ -96,3 +96,5 @@ def test_results_by_webhook_apply_once_and_only_forward(stack: Stack) -> None:
     rows = client.get(f"/v1/jobs/{job_id}/recipients").json()["recipients"]
     assert [r["status"] for r in rows] == ["delivered", "failed", "submitted"]
     assert rows[1]["reason_code"] == "carrier_3018"
+    # And with a recipient still in flight, the job is not finished
+    assert stack.job(client, job_id)["status"] == "sending"
