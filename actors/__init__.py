@@ -3,8 +3,13 @@ actors. The actors are thin: they parse the message and call engine/ and carrier
 
 from __future__ import annotations
 
+import logging
+
 from actors.broker import install_broker
 from engine.config import get_settings
+
+# One line per carrier request at INFO is noise that costs throughput; failures still log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 broker = install_broker(get_settings())
 

@@ -31,7 +31,7 @@ FLUSH_PAGE = 500
 
 
 def build_duties(rt: Runtime) -> list[Duty]:
-    flusher = Flusher(rt.pool, rt.redis, rt.keys, consumer=rt.worker_id)
+    flusher = Flusher(rt.pool, rt.redis, rt.keys, consumer=rt.worker_id, settings=rt.settings, clock=rt.clock)
     settings = rt.settings
     return [
         Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
@@ -116,9 +116,9 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
         outcomes = []
         for report in reports:
             parsed = parse_reference(report.reference)
-            if parsed is None or report.outcome not in (Outcome.DELIVERED, Outcome.FAILED):
+            if parsed is None or report.outcome is Outcome.ACCEPTED:
                 continue
-            outcomes.append(RecipientOutcome(parsed[0], parsed[1], report))
+            outcomes.append(RecipientOutcome(parsed[0], parsed[1], report, parsed[2]))
         rt.recorder.record_reports(outcomes)
         rt.redis.set(cursor_key, until.timestamp())
 

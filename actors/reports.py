@@ -30,7 +30,7 @@ def apply_webhook(carrier: str, body: str) -> None:
                 REPORTS_UNKNOWN.labels(carrier).inc()
                 log.warning("report for a reference that is not ours", extra={"carrier": carrier})
                 continue
-            outcomes.append(RecipientOutcome(parsed[0], parsed[1], result))
+            outcomes.append(RecipientOutcome(parsed[0], parsed[1], result, parsed[2]))
         get_runtime().recorder.record_reports(outcomes)
     elif webhook.event == UNSUBSCRIBE:
         # The opt-out list arrives with advertising compliance; until then, say so loudly.

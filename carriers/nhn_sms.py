@@ -48,6 +48,7 @@ from carriers.nhn_sms_codes import (
     MSG_STATUS_REQUESTING,
     TEMPLATE_MISSING,
     TRANSIENT_API_CODES,
+    TRANSIENT_RESULT_CODES,
     api_message,
     result_message,
 )
@@ -267,7 +268,8 @@ class NhnSmsCarrier:
         return found
 
     def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
-        """Final results whose result date lies in ``[since, until)``.
+        """Final results whose result date lies in ``[since, until)`` (a passing failure such as
+        "phone off" comes as ``RETRY``: the recipient should be sent again).
 
         Uses the list API's ``startResultDate``/``endResultDate`` (second precision, so the
         window is widened by a second and cut exactly here), inside a request-date window
@@ -284,7 +286,7 @@ class NhnSmsCarrier:
         finals: list[SubmitOutcome] = []
         for row in self._list(channel, params):
             outcome = _row_outcome(row)
-            if outcome.outcome not in (Outcome.DELIVERED, Outcome.FAILED) or outcome.result_at is None:
+            if outcome.outcome is Outcome.ACCEPTED or outcome.result_at is None:
                 continue
             if since <= outcome.result_at < until:
                 finals.append(outcome)
@@ -383,7 +385,8 @@ def _row_outcome(row: dict[str, Any]) -> SubmitOutcome:
     if not code:
         code = f"msgStatus:{status}"
     message = str(row.get("resultCodeName") or row.get("resultMessage") or result_message(code))
-    return SubmitOutcome(reference, Outcome.FAILED, code, message, carrier_id, result_at)
+    outcome = Outcome.RETRY if code in TRANSIENT_RESULT_CODES else Outcome.FAILED
+    return SubmitOutcome(reference, outcome, code, message, carrier_id, result_at)
 
 
 def _utc(moment: datetime) -> datetime:

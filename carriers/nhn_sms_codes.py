@@ -85,6 +85,10 @@ TEMPLATE_MISSING: Final[frozenset[int]] = frozenset({-2107, -2110})
 #: The one result code of receiving that means "delivered to the handset".
 DELIVERED_CODES: Final[frozenset[str]] = frozenset({"1000", "MTR1"})
 
+#: Final results that a later attempt may well turn into a delivery (busy server, handset off or
+#: full, temporary device or service issues): the recipient is sent again, not failed.
+TRANSIENT_RESULT_CODES: Final[frozenset[str]] = frozenset({"1001", "2003", "2004", "2007", "3004", "3005"})
+
 #: Result codes of receiving (final delivery results) -> message. All but 1000 are failures.
 RESULT_CODES: Final[dict[str, str]] = {
     "1000": "Successful",

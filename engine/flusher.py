@@ -15,8 +15,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg import Connection
@@ -24,10 +24,13 @@ from psycopg_pool import ConnectionPool
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from engine.clock import Clock
 from engine.completion import finish_completed_jobs
+from engine.config import Settings
 from engine.fallback import FallbackResult, create_fallbacks
 from engine.keys import Keys
-from engine.results import DELIVERED, FAILED, FALLBACK, SUBMITTED
+from engine.results import DELIVERED, EXPIRED, FAILED, FALLBACK, QUEUED, SUBMITTED
+from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ _APPLY_SUBMISSION = """
         reason_text = u.text,
         carrier_id = u.carrier_id,
         submitted_at = CASE WHEN u.status IN ('submitted', 'delivered') THEN %(at)s END,
+        first_attempt_at = coalesce(r.first_attempt_at, %(at)s),
         completed_at = CASE WHEN u.status IN ('delivered', 'failed', 'expired') THEN %(at)s END
     FROM (
         SELECT (o ->> 0)::int AS seq, o ->> 1 AS status, o ->> 2 AS code, o ->> 3 AS text,
@@ -51,18 +55,46 @@ _APPLY_SUBMISSION = """
       AND r.status = 'queued'
 """
 
-_APPLY_REPORTS = """
+# A report of a passing failure ("phone off") past the channel's retry deadline.
+_TOO_LATE = """(u.status = 'retry' AND r.first_attempt_at < CASE r.channel WHEN 'kakao' THEN %(cutoff_kakao)s
+                 WHEN 'lms' THEN %(cutoff_lms)s ELSE %(cutoff_sms)s END)"""
+
+# Reports move rows only forward, and only for the attempt they are about (a late report of an
+# earlier attempt changes nothing). A passing failure sends the recipient again (queued, next
+# attempt) until its deadline; a Kakao failure with a fallback hands it to SMS/LMS.
+_APPLY_REPORTS = f"""
     UPDATE recipients AS r
-    SET status = CASE WHEN u.status = 'failed' AND r.channel = 'kakao' AND %(falls_back)s THEN 'fallback'
+    SET status = CASE WHEN {_TOO_LATE} THEN 'expired'
+                      WHEN u.status = 'retry' THEN 'queued'
+                      WHEN u.status = 'failed' AND r.channel = 'kakao' AND %(falls_back)s THEN 'fallback'
                       ELSE u.status END,
-        reason_code = u.code, reason_text = u.text, completed_at = u.result_at
+        attempt = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN r.attempt + 1 ELSE r.attempt END,
+        submitted_at = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN NULL ELSE r.submitted_at END,
+        reason_code = CASE WHEN {_TOO_LATE} THEN 'expired' ELSE u.code END,
+        reason_text = CASE WHEN {_TOO_LATE} THEN 'not delivered before the retry deadline; last: ' || u.text
+                           ELSE u.text END,
+        completed_at = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN NULL ELSE u.result_at END
     FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
-                %(result_ats)s::timestamptz[]) AS u (seq, status, code, text, result_at)
+                %(result_ats)s::timestamptz[], %(attempts)s::int[])
+         AS u (seq, status, code, text, result_at, attempt)
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
-      AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq
+      AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
       AND r.status = 'submitted'
-    RETURNING r.seq, r.status, r.reason_code, r.reason_text
+    RETURNING r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt
 """
+
+
+class ReportChange(NamedTuple):
+    """A recipient row a report changed, as it is now."""
+
+    job_id: int
+    seq: int
+    status: str
+    code: str | None
+    text: str | None
+    channel: str | None
+    first_attempt_at: datetime | None
+    attempt: int
 
 
 @dataclass(slots=True)
@@ -74,11 +106,22 @@ class FlushResult:
 
 class Flusher:
     def __init__(
-        self, pool: ConnectionPool, redis: Redis, keys: Keys, consumer: str, *, claim_idle_ms: int = 30_000
+        self,
+        pool: ConnectionPool,
+        redis: Redis,
+        keys: Keys,
+        consumer: str,
+        *,
+        settings: Settings,
+        clock: Clock,
+        claim_idle_ms: int = 30_000,
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.keys = keys
+        self.settings = settings
+        self.clock = clock
+        self.ledger = RetryLedger(redis, keys)
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
         self._created_at: dict[int, datetime] = {}
@@ -105,7 +148,7 @@ class Flusher:
             return result
         ids = [entry_id for entry_id, _ in entries]
         payloads = [orjson.loads(fields[b"d"]) for _, fields in entries]
-        report_changes: list[tuple[int, int, str, str | None, str | None]] = []
+        report_changes: list[ReportChange] = []
         fallbacks: list[tuple[int, FallbackResult]] = []
         with self.pool.connection() as conn:
             with conn.transaction():
@@ -118,7 +161,8 @@ class Flusher:
                 if reports:
                     report_changes = self._apply_reports(conn, reports)
                     result.rows += len(report_changes)
-                    touched.update(change[0] for change in report_changes)
+                    touched.update(change.job_id for change in report_changes)
+                    self._schedule_report_retries(conn, report_changes)
                 # Kakao recipients handed to SMS/LMS get their fallback rows in this same
                 # transaction: no moment exists where a job looks finished without them.
                 fallbacks = self._create_fallbacks(conn, submissions, report_changes)
@@ -196,15 +240,18 @@ class Flusher:
                 )
         return sum(len(entry["o"]) for entry in submissions)
 
-    def _apply_reports(
-        self, conn: Connection, reports: list[dict[str, Any]]
-    ) -> list[tuple[int, int, str, str | None, str | None]]:
+    def _apply_reports(self, conn: Connection, reports: list[dict[str, Any]]) -> list[ReportChange]:
         by_job: dict[int, list[list[Any]]] = defaultdict(list)
         for entry in reports:
             for item in entry["r"]:
                 by_job[item[0]].append(item)
         created = self._job_created_at(conn, by_job)
-        changes: list[tuple[int, int, str, str | None, str | None]] = []
+        changes: list[ReportChange] = []
+        now = self.clock.now()
+        cutoffs = {
+            f"cutoff_{channel}": now - timedelta(seconds=deadline_seconds(self.settings, channel))
+            for channel in ("sms", "lms", "kakao")
+        }
         with conn.cursor() as cur:
             for job_id, items in by_job.items():
                 if job_id not in created:
@@ -226,25 +273,49 @@ class Flusher:
                         "result_ats": [
                             datetime.fromtimestamp(i[5], UTC) if i[5] else datetime.now(UTC) for i in items
                         ],
+                        "attempts": [i[6] if len(i) > 6 else 0 for i in items],
+                        **cutoffs,
                     },
                 )
-                changes.extend(
-                    (job_id, seq, status, code, text) for seq, status, code, text in cur.fetchall()
-                )
+                changes.extend(ReportChange(job_id, *row) for row in cur.fetchall())
         return changes
+
+    def _schedule_report_retries(self, conn: Connection, changes: list[ReportChange]) -> None:
+        """Retry batches for recipients a report sent back to the queue (same transaction)."""
+        groups: dict[tuple[int, str], list[ReportChange]] = defaultdict(list)
+        for change in changes:
+            if change.status == QUEUED and change.channel:
+                groups[(change.job_id, change.channel)].append(change)
+        now = self.clock.now()
+        for (job_id, channel), group in groups.items():
+            attempt = max(c.attempt for c in group)
+            first = min((c.first_attempt_at for c in group if c.first_attempt_at), default=now)
+            delay = backoff_seconds(
+                attempt, self.settings.retry_base_seconds, self.settings.retry_cap_seconds
+            )
+            schedule_retry(
+                conn,
+                self.ledger,
+                job_id=job_id,
+                channel=channel,
+                seqs=[c.seq for c in group],
+                first_attempt_at=first,
+                attempt=attempt,
+                due_at=now + timedelta(seconds=delay),
+            )
 
     def _create_fallbacks(
         self,
         conn: Connection,
         submissions: list[dict[str, Any]],
-        report_changes: list[tuple[int, int, str, str | None, str | None]],
+        report_changes: list[ReportChange],
     ) -> list[tuple[int, FallbackResult]]:
         wanted: dict[int, list[int]] = defaultdict(list)
         for entry in submissions:
             wanted[entry["job"]].extend(o[0] for o in entry["o"] if o[1] == FALLBACK)
-        for job_id, seq, status, _code, _text in report_changes:
-            if status == FALLBACK:
-                wanted[job_id].append(seq)
+        for change in report_changes:
+            if change.status == FALLBACK:
+                wanted[change.job_id].append(change.seq)
         wanted = {job: seqs for job, seqs in wanted.items() if seqs}
         if not wanted:
             return []
@@ -276,15 +347,22 @@ class Flusher:
             self._falls_back.update(int(job) for job, _, falls_back in rows if falls_back)
         return {j: self._created_at[j] for j in job_ids if j in self._created_at}
 
-    def _count_report_changes(self, changes: list[tuple[int, int, str, str | None, str | None]]) -> None:
+    def _count_report_changes(self, changes: list[ReportChange]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        for job_id, _seq, status, code, text in changes:
+        for job_id, _seq, status, code, text, *_ in changes:
             key = self.keys.job_counts(job_id)
             pipe.hincrby(key, "in_flight", -1)
             if status == DELIVERED:
                 pipe.hincrby(key, "delivered", 1)
             elif status == FALLBACK:
                 pipe.hincrby(key, "fallbacks", 1)
+            elif status == QUEUED:
+                pipe.hincrby(key, "queued", 1)
+            elif status == EXPIRED:
+                pipe.hincrby(key, "expired", 1)
+                pipe.hincrby(key, f"reason:{code}", 1)
+                if text:
+                    pipe.hset(key, f"text:{code}", text)
             elif status == FAILED:
                 pipe.hincrby(key, "failed", 1)
                 if code:

@@ -22,6 +22,8 @@ from engine.keys import Keys
 QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = "queued", "submitted", "delivered", "failed", "expired"
 #: A KakaoTalk recipient whose message failed and who was handed to SMS/LMS (a second row).
 FALLBACK = "fallback"
+#: A delivery report of a passing failure ("phone off"): the recipient is sent again.
+RETRY = "retry"
 FINAL_STATUSES = (DELIVERED, FAILED, EXPIRED)
 #: Reason of a recipient whose retries ran past the channel's deadline.
 EXPIRED_REASON = "expired"
@@ -38,15 +40,17 @@ _STATUS_OF_OUTCOME = {
 
 @dataclass(frozen=True, slots=True)
 class RecipientOutcome:
-    """A carrier outcome tied back to the recipient it belongs to."""
+    """A carrier outcome tied back to the recipient (and attempt) it belongs to."""
 
     job_id: int
     seq: int
     outcome: SubmitOutcome
+    attempt: int = 0
 
     @property
     def status(self) -> str:
-        return _STATUS_OF_OUTCOME[self.outcome.outcome]
+        """The row's new status; ``retry`` for a passing failure reported after submission."""
+        return RETRY if self.outcome.outcome is Outcome.RETRY else _STATUS_OF_OUTCOME[self.outcome.outcome]
 
 
 def reason_code(outcome: SubmitOutcome) -> str:
@@ -170,9 +174,10 @@ class ResultRecorder:
                 r.job_id,
                 r.seq,
                 r.status,
-                reason_code(r.outcome) if r.status == FAILED else None,
-                r.outcome.message if r.status == FAILED else None,
+                reason_code(r.outcome) if r.status in (FAILED, RETRY) else None,
+                r.outcome.message if r.status in (FAILED, RETRY) else None,
                 r.outcome.result_at.timestamp() if r.outcome.result_at else None,
+                r.attempt,
             )
             for r in reports
         ]

@@ -58,7 +58,7 @@ _CLAIM = (
 # A batch's recipients still to send: from next_seq to the end of its range or, for a retry
 # batch, of its list (the range bounds the scan either way).
 RECIPIENTS_FROM = """
-    SELECT seq, phone, "values" FROM recipients
+    SELECT seq, phone, "values", attempt FROM recipients
     WHERE job_id = %(job)s AND job_created_at = %(created_at)s AND seq BETWEEN %(next)s AND %(last)s
       AND (%(seqs)s::int[] IS NULL OR seq = ANY(%(seqs)s::int[])) AND status = 'queued'
     ORDER BY seq
@@ -67,7 +67,7 @@ RECIPIENTS_FROM = """
 
 def load_recipients(
     conn: Connection, job_id: int, created_at: datetime, next_seq: int, last_seq: int, seqs: list[int] | None
-) -> list[tuple[int, str, list[str] | None]]:
+) -> list[tuple[int, str, list[str] | None, int]]:
     params = {"job": job_id, "created_at": created_at, "next": next_seq, "last": last_seq, "seqs": seqs}
     return conn.execute(RECIPIENTS_FROM, params).fetchall()
 
@@ -138,7 +138,7 @@ def build_claimed(
     attempt: int,
     channel: str,
     job: Sequence[Any],
-    recipients: Sequence[tuple[int, str, Sequence[str] | None]],
+    recipients: Sequence[tuple[int, str, Sequence[str] | None, int]],
 ) -> ClaimedBatch:
     """A claimed batch from its recipients and its job's columns (`JOB_COLUMNS`, in order)."""
     (
@@ -162,8 +162,8 @@ def build_claimed(
         template_code = None
     seq_of_reference = {}
     carrier_recipients = []
-    for seq, phone, values in recipients:
-        reference = make_reference(job_id, seq)
+    for seq, phone, values, attempt in recipients:
+        reference = make_reference(job_id, seq, attempt)
         seq_of_reference[reference] = seq
         carrier_recipients.append(Recipient(reference, phone, tuple(values) if values else ()))
     batch = Batch(

@@ -235,7 +235,7 @@ def test_lookup_sees_accepted_then_final(sim: SimulatorHandle, carrier: NhnSmsCa
 
 def test_reports_carry_result_codes_and_times(sim: SimulatorHandle, carrier: NhnSmsCarrier) -> None:
     """Given a failure mix, when results arrive, then reports give each recipient's final code
-    and a result time after its acceptance."""
+    and a result time after its acceptance; a passing failure ("phone off", 2003) is a RETRY."""
     mix = {"3015": 0.2, "2003": 0.1}
     sim.configure(failure_mix=mix, seed=11)
     since = datetime.now(UTC) - timedelta(seconds=1)
@@ -251,7 +251,8 @@ def test_reports_carry_result_codes_and_times(sim: SimulatorHandle, carrier: Nhn
     for reference in refs:
         code = draw(11, FINAL, reference, mix) or "1000"
         assert reported[reference].code == code
-        assert reported[reference].outcome is (Outcome.DELIVERED if code == "1000" else Outcome.FAILED)
+        expected = {"1000": Outcome.DELIVERED, "2003": Outcome.RETRY}.get(code, Outcome.FAILED)
+        assert reported[reference].outcome is expected
     accepted_at = {row["reference"]: row["accepted_at"] for row in sim.ledger()}
     for reference, outcome in reported.items():
         assert outcome.result_at is not None

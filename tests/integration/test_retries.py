@@ -135,3 +135,53 @@ def test_recipients_never_accepted_expire_two_days_after_the_first_attempt(retry
     assert {f["reason_code"] for f in job["failures"]} == {"expired"}
     page = client.get(f"/v1/jobs/{job_id}/recipients", params={"status": "expired", "limit": 5}).json()
     assert len(page["recipients"]) == 5 and "48 hours" in page["recipients"][0]["reason"]
+
+
+def test_a_phone_off_report_sends_the_recipient_again_under_a_new_reference(retrying: Stack) -> None:
+    # Given a carrier that reports "device power off" (2003) for about a third of its messages
+    client = retrying.new_tenant("phone-off")
+    retrying.simulator.configure(failure_mix={"2003": 0.3}, result_delay_ms=100, seed=3)
+    try:
+        job_id = client.post(
+            "/v1/jobs",
+            json={
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "전원",
+                "recipients": [{"phone": f"010-3300-{i:04d}"} for i in range(200)],
+            },
+        ).json()["job_id"]
+        # When it runs to the end
+        job = wait_finished(retrying, client, job_id, timeout=90)
+    finally:
+        retrying.simulator.configure(failure_mix={}, result_delay_ms=0)
+    # Then everyone is delivered; those reported "phone off" were sent again, each attempt once
+    assert job["counts"]["delivered"] == 200, job
+    seen = references(retrying, job_id)
+    assert set(seen.values()) == {1}
+    retried = {ref for ref in seen if ref.count("-") == 2}
+    assert 30 <= len(retried) <= 110
+    assert all(ref.rsplit("-", 1)[0] in seen for ref in retried if ref.endswith("-1"))
+
+
+def test_a_phone_never_on_expires_after_two_days(retrying: Stack) -> None:
+    client = retrying.new_tenant("phone-never")
+    retrying.simulator.configure(failure_mix={"2003": 1.0}, result_delay_ms=100)
+    try:
+        job_id = client.post(
+            "/v1/jobs",
+            json={
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "꺼짐",
+                "recipients": [{"phone": f"010-3400-{i:04d}"} for i in range(20)],
+            },
+        ).json()["job_id"]
+        time.sleep(4)
+        assert retrying.job(client, job_id)["status"] == "sending"
+        clock_of(retrying).advance(timedelta(hours=49))
+        job = wait_finished(retrying, client, job_id, timeout=60)
+    finally:
+        retrying.simulator.configure(failure_mix={}, result_delay_ms=0)
+    assert job["counts"]["expired"] == 20
+    assert job["status"] == "failed"
