@@ -106,8 +106,10 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
 
     Polls stop ``settle`` behind now (results still being written are not skipped) and re-read
     ``overlap`` of the last window (a result filed late is not missed; re-reading is harmless).
+    Windows are in the carrier's time, the wall clock, not balsong's injected clock (which only
+    deadlines read, and which tests move).
     """
-    until = rt.clock.now() - settle
+    until = datetime.now(UTC) - settle
     for channel in channels:
         cursor_key = rt.keys.cursor(f"reports:{channel.value}")
         raw = rt.redis.get(cursor_key)
