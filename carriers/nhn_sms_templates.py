@@ -79,6 +79,15 @@ class TemplateRegistry:
         self._known.pop(key, None)
 
     def _register(self, key: str, batch: Batch, body: str) -> bool:
+        try:
+            return self._register_once(key, batch, body)
+        except CarrierRejected:
+            # The category we remembered may be gone (deleted in the console): find or create
+            # it again, once.
+            self._category_id = None
+            return self._register_once(key, batch, body)
+
+    def _register_once(self, key: str, batch: Batch, body: str) -> bool:
         payload: dict[str, Any] = {
             "categoryId": self._category(),
             "templateId": key,

@@ -6,13 +6,13 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from carriers.simulator.behaviour import Behaviour
@@ -200,11 +200,13 @@ class Simulator:
     async def ledger(self, request: Request) -> Response:
         """SMS and LMS rows in acceptance order, then AlimTalk rows in acceptance order."""
 
-        async def lines() -> AsyncIterator[bytes]:
-            for rows in itertools.chain(self.store.ledger(), self.kakao.ledger()):
-                yield b"".join(orjson.dumps(r) + b"\n" for r in rows)
-
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
+        # One snapshot, built whole between two awaits: no send can land half-way through it.
+        body = b"".join(
+            orjson.dumps(r) + b"\n"
+            for rows in itertools.chain(self.store.ledger(), self.kakao.ledger())
+            for r in rows
+        )
+        return Response(body, media_type="application/x-ndjson")
 
     async def reset(self, request: Request) -> Response:
         """Forget every message, template and counter; restore the knobs given at start."""
