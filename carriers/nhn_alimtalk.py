@@ -77,6 +77,7 @@ from carriers.nhn_alimtalk_codes import (
     api_message,
     result_message,
 )
+from carriers.nhn_http import call
 from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 
 if TYPE_CHECKING:
@@ -433,14 +434,16 @@ class NhnAlimtalkCarrier:
         *,
         sending: bool,
     ) -> dict[str, Any]:
-        try:
-            response = self._client.request(method, path, content=content, params=params, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise CarrierRetryable(f"NHN AlimTalk unreachable: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            if sending:
-                raise CarrierOutcomeUnknown(f"NHN AlimTalk answer lost: {exc!r}") from exc
-            raise CarrierRetryable(f"NHN AlimTalk query failed: {exc!r}") from exc
+        response = call(
+            self._client,
+            "NHN AlimTalk",
+            method,
+            path,
+            content=content,
+            params=params,
+            headers=headers,
+            sending=sending,
+        )
         return _answer(response, sending)
 
     def __enter__(self) -> NhnAlimtalkCarrier:

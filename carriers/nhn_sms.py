@@ -41,6 +41,7 @@ import httpx
 import orjson
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.nhn_http import call
 from carriers.nhn_sms_codes import (
     DELIVERED_CODES,
     MSG_STATUS_COMPLETED,
@@ -323,14 +324,9 @@ class NhnSmsCarrier:
     def _request(
         self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None, *, sending: bool
     ) -> dict[str, Any]:
-        try:
-            response = self._client.request(method, path, content=content, params=params)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise CarrierRetryable(f"NHN SMS unreachable: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            if sending:
-                raise CarrierOutcomeUnknown(f"NHN SMS answer lost: {exc!r}") from exc
-            raise CarrierRetryable(f"NHN SMS query failed: {exc!r}") from exc
+        response = call(
+            self._client, "NHN SMS", method, path, content=content, params=params, sending=sending
+        )
         return _answer(response, sending)
 
     def __enter__(self) -> NhnSmsCarrier:
