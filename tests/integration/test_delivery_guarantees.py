@@ -5,7 +5,6 @@ carrier, never by resending."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 from datetime import UTC, datetime
 
 import psycopg
@@ -15,7 +14,7 @@ from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
 from engine.planning import BatchRef, plan_job
 from tests.integration.test_pipeline import wait_finished
-from tests.support.stack import SENDER, Stack
+from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +24,6 @@ def tenant_id_of(stack: Stack, name: str) -> int:
         row = conn.execute("SELECT id FROM tenants WHERE name = %s", (name,)).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def submissions(stack: Stack, job_id: int) -> Counter[str]:
-    return Counter(
-        {
-            e["reference"]: e["submissions"]
-            for e in stack.simulator.ledger()
-            if e["reference"].startswith(f"{job_id}-")
-        }
-    )
 
 
 def wait_queue_drained(queue: str, timeout: float = 20.0) -> None:
@@ -82,7 +71,7 @@ def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack
 
     # Then it was sent, once
     assert job["counts"]["delivered"] == 1500
-    assert set(submissions(stack, job_id).values()) == {1}
+    assert set(stack.submissions(job_id).values()) == {1}
     # And planning it again creates no second batch
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
         assert plan_job(conn, job_id, batch_size=1000, window=32) == []
@@ -93,15 +82,7 @@ def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack
 def test_a_redelivered_batch_message_submits_nobody_twice(stack: Stack) -> None:
     # Given a finished job
     client = stack.new_tenant("redelivery")
-    job_id = client.post(
-        "/v1/jobs",
-        json={
-            "channel": "sms",
-            "sender": SENDER,
-            "body": "once",
-            "recipients": [{"phone": f"010-6666-{i:04d}"} for i in range(2500)],
-        },
-    ).json()["job_id"]
+    job_id = submit_sms(client, "once", [f"010-6666-{i:04d}" for i in range(2500)])
     wait_finished(stack, client, job_id)
 
     # When every one of its send_batch messages is delivered again (as RabbitMQ may)
@@ -111,7 +92,7 @@ def test_a_redelivered_batch_message_submits_nobody_twice(stack: Stack) -> None:
     wait_queue_drained("send.sms")
 
     # Then the carrier saw every recipient exactly once
-    seen = submissions(stack, job_id)
+    seen = stack.submissions(job_id)
     assert len(seen) == 2500
     assert set(seen.values()) == {1}
 
@@ -121,18 +102,10 @@ def test_a_timeout_after_the_request_left_is_reconciled_without_a_second_submiss
     client = stack.new_tenant("reconcile")
     stack.simulator.configure(timeout_rate=1.0, timeout_sleep_ms=4000)
     try:
-        job_id = client.post(
-            "/v1/jobs",
-            json={
-                "channel": "sms",
-                "sender": SENDER,
-                "body": "timeout",
-                "recipients": [{"phone": f"010-5555-{i:04d}"} for i in range(300)],
-            },
-        ).json()["job_id"]
+        job_id = submit_sms(client, "timeout", [f"010-5555-{i:04d}" for i in range(300)])
         # When the worker's call times out, the batch stays claimed ...
         deadline = time.monotonic() + 20
-        while not submissions(stack, job_id) and time.monotonic() < deadline:
+        while not stack.submissions(job_id) and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         stack.simulator.configure(timeout_rate=0.0)
@@ -144,7 +117,7 @@ def test_a_timeout_after_the_request_left_is_reconciled_without_a_second_submiss
     # submitted exactly once
     assert batch_attempts(stack, job_id) == [2]
     assert job["counts"]["delivered"] == 300
-    seen = submissions(stack, job_id)
+    seen = stack.submissions(job_id)
     assert len(seen) == 300
     assert set(seen.values()) == {1}
 

@@ -19,7 +19,7 @@ from engine.db import upgrade
 from engine.keys import Keys
 from tests.integration.test_pipeline import wait_finished
 from tests.support.services import isolated_settings
-from tests.support.stack import SENDER, Stack, running_stack
+from tests.support.stack import Stack, running_stack, submit_sms
 
 pytestmark = pytest.mark.integration
 
@@ -49,35 +49,19 @@ def ledger_size(stack: Stack) -> int:
     return int(Redis.from_url(stack.settings.redis_url).zcard(Keys(stack.settings.redis_prefix).retry_ledger))
 
 
-def references(stack: Stack, job_id: int) -> dict[str, int]:
-    return {
-        e["reference"]: e["submissions"]
-        for e in stack.simulator.ledger()
-        if e["reference"].startswith(f"{job_id}-")
-    }
-
-
 def test_recipients_refused_for_now_are_retried_until_accepted(retrying: Stack) -> None:
     # Given a carrier that tells about half the recipients, each time, to try again later
     client = retrying.new_tenant("flaky")
     retrying.simulator.configure(reject_mix={"-9999": 0.5}, seed=11)
     try:
-        job_id = client.post(
-            "/v1/jobs",
-            json={
-                "channel": "sms",
-                "sender": SENDER,
-                "body": "재시도",
-                "recipients": [{"phone": f"010-3000-{i:04d}"} for i in range(400)],
-            },
-        ).json()["job_id"]
+        job_id = submit_sms(client, "재시도", [f"010-3000-{i:04d}" for i in range(400)])
         # When it runs to the end
         job = wait_finished(retrying, client, job_id, timeout=90)
     finally:
         retrying.simulator.configure(reject_mix={})
     # Then every recipient was delivered, each accepted exactly once, after retries
     assert job["counts"]["delivered"] == 400, job
-    seen = references(retrying, job_id)
+    seen = retrying.submissions(job_id)
     assert len(seen) == 400 and set(seen.values()) == {1}
     assert retrying.simulator.summary()["rejected_recipients"] > 200
 
@@ -86,15 +70,7 @@ def test_a_carrier_down_with_5xx_is_retried_with_back_off(retrying: Stack) -> No
     # Given a carrier answering 500 to every request for a while
     client = retrying.new_tenant("outage")
     retrying.simulator.configure(http_5xx_rate=1.0)
-    job_id = client.post(
-        "/v1/jobs",
-        json={
-            "channel": "sms",
-            "sender": SENDER,
-            "body": "장애",
-            "recipients": [{"phone": f"010-3100-{i:04d}"} for i in range(300)],
-        },
-    ).json()["job_id"]
+    job_id = submit_sms(client, "장애", [f"010-3100-{i:04d}" for i in range(300)])
     deadline = time.monotonic() + 20
     while ledger_size(retrying) == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -104,7 +80,7 @@ def test_a_carrier_down_with_5xx_is_retried_with_back_off(retrying: Stack) -> No
     job = wait_finished(retrying, client, job_id, timeout=60)
     # Then nothing was lost or sent twice
     assert job["counts"]["delivered"] == 300
-    assert set(references(retrying, job_id).values()) == {1}
+    assert set(retrying.submissions(job_id).values()) == {1}
 
 
 def test_recipients_never_accepted_expire_two_days_after_the_first_attempt(retrying: Stack) -> None:
@@ -112,15 +88,7 @@ def test_recipients_never_accepted_expire_two_days_after_the_first_attempt(retry
     client = retrying.new_tenant("never")
     retrying.simulator.configure(reject_mix={"-9999": 1.0})
     try:
-        job_id = client.post(
-            "/v1/jobs",
-            json={
-                "channel": "sms",
-                "sender": SENDER,
-                "body": "만료",
-                "recipients": [{"phone": f"010-3200-{i:04d}"} for i in range(50)],
-            },
-        ).json()["job_id"]
+        job_id = submit_sms(client, "만료", [f"010-3200-{i:04d}" for i in range(50)])
         time.sleep(3)
         # ... retried for a while, not yet expired
         assert retrying.job(client, job_id)["status"] == "sending"
@@ -142,22 +110,14 @@ def test_a_phone_off_report_sends_the_recipient_again_under_a_new_reference(retr
     client = retrying.new_tenant("phone-off")
     retrying.simulator.configure(failure_mix={"2003": 0.3}, result_delay_ms=100, seed=3)
     try:
-        job_id = client.post(
-            "/v1/jobs",
-            json={
-                "channel": "sms",
-                "sender": SENDER,
-                "body": "전원",
-                "recipients": [{"phone": f"010-3300-{i:04d}"} for i in range(200)],
-            },
-        ).json()["job_id"]
+        job_id = submit_sms(client, "전원", [f"010-3300-{i:04d}" for i in range(200)])
         # When it runs to the end
         job = wait_finished(retrying, client, job_id, timeout=90)
     finally:
         retrying.simulator.configure(failure_mix={}, result_delay_ms=0)
     # Then everyone is delivered; those reported "phone off" were sent again, each attempt once
     assert job["counts"]["delivered"] == 200, job
-    seen = references(retrying, job_id)
+    seen = retrying.submissions(job_id)
     assert set(seen.values()) == {1}
     retried = {ref for ref in seen if ref.count("-") == 2}
     assert 30 <= len(retried) <= 110
@@ -168,15 +128,7 @@ def test_a_phone_never_on_expires_after_two_days(retrying: Stack) -> None:
     client = retrying.new_tenant("phone-never")
     retrying.simulator.configure(failure_mix={"2003": 1.0}, result_delay_ms=100)
     try:
-        job_id = client.post(
-            "/v1/jobs",
-            json={
-                "channel": "sms",
-                "sender": SENDER,
-                "body": "꺼짐",
-                "recipients": [{"phone": f"010-3400-{i:04d}"} for i in range(20)],
-            },
-        ).json()["job_id"]
+        job_id = submit_sms(client, "꺼짐", [f"010-3400-{i:04d}" for i in range(20)])
         time.sleep(4)
         assert retrying.job(client, job_id)["status"] == "sending"
         clock_of(retrying).advance(timedelta(hours=49))

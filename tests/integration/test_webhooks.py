@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.stack import SENDER, Stack
+from tests.support.stack import Stack, submit_sms
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +65,7 @@ def test_results_by_webhook_apply_once_and_only_forward(stack: Stack) -> None:
     client = stack.new_tenant("webhooks")
     stack.simulator.configure(result_delay_ms=600_000)
     try:
-        job_id = client.post(
-            "/v1/jobs",
-            json={
-                "channel": "sms",
-                "sender": SENDER,
-                "body": "웹훅",
-                "recipients": [{"phone": f"010-4000-000{i}"} for i in range(3)],
-            },
-        ).json()["job_id"]
+        job_id = submit_sms(client, "웹훅", [f"010-4000-000{i}" for i in range(3)])
         assert wait_counts(stack, client, job_id, in_flight=3)["in_flight"] == 3
         delivered, failed = f"{job_id}-0", f"{job_id}-1"
 

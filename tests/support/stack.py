@@ -21,6 +21,16 @@ from tests.support.simulator import SimulatorHandle, free_port, running_simulato
 SENDER = "02-1234-5678"
 
 
+def submit_sms(client: httpx.Client, body: str, phones: list[str]) -> int:
+    """Submit an SMS job from the test sender; its id (the API must accept it)."""
+    response = client.post(
+        "/v1/jobs",
+        json={"channel": "sms", "sender": SENDER, "body": body, "recipients": [{"phone": p} for p in phones]},
+    )
+    assert response.status_code == 202, response.text
+    return int(response.json()["job_id"])
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -43,6 +53,14 @@ class Stack:
     def close(self) -> None:
         for client in self.clients:
             client.close()
+
+    def submissions(self, job_id: int) -> dict[str, int]:
+        """How often the carrier was handed each of the job's references (the simulator ledger)."""
+        return {
+            e["reference"]: e["submissions"]
+            for e in self.simulator.ledger()
+            if e["reference"].startswith(f"{job_id}-")
+        }
 
     def job(self, client: httpx.Client, job_id: int) -> dict[str, Any]:
         response = client.get(f"/v1/jobs/{job_id}")
