@@ -95,16 +95,7 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
         assert result.next_seq is not None
         if result.delay_seconds > MAX_BROKER_DELAY_SECONDS:
             # Long waits never live in the broker: the batch waits in the retry ledger instead.
-            with rt.pool.connection() as conn:
-                due = rt.clock.now() + timedelta(seconds=result.delay_seconds)
-                defer_batch(
-                    conn,
-                    rt.retry_ledger,
-                    job_id=claimed.job_id,
-                    seq=claimed.seq,
-                    next_seq=result.next_seq,
-                    due_at=due,
-                )
+            wait_in_ledger(rt, claimed, result.next_seq, result.delay_seconds)
             return
         with rt.pool.connection() as conn:
             release_batch(conn, claimed.job_id, claimed.seq, result.next_seq)
@@ -116,18 +107,22 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
         if expire_if_late(rt, claimed, rest):
             finish_batch(rt, claimed)
             return
-        with rt.pool.connection() as conn:
-            due = rt.clock.now() + timedelta(seconds=retry_delay(rt, claimed.retry_attempt + 1))
-            defer_batch(
-                conn,
-                rt.retry_ledger,
-                job_id=claimed.job_id,
-                seq=claimed.seq,
-                next_seq=result.next_seq,
-                due_at=due,
-            )
+        wait_in_ledger(rt, claimed, result.next_seq, retry_delay(rt, claimed.retry_attempt + 1))
     elif result.end is SliceEnd.FINISHED:
         finish_batch(rt, claimed)
+
+
+def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seconds: float) -> None:
+    """Put the rest of the batch (from ``next_seq``) in the retry ledger, due after the delay."""
+    with rt.pool.connection() as conn:
+        defer_batch(
+            conn,
+            rt.retry_ledger,
+            job_id=claimed.job_id,
+            seq=claimed.seq,
+            next_seq=next_seq,
+            due_at=rt.clock.now() + timedelta(seconds=delay_seconds),
+        )
 
 
 def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> None:

@@ -16,7 +16,7 @@ is a seq range and every query for a batch is a range scan.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -192,21 +192,7 @@ def _prepare_kakao(
         template_code=code,
         fallback=_fallback(request.get("fallback"), template),
     )
-    seen: set[str] = set()
-    for index, item in enumerate(recipients):
-        if type(item) is not dict and not isinstance(item, Mapping):
-            raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
-        member_id = item.get("member_id")
-        if member_id is not None:
-            member_id = _member_id(member_id, index)
-        phone, problem = _phone(item.get("phone"))
-        if problem is not None:
-            job.invalid.append(RecipientRow(phone, member_id, None, None, *problem))
-            continue
-        if phone in seen:
-            job.duplicates_removed += 1
-            continue
-        seen.add(phone)
+    for item, phone, member_id in _distinct_recipients(job, recipients):
         variables = item.get("variables")
         try:
             values = template.values_from(variables if isinstance(variables, Mapping) else {})
@@ -296,29 +282,13 @@ def _classify_recipients(
     template: Template,
     title_bytes: int,
 ) -> None:
-    seen: set[str] = set()
     has_variables = template.has_variables
     requested = job.requested_channel
     fixed_channel = (
         None if has_variables else _channel_or_reject(requested, encoded_length(job.body), title_bytes)
     )
     sms, lms, invalid = job.sms, job.lms, job.invalid
-    # The hot loop of intake (once per recipient): `type(x) is dict` before the slower ABC check,
-    # since decoded JSON objects are plain dicts.
-    for index, item in enumerate(recipients):
-        if type(item) is not dict and not isinstance(item, Mapping):
-            raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
-        member_id = item.get("member_id")
-        if member_id is not None:
-            member_id = _member_id(member_id, index)
-        phone, problem = _phone(item.get("phone"))
-        if problem is not None:
-            invalid.append(RecipientRow(phone, member_id, None, None, *problem))
-            continue
-        if phone in seen:
-            job.duplicates_removed += 1
-            continue
-        seen.add(phone)
+    for item, phone, member_id in _distinct_recipients(job, recipients):
         if not has_variables:
             row = RecipientRow(phone, member_id, None, fixed_channel)
         else:
@@ -329,6 +299,32 @@ def _classify_recipients(
             lms.append(row)
         else:
             invalid.append(row)
+
+
+def _distinct_recipients(
+    job: PreparedJob, recipients: Sequence[Any]
+) -> Iterator[tuple[Mapping[str, Any], str, str | None]]:
+    """Each recipient with a valid number not seen before in the job, as (item, normalised phone,
+    member id). Bad numbers go to ``job.invalid`` with their reason; repeats are counted.
+
+    The hot loop of intake (once per recipient): `type(x) is dict` comes before the slower ABC
+    check, since decoded JSON objects are plain dicts."""
+    seen: set[str] = set()
+    for index, item in enumerate(recipients):
+        if type(item) is not dict and not isinstance(item, Mapping):
+            raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
+        member_id = item.get("member_id")
+        if member_id is not None:
+            member_id = _member_id(member_id, index)
+        phone, problem = _phone(item.get("phone"))
+        if problem is not None:
+            job.invalid.append(RecipientRow(phone, member_id, None, None, *problem))
+            continue
+        if phone in seen:
+            job.duplicates_removed += 1
+            continue
+        seen.add(phone)
+        yield item, phone, member_id
 
 
 def _personalised_row(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from redis import Redis
@@ -51,6 +52,22 @@ class RecipientOutcome:
     def status(self) -> str:
         """The row's new status; ``retry`` for a passing failure reported after submission."""
         return RETRY if self.outcome.outcome is Outcome.RETRY else _STATUS_OF_OUTCOME[self.outcome.outcome]
+
+
+def _send_entry(
+    job_id: int, job_created_at: datetime, batch_seq: int, batch_done: bool, at: datetime, packed: list[Any]
+) -> dict[str, Any]:
+    """A result-stream entry for outcomes of one batch: ``o`` holds (seq, status, reason code,
+    reason text, carrier id) per recipient; ``done`` says the batch has nothing left to record."""
+    return {
+        "t": "send",
+        "job": job_id,
+        "ca": job_created_at.timestamp(),
+        "batch": batch_seq,
+        "done": batch_done,
+        "at": at.timestamp(),
+        "o": packed,
+    }
 
 
 def reason_code(outcome: SubmitOutcome) -> str:
@@ -107,15 +124,7 @@ class ResultRecorder:
                 reasons[code] = reasons.get(code, 0) + 1
                 texts[code] = outcome.message
             packed.append((seq, status, code, outcome.message if code else None, outcome.carrier_id))
-        entry = {
-            "t": "send",
-            "job": job_id,
-            "ca": job_created_at.timestamp(),
-            "batch": batch_seq,
-            "done": batch_done,
-            "at": at.timestamp(),
-            "o": packed,
-        }
+        entry = _send_entry(job_id, job_created_at, batch_seq, batch_done, at, packed)
         counts_key = self.keys.job_counts(job_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
@@ -147,15 +156,8 @@ class ResultRecorder:
         at: datetime,
     ) -> None:
         """Record recipients whose retries ran out of time: final, status ``expired``."""
-        entry = {
-            "t": "send",
-            "job": job_id,
-            "ca": job_created_at.timestamp(),
-            "batch": batch_seq,
-            "done": batch_done,
-            "at": at.timestamp(),
-            "o": [(seq, EXPIRED, EXPIRED_REASON, reason, None) for seq in seqs],
-        }
+        packed = [(seq, EXPIRED, EXPIRED_REASON, reason, None) for seq in seqs]
+        entry = _send_entry(job_id, job_created_at, batch_seq, batch_done, at, packed)
         key = self.keys.job_counts(job_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
