@@ -1,4 +1,4 @@
-"""Job routes: submit a job, read it, page through its recipients."""
+"""Job routes: submit a job, list the history, read a job, page through its recipients."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal, require
 from api.responses import JSONResponse
-from engine import views
+from engine import history, views
 from engine.errors import CarrierRejected, ValidationError
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
@@ -125,6 +125,34 @@ def _plan(job_id: int) -> None:
         log.exception("could not publish plan_job; the outbox will plan the job", extra={"job_id": job_id})
 
 
+@router.get("")
+def list_jobs(
+    who: Annotated[Principal, Depends(principal)],
+    created_from: Annotated[str | None, Query(description="first day, YYYY-MM-DD (KST)")] = None,
+    created_to: Annotated[str | None, Query(description="last day, included, YYYY-MM-DD (KST)")] = None,
+    status: str | None = None,
+    channel: str | None = None,
+    kind: str | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: int = 20,
+) -> JSONResponse:
+    """The tenant's jobs, newest first, with their counts; filters by creation day, status, channel, kind."""
+    require("read", who)
+    job_filter = history.JobFilter(
+        created_from=history.parse_day("created_from", created_from),
+        created_to=history.parse_day("created_to", created_to),
+        status=status,
+        channel=channel,
+        kind=kind,
+    )
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        page = history.list_jobs(
+            conn, rt.redis, rt.keys, who.tenant_id, job_filter, cursor=cursor, limit=limit
+        )
+    return JSONResponse(page)
+
+
 @router.get("/{job_id}")
 def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     """A job's status, times, content, counts and failures grouped by reason."""
@@ -139,11 +167,15 @@ def get_recipients(
     job_id: int,
     who: Annotated[Principal, Depends(principal)],
     status: str | None = None,
-    reason: str | None = None,
+    reason: Annotated[str | None, Query(description="reason code")] = None,
+    channel: Annotated[str | None, Query(description="channel actually used: sms, lms or kakao")] = None,
+    phone: Annotated[str | None, Query(description="whole phone number or its last four digits")] = None,
+    sent_from: Annotated[str | None, Query(description="ISO 8601; without an offset, KST")] = None,
+    sent_to: Annotated[str | None, Query(description="ISO 8601, excluded; without an offset, KST")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: int = 100,
 ) -> JSONResponse:
-    """A page of recipients (masked phone numbers), filtered by status and reason code."""
+    """A page of recipients (masked phone numbers), filtered by outcome, channel, number and time."""
     require("read", who)
     after = None
     if cursor is not None:
@@ -152,6 +184,16 @@ def get_recipients(
         after = int(cursor)
     with get_runtime().pool.connection() as conn:
         page = views.list_recipients(
-            conn, who.tenant_id, job_id, status=status, reason=reason, after=after, limit=limit
+            conn,
+            who.tenant_id,
+            job_id,
+            status=status,
+            reason=reason,
+            channel=channel,
+            phone=phone,
+            sent_from=history.parse_instant("sent_from", sent_from),
+            sent_to=history.parse_instant("sent_to", sent_to),
+            after=after,
+            limit=limit,
         )
     return JSONResponse(page)

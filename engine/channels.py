@@ -9,9 +9,19 @@ something its sender did not write.
 
 from __future__ import annotations
 
-from carriers.base import Channel
+import re
 
-__all__ = ["LMS_MAX_BYTES", "LMS_TITLE_MAX_BYTES", "SMS_MAX_BYTES", "ContentTooLong", "choose_channel"]
+from carriers.base import Channel
+from engine.encoding import encoded_length
+
+__all__ = [
+    "LMS_MAX_BYTES",
+    "LMS_TITLE_MAX_BYTES",
+    "SMS_MAX_BYTES",
+    "ContentTooLong",
+    "choose_channel",
+    "default_title",
+]
 
 #: Most bytes (EUC-KR) of an SMS body.
 SMS_MAX_BYTES = 90
@@ -73,3 +83,29 @@ def _lms(body_bytes: int, title_bytes: int) -> Channel:
     if title_bytes > LMS_TITLE_MAX_BYTES:
         raise ContentTooLong("title", title_bytes, LMS_TITLE_MAX_BYTES, Channel.LMS)
     return Channel.LMS
+
+
+#: A title for an LMS whose body has no text outside its variables.
+FALLBACK_TITLE = "안내"
+_VARIABLE = re.compile(r"#\{[^}]*\}")
+
+
+def default_title(body: str) -> str:
+    """The LMS title of a message sent without one: its first line of text, cut to fit 40 bytes.
+
+    The provider refuses an LMS without a title (``-2114 Title is empty``), and Korean phones
+    show the title above the message, so the first words of the message are what a reader
+    expects there. Variables are left out: one title serves every recipient of the job.
+
+    Parameters:
+      body: text that encodes in EUC-KR (intake has checked it).
+    """
+    for line in _VARIABLE.sub("", body).splitlines():
+        line = " ".join(line.split())
+        if line:
+            break
+    else:
+        return FALLBACK_TITLE
+    while encoded_length(line) > LMS_TITLE_MAX_BYTES:
+        line = line[:-1]
+    return line.rstrip() or FALLBACK_TITLE

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.channels import ContentTooLong, choose_channel
+from engine.channels import ContentTooLong, choose_channel, default_title
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
@@ -134,6 +134,8 @@ def prepare_job(
 
     template = Template.parse(body)
     literal_bytes = _literal_bytes(template, body)
+    if title is None and requested != "sms":
+        title = default_title(body)
     title_bytes = _title_bytes(title)
     if not template.has_variables:
         # The same message for everyone: a content problem is the job's, not a recipient's.
@@ -246,6 +248,8 @@ def _fallback(value: Any, template: Template) -> Fallback | None:
             encoded_length(title)
     except UnencodableText as exc:
         raise ValidationError("fallback", str(exc), code="unencodable_text") from None
+    if title is None and channel != "sms":
+        title = default_title(body)
     if not fallback_template.has_variables:
         try:
             choose_channel(channel, encoded_length(body), encoded_length(title) if title else 0)

@@ -14,9 +14,10 @@ from engine import counters
 from engine.clock import KST
 from engine.errors import NotFound, ValidationError
 from engine.keys import Keys
-from engine.phone import mask_phone
+from engine.phone import InvalidPhone, mask_phone, normalize_recipient
 
 RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired", "fallback")
+RECIPIENT_CHANNELS = ("sms", "lms", "kakao")
 MAX_PAGE = 1000
 
 
@@ -121,12 +122,28 @@ def list_recipients(
     *,
     status: str | None = None,
     reason: str | None = None,
+    channel: str | None = None,
+    phone: str | None = None,
+    sent_from: datetime | None = None,
+    sent_to: datetime | None = None,
     after: int | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    """One page of a job's recipients in seq order, with a cursor to the next page."""
+    """One page of a job's recipients in seq order, with a cursor to the next page.
+
+    A KakaoTalk recipient handed to SMS/LMS matches a filter by its KakaoTalk outcome or by its
+    fallback's: ``status=delivered`` finds the recipients whose fallback SMS was delivered, and
+    ``channel=sms`` those that went by SMS in the end.
+
+    Parameters:
+      phone: the whole number (any form intake accepts) or its last four digits.
+      sent_from, sent_to: the time the carrier accepted the message, ``[sent_from, sent_to)``.
+    """
     if status is not None and status not in RECIPIENT_STATUSES:
         raise ValidationError("status", f"must be one of {', '.join(RECIPIENT_STATUSES)}")
+    if channel is not None and channel not in RECIPIENT_CHANNELS:
+        raise ValidationError("channel", f"must be one of {', '.join(RECIPIENT_CHANNELS)}")
+    whole_phone, last_four = _phone_filter(phone)
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
     job = conn.execute(
@@ -145,8 +162,15 @@ def list_recipients(
                               AND f.seq = %(total)s + r.seq AND r.status = 'fallback'
         WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
           AND r.seq > %(after)s AND r.seq < %(total)s
-          AND (%(status)s::text IS NULL OR r.status = %(status)s)
-          AND (%(reason)s::text IS NULL OR r.reason_code = %(reason)s)
+          AND (%(status)s::text IS NULL OR r.status = %(status)s OR f.status = %(status)s)
+          AND (%(reason)s::text IS NULL OR r.reason_code = %(reason)s OR f.reason_code = %(reason)s)
+          AND (%(channel)s::text IS NULL OR r.channel = %(channel)s OR f.channel = %(channel)s)
+          AND (%(phone)s::text IS NULL OR r.phone = %(phone)s)
+          AND (%(last4)s::text IS NULL OR right(r.phone, 4) = %(last4)s)
+          AND (%(sent_from)s::timestamptz IS NULL
+               OR coalesce(f.submitted_at, r.submitted_at) >= %(sent_from)s)
+          AND (%(sent_to)s::timestamptz IS NULL
+               OR coalesce(f.submitted_at, r.submitted_at) < %(sent_to)s)
         ORDER BY r.seq LIMIT %(limit)s
         """,
         {
@@ -156,6 +180,11 @@ def list_recipients(
             "after": -1 if after is None else after,
             "status": status,
             "reason": reason,
+            "channel": channel,
+            "phone": whole_phone,
+            "last4": last_four,
+            "sent_from": sent_from,
+            "sent_to": sent_to,
             "limit": limit + 1,
         },
     ).fetchall()
@@ -174,6 +203,23 @@ def list_recipients(
         ],
         "next_cursor": str(rows[-1][0]) if more else None,
     }
+
+
+def _phone_filter(phone: str | None) -> tuple[str | None, str | None]:
+    """``(whole normalised number, its last four digits)`` or ``(None, last four digits)``.
+
+    The last four digits go with a whole number too: they let PostgreSQL use the job's
+    last-four-digits index instead of reading every recipient of the job.
+    """
+    if phone is None:
+        return None, None
+    if len(phone) == 4 and phone.isdigit():
+        return None, phone
+    try:
+        number = normalize_recipient(phone)
+    except InvalidPhone as exc:
+        raise ValidationError("phone", f"neither a phone number nor its last four digits: {exc}") from None
+    return number, number[-4:]
 
 
 def _outcome(columns: Sequence[Any]) -> dict[str, Any]:

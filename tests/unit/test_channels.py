@@ -11,7 +11,9 @@ from engine.channels import (
     SMS_MAX_BYTES,
     ContentTooLong,
     choose_channel,
+    default_title,
 )
+from engine.encoding import encoded_length
 
 
 def test_limits_are_the_carriers() -> None:
@@ -81,3 +83,16 @@ def test_unknown_channel_is_refused() -> None:
     # Then ValueError names it
     with pytest.raises(ValueError, match="unknown channel 'mms'"):
         choose_channel("mms", 10)
+
+
+def test_an_lms_without_a_title_takes_the_first_line_of_its_text() -> None:
+    # The provider refuses an LMS without a title; the first words of the message stand in.
+    assert default_title("\n  [쇼핑몰]  주문 안내\n두 번째 줄") == "[쇼핑몰] 주문 안내"
+    assert default_title("#{name}님, 안녕하세요") == "님, 안녕하세요"
+    assert default_title("#{name}") == "안내"
+
+
+def test_a_default_title_is_cut_to_forty_bytes_on_a_character_boundary() -> None:
+    title = default_title("가" * 30)
+    assert title == "가" * 20
+    assert encoded_length(title) == 40
