@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fault bench lint services install
+.PHONY: demo test test-fault bench lint services tools install
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,16 @@ install: $(BIN)/.installed
 services:
 	bash scripts/ensure-services.sh
 
+tools:
+	bash scripts/ensure-tools.sh
+
 # Starts the simulator, API, worker and scheduler, sends a 100,000-recipient job over HTTP,
 # shows its progress and prints the results summary.
 demo: install services
 	$(BIN)/balsong demo
 
 # Unit, carrier-contract and integration tests on the real PostgreSQL, Redis and RabbitMQ.
-test: install services
+test: install services tools
 	$(BIN)/pytest
 
 # Long runs that kill and restart real processes.

@@ -42,3 +42,7 @@ class Keys:
     def cursor(self, name: str) -> str:
         """A duty's persisted position (e.g. the report poller's last result time)."""
         return f"{self.prefix}:cursor:{name}"
+
+    def console_session(self, token_hash: str) -> str:
+        """An operator's console session (by the SHA-256 of its cookie), see `api.console.session`."""
+        return f"{self.prefix}:console-session:{token_hash}"

@@ -71,6 +71,23 @@ def authenticate(conn: Connection, key: str) -> Principal | None:
     return Principal(tenant_id=int(row[1]), key_id=int(row[0]), scopes=frozenset(row[2]))
 
 
+def principal_by_key_id(conn: Connection, key_id: int) -> Principal | None:
+    """The principal of a key known by id (a console session), or None once the key is revoked."""
+    row = conn.execute(
+        "SELECT tenant_id, scopes FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return Principal(tenant_id=int(row[0]), key_id=key_id, scopes=frozenset(row[1]))
+
+
+def tenant_name(conn: Connection, tenant_id: int) -> str:
+    row = conn.execute("SELECT name FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    return str(row[0])
+
+
 def add_sender(conn: Connection, tenant_id: int, number: str, state: str = "approved") -> str:
     """Register a sender number (normalised) for the tenant; returns the stored form."""
     normalised = normalize_sender(number)

@@ -1,0 +1,15 @@
+"""The operator console: sign-in, send history, job pages and their actions (see `routes`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.console.routes import HERE, install_error_pages, router
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console's pages, static files and error pages from ``app``."""
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console_static")
+    app.include_router(router)
+    install_error_pages(app)

@@ -1,0 +1,64 @@
+"""Korean labels the console shows for balsong's codes, and the display formats of values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.clock import KST
+
+JOB_STATUS = {
+    "scheduled": "예약",
+    "accepted": "접수",
+    "sending": "전송 중",
+    "paused": "일시 정지",
+    "completed": "완료",
+    "partially_failed": "일부 실패",
+    "failed": "실패",
+    "cancelled": "취소",
+    "missed": "예약 누락",
+}
+RECIPIENT_STATUS = {
+    "queued": "대기",
+    "submitted": "전송 중",
+    "delivered": "성공",
+    "failed": "실패",
+    "expired": "만료",
+    "fallback": "대체 발송",
+    "cancelled": "취소",
+}
+CHANNEL = {"sms": "SMS", "lms": "LMS", "auto": "자동(SMS/LMS)", "kakao": "알림톡"}
+KIND = {"manual": "수동", "scheduled": "예약", "automatic": "자동"}
+
+LABELS = {"job_status": JOB_STATUS, "recipient_status": RECIPIENT_STATUS, "channel": CHANNEL, "kind": KIND}
+#: Statuses after which nothing about a job changes any more.
+FINAL_JOB_STATUSES = frozenset({"completed", "partially_failed", "failed", "cancelled", "missed"})
+
+
+def label(value: str | None, kind: str) -> str:
+    """The Korean label of a code; an unknown code shows as itself rather than disappearing."""
+    if value is None:
+        return ""
+    return LABELS[kind].get(value, value)
+
+
+def when(iso: str | None) -> str:
+    """``2026-11-23 14:05:09`` (KST) from the API's ISO 8601 text; empty for no time."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def number(value: int | None) -> str:
+    return f"{value or 0:,}"
+
+
+def progress_percent(counts: dict[str, int]) -> int:
+    """Share of the job's recipients with a final result, in whole percent (100 only when all are)."""
+    total = counts.get("total", 0)
+    if total <= 0:
+        return 0
+    done = counts.get("delivered", 0) + counts.get("failed", 0) + counts.get("expired", 0)
+    done += counts.get("cancelled", 0)
+    if done >= total:
+        return 100
+    return min(99, done * 100 // total)

@@ -1,0 +1,304 @@
+"""The operator console: server-rendered pages under ``/console``.
+
+Pages read through the same engine functions as the API (``engine.history``, ``engine.views``),
+scoped to the signed-in key's tenant, so the console can show nothing the API would not. Forms
+that change something (resend, cancel, sign out) are POSTs that carry the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api.console import labels
+from api.console.session import (
+    COOKIE,
+    SESSION_SECONDS,
+    ConsoleSession,
+    CsrfRejected,
+    SignInRequired,
+    check_csrf,
+    current_session,
+    sign_in,
+    sign_out,
+)
+from api.responses import JSONResponse
+from engine import history, views
+from engine.errors import NotFound, ValidationError
+from engine.runtime import get_runtime
+from engine.tenants import tenant_name
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["label"] = labels.label
+templates.env.filters["when"] = labels.when
+templates.env.filters["number"] = labels.number
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+Session = Annotated[ConsoleSession, Depends(current_session)]
+
+#: Recipients per page of the job page's table.
+RECIPIENTS_PER_PAGE = 50
+#: Jobs per page of the history.
+JOBS_PER_PAGE = 30
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    session: ConsoleSession | None = context.get("session")
+    if session is not None and "tenant" not in context:
+        with get_runtime().pool.connection() as conn:
+            context["tenant"] = tenant_name(conn, session.principal.tenant_id)
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    # Pages show personal data: no shared cache keeps them, and no other site frames them.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _given(**params: str | None) -> dict[str, str]:
+    """The query parameters that carry a value (empty form fields mean "any")."""
+    return {name: value for name, value in params.items() if value}
+
+
+# -- sign-in --------------------------------------------------------------------------------------
+
+
+@router.get("")
+def console_home() -> RedirectResponse:
+    return _redirect("/console/jobs")
+
+
+@router.get("/login")
+def login_page(request: Request) -> HTMLResponse:
+    return _render(request, "login.html")
+
+
+@router.post("/login")
+def login(request: Request, api_key: Annotated[str, Form()]) -> Response:
+    token = sign_in(api_key)
+    if token is None:
+        return _render(
+            request, "login.html", status_code=401, error="API 키가 올바르지 않거나 폐기되었습니다."
+        )
+    response = _redirect("/console/jobs")
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/console",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: Session, csrf_token: Annotated[str, Form()] = "") -> Response:
+    check_csrf(session, csrf_token)
+    sign_out(request)
+    response = _redirect("/console/login")
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+@router.get("/jobs")
+def jobs_page(
+    request: Request,
+    session: Session,
+    created_from: str | None = None,
+    created_to: str | None = None,
+    status: str | None = None,
+    channel: str | None = None,
+    kind: str | None = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    filters = _given(
+        created_from=created_from, created_to=created_to, status=status, channel=channel, kind=kind
+    )
+    context: dict[str, Any] = {
+        "session": session,
+        "filters": filters,
+        "jobs": [],
+        "next_url": None,
+        "job_statuses": list(labels.JOB_STATUS.items()),
+        "job_channels": list(labels.CHANNEL.items()),
+        "job_kinds": list(labels.KIND.items()),
+    }
+    rt = get_runtime()
+    try:
+        job_filter = history.JobFilter(
+            created_from=history.parse_day("created_from", filters.get("created_from")),
+            created_to=history.parse_day("created_to", filters.get("created_to")),
+            status=filters.get("status"),
+            channel=filters.get("channel"),
+            kind=filters.get("kind"),
+        )
+        with rt.pool.connection() as conn:
+            page = history.list_jobs(
+                conn,
+                rt.redis,
+                rt.keys,
+                session.principal.tenant_id,
+                job_filter,
+                cursor=cursor,
+                limit=JOBS_PER_PAGE,
+            )
+    except ValidationError as exc:
+        return _render(request, "jobs.html", status_code=422, error=_field_error(exc), **context)
+    context["jobs"] = page["jobs"]
+    if page["next_cursor"]:
+        context["next_url"] = "/console/jobs?" + urlencode({**filters, "cursor": page["next_cursor"]})
+    return _render(request, "jobs.html", **context)
+
+
+# -- one job --------------------------------------------------------------------------------------
+
+
+@router.get("/jobs/{job_id}")
+def job_page(
+    request: Request,
+    job_id: int,
+    session: Session,
+    status: str | None = None,
+    reason: str | None = None,
+    channel: str | None = None,
+    phone: str | None = None,
+    sent_from: str | None = None,
+    sent_to: str | None = None,
+    cursor: str | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
+    rt = get_runtime()
+    tenant_id = session.principal.tenant_id
+    filters = _given(
+        status=status, reason=reason, channel=channel, phone=phone, sent_from=sent_from, sent_to=sent_to
+    )
+    try:
+        with rt.pool.connection() as conn:
+            job = views.job_view(conn, rt.redis, rt.keys, tenant_id, job_id)
+    except NotFound:
+        return _render(request, "not_found.html", status_code=404, session=session)
+    context: dict[str, Any] = {
+        "session": session,
+        "job": job,
+        "filters": filters,
+        "notice": _NOTICES.get(notice or ""),
+        "finished": job["status"] in labels.FINAL_JOB_STATUSES,
+        "progress": labels.progress_percent(job["counts"]),
+        "recipients": [],
+        "next_url": None,
+        "recipient_statuses": list(labels.RECIPIENT_STATUS.items()),
+        "recipient_channels": [(c, labels.CHANNEL[c]) for c in views.RECIPIENT_CHANNELS],
+        "can_resend": _can_resend(job, session),
+        "can_cancel": _can_cancel(job, session),
+    }
+    try:
+        with rt.pool.connection() as conn:
+            page = views.list_recipients(
+                conn,
+                tenant_id,
+                job_id,
+                status=filters.get("status"),
+                reason=filters.get("reason"),
+                channel=filters.get("channel"),
+                phone=filters.get("phone"),
+                sent_from=history.parse_instant("sent_from", filters.get("sent_from")),
+                sent_to=history.parse_instant("sent_to", filters.get("sent_to")),
+                after=_seq_cursor(cursor),
+                limit=RECIPIENTS_PER_PAGE,
+            )
+    except ValidationError as exc:
+        return _render(request, "job.html", status_code=422, error=_field_error(exc), **context)
+    context["recipients"] = page["recipients"]
+    if page["next_cursor"]:
+        query = urlencode({**filters, "cursor": page["next_cursor"]})
+        context["next_url"] = f"/console/jobs/{job_id}?{query}#recipients"
+    return _render(request, "job.html", **context)
+
+
+@router.get("/jobs/{job_id}/progress")
+def job_progress(job_id: int, session: Session) -> JSONResponse:
+    """The live counts the job page polls while the job runs."""
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        job = views.job_view(conn, rt.redis, rt.keys, session.principal.tenant_id, job_id)
+    counts = job["counts"]
+    return JSONResponse(
+        {
+            "status": job["status"],
+            "status_label": labels.label(job["status"], "job_status"),
+            "finished": job["status"] in labels.FINAL_JOB_STATUSES,
+            "progress": labels.progress_percent(counts),
+            "counts": {
+                "total": counts["total"],
+                "delivered": counts["delivered"],
+                "failed": counts["failed"] + counts["expired"],
+                "in_flight": counts["in_flight"],
+                "queued": counts["queued"],
+                "fallbacks": counts["fallbacks"],
+            },
+        }
+    )
+
+
+_NOTICES = {
+    "cancelled": "발송을 취소했습니다. 이미 통신사에 전송된 메시지는 결과가 그대로 표시됩니다.",
+    "resent": "실패한 수신자에게 재발송하는 새 작업을 만들었습니다.",
+}
+
+
+def _can_resend(job: dict[str, Any], session: ConsoleSession) -> bool:
+    failed = job["counts"]["failed"] + job["counts"]["expired"]
+    return bool(failed) and job["status"] in labels.FINAL_JOB_STATUSES and session.principal.allows("send")
+
+
+def _can_cancel(job: dict[str, Any], session: ConsoleSession) -> bool:
+    return job["status"] in ("scheduled", "accepted", "sending", "paused") and session.principal.allows(
+        "send"
+    )
+
+
+def _seq_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise ValidationError("cursor", "not a cursor this page made")
+    return int(cursor)
+
+
+def _field_error(exc: ValidationError) -> str:
+    return f"입력값을 확인하세요 — {exc.field}: {exc.reason}"
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def install_error_pages(app: Any) -> None:
+    """Console answers for a missing session (back to sign-in) and a form without its CSRF token."""
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_required(request: Request, _: SignInRequired) -> Response:
+        if request.url.path.endswith("/progress"):
+            return JSONResponse(
+                {"error": {"code": "unauthorised", "message": "sign in again"}}, status_code=401
+            )
+        return _redirect("/console/login")
+
+    @app.exception_handler(CsrfRejected)
+    async def csrf_rejected(request: Request, _: CsrfRejected) -> Response:
+        return _render(
+            request, "login.html", status_code=403, error="요청을 확인할 수 없습니다. 다시 로그인하세요."
+        )

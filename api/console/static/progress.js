@@ -1,0 +1,32 @@
+// Live progress of a running job: polls the console's progress endpoint until the job is final.
+(function () {
+  "use strict";
+  var section = document.getElementById("progress");
+  if (!section || section.dataset.finished === "true") { return; }
+  var url = "/console/jobs/" + section.dataset.jobId + "/progress";
+  var number = new Intl.NumberFormat("ko-KR");
+
+  function show(data) {
+    Object.keys(data.counts).forEach(function (name) {
+      var cell = section.querySelector('[data-count="' + name + '"]');
+      if (cell) { cell.textContent = number.format(data.counts[name]); }
+    });
+    section.querySelector(".fill").style.width = data.progress + "%";
+    section.querySelector(".bar").setAttribute("aria-valuenow", data.progress);
+    document.getElementById("progress-percent").textContent = data.progress;
+    var status = document.getElementById("job-status");
+    status.textContent = data.status_label;
+    status.className = "status s-" + data.status;
+    if (data.finished) { window.location.reload(); return; }
+    window.setTimeout(poll, 2000);
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+      .then(show)
+      .catch(function () { window.setTimeout(poll, 5000); });
+  }
+
+  window.setTimeout(poll, 2000);
+})();

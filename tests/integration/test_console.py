@@ -1,0 +1,144 @@
+"""The operator console, driven in headless Chromium against the real running API.
+
+Given jobs sent through the real processes, when an operator signs in with an API key and uses
+the console's pages, then they see their own jobs and recipients with Korean labels, filter,
+download results and resend failures — and never another tenant's job.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.test_pipeline import wait_finished
+from tests.support.stack import Stack, submit_sms
+
+pytestmark = pytest.mark.integration
+
+#: Debian's chromium (scripts/ensure-tools.sh installs it); Playwright drives it, downloading nothing.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not shutil.which("chromium"):
+        pytest.fail("chromium is not installed: run scripts/ensure-tools.sh (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(accept_downloads=True, locale="ko-KR", timezone_id="Asia/Seoul")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def api_key_of(client: httpx.Client) -> str:
+    return str(client.headers["Authorization"]).removeprefix("Bearer ")
+
+
+def sign_in(page: Page, stack: Stack, key: str) -> None:
+    page.goto(f"{stack.settings.api_url}/console/login")
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("발송 내역")
+
+
+def test_a_wrong_key_is_refused_and_a_right_one_shows_the_history(stack: Stack, page: Page) -> None:
+    # Given a tenant with a finished job
+    client = stack.new_tenant("console-signin")
+    job_id = submit_sms(client, "콘솔 안내", ["010-8100-0001", "010-8100-0002"])
+    wait_finished(stack, client, job_id)
+
+    # When an operator signs in with a wrong key, then the console says so
+    page.goto(f"{stack.settings.api_url}/console/jobs")
+    expect(page).to_have_url(f"{stack.settings.api_url}/console/login")
+    page.fill("#api_key", "bsk_not-a-key")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("API 키가 올바르지 않거나")
+
+    # When they sign in with the tenant's key, then the history shows the job with its counts
+    sign_in(page, stack, api_key_of(client))
+    row = page.locator(f"tr[data-job-id='{job_id}']")
+    expect(row).to_contain_text("완료")
+    expect(row.locator("td.num").first).to_have_text("2")
+
+
+def test_history_filters_and_the_job_page_narrow_the_recipients(stack: Stack, page: Page) -> None:
+    # Given two finished jobs of one tenant, one with an invalid number
+    client = stack.new_tenant("console-filters")
+    clean = submit_sms(client, "정상 발송", ["010-8200-0001"])
+    mixed = submit_sms(client, "일부 실패", ["010-8200-1111", "010-8200-2222", "010-12"])
+    wait_finished(stack, client, clean)
+    wait_finished(stack, client, mixed)
+    sign_in(page, stack, api_key_of(client))
+
+    # When the history is filtered by status "일부 실패", then only the mixed job is listed
+    page.select_option("#job-filters select[name=status]", "partially_failed")
+    page.click("#job-filters button[type=submit]")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    page.click(f"text=#{mixed}")
+
+    # Then the job page shows its counts and failures by reason in Korean
+    expect(page.locator("h1")).to_contain_text(f"작업 #{mixed}")
+    expect(page.locator("[data-count=total]")).to_have_text("3")
+    expect(page.locator("[data-count=delivered]")).to_have_text("2")
+    expect(page.locator("#failures")).to_contain_text("too_short")
+
+    # When the recipients are filtered by the last four digits of a number
+    page.fill("#recipient-filters input[name=phone]", "2222")
+    page.click("#recipient-filters button[type=submit]")
+    rows = page.locator("#recipient-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("010-****-2222")
+    expect(rows.first).to_contain_text("성공")
+
+    # and by status 실패, then only the invalid number is left
+    page.fill("#recipient-filters input[name=phone]", "")
+    page.select_option("#recipient-filters select[name=status]", "failed")
+    page.click("#recipient-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("실패")
+
+
+def test_another_tenants_job_is_not_found_in_the_console(stack: Stack, page: Page) -> None:
+    # Given a job of tenant A and an operator of tenant B
+    owner = stack.new_tenant("console-owner")
+    job_id = submit_sms(owner, "남의 작업", ["010-8300-0001"])
+    intruder = stack.new_tenant("console-intruder")
+    sign_in(page, stack, api_key_of(intruder))
+
+    # When B opens A's job page or its progress, then neither is found
+    response = page.goto(f"{stack.settings.api_url}/console/jobs/{job_id}")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("찾을 수 없습니다")
+    progress = page.request.get(f"{stack.settings.api_url}/console/jobs/{job_id}/progress")
+    assert progress.status == 404
+    # and A's job is not in B's history
+    page.goto(f"{stack.settings.api_url}/console/jobs")
+    expect(page.locator(f"tr[data-job-id='{job_id}']")).to_have_count(0)
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(stack: Stack, page: Page) -> None:
+    # Given a signed-in operator
+    client = stack.new_tenant("console-csrf")
+    sign_in(page, stack, api_key_of(client))
+
+    # When a form is posted without the session's CSRF token (as a forged page would)
+    response = page.request.post(f"{stack.settings.api_url}/console/logout", form={"csrf_token": "forged"})
+
+    # Then it is refused and the session still works
+    assert response.status == 403
+    page.goto(f"{stack.settings.api_url}/console/jobs")
+    expect(page.locator("h1")).to_have_text("발송 내역")
