@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.clock import KST
+from engine.phone import InvalidPhone, format_phone
 
 JOB_STATUS = {
     "scheduled": "예약",
@@ -62,3 +63,11 @@ def progress_percent(counts: dict[str, int]) -> int:
     if done >= total:
         return 100
     return min(99, done * 100 // total)
+
+
+def sender_number(number: str) -> str:
+    """A sender number written the way Koreans write it (``02-1234-5678``); senders are not masked."""
+    try:
+        return format_phone(number)
+    except InvalidPhone:
+        return number

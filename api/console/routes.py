@@ -38,6 +38,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["label"] = labels.label
 templates.env.filters["when"] = labels.when
 templates.env.filters["number"] = labels.number
+templates.env.filters["phone"] = labels.sender_number
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Session = Annotated[ConsoleSession, Depends(current_session)]
