@@ -16,6 +16,7 @@ from engine.results import RecipientOutcome
 from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
+from engine.settlement import settle_job, unsettled_jobs
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
             ),
         ),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
+        Duty("settle_jobs", 30.0, lambda: settle_finished_jobs(rt)),
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
         Duty("retry_pump", 1.0, lambda: pump_retries(rt)),
         Duty("retry_ledger_rebuild", 60.0, lambda: rebuild_retry_ledger(rt)),
@@ -137,6 +139,14 @@ def sweep_open_jobs(rt: Runtime) -> None:
                 log.warning("counters missing; recounting from PostgreSQL", extra={"job_id": job_id})
                 counters.replace(rt.redis, rt.keys, job_id, counters.recount(conn, job_id, created_at))
         finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows])
+
+
+def settle_finished_jobs(rt: Runtime) -> None:
+    """Settle finished jobs that are not yet (a job normally settles in the transaction that
+    finishes it; this catches any other way a job ends, such as a cancelled reservation)."""
+    with rt.pool.connection() as conn:
+        for job_id in unsettled_jobs(conn):
+            settle_job(conn, job_id)
 
 
 def ensure_partitions(rt: Runtime) -> None:

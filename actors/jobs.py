@@ -10,6 +10,7 @@ import dramatiq
 from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, SEND_QUEUES, TRANSACTIONAL_QUEUES
 from actors.publish import publish_batches
 from engine import planning
+from engine.compliance import in_quiet_hours, quiet_hours_end
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
@@ -36,6 +37,8 @@ def plan_job(job_id: int) -> None:
         batches = planning.plan_job(conn, job_id, rt.settings.batch_size, rt.settings.batch_window)
         planning.initialise_counters(conn, rt.redis, rt.keys, job_id)
     publish_batches(batches)
+    with rt.pool.connection() as conn:
+        planning.refresh_statistics(conn, job_id)
 
 
 # Registered on the SMS queues; messages for other channels are routed to their own queues by
@@ -71,6 +74,13 @@ def _send(job_id: int, batch_seq: int) -> None:
         return
     if expire_if_late(rt, claimed, list(claimed.seq_of_reference.values())):
         finish_batch(rt, claimed)
+        return
+    now = rt.clock.now()
+    if claimed.advertisement and claimed.seq_of_reference and in_quiet_hours(now):
+        # Advertising waits out the night (21:00-08:00 KST) in the retry ledger, unsent.
+        morning = quiet_hours_end(now)
+        log.info("advertising batch held until the morning", extra={"job_id": job_id, "batch": batch_seq})
+        wait_in_ledger(rt, claimed, min(claimed.seq_of_reference.values()), (morning - now).total_seconds())
         return
     finish_slice(rt, claimed, rt.batch_sender.send(claimed))
 

@@ -8,10 +8,16 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import PoolTimeout
 
-from api import carrier_reports, console, jobs
+from api import account, carrier_reports, console, jobs
 from api.auth import AuthError
 from api.responses import JSONResponse, error_response
-from engine.errors import IdempotencyConflict, IdempotencyInProgress, NotFound, ValidationError
+from engine.errors import (
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    InsufficientBalance,
+    NotFound,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.include_router(jobs.router)
     app.include_router(carrier_reports.router)
+    app.include_router(account.router)
     console.install(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -43,6 +50,13 @@ def create_app() -> FastAPI:
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(InsufficientBalance)
+    async def insufficient(_: Request, exc: InsufficientBalance) -> JSONResponse:
+        # Amounts as decimal strings: points may have fractions, and JSON floats would round them.
+        return _error(
+            402, "insufficient_balance", str(exc), needed=str(exc.needed), available=str(exc.available)
+        )
 
     @app.exception_handler(IdempotencyConflict)
     async def conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import principal, require
 from api.responses import JSONResponse
 from engine import history, views
+from engine.compliance import check_send_time
 from engine.errors import CarrierRejected, ValidationError
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
@@ -96,14 +97,18 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
         raw_body=raw,
         kakao_template=_kakao_template,
     )
+    now = rt.clock.now()
+    if job.advertisement:
+        check_send_time(now, "advertisement")
     with rt.pool.connection() as conn:
         return store_job(
             conn,
             tenant_id=tenant_id,
             job=job,
-            now=rt.clock.now(),
+            now=now,
             idempotency_key=idempotency_key,
             partitions=_partitions,
+            settings=rt.settings,
         )
 
 

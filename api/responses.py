@@ -16,10 +16,15 @@ class JSONResponse(Response):
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **details: object,
 ) -> JSONResponse:
-    """balsong's one error shape: ``{"error": {"code", "message", "field"?}}``."""
-    body: dict[str, object] = {"code": code, "message": message}
+    """balsong's one error shape: ``{"error": {"code", "message", "field"?, ...details}}``."""
+    body: dict[str, object] = {"code": code, "message": message, **details}
     if field is not None:
         body["field"] = field
     return JSONResponse({"error": body}, status_code=status, headers=headers)

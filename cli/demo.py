@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +103,18 @@ def run_demo(recipients: int = 100_000) -> int:
         group.stop_all()
 
 
+#: The demo tenant's starting balance: a 100,000-recipient LMS job at the default prices fits.
+DEMO_POINTS = Decimal(10_000_000)
+
+
 def _demo_tenant() -> str:
     import psycopg
 
+    from engine.billing import top_up
     from engine.tenants import add_sender, create_api_key, create_tenant
 
     with psycopg.connect(get_settings().database_url, autocommit=True) as conn, conn.transaction():
         tenant_id = create_tenant(conn, f"demo-{int(time.time())}")
         add_sender(conn, tenant_id, DEMO_SENDER)
+        top_up(conn, tenant_id, DEMO_POINTS, memo="demo")
         return create_api_key(conn, tenant_id)

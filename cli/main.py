@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
+from cli import account
 from engine.config import get_settings
 
 
@@ -171,10 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     sender = sub.add_parser("sender", help="sender numbers").add_subparsers(
         dest="sender_command", required=True
     )
-    sender_add = sender.add_parser("add", help="register a sender number for a tenant")
+    sender_add = sender.add_parser("add", help="register an operator-verified sender number (approved)")
     sender_add.add_argument("tenant")
     sender_add.add_argument("number")
     sender_add.set_defaults(handler=cmd_sender_add)
+    account.register(sub, tenant, sender)
 
     rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
     rate_sub = rate.add_subparsers(dest="rate_command", required=True)

@@ -13,6 +13,7 @@ from psycopg import Connection
 from redis import Redis
 
 from engine.keys import Keys
+from engine.settlement import settle_locked
 
 COMPLETED, PARTIALLY_FAILED, FAILED = "completed", "partially_failed", "failed"
 
@@ -73,4 +74,6 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
             "UPDATE jobs SET status = %s, completed_at = now() WHERE id = %s",
             (final_status(total, failed), job_id),
         )
+        # In the same transaction: a finished job is never seen unsettled by its tenant.
+        settle_locked(conn, job_id)
     return True

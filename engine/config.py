@@ -82,6 +82,13 @@ class Settings:
     retry_deadline_sms_seconds: float = 48 * 3600.0
     retry_deadline_lms_seconds: float = 48 * 3600.0
     retry_deadline_kakao_seconds: float = 48 * 3600.0
+    #: Unit prices in points, for tenants without their own (``balsong tenant price``).
+    price_sms: float = 9.0
+    price_lms: float = 30.0
+    price_kakao: float = 8.0
+    #: A KakaoTalk recipient's SMS/LMS fallback is charged at its own price.
+    price_fallback_sms: float = 9.0
+    price_fallback_lms: float = 30.0
     #: "system" (wall clock) or "shared" (wall clock plus an offset in Redis that tests move).
     clock: str = "system"
     #: Worker threads per worker process.

@@ -28,8 +28,22 @@ class ValidationError(BalsongError):
 class SenderNotRegistered(ValidationError):
     """The sender number is not registered for this tenant."""
 
-    def __init__(self, number: str) -> None:
-        super().__init__("sender", f"sender number {number} is not registered", code="sender_not_registered")
+    def __init__(self, number: str, state: str | None = None) -> None:
+        reason = f"sender number {number} is not registered"
+        if state == "pending":
+            reason = f"sender number {number} is registered but not yet approved"
+        elif state is not None:
+            reason = f"sender number {number} is {state}"
+        super().__init__("sender", reason, code="sender_not_registered")
+
+
+class InsufficientBalance(BalsongError):
+    """The tenant's balance does not cover the job."""
+
+    def __init__(self, needed: Any, available: Any) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(f"the job costs {needed} points; the balance is {available}")
 
 
 class IdempotencyConflict(BalsongError):

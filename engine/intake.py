@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.channels import ContentTooLong, choose_channel, default_title
+from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
@@ -68,6 +69,8 @@ class PreparedJob:
     fallback: Fallback | None = None
     duplicates_removed: int = 0
     request_hash: bytes = b""
+    #: Advertising (광고): checked for its label and opt-out line, kept out of the quiet hours.
+    advertisement: bool = False
 
     @property
     def total(self) -> int:
@@ -79,6 +82,22 @@ class PreparedJob:
 
     def rows_in_send_order(self) -> list[RecipientRow]:
         return self.valid_rows() + self.invalid
+
+    def exclude(self, phones: set[str], reason_code: str, reason_text: str) -> int:
+        """Move the valid recipients whose number is in ``phones`` to the invalid ones, with the
+        reason; returns how many moved."""
+        moved = 0
+        for rows in (self.sms, self.lms, self.kakao):
+            kept = []
+            for row in rows:
+                if row.phone in phones:
+                    row.channel, row.reason_code, row.reason_text = None, reason_code, reason_text
+                    self.invalid.append(row)
+                    moved += 1
+                else:
+                    kept.append(row)
+            rows[:] = kept
+        return moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +142,15 @@ def prepare_job(
     requested = _choice(request, "channel", REQUESTED_CHANNELS, default=None)
     priority = _choice(request, "priority", PRIORITIES, default="bulk")
     sender = _sender(request.get("sender"))
+    advertisement = _flag(request, "advertisement")
     if requested == "kakao":
+        if advertisement:
+            check_advertisement("", requested)
         return _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
     body = _text(request, "body", required=True)
     assert body is not None  # required=True raised otherwise
+    if advertisement:
+        check_advertisement(body, requested)
     title = _text(request, "title", required=False)
     if title is not None and requested == "sms":
         raise ValidationError("title", "SMS messages have no title; use channel lms or auto")
@@ -149,6 +173,7 @@ def prepare_job(
         body=body,
         variables=template.variables,
         request_hash=request_hash(raw_body),
+        advertisement=advertisement,
     )
     _classify_recipients(job, recipients, template, title_bytes)
     return job
@@ -400,6 +425,13 @@ def _choice(request: Mapping[str, Any], name: str, allowed: Sequence[str], defau
     if value not in allowed:
         raise ValidationError(name, f"must be one of {', '.join(allowed)}, not {value!r}")
     return str(value)
+
+
+def _flag(request: Mapping[str, Any], name: str) -> bool:
+    value = request.get(name, False)
+    if not isinstance(value, bool):
+        raise ValidationError(name, "must be true or false")
+    return value
 
 
 def _text(request: Mapping[str, Any], name: str, *, required: bool) -> str | None:

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from psycopg import Connection
+from psycopg.types.json import Jsonb
 
+from engine import billing
+from engine.compliance import OPTED_OUT, OPTED_OUT_TEXT
+from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
 from engine.intake import PreparedJob
 from engine.tenants import require_sender
@@ -58,11 +62,14 @@ def store_job(
     now: datetime,
     idempotency_key: str | None,
     partitions: PartitionCache,
+    settings: Settings,
 ) -> StoredJob:
-    """Commit the job and its recipients; return its id.
+    """Commit the job and its recipients, and reserve its cost from the tenant's balance; return
+    its id. An advertising job's recipients on the tenant's opt-out list fail with ``opted_out``.
 
     Raises:
       SenderNotRegistered: the sender is not an approved number of the tenant.
+      InsufficientBalance: the balance does not cover the job (nothing is stored).
       IdempotencyInProgress: another request with this key is being stored right now.
       IdempotencyConflict: this key was used for a different request body.
     """
@@ -73,7 +80,13 @@ def store_job(
             if existing is not None:
                 return StoredJob(existing, created=False)
         require_sender(conn, tenant_id, job.sender)
-        job_id = _insert_job(conn, tenant_id, job, now, idempotency_key)
+        if job.advertisement:
+            _exclude_opted_out(conn, tenant_id, job)
+        prices = billing.prices_for(conn, settings, tenant_id)
+        job_id = _insert_job(conn, tenant_id, job, now, idempotency_key, prices)
+        counts = {"sms": len(job.sms), "lms": len(job.lms), "kakao": len(job.kakao)}
+        cost = billing.job_cost(prices, counts, job.fallback.channel if job.fallback else None)
+        billing.reserve_job(conn, tenant_id, job_id, cost)
         _copy_recipients(conn, job_id, job, now)
     return StoredJob(job_id, created=True)
 
@@ -95,15 +108,27 @@ def _claim_idempotency_key(conn: Connection, tenant_id: int, key: str, fingerpri
     return int(row[0])
 
 
-def _insert_job(conn: Connection, tenant_id: int, job: PreparedJob, now: datetime, key: str | None) -> int:
+def _exclude_opted_out(conn: Connection, tenant_id: int, job: PreparedJob) -> None:
+    phones = [row.phone for row in job.valid_rows()]
+    rows = conn.execute(
+        "SELECT phone FROM opt_outs WHERE tenant_id = %s AND phone = ANY(%s)", (tenant_id, phones)
+    ).fetchall()
+    if rows:
+        job.exclude({row[0] for row in rows}, OPTED_OUT, OPTED_OUT_TEXT)
+
+
+def _insert_job(
+    conn: Connection, tenant_id: int, job: PreparedJob, now: datetime, key: str | None, prices: billing.Prices
+) -> int:
     fallback = job.fallback
     row = conn.execute(
         """
         INSERT INTO jobs (tenant_id, created_at, status, requested_channel, priority, sender, title, body,
                           variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
                           invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
-                          fallback_title)
-        VALUES (%s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                          fallback_title, advertisement, prices)
+        VALUES (%s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                %s, %s)
         RETURNING id
         """,
         (
@@ -127,6 +152,8 @@ def _insert_job(conn: Connection, tenant_id: int, job: PreparedJob, now: datetim
             fallback.channel if fallback else None,
             fallback.body if fallback else None,
             fallback.title if fallback else None,
+            job.advertisement,
+            Jsonb(prices.as_json()),
         ),
     ).fetchone()
     assert row is not None

@@ -9,8 +9,9 @@ re-publishes batches whose message was never confirmed by the broker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
-from psycopg import Connection
+from psycopg import Connection, sql
 from redis import Redis
 
 from engine import counters
@@ -164,3 +165,27 @@ def lost_batches(conn: Connection, older_than_seconds: float, limit: int = 1000)
         (older_than_seconds, limit),
     ).fetchall()
     return sorted(BatchRef(int(j), int(s), c, p) for j, s, c, p in rows)
+
+
+#: A job this large refreshes its recipients partition's planner statistics once it is planned.
+ANALYZE_AFTER_ROWS = 10_000
+
+
+def refresh_statistics(conn: Connection, job_id: int) -> bool:
+    """ANALYZE the month's recipients partition after a large job went in, if its statistics are
+    missing or older than the job. True if it ran.
+
+    Autovacuum analyses a table only after its naptime and once 10 % of it changed; until then a
+    fresh partition looks empty to the planner, which then picks plans that read a whole job per
+    recipient for the claim, flush and report queries of exactly the job that just arrived.
+    """
+    job = conn.execute("SELECT created_at, total FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    if job is None or job[1] < ANALYZE_AFTER_ROWS:
+        return False
+    new_rows = job[1]
+    name = f"recipients_{job[0].astimezone(UTC):%Y_%m}"
+    row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (name,)).fetchone()
+    if row is None or (row[0] >= 0 and new_rows < 0.1 * row[0]):
+        return False
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+    return True

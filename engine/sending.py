@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 #: What a batch needs of its job (see `build_claimed`), returned after the batch's own columns.
 JOB_COLUMNS = """j.created_at, j.tenant_id, j.priority, j.sender, j.requested_channel, j.body, j.title,
-              j.variables, j.template_code, j.fallback_channel, j.fallback_body, j.fallback_title"""
+              j.variables, j.template_code, j.fallback_channel, j.fallback_body, j.fallback_title,
+              j.advertisement"""
 
 _CLAIM = (
     """
@@ -89,6 +90,8 @@ class ClaimedBatch:
     retry_attempt: int = 0
     #: KakaoTalk with a fallback: a final failure hands the recipient to SMS/LMS.
     falls_back: bool = False
+    #: An advertising job: it may not send during the night (see `engine.compliance`).
+    advertisement: bool = False
 
     @property
     def channel(self) -> str:
@@ -154,6 +157,7 @@ def build_claimed(
         fallback_channel,
         fallback_body,
         fallback_title,
+        advertisement,
     ) = job
     if requested_channel == "kakao" and channel != "kakao":
         # A KakaoTalk job's SMS/LMS batches carry its fallback text.
@@ -186,6 +190,7 @@ def build_claimed(
         batch,
         seq_of_reference,
         falls_back=channel == "kakao" and fallback_channel is not None,
+        advertisement=bool(advertisement),
     )
 
 

@@ -88,24 +88,76 @@ def tenant_name(conn: Connection, tenant_id: int) -> str:
     return str(row[0])
 
 
+#: States of a sender number; only ``approved`` numbers may send.
+SENDER_STATES = ("pending", "approved", "blocked")
+
+
 def add_sender(conn: Connection, tenant_id: int, number: str, state: str = "approved") -> str:
-    """Register a sender number (normalised) for the tenant; returns the stored form."""
+    """Register a sender number (normalised) for the tenant in ``state``; returns the stored form.
+
+    The CLI registers numbers an operator has verified (approved); the API registers a tenant's
+    request as ``pending`` until an operator approves it (`set_sender_state`).
+    """
+    if state not in SENDER_STATES:
+        raise ValueError(f"state must be one of {', '.join(SENDER_STATES)}")
     normalised = normalize_sender(number)
     conn.execute(
         """
-        INSERT INTO sender_numbers (tenant_id, number, state) VALUES (%s, %s, %s)
-        ON CONFLICT (tenant_id, number) DO UPDATE SET state = EXCLUDED.state
+        INSERT INTO sender_numbers (tenant_id, number, state, reviewed_at)
+        VALUES (%s, %s, %s, CASE WHEN %s = 'pending' THEN NULL ELSE now() END)
+        ON CONFLICT (tenant_id, number)
+        DO UPDATE SET state = EXCLUDED.state, reviewed_at = EXCLUDED.reviewed_at
         """,
-        (tenant_id, normalised, state),
+        (tenant_id, normalised, state, state),
     )
     return normalised
+
+
+def request_sender(conn: Connection, tenant_id: int, number: str) -> tuple[str, str]:
+    """A tenant asks to send from ``number``: registered as pending unless it is known already.
+    Returns (stored number, its state) — a blocked number stays blocked."""
+    normalised = normalize_sender(number)
+    conn.execute(
+        """
+        INSERT INTO sender_numbers (tenant_id, number, state) VALUES (%s, %s, 'pending')
+        ON CONFLICT (tenant_id, number) DO NOTHING
+        """,
+        (tenant_id, normalised),
+    )
+    row = conn.execute(
+        "SELECT state FROM sender_numbers WHERE tenant_id = %s AND number = %s", (tenant_id, normalised)
+    ).fetchone()
+    assert row is not None
+    return normalised, str(row[0])
+
+
+def set_sender_state(conn: Connection, tenant_id: int, number: str, state: str) -> None:
+    """An operator's review: approve or block a registered number (NotFound if not registered)."""
+    if state not in SENDER_STATES:
+        raise ValueError(f"state must be one of {', '.join(SENDER_STATES)}")
+    updated = conn.execute(
+        "UPDATE sender_numbers SET state = %s, reviewed_at = now() WHERE tenant_id = %s AND number = %s",
+        (state, tenant_id, normalize_sender(number)),
+    ).rowcount
+    if not updated:
+        raise NotFound(f"sender {number} is not registered for this tenant")
+
+
+def list_senders(conn: Connection, tenant_id: int) -> list[tuple[str, str]]:
+    """The tenant's sender numbers and their states."""
+    rows = conn.execute(
+        "SELECT number, state FROM sender_numbers WHERE tenant_id = %s ORDER BY created_at, number",
+        (tenant_id,),
+    ).fetchall()
+    return [(str(number), str(state)) for number, state in rows]
 
 
 def require_sender(conn: Connection, tenant_id: int, number: str) -> None:
     """Raise SenderNotRegistered unless ``number`` is an approved sender of the tenant."""
     row = conn.execute(
-        "SELECT 1 FROM sender_numbers WHERE tenant_id = %s AND number = %s AND state = 'approved'",
-        (tenant_id, number),
+        "SELECT state FROM sender_numbers WHERE tenant_id = %s AND number = %s", (tenant_id, number)
     ).fetchone()
     if row is None:
         raise SenderNotRegistered(number)
+    if row[0] != "approved":
+        raise SenderNotRegistered(number, state=str(row[0]))

@@ -10,7 +10,7 @@ from psycopg import Connection
 from redis import Redis
 from redis.exceptions import RedisError
 
-from engine import counters
+from engine import billing, counters
 from engine.clock import KST
 from engine.errors import NotFound, ValidationError
 from engine.keys import Keys
@@ -61,6 +61,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         fallback_title,
     ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
+    money = billing.job_money(conn, job_id)
     return {
         "id": id_,
         "status": status,
@@ -99,6 +100,13 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
             {"reason_code": code, "reason": live.reason_texts.get(code, code), "count": count}
             for code, count in sorted(live.reasons.items(), key=lambda item: -item[1])
         ],
+        # Points, as decimal strings: charged (reserved at intake), refunded at settlement, net.
+        "charges": {
+            "charged": str(money.charged),
+            "refunded": str(money.refunded),
+            "net": str(money.net),
+            "settled": money.settled,
+        },
     }
 
 
@@ -151,45 +159,37 @@ def list_recipients(
     ).fetchone()
     if job is None:
         raise NotFound(f"job {job_id} not found")
-    # One entry per recipient: a KakaoTalk recipient handed to SMS/LMS shows its fallback beside it.
-    rows = conn.execute(
-        """
-        SELECT r.seq, r.phone, r.member_id,
-               r.channel, r.status, r.reason_code, r.reason_text, r.submitted_at, r.completed_at,
-               f.channel, f.status, f.reason_code, f.reason_text, f.submitted_at, f.completed_at
-        FROM recipients r
-        LEFT JOIN recipients f ON f.job_id = r.job_id AND f.job_created_at = r.job_created_at
-                              AND f.seq = %(total)s + r.seq AND r.status = 'fallback'
-        WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
-          AND r.seq > %(after)s AND r.seq < %(total)s
-          AND (%(status)s::text IS NULL OR r.status = %(status)s OR f.status = %(status)s)
-          AND (%(reason)s::text IS NULL OR r.reason_code = %(reason)s OR f.reason_code = %(reason)s)
-          AND (%(channel)s::text IS NULL OR r.channel = %(channel)s OR f.channel = %(channel)s)
-          AND (%(phone)s::text IS NULL OR r.phone = %(phone)s)
-          AND (%(last4)s::text IS NULL OR right(r.phone, 4) = %(last4)s)
-          AND (%(sent_from)s::timestamptz IS NULL
-               OR coalesce(f.submitted_at, r.submitted_at) >= %(sent_from)s)
-          AND (%(sent_to)s::timestamptz IS NULL
-               OR coalesce(f.submitted_at, r.submitted_at) < %(sent_to)s)
-        ORDER BY r.seq LIMIT %(limit)s
-        """,
-        {
-            "job": job_id,
-            "created_at": job[0],
-            "total": job[1],
-            "after": -1 if after is None else after,
-            "status": status,
-            "reason": reason,
-            "channel": channel,
-            "phone": whole_phone,
-            "last4": last_four,
-            "sent_from": sent_from,
-            "sent_to": sent_to,
-            "limit": limit + 1,
-        },
-    ).fetchall()
+    params = {
+        "job": job_id,
+        "created_at": job[0],
+        "total": job[1],
+        "after": -1 if after is None else after,
+        "status": status,
+        "reason_code": reason,
+        "channel": channel,
+        "phone": whole_phone,
+        "last4": last_four,
+        "sent_from": sent_from,
+        "sent_to": sent_to,
+        "limit": limit + 1,
+    }
+    rows = conn.execute(_RECIPIENTS_PAGE, params).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
+    # One entry per recipient: a KakaoTalk recipient handed to SMS/LMS shows its fallback beside it.
+    fallback_seqs = [row[0] + job[1] for row in rows if row[4] == "fallback"]
+    fallbacks = {}
+    if fallback_seqs:
+        fallbacks = {
+            seq - job[1]: outcome
+            for seq, *outcome in conn.execute(
+                """
+                SELECT seq, channel, status, reason_code, reason_text, submitted_at, completed_at
+                FROM recipients WHERE job_id = %s AND job_created_at = %s AND seq = ANY(%s)
+                """,
+                (job_id, job[0], fallback_seqs),
+            )
+        }
     return {
         "recipients": [
             {
@@ -197,12 +197,54 @@ def list_recipients(
                 "phone": mask_phone(row[1]),
                 "member_id": row[2],
                 **_outcome(row[3:9]),
-                "fallback": _outcome(row[9:15]) if row[10] is not None else None,
+                "fallback": _outcome(fallbacks[row[0]]) if row[0] in fallbacks else None,
             }
             for row in rows
         ],
         "next_cursor": str(rows[-1][0]) if more else None,
     }
+
+
+# A recipient's fallback row, for the filters below (looked up by primary key).
+_FALLBACK = """(r.status = 'fallback' AND EXISTS (
+    SELECT 1 FROM recipients f
+    WHERE f.job_id = r.job_id AND f.job_created_at = r.job_created_at AND f.seq = %(total)s + r.seq
+      AND {}))"""
+
+
+def _own_or_fallback(column: str) -> str:
+    """A filter on ``column`` that a recipient meets by its own row or by its fallback's."""
+    condition = f"f.{column} = %({column})s"
+    return f"(%({column})s::text IS NULL OR r.{column} = %({column})s OR {_FALLBACK.format(condition)})"
+
+
+def _sent_between(bound: str, operator: str) -> str:
+    """The send time of the recipient's last message (its fallback's, if it has one) against a bound."""
+    condition = f"f.submitted_at {operator} %({bound})s"
+    return (
+        f"(%({bound})s::timestamptz IS NULL"
+        f" OR (r.status <> 'fallback' AND r.submitted_at {operator} %({bound})s)"
+        f" OR {_FALLBACK.format(condition)})"
+    )
+
+
+# Filters on a fallback's row are EXISTS lookups by primary key, not a join: before a partition's
+# first ANALYZE, the planner took a join over a whole job's rows for one row per recipient.
+_RECIPIENTS_PAGE = f"""
+    SELECT r.seq, r.phone, r.member_id,
+           r.channel, r.status, r.reason_code, r.reason_text, r.submitted_at, r.completed_at
+    FROM recipients r
+    WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+      AND r.seq > %(after)s AND r.seq < %(total)s
+      AND {_own_or_fallback("status")}
+      AND {_own_or_fallback("reason_code")}
+      AND {_own_or_fallback("channel")}
+      AND (%(phone)s::text IS NULL OR r.phone = %(phone)s)
+      AND (%(last4)s::text IS NULL OR right(r.phone, 4) = %(last4)s)
+      AND {_sent_between("sent_from", ">=")}
+      AND {_sent_between("sent_to", "<")}
+    ORDER BY r.seq LIMIT %(limit)s
+"""
 
 
 def _phone_filter(phone: str | None) -> tuple[str | None, str | None]:

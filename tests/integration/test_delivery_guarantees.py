@@ -64,6 +64,7 @@ def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack
             now=datetime.now(UTC),
             idempotency_key=None,
             partitions=PartitionCache(),
+            settings=stack.settings,
         ).job_id
 
     # When the scheduler notices it (after replan_after_seconds)

@@ -7,7 +7,7 @@ exactly the recipients each filter names.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -71,8 +71,8 @@ def test_history_filters_by_kst_day_status_channel_and_kind(stack: Stack) -> Non
     early, late, automatic = (submit_sms(client, "필터", [f"010-7100-{n:04d}"]) for n in range(3))
     for job_id in (early, late, automatic):
         wait_finished(stack, client, job_id)
-    set_job_columns(stack, early, created_at=datetime(2026, 3, 1, 15, 0, tzinfo=timezone.utc))
-    set_job_columns(stack, late, created_at=datetime(2026, 3, 1, 14, 59, tzinfo=timezone.utc))
+    set_job_columns(stack, early, created_at=datetime(2026, 3, 1, 15, 0, tzinfo=UTC))
+    set_job_columns(stack, late, created_at=datetime(2026, 3, 1, 14, 59, tzinfo=UTC))
     set_job_columns(stack, automatic, kind="automatic")
 
     def ids(**params: Any) -> list[int]:
@@ -141,7 +141,7 @@ def test_recipient_filters_by_phone_channel_status_and_send_time(stack: Stack) -
     assert len(phones(status="delivered")) == 3
     assert len(phones(status="failed")) == 1
     # and by the time the carrier accepted them (the invalid number was never sent)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = {"sent_from": (now - timedelta(minutes=10)).isoformat(), "sent_to": now.isoformat()}
     assert len(phones(**window)) == 3
     assert phones(sent_to="2020-01-01T00:00:00") == []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import psycopg
 import pytest
 
+from engine.billing import top_up
 from engine.config import Settings
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
@@ -22,6 +24,7 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         tenant_id = create_tenant(conn, "copy-escaping")
         add_sender(conn, tenant_id, "0212345678")
+        top_up(conn, tenant_id, Decimal(1000))
         recipients = [
             {"phone": f"0101234{i:04d}", "variables": {"a": value, "b": "x"}, "member_id": value or None}
             for i, value in enumerate(TRICKY)
@@ -40,6 +43,7 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
             now=datetime.now(UTC),
             idempotency_key=None,
             partitions=PartitionCache(),
+            settings=settings,
         )
 
         # Then every value reads back exactly as given

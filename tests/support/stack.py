@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,15 @@ import httpx
 import psycopg
 
 from cli.processes import ProcessGroup, api_argv, scheduler_argv, wait_healthy, worker_argv
+from engine.billing import top_up
 from engine.config import Settings
 from engine.tenants import add_sender, create_api_key, create_tenant
 from tests.support.services import settings_env
 from tests.support.simulator import SimulatorHandle, free_port, running_simulator
 
 SENDER = "02-1234-5678"
+#: Points a test tenant starts with: enough for any test's jobs.
+TEST_BALANCE = Decimal(1_000_000_000)
 
 
 def submit_sms(client: httpx.Client, body: str, phones: list[str]) -> int:
@@ -38,11 +42,16 @@ class Stack:
     processes: ProcessGroup
     clients: list[httpx.Client] = field(default_factory=list)
 
-    def new_tenant(self, name: str, scopes: tuple[str, ...] = ("send", "read")) -> httpx.Client:
-        """A tenant with a registered sender, and an API client authenticated as it."""
+    def new_tenant(
+        self, name: str, scopes: tuple[str, ...] = ("send", "read"), balance: Decimal = TEST_BALANCE
+    ) -> httpx.Client:
+        """A tenant with a registered sender and ``balance`` points, and an API client
+        authenticated as it."""
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn, conn.transaction():
             tenant_id = create_tenant(conn, name)
             add_sender(conn, tenant_id, SENDER)
+            if balance:
+                top_up(conn, tenant_id, balance, memo="test tenant")
             key = create_api_key(conn, tenant_id, scopes)
         client = httpx.Client(
             base_url=self.settings.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60

@@ -1,0 +1,177 @@
+"""Account routes: the caller's balance and ledger, sender numbers and advertising opt-outs."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.auth import principal, require
+from api.responses import JSONResponse
+from engine import billing, opt_outs
+from engine.errors import ValidationError
+from engine.phone import InvalidPhone
+from engine.runtime import get_runtime
+from engine.tenants import Principal, list_senders, request_sender
+
+router = APIRouter(prefix="/v1", default_response_class=JSONResponse)
+Who = Annotated[Principal, Depends(principal)]
+
+#: Largest top-up accepted in one call, in points (a typo guard, not a business rule).
+MAX_TOP_UP = Decimal(1_000_000_000)
+#: Most numbers in one opt-out request.
+MAX_OPT_OUTS_PER_REQUEST = 100_000
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        decoded = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("body", f"not valid JSON: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise ValidationError("body", "the request body must be a JSON object")
+    return decoded
+
+
+# -- balance --------------------------------------------------------------------------------------
+
+
+@router.get("/balance")
+def get_balance(who: Who) -> JSONResponse:
+    """The tenant's balance in points, and its unit prices."""
+    require("read", who)
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        check = billing.balance(conn, who.tenant_id)
+        prices = billing.prices_for(conn, rt.settings, who.tenant_id)
+    return JSONResponse({"balance": str(check.balance), "prices": prices.as_json()})
+
+
+@router.post("/balance/top-ups", status_code=201)
+async def top_up(request: Request, who: Who) -> JSONResponse:
+    """Add points to the tenant's balance (admin scope): ``{"amount": "10000", "memo"?}``."""
+    require("admin", who)
+    body = await _json_object(request)
+    amount = _amount(body.get("amount"))
+    memo = body.get("memo")
+    if memo is not None and not isinstance(memo, str):
+        raise ValidationError("memo", "must be a string")
+    with get_runtime().pool.connection() as conn:
+        after = billing.top_up(conn, who.tenant_id, amount, memo=memo)
+    return JSONResponse({"balance": str(after), "added": str(amount)}, status_code=201)
+
+
+def _amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValidationError("amount", "must be a number of points, as a string or an integer")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValidationError("amount", "must be a number of points") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValidationError("amount", "must be more than zero")
+    if amount > MAX_TOP_UP or amount != amount.quantize(Decimal("0.01")):
+        raise ValidationError("amount", f"must be at most {MAX_TOP_UP} with at most two decimals")
+    return amount
+
+
+@router.get("/ledger")
+def get_ledger(who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
+    """The tenant's latest ledger rows, newest first."""
+    require("read", who)
+    with get_runtime().pool.connection() as conn:
+        rows = billing.ledger_rows(conn, who.tenant_id, limit=limit)
+    return JSONResponse(
+        {
+            "entries": [
+                {
+                    **row,
+                    "amount": str(row["amount"]),
+                    "balance_after": str(row["balance_after"]),
+                    "created_at": row["created_at"].isoformat(),  # type: ignore[attr-defined]
+                }
+                for row in rows
+            ]
+        }
+    )
+
+
+# -- sender numbers -------------------------------------------------------------------------------
+
+
+@router.get("/senders")
+def get_senders(who: Who) -> JSONResponse:
+    """The tenant's sender numbers and their states (only ``approved`` ones may send)."""
+    require("read", who)
+    with get_runtime().pool.connection() as conn:
+        senders = list_senders(conn, who.tenant_id)
+    return JSONResponse({"senders": [{"number": number, "state": state} for number, state in senders]})
+
+
+@router.post("/senders", status_code=201)
+async def register_sender(request: Request, who: Who) -> JSONResponse:
+    """Ask to send from a number (admin scope): it is ``pending`` until an operator approves it
+    (``balsong sender approve``)."""
+    require("admin", who)
+    body = await _json_object(request)
+    number = body.get("number")
+    if not isinstance(number, str):
+        raise ValidationError("number", "is required: the sender number, e.g. '02-1234-5678'")
+    try:
+        with get_runtime().pool.connection() as conn:
+            stored, state = request_sender(conn, who.tenant_id, number)
+    except InvalidPhone as exc:
+        raise ValidationError("number", exc.reason, code=exc.code) from None
+    return JSONResponse({"number": stored, "state": state}, status_code=201)
+
+
+# -- advertising opt-outs -------------------------------------------------------------------------
+
+
+@router.get("/opt-outs")
+def get_opt_outs(
+    who: Who,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    """The numbers that opted out of the tenant's advertising (masked), newest first."""
+    require("read", who)
+    if cursor is not None and not cursor.isdigit():
+        raise ValidationError("cursor", "not a cursor this API returned")
+    with get_runtime().pool.connection() as conn:
+        page = opt_outs.listing(conn, who.tenant_id, after=int(cursor) if cursor else None, limit=limit)
+    return JSONResponse(page)
+
+
+@router.post("/opt-outs")
+async def add_opt_outs(request: Request, who: Who) -> JSONResponse:
+    """Put numbers on the opt-out list: ``{"phones": [...]}``; a bad number is refused alone."""
+    require("send", who)
+    body = await _json_object(request)
+    phones = body.get("phones")
+    if not isinstance(phones, list) or not phones or not all(isinstance(p, str) for p in phones):
+        raise ValidationError("phones", "must be a non-empty list of phone numbers")
+    if len(phones) > MAX_OPT_OUTS_PER_REQUEST:
+        raise ValidationError("phones", f"at most {MAX_OPT_OUTS_PER_REQUEST} numbers per request")
+    with get_runtime().pool.connection() as conn:
+        result = opt_outs.add(conn, who.tenant_id, phones, source="api")
+    return JSONResponse(
+        {
+            "added": result.added,
+            "invalid": [{"index": index, "reason": reason} for index, reason in result.invalid],
+        }
+    )
+
+
+@router.delete("/opt-outs/{phone}")
+def remove_opt_out(phone: str, who: Who) -> JSONResponse:
+    """Take a number off the list, once it has agreed to advertising again (admin scope)."""
+    require("admin", who)
+    try:
+        with get_runtime().pool.connection() as conn:
+            removed = opt_outs.remove(conn, who.tenant_id, phone)
+    except InvalidPhone as exc:
+        raise ValidationError("phone", exc.reason, code=exc.code) from None
+    return JSONResponse({"removed": removed})

@@ -1,0 +1,146 @@
+"""`balsong tenant top-up|balance|price`, `balsong sender approve|block|list`, `balsong opt-out`.
+
+Operator commands for money, sender numbers and advertising opt-outs; they share the engine's
+functions with the API (`api.account`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine import billing, opt_outs
+from engine.config import get_settings
+from engine.tenants import SENDER_STATES, list_senders, set_sender_state, tenant_id_by_name
+
+
+def _connect() -> Any:
+    import psycopg
+
+    return psycopg.connect(get_settings().database_url, autocommit=True)
+
+
+def _points(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number of points: {text!r}") from None
+
+
+def cmd_top_up(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        after = billing.top_up(conn, tenant_id_by_name(conn, args.tenant), args.amount, memo=args.memo)
+    print(f"{args.tenant}: +{args.amount} points, balance {after}")
+    return 0
+
+
+def cmd_adjust(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        after = billing.adjust(conn, tenant_id_by_name(conn, args.tenant), args.amount, args.memo)
+    print(f"{args.tenant}: {args.amount:+} points ({args.memo}), balance {after}")
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        check = billing.balance(conn, tenant_id)
+        prices = billing.prices_for(conn, get_settings(), tenant_id)
+    print(f"{args.tenant}: balance {check.balance} points (ledger sum {check.ledger_sum})")
+    print("prices: " + ", ".join(f"{channel} {price}" for channel, price in prices.as_json().items()))
+    if not check.consistent:
+        print("MISMATCH: the balance is not the sum of the ledger", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_price(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        billing.set_price(conn, tenant_id_by_name(conn, args.tenant), args.channel, args.price)
+    print(f"{args.tenant}: {args.channel} costs {args.price} points per message")
+    return 0
+
+
+def cmd_sender_state(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        set_sender_state(conn, tenant_id_by_name(conn, args.tenant), args.number, args.state)
+    print(f"{args.tenant}: sender {args.number} is {args.state}")
+    return 0
+
+
+def cmd_sender_list(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        for number, state in list_senders(conn, tenant_id_by_name(conn, args.tenant)):
+            print(f"{number:<14} {state}")
+    return 0
+
+
+def cmd_opt_out_import(args: argparse.Namespace) -> int:
+    with open(args.file, encoding="utf-8-sig", newline="") as text:
+        numbers = opt_outs.read_csv(text)
+    with _connect() as conn:
+        result = opt_outs.add(conn, tenant_id_by_name(conn, args.tenant), numbers, source="csv")
+    for position, reason in result.invalid:
+        print(f"row {position + 1}: refused: {reason}", file=sys.stderr)
+    print(f"{args.tenant}: {result.added} numbers added to the opt-out list, {len(result.invalid)} refused")
+    return 0
+
+
+def cmd_opt_out_list(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        page = opt_outs.listing(conn, tenant_id_by_name(conn, args.tenant), limit=args.limit)
+    print(f"{args.tenant}: {page['total']} numbers opted out")
+    for entry in page["opt_outs"]:  # type: ignore[attr-defined]
+        print(f"{entry['phone']:<15} {entry['source']:<8} {entry['created_at']}")
+    return 0
+
+
+def register(sub: Any, tenant: Any, sender: Any) -> None:
+    """Add the commands to the CLI's parsers (``sub``: top level; ``tenant``/``sender``: theirs)."""
+    top_up = tenant.add_parser("top-up", help="add points to a tenant's balance")
+    top_up.add_argument("tenant")
+    top_up.add_argument("amount", type=_points)
+    top_up.add_argument("--memo")
+    top_up.set_defaults(handler=cmd_top_up)
+
+    adjust = tenant.add_parser("adjust", help="correct a balance (a signed amount, with the reason)")
+    adjust.add_argument("tenant")
+    adjust.add_argument("amount", type=_points)
+    adjust.add_argument("memo")
+    adjust.set_defaults(handler=cmd_adjust)
+
+    balance = tenant.add_parser(
+        "balance", help="a tenant's balance and prices (exit 1 if it is not the ledger's sum)"
+    )
+    balance.add_argument("tenant")
+    balance.set_defaults(handler=cmd_balance)
+
+    price = tenant.add_parser("price", help="a tenant's own unit price for a channel")
+    price.add_argument("tenant")
+    price.add_argument("channel", choices=billing.PRICED_CHANNELS)
+    price.add_argument("price", type=_points)
+    price.set_defaults(handler=cmd_price)
+
+    for state, verb in (("approved", "approve"), ("blocked", "block"), ("pending", "unapprove")):
+        assert state in SENDER_STATES
+        p = sender.add_parser(verb, help=f"mark a registered sender number {state}")
+        p.add_argument("tenant")
+        p.add_argument("number")
+        p.set_defaults(handler=cmd_sender_state, state=state)
+    listing = sender.add_parser("list", help="a tenant's sender numbers and their states")
+    listing.add_argument("tenant")
+    listing.set_defaults(handler=cmd_sender_list)
+
+    opt_out = sub.add_parser("opt-out", help="advertising opt-out lists").add_subparsers(
+        dest="opt_out_command", required=True
+    )
+    imported = opt_out.add_parser("import", help="add the numbers of a CSV file (first column)")
+    imported.add_argument("tenant")
+    imported.add_argument("file")
+    imported.set_defaults(handler=cmd_opt_out_import)
+    shown = opt_out.add_parser("list", help="the latest numbers on a tenant's list (masked)")
+    shown.add_argument("tenant")
+    shown.add_argument("--limit", type=int, default=100)
+    shown.set_defaults(handler=cmd_opt_out_list)
