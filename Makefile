@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fault bench lint services install
+.PHONY: demo test test-fault bench lint services install system-packages
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed system-packages
+
+# Debian packages (a Hangul font for PDF statements, poppler-utils for tests); only what is missing.
+system-packages:
+	bash scripts/ensure-system-packages.sh
 
 services:
 	bash scripts/ensure-services.sh

@@ -8,7 +8,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import PoolTimeout
 
-from api import carrier_reports, exports, jobs
+from api import carrier_reports, exports, jobs, statements
 from api.auth import AuthError
 from api.responses import JSONResponse, error_response
 from engine.errors import IdempotencyConflict, IdempotencyInProgress, NotFound, ValidationError
@@ -26,6 +26,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(carrier_reports.router)
     app.include_router(exports.router)
+    app.include_router(statements.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

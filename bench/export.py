@@ -110,7 +110,9 @@ def measure(chunks: Iterator[bytes]) -> tuple[float, float, int, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--only", choices=sorted(GOALS), help="run one format only")
     args = parser.parse_args()
@@ -131,8 +133,10 @@ def main() -> int:
                 "csv": lambda: csv_chunks(conn, job, unmasked=False),
                 "xlsx": lambda: xlsx_chunks(connection, job, unmasked=False),
             }
-            print(f"{'format':<6} {'rows/s':>10} {'goal':>9} {'ratio':>6} {'first byte':>11} "
-                  f"{'total':>8} {'size':>9} {'peak RSS':>9}")
+            print(
+                f"{'format':<6} {'rows/s':>10} {'goal':>9} {'ratio':>6} {'first byte':>11} "
+                f"{'total':>8} {'size':>9} {'peak RSS':>9}"
+            )
             for fmt, run in runs.items():
                 if args.only and fmt != args.only:
                     continue
