@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.auth import principal, require
 from engine import statement as statements
+from engine.errors import ValidationError
 from engine.runtime import get_runtime
 from engine.statement_render import render_html, render_pdf
 from engine.tenants import Principal
@@ -37,11 +38,13 @@ def job_statement(
 @router.get("/monthly", response_class=Response, responses=_RESPONSES)
 def monthly_statement(
     who: Annotated[Principal, Depends(principal)],
-    month: Annotated[str, Query(description="YYYY-MM, a calendar month in KST")],
+    month: Annotated[str | None, Query(description="YYYY-MM, a calendar month in KST")] = None,
     format: Annotated[str, _FORMAT] = "html",
 ) -> Response:
     """The statement of every job the tenant created in the month."""
     require("read", who)
+    if month is None:
+        raise ValidationError("month", "required: the month of the statement, written YYYY-MM")
     fmt = statements.check_format(format)
     rt = get_runtime()
     with rt.pool.connection() as conn:
