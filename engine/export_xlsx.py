@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 from psycopg import Connection
@@ -29,14 +30,25 @@ from engine.exports import CHUNK_BYTES, HEADER, ExportJob, export_query
 #: Rows fetched from PostgreSQL per round trip.
 FETCH_ROWS = 10_000
 
+#: Rows in one worksheet, header included: Excel's limit (rows beyond it are silently dropped
+#: by XlsxWriter, so a longer export continues on a new sheet).
+SHEET_ROWS = 1_048_576
+SHEET_NAME = "발송 결과"
+
 #: Column widths, in characters, so the sheet is readable when opened.
 _WIDTHS = (10, 6, 8, 15, 16, 10, 16, 30, 20, 20, 8, 16)
 
 
-def write_xlsx(conn: Connection, job: ExportJob, path: Path, *, unmasked: bool) -> int:
+def write_xlsx(
+    conn: Connection, job: ExportJob, path: Path, *, unmasked: bool, sheet_rows: int = SHEET_ROWS
+) -> int:
     """Write the export of ``job`` to ``path``; returns the number of recipient rows.
 
-    XlsxWriter keeps its own temporary files beside ``path``.
+    XlsxWriter keeps its own temporary files beside ``path``. Rows past a sheet's limit go on to
+    the next sheet (``발송 결과 (2)``...), each with the header.
+
+    Parameters:
+      sheet_rows: rows per sheet, header included (Excel's limit; smaller in tests).
     """
     workbook = xlsxwriter.Workbook(
         str(path),
@@ -49,24 +61,35 @@ def write_xlsx(conn: Connection, job: ExportJob, path: Path, *, unmasked: bool) 
             "strings_to_urls": False,
         },
     )
-    sheet = workbook.add_worksheet("발송 결과")
-    sheet.write_row(0, 0, HEADER, workbook.add_format({"bold": True}))
-    for column, width in enumerate(_WIDTHS):
-        sheet.set_column(column, column, width)
-    sheet.freeze_panes(1, 0)
-    write_string = sheet.write_string
+    bold = workbook.add_format({"bold": True})
     rows = 0
     with conn.transaction(), conn.cursor(name=f"export_{job.id}") as cur:
         cur.itersize = FETCH_ROWS
         cur.execute(export_query(job, unmasked=unmasked, guard=False))
-        for rows, record in enumerate(cur, start=1):
-            sheet.write_number(rows, 0, job.id)
+        sheet = _new_sheet(workbook, 1, bold)
+        write_string, line = sheet.write_string, 0
+        for record in cur:
+            line += 1
+            if line == sheet_rows:
+                sheet = _new_sheet(workbook, rows // (sheet_rows - 1) + 1, bold)
+                write_string, line = sheet.write_string, 1
+            sheet.write_number(line, 0, job.id)
             for column in range(1, len(record)):
                 value = record[column]
                 if value is not None:
-                    write_string(rows, column, value)
+                    write_string(line, column, value)
+            rows += 1
     workbook.close()
     return rows
+
+
+def _new_sheet(workbook: xlsxwriter.Workbook, number: int, bold: Any) -> Any:
+    sheet = workbook.add_worksheet(SHEET_NAME if number == 1 else f"{SHEET_NAME} ({number})")
+    sheet.write_row(0, 0, HEADER, bold)
+    for column, width in enumerate(_WIDTHS):
+        sheet.set_column(column, column, width)
+    sheet.freeze_panes(1, 0)
+    return sheet
 
 
 def xlsx_chunks(

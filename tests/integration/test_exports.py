@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,8 +12,10 @@ import openpyxl
 import psycopg
 import pytest
 
-from engine.exports import HEADER
-from engine.tenants import create_api_key, tenant_id_by_name
+from engine.config import Settings
+from engine.export_xlsx import write_xlsx
+from engine.exports import HEADER, find_job
+from engine.tenants import create_api_key, create_tenant, tenant_id_by_name
 from tests.integration.test_pipeline import wait_finished
 from tests.support.results import (
     COMPLETED_KST,
@@ -192,3 +195,24 @@ def test_a_job_sent_through_the_pipeline_exports_its_deliveries(stack: Stack) ->
     assert [row[3] for row in rows[1:]] == ["010-****-0001", "010-****-0002", "010-****-0003"]
     assert {(row[1], row[2], row[5]) for row in rows[1:]} == {("수동", "SMS", "성공")}
     assert all(row[8] and row[9] for row in rows[1:])
+
+
+def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Settings, tmp_path: Path) -> None:
+    # Given a job of 6 recipients and sheets that hold a header and 2 rows (Excel's limit, scaled down)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        tenant_id = create_tenant(conn, "export-sheets")
+        job = find_job(conn, tenant_id, seed_job(conn, tenant_id))
+
+        # When the workbook is written
+        rows = write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False, sheet_rows=3)
+
+    # Then every recipient is in it, over three sheets, each with the header
+    assert rows == 6
+    workbook = openpyxl.load_workbook(tmp_path / "export.xlsx", read_only=True)
+    assert workbook.sheetnames == ["발송 결과", "발송 결과 (2)", "발송 결과 (3)"]
+    members = []
+    for sheet in workbook.worksheets:
+        lines = list(sheet.iter_rows(values_only=True))
+        assert lines[0] == HEADER and len(lines) == 3
+        members += [line[4] for line in lines[1:]]
+    assert members[0] == "M0" and len(set(members)) == 6
