@@ -15,6 +15,11 @@ RUN groupadd --system --gid 10001 balsong \
 
 WORKDIR /app
 
+# PDF send statements: WeasyPrint draws text with Pango, and Korean needs a Hangul font.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-nanum \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from pyproject.toml alone, so that editing the code does not reinstall them.
 # Only [project].dependencies: the dev extra (pytest, ruff, mypy) never enters the image.
 COPY pyproject.toml ./

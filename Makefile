@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fault bench lint services tools install
+.PHONY: demo test test-fault bench lint services install system-packages
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,13 +11,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed system-packages
+
+# Debian packages (Hangul font for PDF statements, poppler-utils and chromium for tests); only what is missing.
+system-packages:
+	bash scripts/ensure-system-packages.sh
 
 services:
 	bash scripts/ensure-services.sh
-
-tools:
-	bash scripts/ensure-tools.sh
 
 # Starts the simulator, API, worker and scheduler, sends a 100,000-recipient job over HTTP,
 # shows its progress and prints the results summary.
@@ -25,7 +26,7 @@ demo: install services
 	$(BIN)/balsong demo
 
 # Unit, carrier-contract and integration tests on the real PostgreSQL, Redis and RabbitMQ.
-test: install services tools
+test: install services
 	$(BIN)/pytest
 
 # Long runs that kill and restart real processes.

@@ -8,7 +8,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import PoolTimeout
 
-from api import account, carrier_reports, console, jobs
+from api import account, carrier_reports, console, exports, jobs, statements
 from api.auth import AuthError
 from api.responses import JSONResponse, error_response
 from engine.errors import (
@@ -31,6 +31,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.include_router(jobs.router)
     app.include_router(carrier_reports.router)
+    app.include_router(exports.router)
+    app.include_router(statements.router)
     app.include_router(account.router)
     console.install(app)
 

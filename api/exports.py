@@ -1,0 +1,67 @@
+"""Export routes: a job's recipients as a CSV or XLSX download, streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from api.auth import principal, require
+from engine import exports
+from engine.export_xlsx import xlsx_chunks
+from engine.runtime import get_runtime
+from engine.tenants import Principal
+
+router = APIRouter(prefix="/v1/jobs")
+
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get(
+    "/{job_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}},
+)
+def export_job(
+    job_id: int,
+    who: Annotated[Principal, Depends(principal)],
+    format: Annotated[str, Query(description="csv or xlsx")] = "csv",
+    unmasked: Annotated[
+        bool, Query(description="whole phone numbers; needs the export:unmasked scope")
+    ] = False,
+) -> StreamingResponse:
+    """Every recipient of the job with its final outcome, one row each (see ``engine.exports``).
+
+    Phone numbers are masked unless ``unmasked=true`` is asked for by a key with the
+    ``export:unmasked`` scope (without it: 403). The CSV starts at once and streams as PostgreSQL
+    produces it; the XLSX is built in constant memory first, then streamed.
+    """
+    require("read", who)
+    fmt = exports.check_format(format)
+    if unmasked:
+        require("export:unmasked", who)
+    pool = get_runtime().pool
+    # Looked up before the response starts, so an unknown job is a 404 and not a broken download.
+    with pool.connection() as conn:
+        job = exports.find_job(conn, who.tenant_id, job_id)
+    body = _csv(job, unmasked) if fmt == "csv" else xlsx_chunks(pool.connection, job, unmasked=unmasked)
+    return StreamingResponse(
+        body,
+        media_type=MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{exports.filename(job.id, fmt)}"',
+            # Personal data: no shared cache may keep a copy.
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _csv(job: exports.ExportJob, unmasked: bool) -> Iterator[bytes]:
+    # The connection is held while the CSV streams: COPY sends the rows over it.
+    with get_runtime().pool.connection() as conn:
+        yield from exports.csv_chunks(conn, job, unmasked=unmasked)
