@@ -5,9 +5,8 @@ reason. It counts *messages*, the way carriers bill them: a KakaoTalk recipient 
 SMS/LMS is one failed AlimTalk message (result 대체발송) and one SMS/LMS message with its own
 result. Recipients refused at intake were never sent; they have their own line (접수 거부).
 
-Charges and refunds are not on statements yet, because balances do not exist yet: they are not
-made up. :func:`charge_rows` is where they come from once they do; a statement shows its
-charges section whenever that function returns rows.
+Charges and refunds come from the ledger (`engine.billing`): what the jobs reserved at intake and
+what their settlement refunded; their difference is what the tenant pays.
 
 A month is a calendar month in KST (operators' time), over the jobs created in it.
 """
@@ -17,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from psycopg import Connection, sql
 
@@ -67,12 +67,12 @@ class ReasonCount:
 
 @dataclass(frozen=True, slots=True)
 class ChargeRow:
-    """One line of charges or refunds (an amount below zero is a refund), in KRW."""
+    """One line of charges or refunds (an amount below zero is a refund), in points (KRW)."""
 
     description: str
-    quantity: int
-    unit_price: int
-    amount: int
+    quantity: int | None
+    unit_price: Decimal | int | None
+    amount: Decimal | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +207,31 @@ def charge_rows(
     job_ids: tuple[int, ...] = (),
     period: tuple[datetime, datetime] | None = None,
 ) -> list[ChargeRow]:
-    """Charges and refunds of the jobs or the period: none until balances exist.
-
-    balsong keeps no balances or prices yet, so there is nothing true to show; once billing
-    lands, this reads its ledger (charged at intake, refunded at settlement) and the statement
-    shows the rows without further change.
-    """
-    return []
+    """Charges and refunds of the jobs or the period, from the ledger: what intake reserved for
+    the valid recipients, and what settlement gave back for messages not delivered."""
+    if period is not None:
+        scope = sql.SQL("j.created_at >= {} AND j.created_at < {}").format(period[0], period[1])
+    else:
+        scope = sql.SQL("j.id = ANY({})").format(list(job_ids))
+    row = conn.execute(
+        sql.SQL(
+            """
+            SELECT coalesce(-sum(l.amount) FILTER (WHERE l.kind = 'charge'), 0),
+                   coalesce(sum(l.amount) FILTER (WHERE l.kind = 'refund'), 0),
+                   count(*) FILTER (WHERE l.kind = 'charge'),
+                   count(*) FILTER (WHERE l.kind = 'refund')
+            FROM jobs j JOIN ledger l ON l.job_id = j.id AND l.kind IN ('charge', 'refund')
+            WHERE j.tenant_id = {} AND {}
+            """
+        ).format(tenant_id, scope)
+    ).fetchone()
+    assert row is not None
+    charged, refunded, charged_jobs, settled_jobs = Decimal(row[0]), Decimal(row[1]), row[2], row[3]
+    if not charged_jobs:
+        return []
+    rows = [ChargeRow(f"발송 요금 예치 ({charged_jobs:,}건 작업)", None, None, charged)]
+    rows.append(ChargeRow(f"미발송·실패 환불 ({settled_jobs:,}건 정산)", None, None, -refunded))
+    return rows
 
 
 def _channel_counts(

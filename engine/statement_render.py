@@ -144,14 +144,18 @@ def _reason_table(statement: Statement) -> str:
 
 def _charge_table(statement: Statement) -> str:
     rows = "".join(
-        f'<tr><td>{escape(c.description)}</td><td class="n">{c.quantity:,}</td>'
-        f'<td class="n">{c.unit_price:,}</td><td class="n">{c.amount:,}</td></tr>'
+        f'<tr><td>{escape(c.description)}</td><td class="n">{_number(c.quantity)}</td>'
+        f'<td class="n">{_number(c.unit_price)}</td><td class="n">{c.amount:,}</td></tr>'
         for c in statement.charges
     )
     total = sum(c.amount for c in statement.charges)
     head = "<tr><th>항목</th><th>수량</th><th>단가 (원)</th><th>금액 (원)</th></tr>"
     footer = f'<tr class="total"><td colspan="3">합계</td><td class="n">{total:,}</td></tr>'
     return f"<table><thead>{head}</thead><tbody>{rows}{footer}</tbody></table>"
+
+
+def _number(value: object) -> str:
+    return "" if value is None else f"{value:,}"
 
 
 def _channel_label(channel: str | None) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import psycopg
 import pytest
 
+from engine import billing
 from engine.clock import KST
 from engine.config import Settings
 from engine.statement import ChannelCounts, job_statement, monthly_statement
@@ -47,8 +49,30 @@ def test_a_job_statement_counts_messages_by_channel_and_result(settings: Setting
         (None, "invalid_character", 1),
         (None, "missing_variable", 1),
     ]
-    # And no charges are invented while balances do not exist
+    # And a job never charged (no ledger rows) shows no charges: none are invented
     assert statement.charges == ()
+
+
+def test_a_statement_shows_what_was_reserved_and_refunded(settings: Settings) -> None:
+    # Given a job that reserved 54 points at intake and was refunded 18 at settlement
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        tenant_id = create_tenant(conn, "statement-charges")
+        job_id = seed_job(conn, tenant_id)
+        billing.top_up(conn, tenant_id, Decimal(100))
+        with conn.transaction():
+            billing.reserve_job(conn, tenant_id, job_id, Decimal(54))
+        with conn.transaction():
+            billing.append(conn, tenant_id, "refund", Decimal(18), job_id=job_id)
+
+        # When its statement is made
+        statement = job_statement(conn, tenant_id, job_id, NOW)
+
+    # Then it shows the reservation and the refund, which sum to what the tenant pays
+    assert [(c.description[:5], c.amount) for c in statement.charges] == [
+        ("발송 요금", Decimal(54)),
+        ("미발송·실", Decimal(-18)),
+    ]
+    assert sum(c.amount for c in statement.charges) == Decimal(36)
 
 
 def test_a_monthly_statement_covers_the_jobs_created_in_that_kst_month(settings: Settings) -> None:
@@ -90,7 +114,7 @@ def test_statement_html_is_a_printable_korean_page(stack: Stack) -> None:
     assert "채널별 발송 결과" in page and "실패 사유" in page
     assert "carrier_3019" in page and "카카오톡 사용자가 아님" in page
     assert "@media print" in page and "@page" in page
-    # And no charges section, since there are no balances to charge from
+    # And no charges section, since the seeded job was never charged
     assert "요금" not in page
 
 
