@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api import exports, statements
 from api.console import labels
 from api.console.session import (
     COOKIE,
@@ -253,6 +254,19 @@ def job_progress(job_id: int, session: Session) -> JSONResponse:
             },
         }
     )
+
+
+@router.get("/jobs/{job_id}/export")
+def job_export(job_id: int, session: Session, format: str = "csv") -> Response:
+    """The job's results as CSV or XLSX, masked (whole numbers only through the API, by a key
+    with the ``export:unmasked`` scope)."""
+    return exports.export_job(job_id, session.principal, format=format, unmasked=False)
+
+
+@router.get("/jobs/{job_id}/statement")
+def job_statement(job_id: int, session: Session, format: str = "html") -> Response:
+    """The job's printable send statement (발송내역서)."""
+    return statements.job_statement(job_id, session.principal, format=format)
 
 
 _NOTICES = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,14 +20,14 @@ from tests.support.stack import Stack, submit_sms
 
 pytestmark = pytest.mark.integration
 
-#: Debian's chromium (scripts/ensure-tools.sh installs it); Playwright drives it, downloading nothing.
+#: Debian's chromium (scripts/ensure-system-packages.sh installs it), driven by Playwright.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed: run scripts/ensure-tools.sh (apt-get install chromium)")
+        pytest.fail("chromium is not installed: run scripts/ensure-system-packages.sh")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
@@ -142,3 +143,33 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(stack: Stack, page: P
     assert response.status == 403
     page.goto(f"{stack.settings.api_url}/console/jobs")
     expect(page.locator("h1")).to_have_text("발송 내역")
+
+
+def test_results_download_as_masked_csv_and_xlsx_and_the_statement_opens(stack: Stack, page: Page) -> None:
+    # Given a finished job and its signed-in operator
+    client = stack.new_tenant("console-downloads")
+    job_id = submit_sms(client, "다운로드", ["010-8500-1234", "010-8500-5678"])
+    wait_finished(stack, client, job_id)
+    sign_in(page, stack, api_key_of(client))
+    page.goto(f"{stack.settings.api_url}/console/jobs/{job_id}")
+
+    # When the CSV is downloaded, then it is the job's results with masked numbers, for Excel
+    with page.expect_download() as csv_download:
+        page.click("#download-csv")
+    content = Path(csv_download.value.path()).read_bytes()
+    assert content.startswith("\ufeff".encode())
+    text = content.decode("utf-8-sig")
+    assert "010-****-1234" in text and "010-****-5678" in text
+    assert "01085001234" not in text
+
+    # When the XLSX is downloaded, then it is a spreadsheet
+    with page.expect_download() as xlsx_download:
+        page.click("#download-xlsx")
+    assert Path(xlsx_download.value.path()).read_bytes()[:2] == b"PK"
+
+    # When the statement is opened, then it is the job's printable statement
+    with page.context.expect_page() as statement_page:
+        page.click("#statement")
+    statement = statement_page.value
+    statement.wait_for_load_state()
+    expect(statement.locator("body")).to_contain_text("발송내역서")
