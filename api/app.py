@@ -8,13 +8,16 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import PoolTimeout
 
-from api import account, carrier_reports, console, exports, jobs, statements
+from api import account, carrier_reports, console, exports, jobs, keys, statements
 from api.auth import AuthError
+from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
+from engine.config import get_settings
 from engine.errors import (
     IdempotencyConflict,
     IdempotencyInProgress,
     InsufficientBalance,
+    IntakeLimited,
     NotFound,
     ValidationError,
 )
@@ -29,11 +32,13 @@ def create_app() -> FastAPI:
     import actors  # noqa: F401  (installs the broker the API publishes through)
 
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
+    app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
     app.include_router(jobs.router)
     app.include_router(carrier_reports.router)
     app.include_router(exports.router)
     app.include_router(statements.router)
     app.include_router(account.router)
+    app.include_router(keys.router)
     console.install(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -59,6 +64,10 @@ def create_app() -> FastAPI:
         return _error(
             402, "insufficient_balance", str(exc), needed=str(exc.needed), available=str(exc.available)
         )
+
+    @app.exception_handler(IntakeLimited)
+    async def limited(_: Request, exc: IntakeLimited) -> JSONResponse:
+        return _error(429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)})
 
     @app.exception_handler(IdempotencyConflict)
     async def conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:

@@ -52,6 +52,14 @@ def principal(request: Request) -> Principal:
     return found
 
 
+def forget_key(key_id: int) -> None:
+    """Drop a revoked key from this process's cache at once (other processes: within CACHE_SECONDS)."""
+    with _cache_lock:
+        for key, (_, who) in list(_cache.items()):
+            if who.key_id == key_id:
+                del _cache[key]
+
+
 def require(scope: str, who: Principal) -> None:
     if not who.allows(scope):
         raise AuthError(403, "forbidden", f"this API key lacks the '{scope}' scope")

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal, require
 from api.responses import JSONResponse
-from engine import history, views
+from engine import history, intake_limits, views
 from engine.compliance import check_send_time
 from engine.errors import CarrierRejected, ValidationError
 from engine.intake import prepare_job
@@ -76,6 +76,7 @@ async def submit_job(
 ) -> JSONResponse:
     """Accept a job: 202 with its id once the job and every recipient are committed."""
     require("send", who)
+    await run_in_threadpool(_check_request_rate, who.tenant_id)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     raw = await request.body()
@@ -87,6 +88,13 @@ async def submit_job(
     if stored.created:
         await run_in_threadpool(_plan, stored.job_id)
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
+
+
+def _check_request_rate(tenant_id: int) -> None:
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        limits = intake_limits.limits_for(conn, rt.settings, tenant_id)
+    intake_limits.check_request_rate(rt.redis, rt.keys, tenant_id, limits, rt.clock.now())
 
 
 def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | None) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine import billing, opt_outs
 from engine.config import get_settings
-from engine.tenants import SENDER_STATES, list_senders, set_sender_state, tenant_id_by_name
+from engine.tenants import ALL_SCOPES, SENDER_STATES, list_senders, set_sender_state, tenant_id_by_name
 
 
 def _connect() -> Any:
@@ -60,6 +60,46 @@ def cmd_price(args: argparse.Namespace) -> int:
     with _connect() as conn:
         billing.set_price(conn, tenant_id_by_name(conn, args.tenant), args.channel, args.price)
     print(f"{args.tenant}: {args.channel} costs {args.price} points per message")
+    return 0
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    from engine.intake_limits import limits_for, set_limits
+
+    with _connect() as conn:
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        if args.requests_per_second is not None or args.recipients_per_day is not None or args.reset:
+            set_limits(
+                conn,
+                tenant_id,
+                requests_per_second=args.requests_per_second,
+                recipients_per_day=args.recipients_per_day,
+            )
+        limits = limits_for(conn, get_settings(), tenant_id)
+    print(
+        f"{args.tenant}: {limits.requests_per_second:g} job submissions per second, "
+        f"{limits.recipients_per_day or 'unlimited'} recipients per day (0 or unlimited: no limit)"
+    )
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from engine.tenants import create_api_key, list_api_keys, revoke_api_key, rotate_api_key
+
+    with _connect() as conn:
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        if args.key_command == "list":
+            for key in list_api_keys(conn, tenant_id):
+                state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "live"
+                print(f"{key['id']:>6}  {key['prefix']}…  {','.join(key['scopes']):<28} {state}")  # type: ignore[arg-type]
+        elif args.key_command == "create":
+            print(create_api_key(conn, tenant_id, tuple(args.scopes.split(","))))
+        elif args.key_command == "rotate":
+            print(rotate_api_key(conn, tenant_id, args.key_id))
+            print(f"key {args.key_id} is revoked; the key above replaces it (shown once)", file=sys.stderr)
+        else:
+            revoke_api_key(conn, tenant_id, args.key_id)
+            print(f"key {args.key_id} revoked")
     return 0
 
 
@@ -123,6 +163,13 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
     price.add_argument("price", type=_points)
     price.set_defaults(handler=cmd_price)
 
+    limits = tenant.add_parser("limits", help="show or set a tenant's intake limits")
+    limits.add_argument("tenant")
+    limits.add_argument("--requests-per-second", type=float)
+    limits.add_argument("--recipients-per-day", type=int)
+    limits.add_argument("--reset", action="store_true", help="back to the settings' limits")
+    limits.set_defaults(handler=cmd_limits)
+
     for state, verb in (("approved", "approve"), ("blocked", "block"), ("pending", "unapprove")):
         assert state in SENDER_STATES
         p = sender.add_parser(verb, help=f"mark a registered sender number {state}")
@@ -132,6 +179,23 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
     listing = sender.add_parser("list", help="a tenant's sender numbers and their states")
     listing.add_argument("tenant")
     listing.set_defaults(handler=cmd_sender_list)
+
+    key = sub.add_parser("key", help="a tenant's API keys").add_subparsers(dest="key_command", required=True)
+    for name, help_ in (
+        ("list", "the tenant's keys (prefix, scopes, state)"),
+        ("create", "a new key (printed once)"),
+        ("rotate", "a new key with an old one's scopes; the old one is revoked"),
+        ("revoke", "revoke a key"),
+    ):
+        p = key.add_parser(name, help=help_)
+        p.add_argument("tenant")
+        if name in ("rotate", "revoke"):
+            p.add_argument("key_id", type=int)
+        if name == "create":
+            p.add_argument(
+                "--scopes", default="send,read", help="comma-separated: send,read,export:unmasked,admin"
+            )
+        p.set_defaults(handler=cmd_key)
 
     opt_out = sub.add_parser("opt-out", help="advertising opt-out lists").add_subparsers(
         dest="opt_out_command", required=True

@@ -45,6 +45,12 @@ class Settings:
     batch_size: int = 1000
     #: Largest job accepted in one request.
     max_recipients_per_job: int = 1_000_000
+    #: Largest job request body, in bytes (a million recipients with a few variables each).
+    max_job_request_bytes: int = 200 * 1024 * 1024
+    #: Intake limits per tenant against runaway or abusive callers (0: none); a tenant's own
+    #: limits (``balsong tenant limits``) replace these.
+    intake_requests_per_second: float = 200.0
+    intake_recipients_per_day: int = 0
     #: How often the scheduler's result flusher drains the result stream.
     flush_interval_seconds: float = 0.2
     #: A committed job still unplanned after this long is planned by the scheduler (outbox).

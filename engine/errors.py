@@ -46,6 +46,15 @@ class InsufficientBalance(BalsongError):
         super().__init__(f"the job costs {needed} points; the balance is {available}")
 
 
+class IntakeLimited(BalsongError):
+    """The tenant is over an intake limit; try again later."""
+
+    def __init__(self, code: str, message: str, retry_after_seconds: int) -> None:
+        self.code = code
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message)
+
+
 class IdempotencyConflict(BalsongError):
     """The Idempotency-Key was used before with a different request body."""
 

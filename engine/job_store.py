@@ -18,7 +18,7 @@ from datetime import date, datetime
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from engine import billing
+from engine import billing, intake_limits
 from engine.compliance import OPTED_OUT, OPTED_OUT_TEXT
 from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
@@ -70,6 +70,7 @@ def store_job(
     Raises:
       SenderNotRegistered: the sender is not an approved number of the tenant.
       InsufficientBalance: the balance does not cover the job (nothing is stored).
+      IntakeLimited: the job takes the tenant over its recipients per day (nothing is stored).
       IdempotencyInProgress: another request with this key is being stored right now.
       IdempotencyConflict: this key was used for a different request body.
     """
@@ -87,6 +88,8 @@ def store_job(
         counts = {"sms": len(job.sms), "lms": len(job.lms), "kakao": len(job.kakao)}
         cost = billing.job_cost(prices, counts, job.fallback.channel if job.fallback else None)
         billing.reserve_job(conn, tenant_id, job_id, cost)
+        limits = intake_limits.limits_for(conn, settings, tenant_id)
+        intake_limits.check_daily_recipients(conn, tenant_id, job_id, job.total, limits, now)
         _copy_recipients(conn, job_id, job, now)
     return StoredJob(job_id, created=True)
 

@@ -46,3 +46,7 @@ class Keys:
     def console_session(self, token_hash: str) -> str:
         """An operator's console session (by the SHA-256 of its cookie), see `api.console.session`."""
         return f"{self.prefix}:console-session:{token_hash}"
+
+    def intake_rate(self, tenant_id: int, second: int) -> str:
+        """Job submissions of a tenant in one second (`engine.intake_limits`)."""
+        return f"{self.prefix}:intake-rate:{tenant_id}:{second}"

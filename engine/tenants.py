@@ -60,6 +60,49 @@ def create_api_key(conn: Connection, tenant_id: int, scopes: tuple[str, ...] = D
     return key
 
 
+def list_api_keys(conn: Connection, tenant_id: int) -> list[dict[str, object]]:
+    """The tenant's keys (never the keys themselves: their visible prefix, scopes and dates)."""
+    rows = conn.execute(
+        """
+        SELECT id, key_prefix, scopes, created_at, revoked_at FROM api_keys
+        WHERE tenant_id = %s ORDER BY id
+        """,
+        (tenant_id,),
+    ).fetchall()
+    return [
+        {"id": id_, "prefix": prefix, "scopes": list(scopes), "created_at": created, "revoked_at": revoked}
+        for id_, prefix, scopes, created, revoked in rows
+    ]
+
+
+def revoke_api_key(conn: Connection, tenant_id: int, key_id: int) -> None:
+    """Revoke one of the tenant's keys (again is harmless); NotFound if it has no such key."""
+    updated = conn.execute(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s AND tenant_id = %s",
+        (key_id, tenant_id),
+    ).rowcount
+    if not updated:
+        raise NotFound(f"API key {key_id} not found")
+
+
+def rotate_api_key(conn: Connection, tenant_id: int, key_id: int) -> str:
+    """A new key with the scopes of ``key_id``, which is revoked in the same transaction.
+
+    Raises:
+      NotFound: the tenant has no such key, or it is revoked already (rotate a live key).
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT scopes FROM api_keys WHERE id = %s AND tenant_id = %s AND revoked_at IS NULL FOR UPDATE",
+            (key_id, tenant_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"API key {key_id} not found or already revoked")
+        key = create_api_key(conn, tenant_id, tuple(row[0]))
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (key_id,))
+    return key
+
+
 def authenticate(conn: Connection, key: str) -> Principal | None:
     """The principal behind an API key, or None if the key is unknown or revoked."""
     row = conn.execute(

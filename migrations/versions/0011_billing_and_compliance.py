@@ -84,6 +84,10 @@ def upgrade() -> None:
             PRIMARY KEY (tenant_id, phone)
         );
 
+        -- A tenant's own intake limits, replacing the settings' (NULL: the settings' apply).
+        ALTER TABLE tenants ADD COLUMN intake_requests_per_second real;
+        ALTER TABLE tenants ADD COLUMN intake_recipients_per_day integer;
+
         -- Sender numbers registered through the API wait for an operator's approval.
         ALTER TABLE sender_numbers ADD COLUMN reviewed_at timestamptz;
         """
@@ -94,6 +98,8 @@ def downgrade() -> None:
     op.execute(
         """
         ALTER TABLE sender_numbers DROP COLUMN reviewed_at;
+        ALTER TABLE tenants DROP COLUMN intake_recipients_per_day;
+        ALTER TABLE tenants DROP COLUMN intake_requests_per_second;
         DROP TABLE opt_outs;
         DROP INDEX jobs_unsettled;
         ALTER TABLE jobs DROP COLUMN settled_at;
