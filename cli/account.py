@@ -192,9 +192,7 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
         if name in ("rotate", "revoke"):
             p.add_argument("key_id", type=int)
         if name == "create":
-            p.add_argument(
-                "--scopes", default="send,read", help="comma-separated: send,read,export:unmasked,admin"
-            )
+            p.add_argument("--scopes", default="send,read", help="comma-separated: " + ",".join(ALL_SCOPES))
         p.set_defaults(handler=cmd_key)
 
     opt_out = sub.add_parser("opt-out", help="advertising opt-out lists").add_subparsers(
