@@ -6,9 +6,10 @@ import logging
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 
-from api import account, carrier_reports, console, exports, jobs, keys, statements
+from api import account, carrier_reports, console, exports, jobs, keys, schemas, statements
 from api.auth import AuthError
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
@@ -41,6 +42,8 @@ def create_app() -> FastAPI:
     app.include_router(keys.router)
     console.install(app)
 
+    schemas.document(app)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -48,6 +51,16 @@ def create_app() -> FastAPI:
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
         return _error(422, exc.code, exc.reason, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own checks (a path id that is not a number, a missing form field) answer in
+        # balsong's one error shape too, naming the first field at fault.
+        first = exc.errors()[0] if exc.errors() else {}
+        location = [
+            str(part) for part in first.get("loc", ()) if part not in ("path", "query", "body", "header")
+        ]
+        return _error(422, "invalid", str(first.get("msg", "invalid request")), ".".join(location) or None)
 
     @app.exception_handler(AuthError)
     async def auth_failed(_: Request, exc: AuthError) -> JSONResponse:

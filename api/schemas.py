@@ -1,0 +1,132 @@
+"""What the API's answers look like, for its OpenAPI document.
+
+Routes build their JSON by hand (orjson, no response models on the hot path), so FastAPI cannot
+see their shape; this module states it, in one place, and `document` puts it into the OpenAPI
+document: each operation's success body, balsong's one error shape for every error status, and
+no trace of FastAPI's own ``HTTPValidationError`` (balsong never answers with it: see
+`api.app`). The schema tests (schemathesis) hold the answers to these shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+Schema = dict[str, Any]
+
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+INTEGER: Schema = {"type": "integer"}
+STRING: Schema = {"type": "string"}
+BOOLEAN: Schema = {"type": "boolean"}
+
+
+def obj(*required: str, **properties: Schema) -> Schema:
+    """An object with these properties (all listed in ``required`` must be present)."""
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def page(key: str, item: Schema) -> Schema:
+    return obj(key, "next_cursor", **{key: {"type": "array", "items": item}, "next_cursor": NULLABLE_STRING})
+
+
+ERROR: Schema = obj(
+    "error",
+    error=obj("code", "message", code=STRING, message=STRING, field=STRING),
+)
+COUNTS: Schema = obj(
+    "total", "queued", "delivered", "failed", total=INTEGER, queued=INTEGER, delivered=INTEGER
+)
+JOB_SUMMARY: Schema = obj("id", "status", "counts", id=INTEGER, status=STRING, counts=COUNTS)
+JOB: Schema = obj(
+    "id",
+    "status",
+    "created_at",
+    "content",
+    "counts",
+    "failures",
+    id=INTEGER,
+    status=STRING,
+    created_at=STRING,
+    content={"type": "object"},
+    counts=COUNTS,
+    failures={"type": "array", "items": obj("reason_code", "count", reason_code=STRING, count=INTEGER)},
+)
+RECIPIENT: Schema = obj("seq", "phone", "status", seq=INTEGER, phone=STRING, status=STRING)
+POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
+STRINGS: Schema = {"type": "array", "items": STRING}
+KEY: Schema = obj("id", "prefix", "scopes", id=INTEGER, prefix=STRING, scopes=STRINGS)
+
+#: Success body of each operation, by (method, path).
+SUCCESS: dict[tuple[str, str], Schema] = {
+    ("post", "/v1/jobs"): obj("job_id", job_id=INTEGER),
+    ("get", "/v1/jobs"): page("jobs", JOB_SUMMARY),
+    ("get", "/v1/jobs/{job_id}"): JOB,
+    ("get", "/v1/jobs/{job_id}/recipients"): page("recipients", RECIPIENT),
+    ("get", "/v1/balance"): obj("balance", "prices", balance=POINTS, prices={"type": "object"}),
+    ("post", "/v1/balance/top-ups"): obj("balance", "added", balance=POINTS, added=STRING),
+    ("get", "/v1/ledger"): obj(
+        "entries", entries={"type": "array", "items": obj("id", "kind", "amount", kind=STRING, amount=POINTS)}
+    ),
+    ("get", "/v1/senders"): obj(
+        "senders", senders={"type": "array", "items": obj("number", "state", number=STRING, state=STRING)}
+    ),
+    ("post", "/v1/senders"): obj("number", "state", number=STRING, state=STRING),
+    ("get", "/v1/opt-outs"): obj(
+        "total",
+        "opt_outs",
+        "next_cursor",
+        total=INTEGER,
+        opt_outs={"type": "array"},
+        next_cursor=NULLABLE_STRING,
+    ),
+    ("post", "/v1/opt-outs"): obj("added", "invalid", added=INTEGER, invalid={"type": "array"}),
+    ("delete", "/v1/opt-outs/{phone}"): obj("removed", removed=BOOLEAN),
+    ("get", "/v1/keys"): obj("keys", keys={"type": "array", "items": KEY}),
+    ("post", "/v1/keys"): obj("key", "scopes", key=STRING, scopes=STRINGS),
+    ("post", "/v1/keys/{key_id}/rotate"): obj("key", key=STRING),
+    ("delete", "/v1/keys/{key_id}"): obj("revoked", revoked=INTEGER),
+    ("post", "/v1/carriers/{carrier}/reports"): obj("status", status=STRING),
+}
+
+#: Error answers any operation may give, with balsong's error shape.
+ERRORS = {
+    "401": "no valid API key",
+    "403": "the key lacks the scope this operation needs",
+    "404": "not found, or another tenant's",
+    "413": "the request body is too large",
+    "422": "a field is not valid (the error names it)",
+    "429": "over an intake limit (Retry-After says when to try again)",
+    "503": "a backing service is unavailable; nothing was accepted",
+}
+
+
+def document(app: FastAPI) -> None:
+    """Give ``app`` an OpenAPI document with the schemas above."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        spec.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+        for schema_name in ("HTTPValidationError", "ValidationError"):
+            spec["components"]["schemas"].pop(schema_name, None)
+        error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for path, item in spec["paths"].items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                for status, description in ERRORS.items():
+                    responses[status] = {"description": description, "content": error_content}
+                success = SUCCESS.get((method, path))
+                for status, response in responses.items():
+                    if status.startswith("2") and "application/json" in response.get("content", {}):
+                        if success is None:
+                            # Undescribed: promise no more than a JSON object.
+                            response["content"]["application/json"]["schema"] = {"type": "object"}
+                        else:
+                            response["content"]["application/json"]["schema"] = success
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
