@@ -78,6 +78,9 @@ def _send(job_id: int, batch_seq: int) -> None:
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches."""
+    if result.end is SliceEnd.HALTED:
+        drop_batch(rt, claimed, list(result.unsent_seqs))
+        return
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)
@@ -123,6 +126,20 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
             next_seq=next_seq,
             due_at=rt.clock.now() + timedelta(seconds=delay_seconds),
         )
+
+
+def drop_batch(rt: Runtime, claimed: ClaimedBatch, seqs: list[int]) -> None:
+    """The batch's job was cancelled: its recipients not submitted end ``cancelled``, and the
+    batch is done (its job can finish)."""
+    rt.recorder.record_cancelled(
+        job_id=claimed.job_id,
+        job_created_at=claimed.job_created_at,
+        batch_seq=claimed.seq,
+        seqs=seqs,
+        batch_done=True,
+        at=rt.clock.now(),
+    )
+    finish_batch(rt, claimed)
 
 
 def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> None:

@@ -44,6 +44,14 @@ class NotFound(BalsongError):
     """No such object."""
 
 
+class JobStateConflict(BalsongError):
+    """The job's status does not allow this action (409); ``code`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
 # -- carriers -------------------------------------------------------------------------------------
 
 

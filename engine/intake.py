@@ -18,12 +18,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from engine.channels import ContentTooLong, choose_channel
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
+from engine.reservations import requested_kind
 from engine.template import MissingVariable, Template
 
 REQUESTED_CHANNELS = ("sms", "lms", "auto", "kakao")
@@ -68,6 +70,10 @@ class PreparedJob:
     fallback: Fallback | None = None
     duplicates_removed: int = 0
     request_hash: bytes = b""
+    #: manual (a person pressed send), automatic (an upstream system's trigger) or scheduled.
+    kind: str = "manual"
+    #: A reservation's time (UTC): the job is stored ``scheduled`` and planned only when due.
+    scheduled_at: datetime | None = None
 
     @property
     def total(self) -> int:
@@ -109,11 +115,14 @@ def prepare_job(
     max_recipients: int,
     raw_body: bytes = b"",
     kakao_template: Callable[[str], KakaoTemplateLike] | None = None,
+    now: datetime | None = None,
+    reservation_horizon_days: int = 60,
 ) -> PreparedJob:
     """Validate a decoded job request and classify each recipient.
 
     ``kakao_template`` looks up an AlimTalk template by code (raising ``LookupError`` for an
-    unknown one); it is needed only for ``channel: kakao``.
+    unknown one); it is needed only for ``channel: kakao``. ``now`` (the injected clock's time;
+    the wall clock if omitted) is what a reservation's ``scheduled_at`` must lie ahead of.
 
     Raises:
       ValidationError: the job as a whole cannot be accepted; names the field and the reason.
@@ -123,8 +132,24 @@ def prepare_job(
     requested = _choice(request, "channel", REQUESTED_CHANNELS, default=None)
     priority = _choice(request, "priority", PRIORITIES, default="bulk")
     sender = _sender(request.get("sender"))
+    kind, scheduled_at = requested_kind(request, now or datetime.now(UTC), reservation_horizon_days)
     if requested == "kakao":
-        return _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
+        job = _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
+    else:
+        job = _prepare_text(request, requested, priority, sender, max_recipients, raw_body)
+    job.kind, job.scheduled_at = kind, scheduled_at
+    return job
+
+
+def _prepare_text(
+    request: Mapping[str, Any],
+    requested: str,
+    priority: str,
+    sender: str,
+    max_recipients: int,
+    raw_body: bytes,
+) -> PreparedJob:
+    """An SMS/LMS job: one text (filled per recipient), SMS or LMS chosen per recipient."""
     body = _text(request, "body", required=True)
     assert body is not None  # required=True raised otherwise
     title = _text(request, "title", required=False)
