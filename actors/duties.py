@@ -19,6 +19,7 @@ from engine.retention import purge_expired
 from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
+from metrics import PARTITIONS_DROPPED, RESERVATIONS
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ def start_reservations(rt: Runtime) -> bool:
         pumped = start_due_reservations(
             conn, rt.clock.now(), rt.settings.reservation_grace_seconds, RESERVATION_PAGE
         )
+    RESERVATIONS.labels("started").inc(len(pumped.started))
+    RESERVATIONS.labels("missed").inc(len(pumped.missed))
     for job_id in pumped.missed:
         log.warning("reservation missed: its time passed while the system was down", extra={"job_id": job_id})
     for job_id in pumped.started:
@@ -214,6 +217,7 @@ def purge_old_results(rt: Runtime) -> None:
         for job_id in purge.job_ids:
             pipe.delete(rt.keys.job_counts(job_id))
         pipe.execute()
+    PARTITIONS_DROPPED.inc(len(purge.months))
     if purge.job_ids or purge.months:
         log.info(
             "retention: results past %d days removed",

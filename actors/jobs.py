@@ -15,7 +15,7 @@ from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
 from engine.runtime import Runtime, get_runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
-from metrics import RECIPIENTS_EXPIRED, RETRIES_SCHEDULED
+from metrics import RECIPIENTS_CANCELLED, RECIPIENTS_EXPIRED, RETRIES_SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
 def drop_batch(rt: Runtime, claimed: ClaimedBatch, seqs: list[int]) -> None:
     """The batch's job was cancelled: its recipients not submitted end ``cancelled``, and the
     batch is done (its job can finish)."""
+    RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
     rt.recorder.record_cancelled(
         job_id=claimed.job_id,
         job_created_at=claimed.job_created_at,

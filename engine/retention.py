@@ -35,8 +35,11 @@ from psycopg import Connection, sql
 
 #: Jobs deleted per transaction (each takes its batches with it).
 DELETE_PAGE = 1000
-#: How long the detach may wait for a lock before giving up until the next run.
-LOCK_TIMEOUT = "5s"
+#: How long the detach may wait for readers of the old month (a long export) before giving up
+#: until the next run (which finishes an interrupted detach). Its waits never hold up intake:
+#: SHARE UPDATE EXCLUSIVE conflicts with neither the ROW EXCLUSIVE of inserts and updates nor
+#: the ACCESS SHARE of reads, so nothing queues behind it.
+LOCK_TIMEOUT = "10min"
 
 _PARTITION = re.compile(r"^recipients_(\d{4})_(\d{2})$")
 
