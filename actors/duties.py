@@ -210,6 +210,9 @@ def start_reservations(rt: Runtime) -> bool:
 
 def purge_old_results(rt: Runtime) -> None:
     """Delete jobs and drop recipients partitions of months wholly past retention."""
+    # Retention detaches only once the coming partitions exist (see engine.retention); making
+    # them is the partitions duty's work, done here too so a purge never waits an hour for it.
+    ensure_partitions(rt)
     with rt.pool.connection() as conn:
         purge = purge_expired(conn, rt.clock.now(), rt.settings.retention_days)
     if purge.job_ids:

@@ -20,6 +20,10 @@ open (the pool's connections are autocommit). It runs in two transactions; if it
 interrupted between them, the partition is left "pending detach", and the next run completes
 it with DETACH ... FINALIZE. A table detached but not yet dropped (a crash in between) is
 dropped by the next run. Intake never writes to an old month: it writes to the month of now.
+Creating a partition (intake's first job of a month) does conflict with a detach in progress,
+so retention detaches only once this month's and next month's partitions exist (made ahead by
+the scheduler's partitions duty); it never creates one itself, since that DDL would queue
+behind long readers and stall intake behind it.
 
 Jobs go first, partitions second: a crash in between leaves, for a day, recipients of no job
 (invisible), never a job without its recipients.
@@ -64,10 +68,19 @@ def purge_expired(conn: Connection, now: datetime, retention_days: int) -> Purge
     ``conn`` must be in autocommit mode, with no transaction open."""
     keep_from = first_kept_month(now, retention_days)
     purge = Purge(job_ids=delete_jobs_before(conn, keep_from))
-    for month, state in recipient_partitions(conn):
-        if month < keep_from:
-            drop_partition(conn, month, state)
-            purge.months.append(month)
+    partitions = recipient_partitions(conn)
+    this_month = now.date().replace(day=1)
+    ahead = {this_month, (this_month + timedelta(days=32)).replace(day=1)}
+    if not ahead <= {month for month, state in partitions if state == "attached"}:
+        # Creating a partition conflicts with a detach in progress: no detach until this
+        # month's and next month's exist (the scheduler's partitions duty makes them), so that
+        # intake never needs to create one while a detach waits for old readers.
+        return purge
+    for month, state in partitions:
+        if month >= keep_from:
+            continue
+        drop_partition(conn, month, state)
+        purge.months.append(month)
     return purge
 
 
