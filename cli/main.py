@@ -105,6 +105,7 @@ def cmd_recount(args: argparse.Namespace) -> int:
 def cmd_resend(args: argparse.Namespace) -> int:
     import actors  # noqa: F401  (publishes resend_failed through the broker)
     from actors.publish import publish_resend
+    from engine.errors import BalsongError
     from engine.job_store import PartitionCache
     from engine.resend import create_resend, validate_reasons
     from engine.runtime import get_runtime
@@ -114,15 +115,18 @@ def cmd_resend(args: argparse.Namespace) -> int:
         row = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (args.job,)).fetchone()
         if row is None:
             raise SystemExit(f"no job {args.job}")
-        stored = create_resend(
-            conn,
-            tenant_id=int(row[0]),
-            source_job_id=args.job,
-            reasons=validate_reasons(args.reason),
-            now=rt.clock.now(),
-            idempotency_key=args.idempotency_key,
-            partitions=PartitionCache(),
-        )
+        try:
+            stored = create_resend(
+                conn,
+                tenant_id=int(row[0]),
+                source_job_id=args.job,
+                reasons=validate_reasons(args.reason),
+                now=rt.clock.now(),
+                idempotency_key=args.idempotency_key,
+                partitions=PartitionCache(),
+            )
+        except BalsongError as exc:
+            raise SystemExit(f"job {args.job} not resent: {exc}") from None
     if stored.created:
         publish_resend(stored.job_id)
     print(
