@@ -8,6 +8,10 @@ whole request with a ``ValidationError`` naming the field. Recipient-level probl
 number, a missing variable, a value that cannot be encoded or makes the message too long) fail
 that recipient alone, with a reason code and text; the job goes on with the others.
 
+A job's ``kind`` (manual, automatic) and an optional reservation time ``scheduled_at`` (which
+makes it kind ``scheduled``) are checked here too, against the injected clock's ``now``; see
+`engine.reservations`.
+
 Recipients are stored in send order: SMS recipients first, then LMS, then those that failed at
 intake. Each channel's recipients thus form one contiguous range of ``seq`` numbers, so a batch
 is a seq range and every query for a batch is a range scan.

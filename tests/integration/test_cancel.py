@@ -71,11 +71,15 @@ def test_a_running_job_stops_submitting_and_ends_cancelled_with_counts_that_add_
         unfinished = conn.execute(
             "SELECT count(*) FROM batches WHERE job_id = %s AND state <> 'recorded'", (job_id,)
         ).fetchone()
+        retry_batches = conn.execute(
+            "SELECT count(*) FROM batches WHERE job_id = %s AND seqs IS NOT NULL", (job_id,)
+        ).fetchone()
     live = counters.read(Redis.from_url(stack.settings.redis_url), Keys(stack.settings.redis_prefix), job_id)
     assert live is not None
     for name in counters.COUNT_FIELDS:
         assert getattr(live, name) == getattr(recounted, name), name
-    assert unfinished == (0,)
+    # ... and every batch, retry batches included, is done: none is left waiting
+    assert unfinished == (0,) and retry_batches is not None and retry_batches[0] > 0
     page = client.get(f"/v1/jobs/{job_id}/recipients", params={"status": "cancelled", "limit": 3}).json()
     assert {r["reason_code"] for r in page["recipients"]} == {"cancelled"}
     # And cancelling again changes nothing
