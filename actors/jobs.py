@@ -10,6 +10,7 @@ import dramatiq
 from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, SEND_QUEUES, TRANSACTIONAL_QUEUES
 from actors.publish import publish_batches
 from engine import planning
+from engine.job_states import CANCELLED, current_status
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
@@ -79,6 +80,8 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches."""
     if result.end is SliceEnd.HALTED:
+        # (Cancelled is the only halted status so far; one that is not final, such as a pause,
+        # would hand the batch back here instead of dropping it.)
         drop_batch(rt, claimed, list(result.unsent_seqs))
         return
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
@@ -118,6 +121,11 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
 def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seconds: float) -> None:
     """Put the rest of the batch (from ``next_seq``) in the retry ledger, due after the delay."""
     with rt.pool.connection() as conn:
+        if current_status(conn, claimed.job_id) == CANCELLED:
+            # Cancelled while this slice was sent: give the rest up now rather than after the
+            # wait (up to the retry cap), so the job ends as soon as its submissions are known.
+            drop_batch(rt, claimed, [seq for seq in claimed.seq_of_reference.values() if seq >= next_seq])
+            return
         defer_batch(
             conn,
             rt.retry_ledger,
@@ -156,6 +164,18 @@ def retry_later(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], attempt: in
         return
     now = rt.clock.now()
     with rt.pool.connection() as conn:
+        if current_status(conn, claimed.job_id) == CANCELLED:
+            # Cancelled meanwhile: these are not tried again.
+            RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
+            rt.recorder.record_cancelled(
+                job_id=claimed.job_id,
+                job_created_at=claimed.job_created_at,
+                batch_seq=claimed.seq,
+                seqs=seqs,
+                batch_done=False,
+                at=now,
+            )
+            return
         schedule_retry(
             conn,
             rt.retry_ledger,

@@ -5,15 +5,18 @@
     preparing -> accepted (a resend job once its recipients are copied) | cancelled
     accepted / sending -> cancelled
 
-Every path that would plan a batch or hand one to a carrier asks `may_submit` (in Python) or
-uses `HALTED_STATUSES` (in SQL): planning, the claim of a batch in `engine.sending` (also on
-reconciliation), and the cancel itself. A status that must stop new batches (a future
-``paused``) joins `HALTED_STATUSES`; a batch that comes up while its job is halted ends its
-slice as ``SliceEnd.HALTED``, and `actors.jobs.finish_slice` decides what becomes of it (for a
-cancelled job: dropped, its recipients ``cancelled``).
+Every path that would plan a batch or hand one to a carrier asks `may_submit`: planning
+(`engine.planning.plan_job`), the sending of a claimed batch (`engine.sending`: the claim
+already joins jobs and returns its status, so the check costs one comparison; reconciliation
+goes the same way), and a batch about to wait for a retry (`current_status`). A status
+that must stop new batches (a future ``paused``) joins `HALTED_STATUSES`; a batch that comes up
+while its job is halted ends its slice as ``SliceEnd.HALTED``, and `actors.jobs.finish_slice`
+decides what becomes of it (for a cancelled job: dropped, its recipients ``cancelled``).
 """
 
 from __future__ import annotations
+
+from psycopg import Connection
 
 SCHEDULED, PREPARING, ACCEPTED, SENDING = "scheduled", "preparing", "accepted", "sending"
 COMPLETED, PARTIALLY_FAILED, FAILED = "completed", "partially_failed", "failed"
@@ -31,3 +34,10 @@ KINDS = ("manual", "scheduled", "automatic")
 def may_submit(status: str) -> bool:
     """May a job in ``status`` plan batches and submit them to a carrier?"""
     return status not in HALTED_STATUSES
+
+
+def current_status(conn: Connection, job_id: int) -> str | None:
+    """The job's status read now (off the hot path: for a batch about to wait for a retry,
+    whose claim-time status may be stale); None if there is no such job."""
+    row = conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    return None if row is None else str(row[0])
