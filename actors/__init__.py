@@ -13,6 +13,6 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 broker = install_broker(get_settings())
 
-from actors import jobs, reports  # noqa: E402  (the broker must exist before actors bind to it)
+from actors import jobs, reports, resend  # noqa: E402  (the broker must exist before actors bind to it)
 
-__all__ = ["broker", "jobs", "reports"]
+__all__ = ["broker", "jobs", "reports", "resend"]

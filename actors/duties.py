@@ -12,11 +12,15 @@ from engine.flusher import Flusher
 from engine.planning import BatchRef, jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
 from engine.reconcile import stale_batches
 from engine.references import parse_reference
+from engine.resend import unfilled_resends
+from engine.reservations import start_due_reservations
 from engine.results import RecipientOutcome
+from engine.retention import purge_expired
 from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
 from engine.settlement import settle_job, unsettled_jobs
+from metrics import PARTITIONS_DROPPED, RESERVATIONS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
         Duty("retry_pump", 1.0, lambda: pump_retries(rt)),
         Duty("retry_ledger_rebuild", 60.0, lambda: rebuild_retry_ledger(rt)),
+        Duty("reservations", settings.reservation_poll_seconds, lambda: start_reservations(rt)),
+        Duty("retention", settings.retention_interval_seconds, lambda: purge_old_results(rt)),
     ]
 
 
@@ -72,10 +78,10 @@ def flush(flusher: Flusher) -> bool:
 
 
 def outbox(rt: Runtime) -> None:
-    """Plan jobs committed but never planned; keep every sending job's window of batches full
-    (a worker that died after finishing a batch never published the next); publish again
-    batches whose message seems lost."""
-    from actors.publish import publish_batches, publish_plan
+    """Plan jobs committed but never planned; fill resend jobs never filled; keep every sending
+    job's window of batches full (a worker that died after finishing a batch never published
+    the next); publish again batches whose message seems lost."""
+    from actors.publish import publish_batches, publish_plan, publish_resend
 
     settings = rt.settings
     with rt.pool.connection() as conn:
@@ -86,9 +92,13 @@ def outbox(rt: Runtime) -> None:
             for ref in top_up(conn, job_id, settings.batch_window)
         ]
         lost = lost_batches(conn, settings.republish_after_seconds)
+        resends = unfilled_resends(conn, rt.clock.now(), settings.replan_after_seconds)
     for job_id in jobs:
         log.info("planning a job found unplanned", extra={"job_id": job_id})
         publish_plan(job_id)
+    for job_id in resends:
+        log.info("filling a resend job found unfilled", extra={"job_id": job_id})
+        publish_resend(job_id)
     if lost:
         log.warning("publishing again batches whose message seems lost", extra={"batches": len(lost)})
     publish_batches([*refills, *lost])
@@ -184,3 +194,46 @@ def rebuild_retry_ledger(rt: Runtime) -> None:
     """Put back into the ledger any waiting batch Redis lost (a restart keeps nothing)."""
     with rt.pool.connection() as conn:
         rt.retry_ledger.rebuild(conn)
+
+
+RESERVATION_PAGE = 500
+
+
+def start_reservations(rt: Runtime) -> bool:
+    """Start due reservations (publish their plan_job) and mark overdue ones missed. A crash
+    after the commit leaves started jobs accepted and unplanned: the outbox plans them."""
+    from actors.publish import publish_plan
+
+    with rt.pool.connection() as conn:
+        pumped = start_due_reservations(
+            conn, rt.clock.now(), rt.settings.reservation_grace_seconds, RESERVATION_PAGE
+        )
+    RESERVATIONS.labels("started").inc(len(pumped.started))
+    RESERVATIONS.labels("missed").inc(len(pumped.missed))
+    for job_id in pumped.missed:
+        log.warning("reservation missed: its time passed while the system was down", extra={"job_id": job_id})
+    for job_id in pumped.started:
+        log.info("reservation due; planning", extra={"job_id": job_id})
+        publish_plan(job_id)
+    return max(len(pumped.started), len(pumped.missed)) >= RESERVATION_PAGE
+
+
+def purge_old_results(rt: Runtime) -> None:
+    """Delete jobs and drop recipients partitions of months wholly past retention."""
+    # Retention detaches only once the coming partitions exist (see engine.retention); making
+    # them is the partitions duty's work, done here too so a purge never waits an hour for it.
+    ensure_partitions(rt)
+    with rt.pool.connection() as conn:
+        purge = purge_expired(conn, rt.clock.now(), rt.settings.retention_days)
+    if purge.job_ids:
+        pipe = rt.redis.pipeline(transaction=False)
+        for job_id in purge.job_ids:
+            pipe.delete(rt.keys.job_counts(job_id))
+        pipe.execute()
+    PARTITIONS_DROPPED.inc(len(purge.months))
+    if purge.job_ids or purge.months:
+        log.info(
+            "retention: results past %d days removed",
+            rt.settings.retention_days,
+            extra={"jobs": len(purge.job_ids), "months": [f"{m:%Y-%m}" for m in purge.months]},
+        )

@@ -11,12 +11,13 @@ from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, SEND_QUEUES, TRANSACTIONA
 from actors.publish import publish_batches
 from engine import planning
 from engine.compliance import in_quiet_hours, quiet_hours_end
+from engine.job_states import CANCELLED, current_status
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
 from engine.runtime import Runtime, get_runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
-from metrics import RECIPIENTS_EXPIRED, RETRIES_SCHEDULED
+from metrics import RECIPIENTS_CANCELLED, RECIPIENTS_EXPIRED, RETRIES_SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ def _send(job_id: int, batch_seq: int) -> None:
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches."""
+    if result.end is SliceEnd.HALTED:
+        # (Cancelled is the only halted status so far; one that is not final, such as a pause,
+        # would hand the batch back here instead of dropping it.)
+        drop_batch(rt, claimed, list(result.unsent_seqs))
+        return
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)
@@ -125,6 +131,11 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
 def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seconds: float) -> None:
     """Put the rest of the batch (from ``next_seq``) in the retry ledger, due after the delay."""
     with rt.pool.connection() as conn:
+        if current_status(conn, claimed.job_id) == CANCELLED:
+            # Cancelled while this slice was sent: give the rest up now rather than after the
+            # wait (up to the retry cap), so the job ends as soon as its submissions are known.
+            drop_batch(rt, claimed, [seq for seq in claimed.seq_of_reference.values() if seq >= next_seq])
+            return
         defer_batch(
             conn,
             rt.retry_ledger,
@@ -133,6 +144,21 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
             next_seq=next_seq,
             due_at=rt.clock.now() + timedelta(seconds=delay_seconds),
         )
+
+
+def drop_batch(rt: Runtime, claimed: ClaimedBatch, seqs: list[int]) -> None:
+    """The batch's job was cancelled: its recipients not submitted end ``cancelled``, and the
+    batch is done (its job can finish)."""
+    RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
+    rt.recorder.record_cancelled(
+        job_id=claimed.job_id,
+        job_created_at=claimed.job_created_at,
+        batch_seq=claimed.seq,
+        seqs=seqs,
+        batch_done=True,
+        at=rt.clock.now(),
+    )
+    finish_batch(rt, claimed)
 
 
 def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> None:
@@ -148,6 +174,18 @@ def retry_later(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], attempt: in
         return
     now = rt.clock.now()
     with rt.pool.connection() as conn:
+        if current_status(conn, claimed.job_id) == CANCELLED:
+            # Cancelled meanwhile: these are not tried again.
+            RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
+            rt.recorder.record_cancelled(
+                job_id=claimed.job_id,
+                job_created_at=claimed.job_created_at,
+                batch_seq=claimed.seq,
+                seqs=seqs,
+                batch_done=False,
+                at=now,
+            )
+            return
         schedule_retry(
             conn,
             rt.retry_ledger,

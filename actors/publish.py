@@ -16,6 +16,12 @@ def publish_plan(job_id: int) -> None:
     plan_job.send(job_id)
 
 
+def publish_resend(job_id: int) -> None:
+    from actors.resend import resend_failed
+
+    resend_failed.send(job_id)
+
+
 def publish_batches(batches: Sequence[BatchRef], delay_seconds: float = 0.0) -> None:
     """Publish one send message per batch on its channel's queue for its priority; the broker
     confirms each. (Callers mark batches enqueued in PostgreSQL first: see `planning.top_up`.)"""

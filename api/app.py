@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 
-from api import account, carrier_reports, console, exports, jobs, keys, schemas, statements
+from api import account, carrier_reports, console, exports, job_actions, jobs, keys, schemas, statements
 from api.auth import AuthError
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
@@ -35,6 +35,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
     app.include_router(jobs.router)
+    app.include_router(job_actions.router)
     app.include_router(carrier_reports.router)
     app.include_router(exports.router)
     app.include_router(statements.router)

@@ -45,6 +45,19 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
         "title": {"type": "string", "description": "LMS title (at most 40 bytes in EUC-KR)"},
         "body": {"type": "string", "description": "Message text; #{name} is filled per recipient"},
         "priority": {"type": "string", "enum": ["bulk", "transactional"], "default": "bulk"},
+        "kind": {
+            "type": "string",
+            "enum": ["manual", "automatic", "scheduled"],
+            "default": "manual",
+            "description": "manual: a person pressed send; automatic: an upstream system's trigger; "
+            "a job with scheduled_at is kind scheduled",
+        },
+        "scheduled_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Reservation: ISO 8601 time to send at, in the future and at most 60 days ahead; "
+            "without an offset it is read as KST (e.g. 2026-12-01T09:00:00 is 09:00 in Korea)",
+        },
         "recipients": {
             "type": "array",
             "minItems": 1,
@@ -85,7 +98,7 @@ async def submit_job(
     except orjson.JSONDecodeError as exc:
         raise ValidationError("body", f"not valid JSON: {exc}") from None
     stored = await run_in_threadpool(_accept, who.tenant_id, decoded, raw, idempotency_key)
-    if stored.created:
+    if stored.created and not stored.scheduled:
         await run_in_threadpool(_plan, stored.job_id)
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
 
@@ -104,10 +117,16 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
         max_recipients=rt.settings.max_recipients_per_job,
         raw_body=raw,
         kakao_template=_kakao_template,
+        now=rt.clock.now(),
+        reservation_horizon_days=rt.settings.reservation_horizon_days,
     )
     now = rt.clock.now()
     if job.advertisement:
-        check_send_time(now, "advertisement")
+        # A reservation is judged by when it will go out, not when it was made.
+        if job.scheduled_at is not None:
+            check_send_time(job.scheduled_at, "scheduled_at")
+        else:
+            check_send_time(now, "advertisement")
     with rt.pool.connection() as conn:
         return store_job(
             conn,

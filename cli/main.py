@@ -103,6 +103,41 @@ def cmd_recount(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resend(args: argparse.Namespace) -> int:
+    import actors  # noqa: F401  (publishes resend_failed through the broker)
+    from actors.publish import publish_resend
+    from engine.errors import BalsongError
+    from engine.job_store import PartitionCache
+    from engine.resend import create_resend, validate_reasons
+    from engine.runtime import get_runtime
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        row = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (args.job,)).fetchone()
+        if row is None:
+            raise SystemExit(f"no job {args.job}")
+        try:
+            stored = create_resend(
+                conn,
+                tenant_id=int(row[0]),
+                source_job_id=args.job,
+                reasons=validate_reasons(args.reason),
+                now=rt.clock.now(),
+                idempotency_key=args.idempotency_key,
+                partitions=PartitionCache(),
+                settings=rt.settings,
+            )
+        except BalsongError as exc:
+            raise SystemExit(f"job {args.job} not resent: {exc}") from None
+    if stored.created:
+        publish_resend(stored.job_id)
+    print(
+        f"job {stored.job_id} resends the failures of job {args.job}"
+        + ("" if stored.created else " (made before)")
+    )
+    return 0
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import actors  # noqa: F401  (the scheduler publishes through the broker)
     from actors.duties import build_duties
@@ -198,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     recount = add("recount", cmd_recount, "recompute a job's live counters from PostgreSQL")
     recount.add_argument("job", type=int)
+
+    resend = add("resend", cmd_resend, "a new job for a finished job's failed recipients (resend_failed)")
+    resend.add_argument("job", type=int)
+    resend.add_argument(
+        "--reason", action="append", metavar="CODE", help="only failures with this reason code (repeatable)"
+    )
+    resend.add_argument("--idempotency-key", help="the same key again makes no second job")
 
     add("scheduler", cmd_scheduler, "run the scheduler (flusher, outbox, reconciliation, report poller)")
     api = add("api", cmd_api, "run the HTTP API")

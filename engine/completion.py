@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from psycopg import Connection
 from redis import Redis
 
+from engine.job_states import CANCELLED
 from engine.keys import Keys
 from engine.settlement import settle_locked
 
@@ -70,9 +71,11 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
         total, failed, open_ = counts
         if open_:
             return False
+        # A cancelled job keeps its status: what it sent is in its counts.
         conn.execute(
-            "UPDATE jobs SET status = %s, completed_at = now() WHERE id = %s",
-            (final_status(total, failed), job_id),
+            "UPDATE jobs SET status = CASE WHEN status = %s THEN status ELSE %s END, completed_at = now()"
+            " WHERE id = %s",
+            (CANCELLED, final_status(total, failed), job_id),
         )
         # In the same transaction: a finished job is never seen unsettled by its tenant.
         settle_locked(conn, job_id)

@@ -95,6 +95,18 @@ class Settings:
     #: A KakaoTalk recipient's SMS/LMS fallback is charged at its own price.
     price_fallback_sms: float = 9.0
     price_fallback_lms: float = 30.0
+    #: A reservation (``scheduled_at``) may be at most this far ahead of intake.
+    reservation_horizon_days: int = 60
+    #: A reservation found due more than this long after its time (the system was down) is not
+    #: sent late: it becomes ``missed``.
+    reservation_grace_seconds: float = 600.0
+    #: How often the reservation pump looks for due reservations.
+    reservation_poll_seconds: float = 1.0
+    #: Results are kept this long after their job's creation; a month's recipients partition
+    #: (and the month's jobs) is dropped once the whole month is older than this.
+    retention_days: int = 365
+    #: How often the retention duty looks for months to drop.
+    retention_interval_seconds: float = 3600.0
     #: "system" (wall clock) or "shared" (wall clock plus an offset in Redis that tests move).
     clock: str = "system"
     #: Worker threads per worker process.

@@ -8,6 +8,7 @@ Fields of the ``{job:ID}:counts`` hash:
 - ``in_flight``: accepted, final result not yet known;
 - ``delivered`` / ``failed``: final results (``failed`` includes recipients refused at intake);
 - ``expired``: final, retried until the channel's deadline without success;
+- ``cancelled``: final, never submitted: the job was cancelled (or its reservation missed);
 - ``fallbacks``: KakaoTalk recipients handed to SMS/LMS (their fallback message is then counted
   in the fields above, in their place: fallbacks never add to ``total``);
 - ``reason:<code>``: failed recipients by reason code, ``text:<code>``: a reason text for it.
@@ -23,7 +24,17 @@ from redis import Redis
 
 from engine.keys import Keys
 
-COUNT_FIELDS = ("total", "queued", "sent", "in_flight", "delivered", "failed", "expired", "fallbacks")
+COUNT_FIELDS = (
+    "total",
+    "queued",
+    "sent",
+    "in_flight",
+    "delivered",
+    "failed",
+    "expired",
+    "cancelled",
+    "fallbacks",
+)
 
 # Writes the counters only if the hash does not exist yet (a recount or an earlier plan won).
 _INIT_IF_ABSENT = """
@@ -42,6 +53,7 @@ class JobCounts:
     delivered: int = 0
     failed: int = 0
     expired: int = 0
+    cancelled: int = 0
     fallbacks: int = 0
     #: Failed (and expired) recipients by reason code.
     reasons: dict[str, int] = field(default_factory=dict)
@@ -116,6 +128,8 @@ def recount(conn: Connection, job_id: int, created_at: datetime) -> JobCounts:
             counts.in_flight += count
         elif status == "delivered":
             counts.delivered += count
+        elif status == "cancelled":
+            counts.cancelled += count
         elif status in ("failed", "expired"):
             if status == "failed":
                 counts.failed += count

@@ -40,6 +40,8 @@ class SenderNotRegistered(ValidationError):
 class InsufficientBalance(BalsongError):
     """The tenant's balance does not cover the job."""
 
+    code = "insufficient_balance"
+
     def __init__(self, needed: Any, available: Any) -> None:
         self.needed = needed
         self.available = available
@@ -65,6 +67,14 @@ class IdempotencyInProgress(BalsongError):
 
 class NotFound(BalsongError):
     """No such object."""
+
+
+class JobStateConflict(BalsongError):
+    """The job's status does not allow this action (409); ``code`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 # -- carriers -------------------------------------------------------------------------------------

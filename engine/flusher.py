@@ -44,7 +44,7 @@ _APPLY_SUBMISSION = """
         carrier_id = u.carrier_id,
         submitted_at = CASE WHEN u.status IN ('submitted', 'delivered') THEN %(at)s END,
         first_attempt_at = coalesce(r.first_attempt_at, %(at)s),
-        completed_at = CASE WHEN u.status IN ('delivered', 'failed', 'expired') THEN %(at)s END
+        completed_at = CASE WHEN u.status IN ('delivered', 'failed', 'expired', 'cancelled') THEN %(at)s END
     FROM (
         SELECT (o ->> 0)::int AS seq, o ->> 1 AS status, o ->> 2 AS code, o ->> 3 AS text,
                o ->> 4 AS carrier_id

@@ -24,6 +24,7 @@ from engine.views import kst
 
 JOB_STATUSES = (
     "scheduled",
+    "preparing",
     "accepted",
     "sending",
     "paused",

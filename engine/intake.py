@@ -8,6 +8,10 @@ whole request with a ``ValidationError`` naming the field. Recipient-level probl
 number, a missing variable, a value that cannot be encoded or makes the message too long) fail
 that recipient alone, with a reason code and text; the job goes on with the others.
 
+A job's ``kind`` (manual, automatic) and an optional reservation time ``scheduled_at`` (which
+makes it kind ``scheduled``) are checked here too, against the injected clock's ``now``; see
+`engine.reservations`.
+
 Recipients are stored in send order: SMS recipients first, then LMS, then those that failed at
 intake. Each channel's recipients thus form one contiguous range of ``seq`` numbers, so a batch
 is a seq range and every query for a batch is a range scan.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from engine.channels import ContentTooLong, choose_channel, default_title
@@ -25,6 +30,7 @@ from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
+from engine.reservations import requested_kind
 from engine.template import MissingVariable, Template
 
 REQUESTED_CHANNELS = ("sms", "lms", "auto", "kakao")
@@ -71,6 +77,10 @@ class PreparedJob:
     request_hash: bytes = b""
     #: Advertising (광고): checked for its label and opt-out line, kept out of the quiet hours.
     advertisement: bool = False
+    #: manual (a person pressed send), automatic (an upstream system's trigger) or scheduled.
+    kind: str = "manual"
+    #: A reservation's time (UTC): the job is stored ``scheduled`` and planned only when due.
+    scheduled_at: datetime | None = None
 
     @property
     def total(self) -> int:
@@ -128,11 +138,14 @@ def prepare_job(
     max_recipients: int,
     raw_body: bytes = b"",
     kakao_template: Callable[[str], KakaoTemplateLike] | None = None,
+    now: datetime | None = None,
+    reservation_horizon_days: int = 60,
 ) -> PreparedJob:
     """Validate a decoded job request and classify each recipient.
 
     ``kakao_template`` looks up an AlimTalk template by code (raising ``LookupError`` for an
-    unknown one); it is needed only for ``channel: kakao``.
+    unknown one); it is needed only for ``channel: kakao``. ``now`` (the injected clock's time;
+    the wall clock if omitted) is what a reservation's ``scheduled_at`` must lie ahead of.
 
     Raises:
       ValidationError: the job as a whole cannot be accepted; names the field and the reason.
@@ -143,10 +156,28 @@ def prepare_job(
     priority = _choice(request, "priority", PRIORITIES, default="bulk")
     sender = _sender(request.get("sender"))
     advertisement = _flag(request, "advertisement")
+    kind, scheduled_at = requested_kind(request, now or datetime.now(UTC), reservation_horizon_days)
     if requested == "kakao":
         if advertisement:
             check_advertisement("", requested)
-        return _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
+        job = _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
+    else:
+        job = _prepare_text(request, requested, priority, sender, max_recipients, raw_body, advertisement)
+    job.kind, job.scheduled_at = kind, scheduled_at
+    job.advertisement = advertisement
+    return job
+
+
+def _prepare_text(
+    request: Mapping[str, Any],
+    requested: str,
+    priority: str,
+    sender: str,
+    max_recipients: int,
+    raw_body: bytes,
+    advertisement: bool,
+) -> PreparedJob:
+    """An SMS/LMS job: one text (filled per recipient), SMS or LMS chosen per recipient."""
     body = _text(request, "body", required=True)
     assert body is not None  # required=True raised otherwise
     if advertisement:
@@ -173,7 +204,6 @@ def prepare_job(
         body=body,
         variables=template.variables,
         request_hash=request_hash(raw_body),
-        advertisement=advertisement,
     )
     _classify_recipients(job, recipients, template, title_bytes)
     return job

@@ -23,6 +23,7 @@ from engine.compliance import OPTED_OUT, OPTED_OUT_TEXT
 from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
 from engine.intake import PreparedJob
+from engine.job_states import ACCEPTED, SCHEDULED
 from engine.tenants import require_sender
 
 _COPY_RECIPIENTS = """
@@ -37,6 +38,8 @@ class StoredJob:
     job_id: int
     #: False when an idempotent retry found the job a first request stored.
     created: bool
+    #: A reservation: stored ``scheduled``, planned by the reservation pump when due.
+    scheduled: bool = False
 
 
 class PartitionCache:
@@ -77,7 +80,7 @@ def store_job(
     partitions.ensure(conn, now)
     with conn.transaction():
         if idempotency_key is not None:
-            existing = _claim_idempotency_key(conn, tenant_id, idempotency_key, job.request_hash)
+            existing = claim_idempotency_key(conn, tenant_id, idempotency_key, job.request_hash)
             if existing is not None:
                 return StoredJob(existing, created=False)
         require_sender(conn, tenant_id, job.sender)
@@ -91,10 +94,12 @@ def store_job(
         limits = intake_limits.limits_for(conn, settings, tenant_id)
         intake_limits.check_daily_recipients(conn, tenant_id, job_id, job.total, limits, now)
         _copy_recipients(conn, job_id, job, now)
-    return StoredJob(job_id, created=True)
+    return StoredJob(job_id, created=True, scheduled=job.scheduled_at is not None)
 
 
-def _claim_idempotency_key(conn: Connection, tenant_id: int, key: str, fingerprint: bytes) -> int | None:
+def claim_idempotency_key(conn: Connection, tenant_id: int, key: str, fingerprint: bytes) -> int | None:
+    """Inside a transaction: the job already stored under (tenant, key), if any; raises if a
+    concurrent request holds the key or the stored job was made from a different request."""
     locked = conn.execute(
         "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, %s))", (key, tenant_id)
     ).fetchone()
@@ -129,14 +134,15 @@ def _insert_job(
         INSERT INTO jobs (tenant_id, created_at, status, requested_channel, priority, sender, title, body,
                           variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
                           invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
-                          fallback_title, advertisement, prices)
-        VALUES (%s, %s, 'accepted', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                          fallback_title, kind, scheduled_at, advertisement, prices)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                 %s, %s)
         RETURNING id
         """,
         (
             tenant_id,
             now,
+            SCHEDULED if job.scheduled_at is not None else ACCEPTED,
             job.requested_channel,
             job.priority,
             job.sender,
@@ -155,6 +161,8 @@ def _insert_job(
             fallback.channel if fallback else None,
             fallback.body if fallback else None,
             fallback.title if fallback else None,
+            job.kind,
+            job.scheduled_at,
             job.advertisement,
             Jsonb(prices.as_json()),
         ),

@@ -15,6 +15,7 @@ from psycopg import Connection, sql
 from redis import Redis
 
 from engine import counters
+from engine.job_states import PREPARING, SCHEDULED, may_submit
 from engine.keys import Keys
 
 
@@ -47,12 +48,16 @@ def plan_job(conn: Connection, job_id: int, batch_size: int, window: int) -> lis
     """Create the job's batches if not done yet; return the first ones to publish (see `top_up`)."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT planned_at, sms_count, lms_count, kakao_count FROM jobs WHERE id = %s FOR UPDATE",
+            "SELECT planned_at, sms_count, lms_count, kakao_count, status FROM jobs WHERE id = %s FOR UPDATE",
             (job_id,),
         ).fetchone()
         if row is None:
             return []
-        planned_at, sms_count, lms_count, kakao_count = row
+        planned_at, sms_count, lms_count, kakao_count, status = row
+        if not may_submit(status) or status in (SCHEDULED, PREPARING):
+            # Cancelled before planning, a reservation not due yet, a resend still being
+            # filled: nothing to plan (a plan_job message for it is harmless).
+            return []
         if planned_at is None:
             ranges = batch_ranges(sms_count, lms_count, batch_size, kakao_count)
             with conn.cursor() as cur:
@@ -105,13 +110,20 @@ def top_up(conn: Connection, job_id: int, window: int) -> list[BatchRef]:
     return sorted(BatchRef(job_id, int(seq), channel, priority) for seq, channel, priority in rows)
 
 
-def initial_counts(conn: Connection, job_id: int) -> counters.JobCounts:
-    """A freshly planned job's counters: valid recipients queued, intake failures by reason."""
+def initial_counts(conn: Connection, job_id: int) -> counters.JobCounts | None:
+    """A freshly planned job's counters: valid recipients queued, intake failures by reason;
+    None for a job not to be planned yet (a reservation, a resend being filled)."""
     row = conn.execute(
-        "SELECT created_at, total, sms_count + lms_count + kakao_count FROM jobs WHERE id = %s", (job_id,)
+        "SELECT created_at, total, sms_count + lms_count + kakao_count, status FROM jobs WHERE id = %s",
+        (job_id,),
     ).fetchone()
     assert row is not None
-    created_at, total, valid = row
+    created_at, total, valid, status = row
+    if status in (SCHEDULED, PREPARING):
+        return None
+    if not may_submit(status):
+        # Cancelled (perhaps before planning, its recipients already final): count what is.
+        return counters.recount(conn, job_id, created_at)
     counts = counters.JobCounts(total=total, queued=valid, failed=total - valid)
     reasons = conn.execute(
         """
@@ -127,7 +139,9 @@ def initial_counts(conn: Connection, job_id: int) -> counters.JobCounts:
 
 
 def initialise_counters(conn: Connection, redis: Redis, keys: Keys, job_id: int) -> None:
-    counters.initialise(redis, keys, job_id, initial_counts(conn, job_id))
+    counts = initial_counts(conn, job_id)
+    if counts is not None:
+        counters.initialise(redis, keys, job_id, counts)
 
 
 def unplanned_jobs(conn: Connection, older_than_seconds: float, limit: int = 100) -> list[int]:

@@ -23,9 +23,13 @@ from engine.keys import Keys
 QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = "queued", "submitted", "delivered", "failed", "expired"
 #: A KakaoTalk recipient whose message failed and who was handed to SMS/LMS (a second row).
 FALLBACK = "fallback"
+#: A recipient never submitted because its job was cancelled (or its reservation missed).
+CANCELLED = "cancelled"
+#: Reason of a recipient given up because its job was cancelled.
+CANCELLED_REASON = "cancelled"
 #: A delivery report of a passing failure ("phone off"): the recipient is sent again.
 RETRY = "retry"
-FINAL_STATUSES = (DELIVERED, FAILED, EXPIRED)
+FINAL_STATUSES = (DELIVERED, FAILED, EXPIRED, CANCELLED)
 #: Reason of a recipient whose retries ran past the channel's deadline.
 EXPIRED_REASON = "expired"
 
@@ -165,6 +169,29 @@ class ResultRecorder:
         pipe.hincrby(key, "expired", len(seqs))
         pipe.hincrby(key, f"reason:{EXPIRED_REASON}", len(seqs))
         pipe.hset(key, f"text:{EXPIRED_REASON}", reason)
+        pipe.execute()
+
+    def record_cancelled(
+        self,
+        *,
+        job_id: int,
+        job_created_at: datetime,
+        batch_seq: int,
+        seqs: Sequence[int],
+        batch_done: bool,
+        at: datetime,
+    ) -> None:
+        """Record recipients of a cancelled job that were never submitted: final, ``cancelled``.
+        Through the result stream like any outcome, so counters and rows move together."""
+        text = "not sent: the job was cancelled"
+        packed = [(seq, CANCELLED, CANCELLED_REASON, text, None) for seq in seqs]
+        entry = _send_entry(job_id, job_created_at, batch_seq, batch_done, at, packed)
+        key = self.keys.job_counts(job_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
+        if seqs:
+            pipe.hincrby(key, "queued", -len(seqs))
+            pipe.hincrby(key, "cancelled", len(seqs))
         pipe.execute()
 
     def record_reports(self, reports: Sequence[RecipientOutcome]) -> None:

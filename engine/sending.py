@@ -29,6 +29,7 @@ from psycopg import Connection
 from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
 from engine.clock import Clock
 from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+from engine.job_states import may_submit
 from engine.rate_policy import RatePolicy
 from engine.ratelimit import chunk_size
 from engine.references import make_reference
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 #: What a batch needs of its job (see `build_claimed`), returned after the batch's own columns.
 JOB_COLUMNS = """j.created_at, j.tenant_id, j.priority, j.sender, j.requested_channel, j.body, j.title,
               j.variables, j.template_code, j.fallback_channel, j.fallback_body, j.fallback_title,
-              j.advertisement"""
+              j.advertisement, j.status"""
 
 _CLAIM = (
     """
@@ -92,6 +93,8 @@ class ClaimedBatch:
     falls_back: bool = False
     #: An advertising job: it may not send during the night (see `engine.compliance`).
     advertisement: bool = False
+    #: The job's status when the batch was claimed: a halted (cancelled) job submits nothing.
+    job_status: str = "sending"
 
     @property
     def channel(self) -> str:
@@ -108,6 +111,9 @@ class SliceEnd(enum.Enum):
     DEFERRED = "deferred"
     #: A call's outcome is unknown: the batch stays claimed until it is reconciled.
     UNKNOWN = "unknown"
+    #: The job may not submit (it was cancelled): nothing was sent; the recipients in
+    #: ``unsent_seqs`` are given up (cancelled) and the batch is done.
+    HALTED = "halted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,8 @@ class SliceResult:
     delay_seconds: float = 0.0
     #: Recipients the carrier asked to try again later (they go into a retry batch).
     retry_seqs: tuple[int, ...] = ()
+    #: HALTED: the batch's recipients that were not submitted.
+    unsent_seqs: tuple[int, ...] = ()
 
 
 def claim_batch(
@@ -158,6 +166,7 @@ def build_claimed(
         fallback_body,
         fallback_title,
         advertisement,
+        job_status,
     ) = job
     if requested_channel == "kakao" and channel != "kakao":
         # A KakaoTalk job's SMS/LMS batches carry its fallback text.
@@ -191,6 +200,7 @@ def build_claimed(
         seq_of_reference,
         falls_back=channel == "kakao" and fallback_channel is not None,
         advertisement=bool(advertisement),
+        job_status=job_status,
     )
 
 
@@ -241,13 +251,20 @@ class BatchSender:
         reconciliation found at the carrier), until done or the slice's time is up."""
         batch = claimed.carrier_batch
         channel = claimed.channel
-        carrier = self.carrier_for(channel)
         retry: list[int] = []
         if known:
             self._record(claimed, known, retry, done=False)
             answered = {o.reference for o in known}
             batch = replace(batch, recipients=[r for r in batch.recipients if r.reference not in answered])
         pending = list(batch.recipients)
+        if not may_submit(claimed.job_status):
+            # Checked here, on the claimed row's job status, so that a batch published or
+            # released before its job was cancelled (retry ledger, queue, reconciliation)
+            # is dropped when it comes up, at the cost of one comparison.
+            # (Recipients a reconciliation found the carrier asked to retry are not retried.)
+            unsent = (*retry, *(claimed.seq_of_reference[r.reference] for r in pending))
+            return SliceResult(SliceEnd.HALTED, unsent_seqs=unsent)
+        carrier = self.carrier_for(channel)
         limits = self.policy.limits(channel, claimed.tenant_id, batch.sender)
         size = chunk_size(self.policy.effective_rate(channel, limits), self.smoothing)
         slice_ends = time.monotonic() + self.slice_seconds

@@ -16,7 +16,7 @@ from engine.errors import NotFound, ValidationError
 from engine.keys import Keys
 from engine.phone import InvalidPhone, mask_phone, normalize_recipient
 
-RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired", "fallback")
+RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired", "fallback", "cancelled")
 RECIPIENT_CHANNELS = ("sms", "lms", "kakao")
 MAX_PAGE = 1000
 
@@ -31,7 +31,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         """
         SELECT id, status, created_at, first_sent_at, completed_at, requested_channel, priority, sender,
                title, body, total, sms_count, lms_count, kakao_count, invalid_count, duplicates_removed,
-               template_code, fallback_channel, fallback_body, fallback_title
+               template_code, fallback_channel, fallback_body, fallback_title,
+               kind, scheduled_at, cancelled_at, resent_from
         FROM jobs WHERE id = %s AND tenant_id = %s
         """,
         (job_id, tenant_id),
@@ -59,13 +60,21 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         fallback_channel,
         fallback_body,
         fallback_title,
+        kind,
+        scheduled_at,
+        cancelled_at,
+        resent_from,
     ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
     money = billing.job_money(conn, job_id)
     return {
         "id": id_,
         "status": status,
+        "kind": kind,
         "created_at": kst(created_at),
+        "scheduled_at": kst(scheduled_at),
+        "cancelled_at": kst(cancelled_at),
+        "resent_from": resent_from,
         "sent_at": kst(first_sent_at),
         "completed_at": kst(completed_at),
         "content": {
@@ -86,6 +95,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
             "delivered": live.delivered,
             "failed": live.failed,
             "expired": live.expired,
+            "cancelled": live.cancelled,
             "fallbacks": live.fallbacks,
             "in_flight": live.in_flight,
             "by_channel": {

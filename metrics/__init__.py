@@ -24,3 +24,11 @@ RETRIES_SCHEDULED = Counter(
 RECIPIENTS_EXPIRED = Counter(
     "balsong_recipients_expired_total", "Recipients expired past the retry deadline", ["channel"]
 )
+#: Reservations started by the pump, or found past their grace period and marked missed.
+RESERVATIONS = Counter("balsong_reservations_total", "Reservations that came due", ["outcome"])
+#: Recipients of cancelled jobs dropped before submission (at claim time).
+RECIPIENTS_CANCELLED = Counter(
+    "balsong_recipients_cancelled_total", "Recipients of cancelled jobs never submitted", ["channel"]
+)
+#: Monthly recipients partitions dropped by retention.
+PARTITIONS_DROPPED = Counter("balsong_retention_partitions_dropped_total", "Recipients partitions dropped")

@@ -9,6 +9,7 @@ from engine.phone import InvalidPhone, format_phone
 
 JOB_STATUS = {
     "scheduled": "예약",
+    "preparing": "준비 중",
     "accepted": "접수",
     "sending": "전송 중",
     "paused": "일시 정지",

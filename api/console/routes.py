@@ -7,6 +7,7 @@ that change something (resend, cancel, sign out) are POSTs that carry the sessio
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -15,7 +16,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import exports, statements
+from api import exports, job_actions, statements
+from api.auth import require
 from api.console import labels
 from api.console.session import (
     COOKIE,
@@ -30,7 +32,7 @@ from api.console.session import (
 )
 from api.responses import JSONResponse
 from engine import history, views
-from engine.errors import NotFound, ValidationError
+from engine.errors import BalsongError, NotFound, ValidationError
 from engine.runtime import get_runtime
 from engine.tenants import tenant_name
 
@@ -182,6 +184,7 @@ def job_page(
     sent_to: str | None = None,
     cursor: str | None = None,
     notice: str | None = None,
+    refused: str | None = None,
 ) -> HTMLResponse:
     rt = get_runtime()
     tenant_id = session.principal.tenant_id
@@ -198,6 +201,8 @@ def job_page(
         "job": job,
         "filters": filters,
         "notice": _NOTICES.get(notice or ""),
+        "error": _REFUSALS.get(refused or "", "요청을 처리하지 못했습니다." if refused else None),
+        "request_token": secrets.token_urlsafe(16),
         "finished": job["status"] in labels.FINAL_JOB_STATUSES,
         "progress": labels.progress_percent(job["counts"]),
         "recipients": [],
@@ -267,6 +272,55 @@ def job_export(job_id: int, session: Session, format: str = "csv") -> Response:
 def job_statement(job_id: int, session: Session, format: str = "html") -> Response:
     """The job's printable send statement (발송내역서)."""
     return statements.job_statement(job_id, session.principal, format=format)
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "") -> Response:
+    check_csrf(session, csrf_token)
+    require("send", session.principal)
+    try:
+        job_actions.perform_cancel(session.principal.tenant_id, job_id)
+    except BalsongError as exc:
+        return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
+    return _redirect(f"/console/jobs/{job_id}?notice=cancelled")
+
+
+@router.post("/jobs/{job_id}/resend")
+def resend(
+    job_id: int,
+    session: Session,
+    csrf_token: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    request_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Resend the job's failures (or those of one reason) as a new job; the form's one-time
+    token is its Idempotency-Key, so a double click makes one job."""
+    check_csrf(session, csrf_token)
+    require("send", session.principal)
+    try:
+        stored = job_actions.perform_resend(
+            session.principal.tenant_id,
+            job_id,
+            [reason] if reason else None,
+            f"console-{request_token}" if request_token else None,
+        )
+    except BalsongError as exc:
+        return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
+    return _redirect(f"/console/jobs/{stored.job_id}?notice=resent")
+
+
+_REFUSALS = {
+    "nothing_to_resend": "재발송할 실패 수신자가 없습니다.",
+    "job_not_finished": "발송이 끝난 뒤에 실패 건을 재발송할 수 있습니다.",
+    "job_finished": "이미 끝난 발송은 취소할 수 없습니다.",
+    "insufficient_balance": "잔액이 부족합니다.",
+    "sender_not_registered": "발신번호가 승인되지 않았습니다.",
+}
+
+
+def _refusal(exc: BalsongError) -> str:
+    code = getattr(exc, "code", "")
+    return code if code in _REFUSALS else "refused"
 
 
 _NOTICES = {

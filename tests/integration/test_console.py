@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.integration.test_pipeline import wait_finished
-from tests.support.stack import Stack, submit_sms
+from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +174,60 @@ def test_results_download_as_masked_csv_and_xlsx_and_the_statement_opens(stack: 
     statement = statement_page.value
     statement.wait_for_load_state()
     expect(statement.locator("body")).to_contain_text("발송내역서")
+
+
+def test_failures_are_resent_from_the_console_as_a_linked_job(stack: Stack, page: Page) -> None:
+    # Given a finished job whose carrier refused some recipients
+    client = stack.new_tenant("console-resend")
+    stack.simulator.configure(failure_mix={"3015": 0.5}, seed=3)
+    try:
+        job_id = submit_sms(client, "재발송", [f"010-8600-{i:04d}" for i in range(10)])
+        job = wait_finished(stack, client, job_id)
+    finally:
+        stack.simulator.configure(failure_mix={})
+    failed = job["counts"]["failed"]
+    assert failed > 0
+    sign_in(page, stack, api_key_of(client))
+    page.goto(f"{stack.settings.api_url}/console/jobs/{job_id}")
+
+    # When the operator presses 실패 재발송
+    page.click("#resend")
+
+    # Then a new job, linked to the original, holds exactly the failed recipients
+    expect(page.locator(".notice")).to_contain_text("재발송")
+    expect(page.locator("h1")).not_to_contain_text(f"#{job_id} ")
+    new_id = int(page.url.split("/console/jobs/")[1].split("?")[0])
+    resent = wait_finished(stack, client, new_id)
+    assert resent["counts"]["total"] == failed
+    assert client.get(f"/v1/jobs/{new_id}").json()["resent_from"] == job_id
+    page.goto(f"{stack.settings.api_url}/console/jobs/{new_id}")
+    expect(page.locator(".summary")).to_contain_text(f"#{job_id}")
+
+
+def test_a_reservation_is_cancelled_whole_from_the_console(stack: Stack, page: Page) -> None:
+    # Given a reservation for tomorrow
+    client = stack.new_tenant("console-cancel")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "sms",
+            "sender": SENDER,
+            "body": "예약",
+            "scheduled_at": tomorrow,
+            "recipients": [{"phone": "010-8700-0001"}],
+        },
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    sign_in(page, stack, api_key_of(client))
+    page.goto(f"{stack.settings.api_url}/console/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("예약")
+
+    # When the operator cancels it (and confirms)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel")
+
+    # Then it is cancelled whole, and nothing reached the carrier
+    expect(page.locator("#job-status")).to_have_text("취소")
+    assert stack.submissions(job_id) == {}

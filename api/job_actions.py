@@ -1,0 +1,149 @@
+"""Operator actions on a job: cancel it, resend its failures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.auth import principal, require
+from api.responses import JSONResponse, error_response
+from engine.cancel import CancelResult, cancel_job
+from engine.errors import JobStateConflict, ValidationError
+from engine.job_store import PartitionCache, StoredJob
+from engine.resend import create_resend, validate_reasons
+from engine.runtime import get_runtime
+from engine.tenants import Principal
+from engine.views import kst
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)
+_partitions = PartitionCache()
+
+#: Longest Idempotency-Key accepted (as for job intake).
+IDEMPOTENCY_KEY_MAX = 200
+
+RESEND_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "reasons": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "description": "Only failures with one of these reason codes (default: every failure)",
+        }
+    },
+}
+
+
+def _conflict(exc: JobStateConflict) -> JSONResponse:
+    return error_response(409, exc.code, str(exc))
+
+
+@router.post("/{job_id}/cancel")
+async def cancel(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
+    """Cancel a job: a reservation (or a job not yet started) whole; a running job stops
+    submitting new batches, and ends once what is already with a carrier is reported.
+    Cancelling a cancelled job again changes nothing; a finished job answers 409."""
+    require("send", who)
+    try:
+        result = await run_in_threadpool(perform_cancel, who.tenant_id, job_id)
+    except JobStateConflict as exc:
+        return _conflict(exc)
+    return JSONResponse(
+        {
+            "job_id": result.job_id,
+            "status": "cancelled",
+            "cancelled_at": kst(result.cancelled_at),
+            "finished": result.finished,
+        }
+    )
+
+
+def perform_cancel(tenant_id: int, job_id: int) -> CancelResult:
+    """Cancel the job and publish its batches to be dropped (the API's and the console's cancel)."""
+    from actors.publish import publish_batches
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        result = cancel_job(conn, tenant_id, job_id, rt.clock.now())
+    try:
+        publish_batches(result.to_drop)
+    except Exception:
+        # The cancel is committed; the outbox and the retry pump publish these batches later,
+        # and they are dropped then.
+        log.exception("could not publish a cancelled job's batches", extra={"job_id": job_id})
+    return result
+
+
+@router.post(
+    "/{job_id}/resend",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {"required": False, "content": {"application/json": {"schema": RESEND_REQUEST_SCHEMA}}}
+    },
+)
+async def resend(
+    job_id: int,
+    request: Request,
+    who: Annotated[Principal, Depends(principal)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """A new job for this finished job's failed (and expired) recipients, with the same
+    content, linked by ``resent_from``: 202 with its id at once, while the resend_failed actor
+    copies the recipients. The same Idempotency-Key again returns the same job (200)."""
+    require("send", who)
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
+    raw = await request.body()
+    reasons = None
+    if raw.strip():
+        try:
+            decoded = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError("body", f"not valid JSON: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise ValidationError("body", 'must be a JSON object such as {"reasons": ["carrier_3015"]}')
+        unknown = set(decoded) - {"reasons"}
+        if unknown:
+            raise ValidationError(sorted(unknown)[0], "unknown field; a resend takes only 'reasons'")
+        reasons = validate_reasons(decoded.get("reasons"))
+    try:
+        stored = await run_in_threadpool(perform_resend, who.tenant_id, job_id, reasons, idempotency_key)
+    except JobStateConflict as exc:
+        return _conflict(exc)
+    return JSONResponse(
+        {"job_id": stored.job_id, "resent_from": job_id}, status_code=202 if stored.created else 200
+    )
+
+
+def perform_resend(
+    tenant_id: int, job_id: int, reasons: list[str] | None, idempotency_key: str | None
+) -> StoredJob:
+    """Store the resend job and publish resend_failed for it (the API's and the console's resend)."""
+    from actors.publish import publish_resend
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        stored = create_resend(
+            conn,
+            tenant_id=tenant_id,
+            source_job_id=job_id,
+            reasons=reasons,
+            now=rt.clock.now(),
+            idempotency_key=idempotency_key,
+            partitions=_partitions,
+            settings=rt.settings,
+        )
+    if stored.created:
+        try:
+            publish_resend(stored.job_id)
+        except Exception:
+            log.exception(
+                "could not publish resend_failed; the outbox will fill the job",
+                extra={"job_id": stored.job_id},
+            )
+    return stored
