@@ -20,7 +20,8 @@ from tests.support.simulator import SimulatorHandle, free_port, running_simulato
 
 #: Acceptance to final result in the suite, in milliseconds: short, but long enough to see
 #: "accepted, not yet final".
-RESULT_DELAY_MS = 300
+#: Long enough that a lookup right after a submit comes before the result, even on a busy machine.
+RESULT_DELAY_MS = 1500
 TWO_DAYS_SECONDS = 2 * 86400
 
 
