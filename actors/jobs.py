@@ -132,9 +132,11 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
     """Put the rest of the batch (from ``next_seq``) in the retry ledger, due after the delay."""
     with rt.pool.connection() as conn:
         if current_status(conn, claimed.job_id) == CANCELLED:
-            # Cancelled while this slice was sent: give the rest up now rather than after the
-            # wait (up to the retry cap), so the job ends as soon as its submissions are known.
-            drop_batch(rt, claimed, [seq for seq in claimed.seq_of_reference.values() if seq >= next_seq])
+            # Cancelled while this slice was sent: hand the rest back now rather than after the
+            # wait (up to the retry cap); its next claim drops it, and the job ends as soon as
+            # its submissions are known.
+            release_batch(conn, claimed.job_id, claimed.seq, next_seq)
+            publish_batches([BatchRef(claimed.job_id, claimed.seq, claimed.channel, claimed.priority)])
             return
         defer_batch(
             conn,
