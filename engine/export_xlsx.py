@@ -25,7 +25,7 @@ from typing import Any
 import xlsxwriter
 from psycopg import Connection
 
-from engine.exports import CHUNK_BYTES, HEADER, ExportJob, export_query
+from engine.exports import CHUNK_BYTES, HEADER, ExportJob, export_query, prefer_streaming
 
 #: Rows fetched from PostgreSQL per round trip.
 FETCH_ROWS = 10_000
@@ -64,6 +64,7 @@ def write_xlsx(
     bold = workbook.add_format({"bold": True})
     rows = 0
     with conn.transaction(), conn.cursor(name=f"export_{job.id}") as cur:
+        prefer_streaming(conn)
         cur.itersize = FETCH_ROWS
         cur.execute(export_query(job, unmasked=unmasked, guard=False))
         sheet = _new_sheet(workbook, 1, bold)

@@ -286,11 +286,26 @@ def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[
         query=export_query(job, unmasked=unmasked, guard=True)
     )
     buffer = bytearray()
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        for data in copy:
-            buffer += data
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
+    with conn.transaction():
+        prefer_streaming(conn)
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for data in copy:
+                buffer += data
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+def prefer_streaming(conn: Connection) -> None:
+    """Plan the export query (in the current transaction) so its first rows come at once.
+
+    The rows must come in ``seq`` order. For a large job PostgreSQL's cheapest plan reads the
+    whole job and sorts it (spilling to disk): the first row comes only after seconds. With
+    sorting discouraged it walks the primary key in order instead (in parallel, merged), which
+    takes as long in all and streams from the start. JIT compilation of the projection cost
+    seconds before the first row in measurements, for no gain in total time.
+    """
+    conn.execute("SET LOCAL enable_sort = off")
+    conn.execute("SET LOCAL jit = off")
