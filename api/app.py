@@ -8,7 +8,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import PoolTimeout
 
-from api import carrier_reports, jobs
+from api import carrier_reports, jobs, observability
 from api.auth import AuthError
 from api.responses import JSONResponse, error_response
 from engine.errors import IdempotencyConflict, IdempotencyInProgress, NotFound, ValidationError
@@ -25,6 +25,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.include_router(jobs.router)
     app.include_router(carrier_reports.router)
+    observability.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +18,7 @@ from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
 from engine.runtime import get_runtime
 from engine.tenants import Principal
+from metrics.recording import count_intake_failures
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)
@@ -97,7 +99,7 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
         kakao_template=_kakao_template,
     )
     with rt.pool.connection() as conn:
-        return store_job(
+        stored = store_job(
             conn,
             tenant_id=tenant_id,
             job=job,
@@ -105,6 +107,11 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
             idempotency_key=idempotency_key,
             partitions=_partitions,
         )
+    if stored.created and job.invalid:
+        count_intake_failures(
+            job.requested_channel, Counter(row.reason_code or "other" for row in job.invalid)
+        )
+    return stored
 
 
 def _kakao_template(code: str) -> Any:
