@@ -81,6 +81,10 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches."""
     BATCH_SLICES.labels(claimed.channel, result.end.value).inc()
+    log.debug(
+        "batch slice ended",
+        extra={"job_id": claimed.job_id, "batch_id": claimed.seq, "end": result.end.value},
+    )
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)

@@ -107,10 +107,15 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
             idempotency_key=idempotency_key,
             partitions=_partitions,
         )
-    if stored.created and job.invalid:
-        count_intake_failures(
-            job.requested_channel, Counter(row.reason_code or "other" for row in job.invalid)
+    if stored.created:
+        log.info(
+            "job accepted",
+            extra={"job_id": stored.job_id, "channel": job.requested_channel, "recipients": job.total},
         )
+        if job.invalid:
+            count_intake_failures(
+                job.requested_channel, Counter(row.reason_code or "other" for row in job.invalid)
+            )
     return stored
 
 

@@ -180,6 +180,8 @@ class Flusher:
                 self._count_fallbacks(fallbacks)
             if touched:
                 result.jobs_finished = finish_completed_jobs(conn, self.redis, self.keys, sorted(touched))
+                for job_id in result.jobs_finished:
+                    log.info("job finished", extra={"job_id": job_id})
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.keys.results, GROUP, *ids)
         pipe.xdel(self.keys.results, *ids)
