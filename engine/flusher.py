@@ -32,7 +32,7 @@ from engine.keys import Keys
 from engine.results import DELIVERED, EXPIRED, FAILED, FALLBACK, QUEUED, SUBMITTED
 from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
 from metrics import FLUSHED_ROWS
-from metrics.recording import count_report_results
+from metrics.recording import count_intake_failures, count_report_results
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +347,7 @@ class Flusher:
 
     def _count_fallbacks(self, fallbacks: list[tuple[int, FallbackResult]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
+        unsendable: dict[str, int] = defaultdict(int)
         for job_id, made in fallbacks:
             key = self.keys.job_counts(job_id)
             pipe.hincrby(key, "queued", made.queued)
@@ -354,7 +355,11 @@ class Flusher:
                 pipe.hincrby(key, "failed", count)
                 pipe.hincrby(key, f"reason:{code}", count)
                 pipe.hset(key, f"text:{code}", text)
+                unsendable[code] += count
         pipe.execute()
+        # A Kakao recipient whose fallback text cannot be sent (a missing variable) fails
+        # without reaching a carrier, like a refusal at intake.
+        count_intake_failures("kakao", unsendable)
 
     def _job_created_at(self, conn: Connection, job_ids: Iterable[int]) -> dict[int, datetime]:
         missing = [j for j in job_ids if j not in self._created_at]

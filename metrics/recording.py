@@ -20,7 +20,7 @@ from metrics import (
 from metrics.histograms import observe_many, observe_n
 from metrics.labels import carrier_of, reason
 
-#: The carrier label of recipients refused at intake (they never reach a carrier).
+#: The carrier label of recipients refused before reaching a carrier.
 NO_CARRIER = "none"
 
 
@@ -38,7 +38,8 @@ def count_failures(channel: str, carrier: str, reasons: Mapping[str, int]) -> No
 
 
 def count_intake_failures(channel: str, reasons: Mapping[str, int]) -> None:
-    """Recipients of a new job refused at intake (bad number, missing variable)."""
+    """Recipients refused before reaching a carrier: at intake (bad number, missing variable),
+    or a Kakao recipient whose fallback text cannot be sent."""
     count_failures(channel, NO_CARRIER, reasons)
 
 
