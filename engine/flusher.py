@@ -83,7 +83,7 @@ _APPLY_REPORTS = f"""
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
       AND r.status = 'submitted'
     RETURNING r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt,
-              r.submitted_at, r.completed_at
+              extract(epoch FROM r.completed_at - r.submitted_at)::float8
 """
 
 
@@ -98,8 +98,8 @@ class ReportChange(NamedTuple):
     channel: str | None
     first_attempt_at: datetime | None
     attempt: int
-    submitted_at: datetime | None = None
-    completed_at: datetime | None = None
+    #: Seconds from submission to the final result (None when the recipient goes again).
+    latency_seconds: float | None = None
 
 
 @dataclass(slots=True)
@@ -192,9 +192,7 @@ class Flusher:
             FLUSHED_ROWS.labels("submission").inc(submitted_rows)
         if report_changes:
             FLUSHED_ROWS.labels("report").inc(len(report_changes))
-            count_report_results(
-                (c.channel, c.status, c.code, c.submitted_at, c.completed_at) for c in report_changes
-            )
+            count_report_results(report_changes)
         return result
 
     def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -9,7 +9,7 @@ years; `tests/unit/test_metrics.py` proves the result equals ``observe`` called 
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,15 +25,15 @@ def observe_n(child: Any, value: float, count: int) -> None:
 
 def observe_many(child: Any, values: Iterable[float]) -> None:
     """Observe each of ``values``, one write per bucket that received any."""
-    bounds = child._upper_bounds
-    counts: dict[int, int] = {}
-    total = 0.0
-    for value in values:
-        index = bisect_left(bounds, value)
-        counts[index] = counts.get(index, 0) + 1
-        total += value
-    if not counts:
+    ordered = sorted(values)
+    if not ordered:
         return
-    for index, count in counts.items():
-        child._buckets[index].inc(count)
-    child._sum.inc(total)
+    # Sorting and bisecting run in C: a flush pass of 1000 reports costs one sort and a bisect
+    # per bucket bound, not a Python loop over the values.
+    counted = 0
+    for index, bound in enumerate(child._upper_bounds):
+        upto = bisect_right(ordered, bound)
+        if upto > counted:
+            child._buckets[index].inc(upto - counted)
+            counted = upto
+    child._sum.inc(sum(ordered))

@@ -7,8 +7,10 @@ computed, so the cost per recipient is nil; labels are bounded here (`metrics.la
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from functools import partial
+from operator import attrgetter, is_not
+from typing import Protocol
 
 from metrics import (
     INTAKE_TO_SUBMISSION_SECONDS,
@@ -18,7 +20,21 @@ from metrics import (
     SUBMISSION_TO_RESULT_SECONDS,
 )
 from metrics.histograms import observe_many, observe_n
-from metrics.labels import carrier_of, reason
+from metrics.labels import OTHER, carrier_of, reason
+
+
+class ReportResult(Protocol):
+    """A recipient row a delivery report changed (`engine.flusher.ReportChange`)."""
+
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def code(self) -> str | None: ...
+    @property
+    def latency_seconds(self) -> float | None: ...
+
 
 #: The carrier label of recipients refused before reaching a carrier.
 NO_CARRIER = "none"
@@ -70,28 +86,43 @@ def count_expired(channel: str, count: int) -> None:
         RECIPIENTS.labels(channel, carrier_of(channel), "expired").inc(count)
 
 
-def count_report_results(
-    changes: Iterable[tuple[str | None, str, str | None, datetime | None, datetime | None]],
-) -> None:
-    """Final results a flush pass applied from delivery reports, as (channel, status, reason code,
-    submitted at, result at) of each row that changed (a duplicate report changes none)."""
-    outcomes: Tally[tuple[str, str]] = Tally()
+def count_report_results(changes: Sequence[ReportResult]) -> None:
+    """Final results a flush pass applied from delivery reports: the rows that changed (a
+    duplicate report changes none), each with its seconds from submission to result.
+
+    The passes over the rows (``map``, ``Counter``, ``filter``) run in C; the Python loops below
+    go over the few distinct (channel, status, code) triples and channels.
+    """
+    channels: set[str] = set()
     failures: dict[str, Tally[str]] = {}
-    latencies: dict[str, list[float]] = {}
-    for channel, status, code, submitted_at, result_at in changes:
+    for (channel, status, code), count in Tally(map(_CHANNEL_STATUS_CODE, changes)).items():
         channel = channel or "sms"
-        outcomes[(channel, status)] += 1
-        if status == "failed":
-            failures.setdefault(channel, Tally())[code or "other"] += 1
-        if submitted_at is not None and result_at is not None and status != "queued":
-            latencies.setdefault(channel, []).append((result_at - submitted_at).total_seconds())
-    for (channel, status), count in outcomes.items():
+        channels.add(channel)
         if status == "queued":
             # A passing failure ("phone off"): the recipient is sent again.
             RETRIES_SCHEDULED.labels(channel).inc(count)
-        elif status != "failed":
+        elif status == "failed":
+            failures.setdefault(channel, Tally())[code or OTHER] += count
+        else:
             RECIPIENTS.labels(channel, carrier_of(channel), status).inc(count)
     for channel, reasons in failures.items():
         count_failures(channel, carrier_of(channel), reasons)
-    for channel, values in latencies.items():
-        observe_many(SUBMISSION_TO_RESULT_SECONDS.labels(channel), values)
+    # Rows sent again have no latency (their submission was cleared).
+    if len(channels) == 1:
+        (channel,) = channels
+        observe_many(SUBMISSION_TO_RESULT_SECONDS.labels(channel), filter(_is_set, map(_LATENCY, changes)))
+        return
+    for channel in channels:
+        observe_many(
+            SUBMISSION_TO_RESULT_SECONDS.labels(channel),
+            [
+                c.latency_seconds
+                for c in changes
+                if (c.channel or "sms") == channel and c.latency_seconds is not None
+            ],
+        )
+
+
+_CHANNEL_STATUS_CODE = attrgetter("channel", "status", "code")
+_LATENCY = attrgetter("latency_seconds")
+_is_set = partial(is_not, None)
