@@ -123,3 +123,68 @@ def test_prepare_refuses_when_prometheus_client_was_imported_first(
 
     with pytest.raises(RuntimeError, match="imported before"):
         prepare(Settings(metrics_dir=str(tmp_path)), "api")
+
+
+def test_report_results_are_counted_by_channel_outcome_and_reason() -> None:
+    """Given one flush pass's changed rows: SMS delivered, failed and sent again, an LMS expiry
+    When they are counted
+    Then recipients by outcome, failures by reason, retries and submission-to-result
+    observations move by exactly those rows (the recipient sent again has no latency)."""
+    from prometheus_client import REGISTRY
+
+    from engine.flusher import ReportChange
+    from metrics.recording import count_report_results
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    watched = {
+        "sms delivered": (
+            "balsong_recipients_total",
+            {"channel": "sms", "carrier": "nhn_sms", "outcome": "delivered"},
+        ),
+        "sms failed": (
+            "balsong_recipients_total",
+            {"channel": "sms", "carrier": "nhn_sms", "outcome": "failed"},
+        ),
+        "lms expired": (
+            "balsong_recipients_total",
+            {"channel": "lms", "carrier": "nhn_sms", "outcome": "expired"},
+        ),
+        "sms 3015": (
+            "balsong_recipient_failures_total",
+            {"channel": "sms", "carrier": "nhn_sms", "reason": "carrier_3015"},
+        ),
+        "sms other": (
+            "balsong_recipient_failures_total",
+            {"channel": "sms", "carrier": "nhn_sms", "reason": OTHER},
+        ),
+        "sms retries": ("balsong_retries_scheduled_total", {"channel": "sms"}),
+        "sms latencies": ("balsong_submission_to_result_seconds_count", {"channel": "sms"}),
+        "sms latency sum": ("balsong_submission_to_result_seconds_sum", {"channel": "sms"}),
+        "lms latencies": ("balsong_submission_to_result_seconds_count", {"channel": "lms"}),
+    }
+    before = {key: value(name, **labels) for key, (name, labels) in watched.items()}
+    changes = [
+        ReportChange(1, 1, "delivered", None, None, "sms", None, 0, 2.0),
+        ReportChange(1, 2, "delivered", None, None, "sms", None, 0, 3.0),
+        ReportChange(1, 3, "failed", "carrier_3015", "no route", "sms", None, 0, 4.0),
+        ReportChange(1, 4, "failed", "carrier_77777", "new code", "sms", None, 0, 5.0),
+        ReportChange(1, 5, "queued", None, None, "sms", None, 1, None),
+        ReportChange(2, 1, "expired", "expired", "too late", "lms", None, 0, 9.0),
+    ]
+
+    count_report_results(changes)
+
+    moved = {key: value(name, **labels) - before[key] for key, (name, labels) in watched.items()}
+    assert moved == {
+        "sms delivered": 2,
+        "sms failed": 2,
+        "lms expired": 1,
+        "sms 3015": 1,
+        "sms other": 1,
+        "sms retries": 1,
+        "sms latencies": 4,
+        "sms latency sum": 14.0,
+        "lms latencies": 1,
+    }
