@@ -45,8 +45,8 @@ RUN pip install --no-cache-dir . \
 
 USER balsong:balsong
 
-# api, simulator
-EXPOSE 8000 8070
+# api (and its /metrics), simulator, worker metrics, scheduler metrics
+EXPOSE 8000 8070 9191 9192
 
 ENTRYPOINT ["balsong"]
 CMD ["api", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fault bench lint services install system-packages
+.PHONY: demo test test-fault bench lint services install system-packages promtool
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,22 +20,29 @@ system-packages:
 services:
 	bash scripts/ensure-services.sh
 
+# Debian's prometheus package: promtool (config, rules and metrics checks) and the server the
+# observability test starts. Installed only when missing.
+promtool:
+	bash scripts/ensure-promtool.sh
+
 # Starts the simulator, API, worker and scheduler, sends a 100,000-recipient job over HTTP,
 # shows its progress and prints the results summary.
 demo: install services
 	$(BIN)/balsong demo
 
 # Unit, carrier-contract and integration tests on the real PostgreSQL, Redis and RabbitMQ.
-test: install services
+test: install services promtool
 	$(BIN)/pytest
 
 # Long runs that kill and restart real processes.
-test-fault: install services
+test-fault: install services promtool
 	$(BIN)/pytest -m fault
 
 bench: install services
 	$(BIN)/python bench/throughput.py
 
-lint: install
+lint: install promtool
 	$(BIN)/ruff check .
-	$(BIN)/mypy engine actors carriers api cli
+	$(BIN)/mypy engine actors carriers api cli metrics
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml

@@ -45,16 +45,19 @@ class OrjsonEncoder(Encoder):
             raise DecodeError(f"failed to decode message {data[:200]!r}", data, exc) from None
 
 
+#: Every queue balsong's actors consume.
+QUEUES = (*SEND_QUEUES.values(), *TRANSACTIONAL_QUEUES.values(), PLAN_QUEUE, RECONCILE_QUEUE, REPORTS_QUEUE)
+
+
+def queue_names_with_dramatiq_queues() -> tuple[str, ...]:
+    """Every queue, with the delay (``.DQ``) and dead-letter (``.XQ``) queues Dramatiq adds to each."""
+    return tuple(f"{queue}{suffix}" for queue in QUEUES for suffix in ("", ".DQ", ".XQ"))
+
+
 def install_broker(settings: Settings) -> RabbitmqBroker:
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
     dramatiq.set_encoder(OrjsonEncoder())
     dramatiq.set_broker(broker)
-    for queue in (
-        *SEND_QUEUES.values(),
-        *TRANSACTIONAL_QUEUES.values(),
-        PLAN_QUEUE,
-        RECONCILE_QUEUE,
-        REPORTS_QUEUE,
-    ):
+    for queue in QUEUES:
         broker.declare_queue(queue)
     return broker

@@ -20,7 +20,7 @@ from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
 from engine.settlement import settle_job, unsettled_jobs
-from metrics import PARTITIONS_DROPPED, RESERVATIONS
+from metrics import PARTITIONS_DROPPED, REPORTS_RECEIVED, RESERVATIONS
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
         cursor_key = rt.keys.cursor(f"reports:{channel.value}")
         raw = rt.redis.get(cursor_key)
         since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
-        reports = rt.carrier_for(channel.value).reports(channel, since - overlap, until)
+        carrier = rt.carrier_for(channel.value)
+        reports = carrier.reports(channel, since - overlap, until)
         outcomes = []
         for report in reports:
             parsed = parse_reference(report.reference)
@@ -134,6 +135,7 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
                 continue
             outcomes.append(RecipientOutcome(parsed[0], parsed[1], report, parsed[2]))
         rt.recorder.record_reports(outcomes)
+        REPORTS_RECEIVED.labels(carrier.name, "poll").inc(len(outcomes))
         rt.redis.set(cursor_key, until.timestamp())
 
 

@@ -17,7 +17,8 @@ from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
 from engine.runtime import Runtime, get_runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
-from metrics import RECIPIENTS_CANCELLED, RECIPIENTS_EXPIRED, RETRIES_SCHEDULED
+from metrics import BATCH_SLICES, RECIPIENTS_CANCELLED, RETRIES_SCHEDULED
+from metrics.recording import count_expired
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def _send(job_id: int, batch_seq: int) -> None:
         claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id, rt.clock.now())
     if claimed is None:
         log.info(
-            "batch already claimed or recorded; nothing to do", extra={"job_id": job_id, "batch": batch_seq}
+            "batch already claimed or recorded; nothing to do",
+            extra={"job_id": job_id, "batch_id": batch_seq},
         )
         return
     if expire_if_late(rt, claimed, list(claimed.seq_of_reference.values())):
@@ -89,6 +91,11 @@ def _send(job_id: int, batch_seq: int) -> None:
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches."""
+    BATCH_SLICES.labels(claimed.channel, result.end.value).inc()
+    log.debug(
+        "batch slice ended",
+        extra={"job_id": claimed.job_id, "batch_id": claimed.seq, "end": result.end.value},
+    )
     if result.end is SliceEnd.HALTED:
         # (Cancelled is the only halted status so far; one that is not final, such as a pause,
         # would hand the batch back here instead of dropping it.)
@@ -205,7 +212,7 @@ def expire_if_late(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch
     now = rt.clock.now()
     if not past_deadline(rt.settings, claimed.channel, claimed.first_attempt_at, now):
         return False
-    RECIPIENTS_EXPIRED.labels(claimed.channel).inc(len(seqs))
+    count_expired(claimed.channel, len(seqs))
     hours = deadline_seconds(rt.settings, claimed.channel) / 3600
     rt.recorder.record_expired(
         job_id=claimed.job_id,

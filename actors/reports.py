@@ -12,7 +12,7 @@ from carriers.webhooks import MESSAGE_RESULT_UPDATE, UNSUBSCRIBE, message_result
 from engine.references import parse_reference
 from engine.results import RecipientOutcome
 from engine.runtime import get_runtime
-from metrics import REPORTS_UNKNOWN
+from metrics import REPORTS_RECEIVED, REPORTS_UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def apply_webhook(carrier: str, body: str) -> None:
                 continue
             outcomes.append(RecipientOutcome(parsed[0], parsed[1], result, parsed[2]))
         get_runtime().recorder.record_reports(outcomes)
+        REPORTS_RECEIVED.labels(carrier, "webhook").inc(len(outcomes))
     elif webhook.event == UNSUBSCRIBE:
         # The opt-out list arrives with advertising compliance; until then, say so loudly.
         log.warning(

@@ -9,7 +9,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 
-from api import account, carrier_reports, console, exports, job_actions, jobs, keys, schemas, statements
+from api import (
+    account,
+    carrier_reports,
+    console,
+    exports,
+    job_actions,
+    jobs,
+    keys,
+    observability,
+    schemas,
+    statements,
+)
 from api.auth import AuthError
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
@@ -43,6 +54,7 @@ def create_app() -> FastAPI:
     app.include_router(keys.router)
     console.install(app)
 
+    observability.install(app)
     schemas.document(app)
 
     @app.get("/healthz", include_in_schema=False)

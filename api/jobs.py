@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +19,7 @@ from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
 from engine.runtime import get_runtime
 from engine.tenants import Principal
+from metrics.recording import count_intake_failures
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)
@@ -128,7 +130,7 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
         else:
             check_send_time(now, "advertisement")
     with rt.pool.connection() as conn:
-        return store_job(
+        stored = store_job(
             conn,
             tenant_id=tenant_id,
             job=job,
@@ -137,6 +139,16 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
             partitions=_partitions,
             settings=rt.settings,
         )
+    if stored.created:
+        log.info(
+            "job accepted",
+            extra={"job_id": stored.job_id, "channel": job.requested_channel, "recipients": job.total},
+        )
+        if job.invalid:
+            count_intake_failures(
+                job.requested_channel, Counter(row.reason_code or "other" for row in job.invalid)
+            )
+    return stored
 
 
 def _kakao_template(code: str) -> Any:

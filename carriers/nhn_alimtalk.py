@@ -443,6 +443,7 @@ class NhnAlimtalkCarrier:
             params=params,
             headers=headers,
             sending=sending,
+            carrier=self.name,
         )
         return _answer(response, sending)
 

@@ -325,7 +325,14 @@ class NhnSmsCarrier:
         self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None, *, sending: bool
     ) -> dict[str, Any]:
         response = call(
-            self._client, "NHN SMS", method, path, content=content, params=params, sending=sending
+            self._client,
+            "NHN SMS",
+            method,
+            path,
+            content=content,
+            params=params,
+            sending=sending,
+            carrier=self.name,
         )
         return _answer(response, sending)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -139,12 +138,24 @@ def cmd_resend(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
+    from cli.multiprocess import prepare
+
+    settings = get_settings()
+    prepare(settings, "scheduler")  # before anything imports prometheus_client
+
     import actors  # noqa: F401  (the scheduler publishes through the broker)
+    from actors.broker import queue_names_with_dramatiq_queues
     from actors.duties import build_duties
     from engine.runtime import get_runtime
     from engine.scheduler import Scheduler
+    from metrics.exposition import process_registry, serve
+    from metrics.system import SystemCollector, SystemSources
 
     rt = get_runtime()
+    sources = SystemSources(
+        settings, rt.pool, rt.redis, rt.keys, queue_names_with_dramatiq_queues(), lambda: rt.clock.now()
+    )
+    serve(settings.metrics_host, settings.scheduler_metrics_port, process_registry(SystemCollector(sources)))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -159,18 +170,43 @@ def _exec(argv: list[str]) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from cli.processes import api_argv
+    import uvicorn
 
-    return _exec(api_argv(args.host, args.port, args.workers))
+    from cli.multiprocess import prepare
+    from engine.logs import logging_config
+
+    settings = get_settings()
+    # uvicorn's workers are fresh interpreters started from here: they inherit the directory.
+    prepare(settings, "api")
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=logging_config(settings.log_level),
+    )
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from cli.processes import worker_argv
+    from cli.multiprocess import prepare_worker
 
     settings = get_settings()
-    return _exec(
-        worker_argv(args.processes or settings.worker_processes, args.threads or settings.worker_threads)
-    )
+    # Dramatiq forks its worker processes from this one: set up metrics before it starts them.
+    prepare_worker(settings)
+
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    from cli.processes import dramatiq_args
+
+    processes = args.processes or settings.worker_processes
+    threads = args.threads or settings.worker_threads
+    return int(dramatiq_main(make_argument_parser().parse_args(dramatiq_args(processes, threads))))
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
@@ -259,11 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("BALSONG_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from engine.logs import configure_logging
+
+    configure_logging(get_settings().log_level)
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
 

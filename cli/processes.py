@@ -15,37 +15,39 @@ import httpx
 
 
 def api_argv(host: str, port: int, workers: int = 1) -> list[str]:
+    """`balsong api`: prepares the API's metrics directory and logging, then runs uvicorn."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
-        "api.app:create_app",
-        "--factory",
+        "cli.main",
+        "api",
         "--host",
         host,
         "--port",
         str(port),
         "--workers",
         str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
     ]
 
 
 def worker_argv(processes: int, threads: int) -> list[str]:
+    """`balsong worker`: prepares the workers' metrics directory, then runs Dramatiq's CLI."""
     return [
         sys.executable,
         "-m",
-        "dramatiq",
-        "actors",
+        "cli.main",
+        "worker",
         "--processes",
         str(processes),
         "--threads",
         str(threads),
     ]
+
+
+def dramatiq_args(processes: int, threads: int) -> list[str]:
+    """Dramatiq's CLI arguments: each worker process boots through `actors.worker.boot`, which
+    configures its logs itself (hence Dramatiq's own text logging is skipped)."""
+    return ["actors.worker:boot", "--processes", str(processes), "--threads", str(threads), "--skip-logging"]
 
 
 def scheduler_argv() -> list[str]:

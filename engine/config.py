@@ -113,6 +113,17 @@ class Settings:
     worker_threads: int = 8
     #: Worker processes started by `balsong worker`.
     worker_processes: int = 2
+    #: Prometheus samples of each kind of process (api, worker, scheduler) go to files in its own
+    #: subdirectory here, emptied when that process group starts (prometheus_client multiprocess).
+    metrics_dir: str = "/tmp/balsong-metrics"
+    #: Address the worker's and the scheduler's metrics endpoints bind (the API serves /metrics
+    #: on its own port). Loopback by default: expose it only to Prometheus.
+    metrics_host: str = "127.0.0.1"
+    #: Dramatiq's Prometheus middleware port (its conventional 9191) and the scheduler's.
+    worker_metrics_port: int = 9191
+    scheduler_metrics_port: int = 9192
+    #: Log level of every balsong process (logs are JSON lines on stderr).
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -31,6 +31,8 @@ from engine.fallback import FallbackResult, create_fallbacks
 from engine.keys import Keys
 from engine.results import DELIVERED, EXPIRED, FAILED, FALLBACK, QUEUED, SUBMITTED
 from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
+from metrics import FLUSHED_ROWS
+from metrics.recording import count_intake_failures, count_report_results
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,8 @@ _APPLY_REPORTS = f"""
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
       AND r.status = 'submitted'
-    RETURNING r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt
+    RETURNING r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt,
+              extract(epoch FROM r.completed_at - r.submitted_at)::float8
 """
 
 
@@ -95,6 +98,8 @@ class ReportChange(NamedTuple):
     channel: str | None
     first_attempt_at: datetime | None
     attempt: int
+    #: Seconds from submission to the final result (None when the recipient goes again).
+    latency_seconds: float | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +154,8 @@ class Flusher:
         ids = [entry_id for entry_id, _ in entries]
         payloads = [orjson.loads(fields[b"d"]) for _, fields in entries]
         report_changes: list[ReportChange] = []
+        submissions: list[dict[str, Any]] = []
+        submitted_rows = 0
         fallbacks: list[tuple[int, FallbackResult]] = []
         with self.pool.connection() as conn:
             with conn.transaction():
@@ -156,7 +163,8 @@ class Flusher:
                 submissions = [p for p in payloads if p["t"] == "send"]
                 reports = [p for p in payloads if p["t"] == "report"]
                 if submissions:
-                    result.rows += self._apply_submissions(conn, submissions)
+                    submitted_rows = self._apply_submissions(conn, submissions)
+                    result.rows += submitted_rows
                     touched.update(p["job"] for p in submissions)
                 if reports:
                     report_changes = self._apply_reports(conn, reports)
@@ -172,10 +180,19 @@ class Flusher:
                 self._count_fallbacks(fallbacks)
             if touched:
                 result.jobs_finished = finish_completed_jobs(conn, self.redis, self.keys, sorted(touched))
+                for job_id in result.jobs_finished:
+                    log.info("job finished", extra={"job_id": job_id})
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.keys.results, GROUP, *ids)
         pipe.xdel(self.keys.results, *ids)
         pipe.execute()
+        # Counted once committed; a pass redone after a crash finds its report rows already
+        # changed (they are not returned again), so final results are never counted twice.
+        if submissions:
+            FLUSHED_ROWS.labels("submission").inc(submitted_rows)
+        if report_changes:
+            FLUSHED_ROWS.labels("report").inc(len(report_changes))
+            count_report_results(report_changes)
         return result
 
     def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -328,6 +345,7 @@ class Flusher:
 
     def _count_fallbacks(self, fallbacks: list[tuple[int, FallbackResult]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
+        unsendable: dict[str, int] = defaultdict(int)
         for job_id, made in fallbacks:
             key = self.keys.job_counts(job_id)
             pipe.hincrby(key, "queued", made.queued)
@@ -335,7 +353,11 @@ class Flusher:
                 pipe.hincrby(key, "failed", count)
                 pipe.hincrby(key, f"reason:{code}", count)
                 pipe.hset(key, f"text:{code}", text)
+                unsendable[code] += count
         pipe.execute()
+        # A Kakao recipient whose fallback text cannot be sent (a missing variable) fails
+        # without reaching a carrier, like a refusal at intake.
+        count_intake_failures("kakao", unsendable)
 
     def _job_created_at(self, conn: Connection, job_ids: Iterable[int]) -> dict[int, datetime]:
         missing = [j for j in job_ids if j not in self._created_at]

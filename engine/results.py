@@ -74,6 +74,19 @@ def _send_entry(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class SubmissionTally:
+    """What one recorded submission did to the counters (metrics count the same)."""
+
+    #: Accepted by the carrier (in flight or delivered at once).
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    fallbacks: int = 0
+    #: Failures by reason code.
+    reasons: dict[str, int] | None = None
+
+
 def reason_code(outcome: SubmitOutcome) -> str:
     """Our reason code for a carrier failure: the carrier's own code, namespaced."""
     return f"carrier_{outcome.code}"
@@ -98,8 +111,8 @@ class ResultRecorder:
         batch_done: bool,
         at: datetime,
         falls_back: bool = False,
-    ) -> None:
-        """Record what the carrier said at submission of (part of) a batch.
+    ) -> SubmissionTally:
+        """Record what the carrier said at submission of (part of) a batch; returns the tally.
 
         ``batch_done`` is False when some of the batch's recipients have no outcome yet (the
         call's outcome is unknown); the batch then stays claimed until it is reconciled. With
@@ -147,6 +160,7 @@ class ResultRecorder:
         if texts:
             pipe.hset(counts_key, mapping={f"text:{code}": text for code, text in texts.items()})
         pipe.execute()
+        return SubmissionTally(sent, delivered, failed, fallbacks, reasons)
 
     def record_expired(
         self,

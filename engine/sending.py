@@ -35,6 +35,8 @@ from engine.ratelimit import chunk_size
 from engine.references import make_reference
 from engine.results import ResultRecorder
 from engine.template import Template
+from metrics import RATE_LIMIT_WAIT_SECONDS
+from metrics.recording import count_submission
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +269,7 @@ class BatchSender:
         carrier = self.carrier_for(channel)
         limits = self.policy.limits(channel, claimed.tenant_id, batch.sender)
         size = chunk_size(self.policy.effective_rate(channel, limits), self.smoothing)
+        waited = RATE_LIMIT_WAIT_SECONDS.labels(channel)
         slice_ends = time.monotonic() + self.slice_seconds
         position = 0
         while position < len(pending):
@@ -275,6 +278,7 @@ class BatchSender:
             part = pending[position : position + size]
             while True:
                 booking = self.policy.limiter.reserve(channel, len(part), limits, self.handback_seconds)
+                waited.observe(min(booking.wait, self.handback_seconds))
                 if booking.wait > self.handback_seconds:
                     return self._stop(SliceEnd.HANDED_BACK, claimed, part[0], retry, booking.wait)
                 if booking.wait > 0:
@@ -348,7 +352,7 @@ class BatchSender:
             if seq is None:
                 log.error(
                     "carrier answered for a reference not in the batch",
-                    extra={"job_id": claimed.job_id, "batch": claimed.seq},
+                    extra={"job_id": claimed.job_id, "batch_id": claimed.seq},
                 )
             elif outcome.outcome is Outcome.RETRY:
                 retry.append(seq)
@@ -356,7 +360,8 @@ class BatchSender:
                 pairs.append((seq, outcome))
         answered = {o.reference for o in outcomes}
         complete = all(r.reference in answered for r in expected)
-        self.recorder.record_submission(
+        now = self.clock.now()
+        tally = self.recorder.record_submission(
             job_id=claimed.job_id,
             job_created_at=claimed.job_created_at,
             batch_seq=claimed.seq,
@@ -364,11 +369,20 @@ class BatchSender:
             # With recipients moved to a retry batch, the batch is done only once that batch
             # exists (the caller records it): a crash in between leaves this one to reconcile.
             batch_done=done and complete and not retry,
-            at=self.clock.now(),
+            at=now,
             falls_back=claimed.falls_back,
+        )
+        count_submission(
+            claimed.channel,
+            self.carrier_for(claimed.channel).name,
+            sent=tally.sent,
+            delivered=tally.delivered,
+            fallbacks=tally.fallbacks,
+            reasons=tally.reasons,
+            intake_to_submission_seconds=(now - claimed.job_created_at).total_seconds(),
         )
         return complete
 
     @staticmethod
     def _log_extra(claimed: ClaimedBatch, exc: Exception) -> dict[str, object]:
-        return {"job_id": claimed.job_id, "batch": claimed.seq, "error": str(exc)}
+        return {"job_id": claimed.job_id, "batch_id": claimed.seq, "error": str(exc)}

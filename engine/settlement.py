@@ -19,6 +19,7 @@ from decimal import Decimal
 from psycopg import Connection
 
 from engine import billing
+from metrics import JOBS_SETTLED, SETTLEMENT_REFUNDS
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def settle_locked(conn: Connection, job_id: int) -> Decimal | None:
         cost += count * prices.of(f"fallback_{channel}" if is_fallback else channel)
     refund = max(charged - cost, billing.ZERO).quantize(billing.ZERO)
     billing.append(conn, tenant_id, "refund", refund, job_id=job_id, memo="undelivered messages")
+    JOBS_SETTLED.inc()
+    SETTLEMENT_REFUNDS.inc(float(refund))
     log.info("job settled", extra={"job_id": job_id, "charged": str(charged), "refunded": str(refund)})
     return refund
 

@@ -97,6 +97,11 @@ def running_stack(
             kakao_secret_key=simulator.secret_key,
             kakao_sender_key=simulator.kakao_sender_key,
             api_url=f"http://127.0.0.1:{free_port()}",
+            # Each run its own sample files and free ports, so parallel runs never mix metrics.
+            metrics_dir=str(log_dir / "metrics"),
+            metrics_host="127.0.0.1",
+            worker_metrics_port=free_port(),
+            scheduler_metrics_port=free_port(),
         )
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
         group = ProcessGroup(log_dir=log_dir, env=env)

@@ -1,0 +1,122 @@
+"""Logs as JSON lines, with phone numbers masked.
+
+One object per line on stderr: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, the
+process id, and whatever the call passed in ``extra`` (``job_id``, ``batch_id``, ``duty`` ...), so
+a log pipeline can filter one job's lines without parsing text.
+
+Code masks numbers where it logs them (`engine.phone.mask_phone`); :class:`MaskPhones` is the
+last line of defence, for a number that slips into a message, an exception or a carrier's error
+text: anything that looks like a Korean phone number becomes ``010-****-5678``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+#: Attributes every LogRecord has; anything else on a record came from ``extra``.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    # uvicorn repeats its message with terminal colours.
+    "color_message",
+}
+
+# A Korean number in any usual writing: domestic (0...) or international (+82, 0082, 82, with or
+# without "(0)"), mobile 01X, Seoul 02, area 0[3-6][1-5], internet 070, personal 050X; digits in
+# groups separated by nothing, '-', '.', ' ' or ')'. Never inside a longer run of digits.
+_PHONE = re.compile(
+    r"(?<![\d*])"
+    r"(?:(?:\+|00)?82[-. ]?(?:\(0\))?[-. ]?0?|0)"
+    r"(1[016789]|2|[3-6][1-5]|70|50[2-8])"
+    r"[-. )]{0,2}(\d{3,4})[-. ]?(\d{4})"
+    r"(?!\d)"
+)
+
+
+def mask_phones(text: str) -> str:
+    """``text`` with every Korean phone number in it masked like ``010-****-5678``."""
+    return _PHONE.sub(lambda m: f"0{m[1]}-{'*' * len(m[2])}-{m[3]}", text)
+
+
+class MaskPhones(logging.Filter):
+    """Masks phone numbers in a record's message, exception text and string extras."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_phones(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_phones(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_phones(record.stack_info)
+        for key, value in vars(record).items():
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, mask_phones(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return orjson.dumps(entry, default=str).decode()
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A `logging.config.dictConfig` configuration: every logger to one JSON handler on stderr.
+
+    uvicorn's loggers are routed there too (uvicorn takes this as its ``log_config``).
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask_phones": {"()": MaskPhones}},
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "filters": ["mask_phones"],
+                "formatter": "json",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            **{
+                name: {"handlers": [], "propagate": True, "level": level.upper()}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq")
+            },
+            # One line per carrier request at INFO is noise that costs throughput; failures still log.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+            "pika": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send this process's logs to stderr as JSON lines, phone numbers masked."""
+    logging.config.dictConfig(logging_config(level))

@@ -1,0 +1,253 @@
+"""deploy/prometheus and deploy/grafana: promtool accepts them, every alert fires when (and only
+when) its condition holds, and every metric they name is one balsong exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+ALERTS = PROMETHEUS / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "balsong.json"
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+
+#: Dramatiq's Prometheus middleware's series (its durations renamed to seconds by balsong).
+DRAMATIQ_METRICS = {
+    "dramatiq_messages_total",
+    "dramatiq_message_errors_total",
+    "dramatiq_message_retries_total",
+    "dramatiq_message_rejects_total",
+    "dramatiq_messages_inprogress",
+    "dramatiq_delayed_messages_inprogress",
+    "dramatiq_message_duration_seconds",
+}
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        raise RuntimeError("promtool is not installed: run `bash scripts/ensure-promtool.sh`")
+    return path
+
+
+def run_promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, check=False, cwd=cwd)
+
+
+def exported_names() -> set[str]:
+    """Every series name balsong exports: names in metrics/ with the suffixes their types add."""
+    names = set(DRAMATIQ_METRICS)
+    for source in (ROOT / "metrics").glob("*.py"):
+        for name in re.findall(r'"(balsong_[a-z_]+)"', source.read_text(encoding="utf-8")):
+            names |= {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return names | {"up"}
+
+
+def referenced_names(expr: str) -> set[str]:
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    return set(re.findall(r"\b((?:balsong|dramatiq)_[a-z_]+|up)\b", without_strings))
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def test_promtool_accepts_the_config_and_the_rules() -> None:
+    """Given deploy/prometheus
+    When promtool checks the config (which loads alerts.yml) and the rules
+    Then both pass."""
+    config = run_promtool("check", "config", "prometheus.yml", cwd=PROMETHEUS)
+    rules = run_promtool("check", "rules", "alerts.yml", cwd=PROMETHEUS)
+
+    assert config.returncode == 0, config.stdout + config.stderr
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_config_scrapes_every_balsong_process_on_its_port() -> None:
+    """Given prometheus.yml
+    When its scrape jobs are read
+    Then the API (/metrics on 8000), the worker (9191) and the scheduler (9192) are scraped."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+
+    assert jobs["balsong-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    assert jobs["balsong-api"].get("metrics_path", "/metrics") == "/metrics"
+    assert jobs["balsong-worker"]["static_configs"][0]["targets"] == ["worker:9191"]
+    assert jobs["balsong-scheduler"]["static_configs"][0]["targets"] == ["scheduler:9192"]
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_alerts_and_dashboard_name_only_exported_metrics() -> None:
+    """Given every alert expression and dashboard query
+    When the metric names in them are compared with what balsong exports
+    Then each is exported (a typo would make an alert that never fires)."""
+    exprs = [rule["expr"] for rule in alert_rules()] + dashboard_queries()
+    used = set().union(*(referenced_names(e) for e in exprs))
+
+    assert not used - exported_names(), sorted(used - exported_names())
+    assert len(dashboard_queries()) > 20
+
+
+def test_grafana_provisioning_points_at_the_dashboard_and_the_datasource_uid() -> None:
+    """Given the Grafana provisioning files and the dashboard
+    When they are read
+    Then the datasource has the uid every panel uses, and the provider loads the dashboards
+    directory docker-compose.yml mounts."""
+    datasource = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    provider = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "balsong.yml").read_text())
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])} | {
+        p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p
+    }
+
+    assert uids == {datasource["datasources"][0]["uid"]}
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+#: (name, input series (PromQL series -> promtool values, one sample a minute), evaluated at
+#: minute, the alerts expected to be firing then). A healthy system raises none.
+SCENARIOS: list[tuple[str, dict[str, str], int, set[str]]] = [
+    (
+        "healthy",
+        {
+            'up{job="balsong-worker"}': "1x40",
+            'balsong_queue_messages{queue="send.sms"}': "0x40",
+            'balsong_queue_messages{queue="send.sms.XQ"}': "0x40",
+            "balsong_recipients_queued": "0x40",
+            "balsong_recipients_in_flight": "50x40",
+            'balsong_batch_slices_total{channel="sms",end="finished"}': "0+10x40",
+            'balsong_reports_received_total{carrier="nhn_sms",source="poll"}': "0+600x40",
+            'balsong_recipients_total{channel="sms",outcome="delivered"}': "0+600x40",
+            'balsong_recipients_total{channel="sms",outcome="failed"}': "0+6x40",
+            'balsong_carrier_responses_total{carrier="nhn_sms",status="200"}': "0+100x40",
+            "balsong_flusher_lag_seconds": "0.5x40",
+            "balsong_retry_ledger_overdue_seconds": "0x40",
+            'balsong_system_source_up{source="rabbitmq"}': "1x40",
+        },
+        30,
+        set(),
+    ),
+    ("a process down", {'up{job="balsong-worker"}': "0x10"}, 5, {"BalsongProcessDown"}),
+    (
+        "a queue growing",
+        {'balsong_queue_messages{queue="send.sms"}': "0+50x40"},
+        30,
+        {"BalsongQueueGrowing"},
+    ),
+    (
+        "a campaign stalled",
+        {
+            "balsong_recipients_queued": "5000x40",
+            'balsong_batch_slices_total{channel="sms",end="finished"}': "100x40",
+        },
+        30,
+        {"BalsongCampaignStalled"},
+    ),
+    (
+        "failures above 10%",
+        {
+            'balsong_recipients_total{channel="sms",outcome="delivered"}': "0+600x40",
+            'balsong_recipients_total{channel="sms",outcome="failed"}': "0+120x40",
+        },
+        30,
+        {"BalsongChannelFailureRatioHigh"},
+    ),
+    (
+        "carrier 5xx and 429",
+        {
+            'balsong_carrier_responses_total{carrier="nhn_sms",status="200"}': "0+100x30",
+            'balsong_carrier_responses_total{carrier="nhn_sms",status="503"}': "0+20x30",
+            'balsong_carrier_responses_total{carrier="nhn_sms",status="429"}': "0+60x30",
+        },
+        20,
+        {"BalsongCarrierErrors", "BalsongCarrierThrottling"},
+    ),
+    ("flusher lag", {"balsong_flusher_lag_seconds": "120x20"}, 10, {"BalsongFlusherLagging"}),
+    (
+        "reports not arriving",
+        {
+            "balsong_recipients_in_flight": "1000x60",
+            'balsong_reports_received_total{carrier="nhn_sms",source="poll"}': "500x60",
+        },
+        40,
+        {"BalsongReportsNotArriving"},
+    ),
+    (
+        "retries overdue, dead letters, RabbitMQ unreadable",
+        {
+            "balsong_retry_ledger_overdue_seconds": "600x20",
+            'balsong_queue_messages{queue="send.sms.XQ"}': "3x20",
+            'balsong_system_source_up{source="rabbitmq"}': "0x20",
+        },
+        10,
+        {"BalsongRetryLedgerOverdue", "BalsongDeadLetters", "BalsongSystemSourceUnreadable"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "series", "minute", "firing"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_alerts_fire_when_their_condition_holds(
+    name: str, series: dict[str, str], minute: int, firing: set[str], tmp_path: Path
+) -> None:
+    """Given series describing a situation, one sample a minute
+    When promtool evaluates alerts.yml over them
+    Then exactly the expected alerts are firing at the given minute."""
+    test = {
+        "rule_files": [str(ALERTS)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                "promql_expr_test": [
+                    {
+                        "expr": 'count by (alertname) (ALERTS{alertstate="firing"})',
+                        "eval_time": f"{minute}m",
+                        "exp_samples": [
+                            {"labels": f'{{alertname="{alert}"}}', "value": 1} for alert in sorted(firing)
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test), encoding="utf-8")
+
+    result = run_promtool("test", "rules", "test.yml", cwd=tmp_path)
+
+    assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+
+
+def test_compose_runs_prometheus_and_grafana_with_the_deploy_files() -> None:
+    """Given docker-compose.yml
+    When its prometheus and grafana services are read
+    Then they mount deploy/prometheus and deploy/grafana, have health checks, Grafana waits for a
+    healthy Prometheus, and balsong's metrics endpoints listen on the compose network."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]
+    assert prometheus["healthcheck"]["test"] and grafana["healthcheck"]["test"]
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert services["worker"]["environment"]["BALSONG_METRICS_HOST"] == "0.0.0.0"
+    for name, port in (("worker", "9191"), ("scheduler", "9192")):
+        assert f"127.0.0.1:{port}/metrics" in services[name]["healthcheck"]["test"][3], name
