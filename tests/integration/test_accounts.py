@@ -205,3 +205,25 @@ def test_a_running_advertising_job_waits_from_nine_in_the_evening_until_eight_in
     assert job["counts"]["delivered"] == 3000
     assert set(accounts.submissions(job_id).values()) == {1}
     assert len(accounts.submissions(job_id)) == 3000
+
+
+def test_advertising_reserved_into_the_night_is_refused_and_by_day_accepted(accounts: Stack) -> None:
+    # Given a tenant at noon KST
+    client = accounts.new_tenant("reserved-ads")
+    move_clock_to(accounts, 12)
+    now = clock_of(accounts).now().astimezone(KST)
+
+    # When it reserves advertising for 22:00 tonight, then it is refused, naming scheduled_at
+    night = now.replace(hour=22, minute=0).isoformat()
+    refused = sms_job(client, 1, body=AD, advertisement=True, scheduled_at=night)
+    assert refused.status_code == 422
+    assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+        "advertising_quiet_hours",
+        "scheduled_at",
+    )
+
+    # And reserved for 09:00 tomorrow (submitted now, by day), it is accepted as a reservation
+    morning = (now + timedelta(days=1)).replace(hour=9, minute=0).isoformat()
+    accepted = sms_job(client, 1, body=AD, advertisement=True, scheduled_at=morning)
+    assert accepted.status_code == 202, accepted.text
+    assert client.get(f"/v1/jobs/{accepted.json()['job_id']}").json()["status"] == "scheduled"
