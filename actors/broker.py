@@ -13,6 +13,7 @@ import orjson
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import Encoder
 from dramatiq.errors import DecodeError
+from dramatiq.middleware import Retries
 
 from engine.config import Settings
 
@@ -32,6 +33,11 @@ REPORTS_QUEUE = "reports"
 RECONCILE_QUEUE = "reconcile"
 
 
+def all_queues() -> tuple[str, ...]:
+    """Every queue balsong declares (each has a dead-letter queue ``<name>.XQ``)."""
+    return (*SEND_QUEUES.values(), *TRANSACTIONAL_QUEUES.values(), PLAN_QUEUE, RECONCILE_QUEUE, REPORTS_QUEUE)
+
+
 class OrjsonEncoder(Encoder):
     """orjson is several times faster than the stdlib encoder and keeps Hangul as UTF-8."""
 
@@ -46,15 +52,12 @@ class OrjsonEncoder(Encoder):
 
 
 def install_broker(settings: Settings) -> RabbitmqBroker:
+    from actors.dead_letters import DeadLetters
+
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+    broker.add_middleware(DeadLetters(), before=Retries)
     dramatiq.set_encoder(OrjsonEncoder())
     dramatiq.set_broker(broker)
-    for queue in (
-        *SEND_QUEUES.values(),
-        *TRANSACTIONAL_QUEUES.values(),
-        PLAN_QUEUE,
-        RECONCILE_QUEUE,
-        REPORTS_QUEUE,
-    ):
+    for queue in all_queues():
         broker.declare_queue(queue)
     return broker

@@ -10,6 +10,7 @@ import dramatiq
 from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, SEND_QUEUES, TRANSACTIONAL_QUEUES
 from actors.publish import publish_batches
 from engine import planning
+from engine.pausing import pause_if_failing
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
@@ -66,7 +67,8 @@ def _send(job_id: int, batch_seq: int) -> None:
         claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id, rt.clock.now())
     if claimed is None:
         log.info(
-            "batch already claimed or recorded; nothing to do", extra={"job_id": job_id, "batch": batch_seq}
+            "batch already claimed or recorded, or its job is paused; nothing to do",
+            extra={"job_id": job_id, "batch": batch_seq},
         )
         return
     if expire_if_late(rt, claimed, list(claimed.seq_of_reference.values())):
@@ -77,7 +79,9 @@ def _send(job_id: int, batch_seq: int) -> None:
 
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
-    batch back, defer it, or publish the job's next batches."""
+    batch back, defer it, or publish the job's next batches (none once the job is paused)."""
+    with rt.pool.connection() as conn:
+        pause_if_failing(conn, rt.redis, rt.keys, rt.settings, claimed.job_id)
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)

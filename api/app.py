@@ -11,7 +11,7 @@ from psycopg_pool import PoolTimeout
 from api import carrier_reports, jobs
 from api.auth import AuthError
 from api.responses import JSONResponse, error_response
-from engine.errors import IdempotencyConflict, IdempotencyInProgress, NotFound, ValidationError
+from engine.errors import IdempotencyConflict, IdempotencyInProgress, JobNotPaused, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(JobNotPaused)
+    async def not_paused(_: Request, exc: JobNotPaused) -> JSONResponse:
+        return _error(409, "job_not_paused", str(exc), "status")
 
     @app.exception_handler(IdempotencyConflict)
     async def conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal, require
 from api.responses import JSONResponse
-from engine import views
+from engine import pausing, planning, views
 from engine.errors import CarrierRejected, ValidationError
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
@@ -131,6 +131,25 @@ def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONR
     require("read", who)
     rt = get_runtime()
     with rt.pool.connection() as conn:
+        return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
+
+
+@router.post("/{job_id}/resume")
+def resume_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
+    """Resume a job paused for its failure ratio: its remaining batches are sent (409 if it is
+    not paused). It is not paused again by the ratio."""
+    require("send", who)
+    from actors.publish import publish_batches
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        pausing.resume_job(conn, job_id, who.tenant_id)
+        refs = planning.top_up(conn, job_id, rt.settings.batch_window)
+        try:
+            publish_batches(refs)
+        except Exception:
+            # Marked enqueued already: the outbox publishes them again after republish_after_seconds.
+            log.exception("could not publish a resumed job's batches", extra={"job_id": job_id})
         return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from psycopg import Connection
 from redis import Redis
 
+from engine import counters
 from engine.keys import Keys
 
 COMPLETED, PARTIALLY_FAILED, FAILED = "completed", "partially_failed", "failed"
@@ -38,7 +39,17 @@ def finish_completed_jobs(conn: Connection, redis: Redis, keys: Keys, job_ids: S
             continue
         if finish_if_complete(conn, job_id):
             finished.append(job_id)
+    for job_id in finished:
+        # The job's rows are final now: its counters become exactly what PostgreSQL says, which
+        # corrects any drift a lost Redis caused (increments applied to a hash being recounted).
+        recount_into_redis(conn, redis, keys, job_id)
     return finished
+
+
+def recount_into_redis(conn: Connection, redis: Redis, keys: Keys, job_id: int) -> None:
+    row = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    if row is not None:
+        counters.replace(redis, keys, job_id, counters.recount(conn, job_id, row[0]))
 
 
 def finish_if_complete(conn: Connection, job_id: int) -> bool:

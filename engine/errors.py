@@ -40,6 +40,10 @@ class IdempotencyInProgress(BalsongError):
     """A request with this Idempotency-Key is still being stored."""
 
 
+class JobNotPaused(BalsongError):
+    """The job is not paused, so there is nothing to resume."""
+
+
 class NotFound(BalsongError):
     """No such object."""
 

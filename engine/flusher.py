@@ -128,6 +128,7 @@ class Flusher:
         #: Jobs whose Kakao failures fall back to SMS/LMS.
         self._falls_back: set[int] = set()
         self._group_ready = False
+        self._own_pending_first = False
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -141,6 +142,22 @@ class Flusher:
 
     def flush_once(self, max_entries: int = 500, block_ms: int | None = None) -> FlushResult:
         """Apply up to ``max_entries`` stream entries to PostgreSQL; returns what was done."""
+        try:
+            return self._flush(max_entries, block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                # Redis restarted empty: the stream and its group are gone. Create them again;
+                # the batches whose entries were lost are reconciled with the carrier.
+                log.warning("result stream group missing (Redis lost its data); creating it again")
+                self._group_ready = False
+            raise
+        except Exception:
+            # The pass failed (PostgreSQL down?): its entries stay pending for this consumer;
+            # the next pass takes them again at once rather than after claim_idle_ms.
+            self._own_pending_first = True
+            raise
+
+    def _flush(self, max_entries: int, block_ms: int | None) -> FlushResult:
         self._ensure_group()
         entries = self._read(max_entries, block_ms)
         result = FlushResult(entries=len(entries))
@@ -179,6 +196,16 @@ class Flusher:
         return result
 
     def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        if self._own_pending_first:
+            # Entries this consumer read in a pass that failed ("0": our own pending ones).
+            own: Any = self.redis.xreadgroup(
+                GROUP, self.consumer, {self.keys.results: "0"}, count=max_entries
+            )
+            entries_own: list[Any] = [e for _s, stream_entries in own or [] for e in stream_entries if e[1]]
+            if len(entries_own) < max_entries:
+                self._own_pending_first = False
+            if entries_own:
+                return entries_own
         # Entries a dead flusher left pending come first, so a crash delays them only briefly.
         claimed = self.redis.xautoclaim(
             self.keys.results,

@@ -30,7 +30,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         """
         SELECT id, status, created_at, first_sent_at, completed_at, requested_channel, priority, sender,
                title, body, total, sms_count, lms_count, kakao_count, invalid_count, duplicates_removed,
-               template_code, fallback_channel, fallback_body, fallback_title
+               template_code, fallback_channel, fallback_body, fallback_title, paused_at, paused_reason
         FROM jobs WHERE id = %s AND tenant_id = %s
         """,
         (job_id, tenant_id),
@@ -58,6 +58,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         fallback_channel,
         fallback_body,
         fallback_title,
+        paused_at,
+        paused_reason,
     ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
     return {
@@ -66,6 +68,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         "created_at": kst(created_at),
         "sent_at": kst(first_sent_at),
         "completed_at": kst(completed_at),
+        # Why (and since when) the job is or was paused for its failure ratio; null if never.
+        "paused": {"at": kst(paused_at), "reason": paused_reason} if paused_at else None,
         "content": {
             "channel": channel,
             "sender": sender,

@@ -24,3 +24,7 @@ RETRIES_SCHEDULED = Counter(
 RECIPIENTS_EXPIRED = Counter(
     "balsong_recipients_expired_total", "Recipients expired past the retry deadline", ["channel"]
 )
+#: Messages that failed every retry and went to a dead-letter queue (see `balsong dead-letters`).
+DEAD_LETTERS = Counter(
+    "balsong_dead_letters_total", "Messages dead-lettered after their retries", ["queue", "actor"]
+)
