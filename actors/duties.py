@@ -137,7 +137,7 @@ def sweep_open_jobs(rt: Runtime) -> None:
             if not rt.redis.hexists(rt.keys.job_counts(job_id), "total"):
                 log.warning("counters missing; recounting from PostgreSQL", extra={"job_id": job_id})
                 counters.replace(rt.redis, rt.keys, job_id, counters.recount(conn, job_id, created_at))
-        finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows])
+        finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows], use_hints=False)
 
 
 def ensure_partitions(rt: Runtime) -> None:

@@ -196,4 +196,13 @@ def reconcile_batch(job_id: int, batch_seq: int) -> None:
             worker=rt.worker_id,
         )
     if resolved is not None:
-        finish_slice(rt, *resolved)
+        # Ids in the text: how often this happens (and to which job) is what operators look for.
+        claimed, result = resolved
+        log.warning(
+            "reconciled job %s batch %s with the carrier (attempt %s): %s",
+            job_id,
+            batch_seq,
+            claimed.attempt,
+            result.end.value,
+        )
+        finish_slice(rt, claimed, result)

@@ -27,15 +27,21 @@ def final_status(total: int, failed: int) -> str:
     return PARTIALLY_FAILED
 
 
-def finish_completed_jobs(conn: Connection, redis: Redis, keys: Keys, job_ids: Sequence[int]) -> list[int]:
-    """Mark finished those of ``job_ids`` that are; returns the ids of the jobs finished now."""
+def finish_completed_jobs(
+    conn: Connection, redis: Redis, keys: Keys, job_ids: Sequence[int], *, use_hints: bool = True
+) -> list[int]:
+    """Mark finished those of ``job_ids`` that are; returns the ids of the jobs finished now.
+
+    ``use_hints``: skip jobs whose live counters still show work left. The scheduler's sweep
+    turns it off: counters that drifted (a lost Redis, a reconciliation re-recording outcomes
+    not yet flushed) must not keep a finished job open for ever."""
     pipe = redis.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(keys.job_counts(job_id), "queued", "in_flight")
     hints = pipe.execute()
     finished = []
     for job_id, (queued, in_flight) in zip(job_ids, hints, strict=True):
-        if queued is not None and (int(queued) > 0 or int(in_flight or 0) > 0):
+        if use_hints and queued is not None and (int(queued) > 0 or int(in_flight or 0) > 0):
             continue
         if finish_if_complete(conn, job_id):
             finished.append(job_id)

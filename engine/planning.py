@@ -85,7 +85,9 @@ _TOP_UP = (
     UPDATE batches b SET enqueued_at = now()
     FROM candidates c, jobs j
     WHERE b.job_id = %(job)s AND b.seq = c.seq AND c.rank <= %(window)s - c.n AND j.id = b.job_id
-      AND b.state = 'planned' AND b.enqueued_at IS NULL AND """ + JOB_MAY_SUBMIT + """
+      AND b.state = 'planned' AND b.enqueued_at IS NULL AND """
+    + JOB_MAY_SUBMIT
+    + """
     RETURNING b.seq, b.channel, j.priority
 """
 )

@@ -51,6 +51,21 @@ _RECLAIM = (
 LOOKUP_MARGIN = timedelta(minutes=5)
 
 
+#: References looked up between two renewals of the claim.
+LOOKUP_CHUNK = 50
+
+
+def renew_claim(conn: Connection, job_id: int, batch_seq: int, attempt: int) -> bool:
+    """Refresh our claim on the batch; False if another worker took it over since (its claim
+    counted a later attempt): then we must neither record nor send anything of it."""
+    renewed = conn.execute(
+        "UPDATE batches SET claimed_at = now()"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND attempts = %s",
+        (job_id, batch_seq, attempt),
+    ).rowcount
+    return bool(renewed)
+
+
 def stale_batches(conn: Connection, older_than_seconds: float, limit: int = 200) -> list[tuple[int, int]]:
     """Batches claimed longer than any carrier call takes, or let go long ago and still not
     recorded: their outcome must be asked of the carrier."""
@@ -87,10 +102,16 @@ def reconcile_batch(
         retry_attempt=retry_attempt,
     )
     references = list(claimed.seq_of_reference)
-    known = (
-        carrier.lookup(claimed.carrier_batch.channel, references, since=previous - LOOKUP_MARGIN)
-        if references
-        else []
-    )
+    known = []
+    # The carrier is asked a few references at a time (its query takes one per request), and
+    # the claim is renewed in between: a lookup longer than the stale age must not make the
+    # batch look abandoned, or a second reconciliation would take it and send it too.
+    for start in range(0, len(references), LOOKUP_CHUNK):
+        if not renew_claim(conn, job_id, batch_seq, attempt):
+            return None
+        chunk = references[start : start + LOOKUP_CHUNK]
+        known.extend(carrier.lookup(claimed.carrier_batch.channel, chunk, since=previous - LOOKUP_MARGIN))
+    if not renew_claim(conn, job_id, batch_seq, attempt):
+        return None
     wanted = set(references)
     return claimed, sender.send(claimed, known=[o for o in known if o.reference in wanted])

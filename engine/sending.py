@@ -167,8 +167,8 @@ def build_claimed(
         template_code = None
     seq_of_reference = {}
     carrier_recipients = []
-    for seq, phone, values, attempt in recipients:
-        reference = make_reference(job_id, seq, attempt)
+    for seq, phone, values, recipient_attempt in recipients:
+        reference = make_reference(job_id, seq, recipient_attempt)
         seq_of_reference[reference] = seq
         carrier_recipients.append(Recipient(reference, phone, tuple(values) if values else ()))
     batch = Batch(

@@ -46,7 +46,7 @@ FAULT_OVERRIDES: dict[str, Any] = {
     "kakao_report_settle_seconds": 1.0,
 }
 #: Longest a scenario's job may take to finish after its fault, in seconds.
-FINISH_TIMEOUT_SECONDS = 240.0
+FINISH_TIMEOUT_SECONDS = float(os.environ.get("BALSONG_FAULT_FINISH_TIMEOUT", 180))
 FINISHED = ("completed", "partially_failed", "failed")
 
 
@@ -124,6 +124,11 @@ class Fault:
     def start_workers(self) -> None:
         self.stack.processes.start("worker", worker_argv(WORKER_PROCESSES, WORKER_THREADS))
 
+    def reconciled_batches(self, job_id: int) -> int:
+        """How many times a batch of the job was reconciled with the carrier (worker log)."""
+        log = (self.stack.processes.log_dir / "worker.log").read_text(errors="replace")
+        return log.count(f"reconciled job {job_id} batch ")
+
     def batches_in(self, job_id: int, state: str) -> int:
         with psycopg.connect(self.stack.settings.database_url) as conn:
             row = conn.execute(
@@ -149,8 +154,24 @@ def wait_status(
         except httpx.HTTPError:
             pass  # the API may answer 503 while a server is being restarted
         if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} not {statuses} after {timeout}s: {stack.job(client, job_id)}")
+            raise AssertionError(
+                f"job {job_id} not {statuses} after {timeout}s: {stack.job(client, job_id)}; "
+                f"in PostgreSQL: {durable_state(stack, job_id)}"
+            )
         time.sleep(0.25)
+
+
+def durable_state(stack: Stack, job_id: int) -> dict[str, Any]:
+    """The job's batches by state and recipients by status (to say why a job is not finished)."""
+    with psycopg.connect(stack.settings.database_url) as conn:
+        batches = conn.execute(
+            "SELECT state, count(*), min(seq) FROM batches WHERE job_id = %s GROUP BY state",
+            (job_id,),
+        ).fetchall()
+        statuses = conn.execute(
+            "SELECT status, count(*) FROM recipients WHERE job_id = %s GROUP BY status", (job_id,)
+        ).fetchall()
+    return {"batches": batches, "recipients": dict(statuses)}
 
 
 @dataclass(frozen=True, slots=True)
