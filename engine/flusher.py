@@ -84,6 +84,23 @@ _APPLY_REPORTS = f"""
 """
 
 
+# A batch is recorded once its last outcome is in, unless some recipient of it is still queued
+# without belonging to another open batch (a retry batch): the outcomes of an earlier slice were
+# lost with Redis. It then stays 'sent', and the reconciliation asks the carrier about them.
+_RECORD_BATCH = """
+    UPDATE batches b SET state = 'recorded', recorded_at = now()
+    WHERE b.job_id = %(job)s AND b.seq = %(seq)s AND NOT EXISTS (
+        SELECT 1 FROM recipients r
+        WHERE r.job_id = b.job_id AND r.job_created_at = %(created_at)s
+          AND r.seq BETWEEN b.first_seq AND b.last_seq AND (b.seqs IS NULL OR r.seq = ANY (b.seqs))
+          AND r.status = 'queued'
+          AND NOT EXISTS (
+              SELECT 1 FROM batches o
+              WHERE o.job_id = b.job_id AND o.seq <> b.seq AND o.state <> 'recorded'
+                AND o.seqs IS NOT NULL AND r.seq = ANY (o.seqs)))
+"""
+
+
 class ReportChange(NamedTuple):
     """A recipient row a report changed, as it is now."""
 
@@ -230,7 +247,7 @@ class Flusher:
 
     def _apply_submissions(self, conn: Connection, submissions: list[dict[str, Any]]) -> int:
         params = []
-        done_batches: list[tuple[int, int]] = []
+        done_batches: list[dict[str, Any]] = []
         first_sent: dict[int, datetime] = {}
         for entry in submissions:
             outcomes = entry["o"]
@@ -249,17 +266,19 @@ class Flusher:
                 }
             )
             if entry["done"]:
-                done_batches.append((entry["job"], entry["batch"]))
+                done_batches.append(
+                    {
+                        "job": entry["job"],
+                        "seq": entry["batch"],
+                        "created_at": datetime.fromtimestamp(entry["ca"], UTC),
+                    }
+                )
             if any(o[1] in (SUBMITTED, DELIVERED) for o in outcomes):
                 first_sent[entry["job"]] = min(at, first_sent.get(entry["job"], at))
         with conn.cursor() as cur:
             cur.executemany(_APPLY_SUBMISSION, params)
             if done_batches:
-                cur.executemany(
-                    "UPDATE batches SET state = 'recorded', recorded_at = now()"
-                    " WHERE job_id = %s AND seq = %s",
-                    done_batches,
-                )
+                cur.executemany(_RECORD_BATCH, done_batches)
             if first_sent:
                 cur.executemany(
                     "UPDATE jobs SET first_sent_at = %s WHERE id = %s AND first_sent_at IS NULL",

@@ -35,7 +35,9 @@ _STALE = f"""
 _RECLAIM = (
     """
     UPDATE batches b
-    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1
+    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1,
+        -- A batch let go but never recorded may miss outcomes of any of its slices.
+        next_seq = CASE WHEN b.state = 'sent' THEN b.first_seq ELSE b.next_seq END
     FROM jobs j, (SELECT claimed_at AS previous FROM batches WHERE job_id = %(job)s AND seq = %(batch)s) p
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND j.id = b.job_id AND ("""
     + _STALE
@@ -96,6 +98,16 @@ def reconcile_batch(
             return None
         previous, channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
         recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
+        # Recipients waiting in a retry batch are that batch's to send, not this one's.
+        owned = {
+            int(seq)
+            for (seq,) in conn.execute(
+                "SELECT unnest(seqs) FROM batches WHERE job_id = %s AND seq <> %s AND state <> 'recorded'"
+                " AND seqs IS NOT NULL",
+                (job_id, batch_seq),
+            ).fetchall()
+        }
+        recipients = [r for r in recipients if r[0] not in owned]
     claimed = replace(
         build_claimed(job_id, batch_seq, attempt, channel, job, recipients),
         first_attempt_at=first_attempt_at,
