@@ -31,16 +31,22 @@ PAUSED = "paused"
 #: The condition (on the job, aliased ``j``) for any batch of it to be claimed or published.
 #: Every place that hands a batch to a carrier or a queue checks it.
 JOB_MAY_SUBMIT = "j.status <> 'paused'"
+#: Reason codes of failures at (or after) the carrier, as opposed to refusals at intake.
+CARRIER_REASONS = ("carrier_", "expired")
 
 
 def failure_ratio_reason(counts: counters.JobCounts, invalid: int, settings: Settings) -> str | None:
     """Why the job must be paused, or None. Intake refusals (bad numbers) do not count: they
     never reached the carrier."""
+    if settings.pause_failure_ratio <= 0:
+        return None
     answered = counts.total - counts.queued - invalid
     failed = counts.failed + counts.expired - invalid
     if answered < max(1, settings.pause_min_sample) or failed < settings.pause_failure_ratio * answered:
         return None
-    carrier_reasons = {code: n for code, n in counts.reasons.items() if n > 0}
+    carrier_reasons = {
+        code: n for code, n in counts.reasons.items() if n > 0 and code.startswith(CARRIER_REASONS)
+    }
     top = max(carrier_reasons, key=lambda code: carrier_reasons[code], default=None)
     most = f"; most common: {top} ({counts.reason_texts.get(top, top)})" if top else ""
     return (
