@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pika
+import pika.exceptions
 from dramatiq.common import q_name, xq_name
 
 from actors.broker import all_queues
@@ -50,44 +51,47 @@ def parse(body: bytes) -> tuple[DeadLetter, dict[str, Any]]:
     return letter, message
 
 
-def _channel(url: str) -> tuple[pika.BlockingConnection, Any]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    return connection, channel
-
-
 def dead_letters(url: str, action: str = "list", limit: int = 1000) -> list[DeadLetter]:
     """Read up to ``limit`` dead letters per queue; ``requeue`` or ``purge`` them, or (``list``)
     leave them in place. Returns what was read."""
-    connection, channel = _channel(url)
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     found: list[DeadLetter] = []
     try:
         for queue in all_queues():
-            xq = xq_name(queue)
-            channel.queue_declare(xq, durable=True, passive=False)
-            for _ in range(limit):
-                method, _properties, body = channel.basic_get(xq, auto_ack=False)
-                if method is None:
-                    break
-                letter, message = parse(body)
-                found.append(letter)
-                if action == "list":
-                    continue  # left unacknowledged: back in its queue when the channel closes
-                if action == "requeue":
-                    options = message.setdefault("options", {})
-                    for spent in ("retries", "traceback", "requeue_timestamp", "eta"):
-                        options.pop(spent, None)
-                    message["queue_name"] = letter.queue
-                    channel.basic_publish(
-                        "",
-                        letter.queue,
-                        orjson.dumps(message),
-                        pika.BasicProperties(delivery_mode=2),
-                    )
-                channel.basic_ack(method.delivery_tag)
+            # One channel per queue: closing it puts back what ``list`` read without acknowledging.
+            channel = connection.channel()
+            channel.confirm_delivery()
+            try:
+                found.extend(_drain(channel, xq_name(queue), action, limit))
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:  # 404: no such queue yet (nothing ever failed there)
+                    raise
+                continue
+            channel.close()
     finally:
         connection.close()
+    return found
+
+
+def _drain(channel: Any, xq: str, action: str, limit: int) -> list[DeadLetter]:
+    found = []
+    for _ in range(limit):
+        method, _properties, body = channel.basic_get(xq, auto_ack=False)
+        if method is None:
+            break
+        letter, message = parse(body)
+        found.append(letter)
+        if action == "list":
+            continue  # left unacknowledged: back in its queue when the channel closes
+        if action == "requeue":
+            options = message.setdefault("options", {})
+            for spent in ("retries", "traceback", "requeue_timestamp", "eta"):
+                options.pop(spent, None)
+            message["queue_name"] = letter.queue
+            channel.basic_publish(
+                "", letter.queue, orjson.dumps(message), pika.BasicProperties(delivery_mode=2)
+            )
+        channel.basic_ack(method.delivery_tag)
     return found
 
 

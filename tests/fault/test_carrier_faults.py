@@ -180,7 +180,7 @@ def test_duplicate_and_out_of_order_reports_are_counted_once(
         # ... and webhooks report failures after the deliveries (late, out of order), twice
         references = [f"{job_id}-{seq}" for seq in range(0, RECIPIENTS, 4)]
         for _ in range(2):
-            assert sms_webhook(stack, references, "3015").status_code == 200
+            assert sms_webhook(stack, references, "3015").status_code == 202
         deadline = time.monotonic() + 120
         while not (
             cache.exists(keys.cursor("reports:sms")) and reports_settled(stack, servers.rabbitmq.node, vhost)
