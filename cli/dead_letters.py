@@ -33,11 +33,19 @@ class DeadLetter:
     message_id: str
 
 
+def exception_line(traceback: list[str]) -> str:
+    """The ``Type: message`` line of a formatted traceback: the first after its last indented
+    (frame) line; an exception's message may run on over further lines (PostgreSQL's CONTEXT)."""
+    frames = [i for i, line in enumerate(traceback) if line.startswith(" ")]
+    after = frames[-1] + 1 if frames else 0
+    return traceback[after] if after < len(traceback) else "(no traceback)"
+
+
 def parse(body: bytes) -> tuple[DeadLetter, dict[str, Any]]:
     """A dead-lettered Dramatiq message, summarised, and the message itself."""
     message = orjson.loads(body)
     options = message.get("options") or {}
-    traceback = (options.get("traceback") or "").strip().splitlines()
+    traceback = (options.get("traceback") or "").rstrip().splitlines()
     ids = message_ids(message.get("args") or [])
     letter = DeadLetter(
         queue=q_name(message.get("queue_name", "?")),
@@ -45,7 +53,7 @@ def parse(body: bytes) -> tuple[DeadLetter, dict[str, Any]]:
         job_id=ids.get("job_id"),
         batch=ids.get("batch"),
         retries=int(options.get("retries", 0)),
-        error=traceback[-1] if traceback else "(no traceback)",
+        error=exception_line(traceback),
         message_id=message.get("message_id", "?"),
     )
     return letter, message

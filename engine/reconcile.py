@@ -114,6 +114,9 @@ def reconcile_batch(
         retry_attempt=retry_attempt,
     )
     references = list(claimed.seq_of_reference)
+    # A batch let go and reconciled from its first recipient may hold requests older than its
+    # last claim: look from its first attempt then (whichever is earlier).
+    since = min(previous, first_attempt_at) if first_attempt_at else previous
     known = []
     # The carrier is asked a few references at a time (its query takes one per request), and
     # the claim is renewed in between: a lookup longer than the stale age must not make the
@@ -122,7 +125,7 @@ def reconcile_batch(
         if not renew_claim(conn, job_id, batch_seq, attempt):
             return None
         chunk = references[start : start + LOOKUP_CHUNK]
-        known.extend(carrier.lookup(claimed.carrier_batch.channel, chunk, since=previous - LOOKUP_MARGIN))
+        known.extend(carrier.lookup(claimed.carrier_batch.channel, chunk, since=since - LOOKUP_MARGIN))
     if not renew_claim(conn, job_id, batch_seq, attempt):
         return None
     wanted = set(references)

@@ -18,7 +18,10 @@ def test_a_dead_letter_shows_queue_actor_job_batch_and_last_error_but_no_message
             "actor_name": "send_batch",
             "args": [42, 7],
             "kwargs": {},
-            "options": {"retries": 5, "traceback": "Traceback ...\n  File x\npsycopg.DataError: bad batch"},
+            "options": {
+                "retries": 5,
+                "traceback": "Traceback ...\n  File x\npsycopg.DataError: bad batch\nCONTEXT:  parameter $4",
+            },
             "message_id": "m1",
         }
     )
