@@ -43,7 +43,8 @@ class DeadLetters(Middleware):
             return
         DEAD_LETTERS.labels(message.queue_name, message.actor_name).inc()
         log.error(
-            "message dead-lettered after %s retries: %s: %s",
+            # Retries counts failed attempts (the first included) by the time it gives up.
+            "message dead-lettered after %s attempts: %s: %s",
             message.options.get("retries", 0),
             type(exception).__name__,
             exception,

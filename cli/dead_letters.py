@@ -1,7 +1,7 @@
 """``balsong dead-letters [list|requeue|purge]``: the messages that failed every retry.
 
 They wait in RabbitMQ's dead-letter queues (``<queue>.XQ``, kept 7 days). ``list`` shows each
-(queue, actor, job, batch, retries, last error) and leaves it where it is; ``requeue`` puts each
+(queue, actor, job, batch, attempts, last error) and leaves it where it is; ``requeue`` puts each
 back on its queue with fresh retries (after the cause is fixed; a batch already sent is not
 sent twice, its claim guards it); ``purge`` deletes them.
 """
@@ -28,7 +28,8 @@ class DeadLetter:
     actor: str
     job_id: int | None
     batch: int | None
-    retries: int
+    #: Attempts that failed (Dramatiq's ``retries`` option counts the first one too).
+    attempts: int
     error: str
     message_id: str
 
@@ -52,7 +53,7 @@ def parse(body: bytes) -> tuple[DeadLetter, dict[str, Any]]:
         actor=message.get("actor_name", "?"),
         job_id=ids.get("job_id"),
         batch=ids.get("batch"),
-        retries=int(options.get("retries", 0)),
+        attempts=int(options.get("retries", 0)),
         error=exception_line(traceback),
         message_id=message.get("message_id", "?"),
     )
@@ -105,11 +106,11 @@ def _drain(channel: Any, xq: str, action: str, limit: int) -> list[DeadLetter]:
 
 def run(action: str, *, limit: int = 1000) -> int:
     letters = dead_letters(get_settings().broker_url, action, limit)
-    print(f"{'queue':<14} {'actor':<26} {'job':>8} {'batch':>6} {'retries':>7}  error")
+    print(f"{'queue':<14} {'actor':<26} {'job':>8} {'batch':>6} {'attempts':>8}  error")
     for d in letters:
         job = "" if d.job_id is None else str(d.job_id)
         batch = "" if d.batch is None else str(d.batch)
-        print(f"{d.queue:<14} {d.actor:<26} {job:>8} {batch:>6} {d.retries:>7}  {d.error}")
+        print(f"{d.queue:<14} {d.actor:<26} {job:>8} {batch:>6} {d.attempts:>8}  {d.error}")
     verb = {"list": "dead-lettered", "requeue": "requeued", "purge": "purged"}[action]
     print(f"{len(letters)} message(s) {verb}", file=sys.stderr)
     return 0

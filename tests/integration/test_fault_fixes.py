@@ -114,3 +114,50 @@ def test_drifted_counters_do_not_keep_a_finished_job_open(settings: Settings) ->
         live = counters.read(cache, keys, job_id)
     assert live is not None and (live.delivered, live.in_flight, live.queued) == (1500, 0, 0)
     cache.close()
+
+
+def test_a_batch_missing_outcomes_lost_with_redis_is_not_recorded(settings: Settings) -> None:
+    from carriers.base import Outcome, SubmitOutcome
+    from engine.clock import SystemClock
+    from engine.db import make_pool
+    from engine.flusher import Flusher
+    from engine.results import ResultRecorder
+
+    cache = redis.Redis.from_url(settings.redis_url)
+    # Its own result stream: the session's scheduler, if running, must not flush it meanwhile.
+    keys = Keys(f"{settings.redis_prefix}:lost-outcomes")
+    pool = make_pool(settings)
+    recorder = ResultRecorder(cache, keys)
+    flusher = Flusher(pool, cache, keys, "test", settings=settings, clock=SystemClock())
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        job_id = planned_job(conn, "lost-outcomes", recipients=1000)
+        initialise_counters(conn, cache, keys, job_id)
+        (created_at,) = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (job_id,)).fetchone()
+
+        def record(seqs: range, done: bool) -> None:
+            outcomes = [(s, SubmitOutcome(f"{job_id}-{s}", Outcome.ACCEPTED, None, "ok")) for s in seqs]
+            recorder.record_submission(
+                job_id=job_id,
+                job_created_at=created_at,
+                batch_seq=0,
+                outcomes=outcomes,
+                batch_done=done,
+                at=datetime.now(UTC),
+            )
+            while flusher.flush_once().entries:
+                pass
+
+        def state() -> str:
+            return str(conn.execute("SELECT state FROM batches WHERE job_id = %s", (job_id,)).fetchone()[0])
+
+        # Given the first slice's outcomes of a batch lost (Redis restarted before the flush)
+        # When the last slice records its outcomes and says the batch is done
+        record(range(500, 1000), done=True)
+        # Then the batch is not recorded: 500 of its recipients have no outcome in PostgreSQL
+        assert state() == "planned"
+        # When the reconciliation records the missing ones
+        record(range(500), done=True)
+        # Then it is
+        assert state() == "recorded"
+    pool.close()
+    cache.close()

@@ -38,7 +38,7 @@ def test_a_dead_letter_shows_queue_actor_job_batch_and_last_error_but_no_message
     letter, _ = parse(body)
     other, _ = parse(webhook)
     # Then the canonical queue, ids and last error line are shown; a body with phone numbers is not
-    assert (letter.queue, letter.actor, letter.job_id, letter.batch, letter.retries) == (
+    assert (letter.queue, letter.actor, letter.job_id, letter.batch, letter.attempts) == (
         "send.sms",
         "send_batch",
         42,
