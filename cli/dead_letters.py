@@ -28,7 +28,8 @@ class DeadLetter:
     actor: str
     job_id: int | None
     batch: int | None
-    #: Attempts that failed (Dramatiq's ``retries`` option counts the first one too).
+    #: Attempts that failed: the stored message is the one of its last retry, whose ``retries``
+    #: option counts the retries before it.
     attempts: int
     error: str
     message_id: str
@@ -53,7 +54,7 @@ def parse(body: bytes) -> tuple[DeadLetter, dict[str, Any]]:
         actor=message.get("actor_name", "?"),
         job_id=ids.get("job_id"),
         batch=ids.get("batch"),
-        attempts=int(options.get("retries", 0)),
+        attempts=int(options.get("retries", 0)) + 1,
         error=exception_line(traceback),
         message_id=message.get("message_id", "?"),
     )

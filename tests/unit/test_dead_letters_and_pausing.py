@@ -43,7 +43,7 @@ def test_a_dead_letter_shows_queue_actor_job_batch_and_last_error_but_no_message
         "send_batch",
         42,
         7,
-        5,
+        6,  # the first attempt and 5 retries
     )
     assert letter.error == "psycopg.DataError: bad batch"
     assert (other.job_id, other.batch, other.error) == (None, None, "(no traceback)")
