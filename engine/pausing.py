@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from psycopg import Connection
+from psycopg_pool import ConnectionPool
 from redis import Redis
 
 from engine import counters
@@ -56,16 +57,22 @@ def failure_ratio_reason(counts: counters.JobCounts, invalid: int, settings: Set
     )
 
 
-def pause_if_failing(conn: Connection, redis: Redis, keys: Keys, settings: Settings, job_id: int) -> bool:
+def pause_if_failing(pool: ConnectionPool, redis: Redis, keys: Keys, settings: Settings, job_id: int) -> bool:
     """Pause the job if its failure ratio passed the limit; True if this call paused it.
 
-    The live counters decide cheaply whether PostgreSQL needs asking at all: without intake
-    refusals subtracted the ratio is only higher, so a job under the limit by them is under it."""
+    The live counters decide cheaply whether PostgreSQL needs asking at all (it is asked after
+    every slice of every batch): without intake refusals subtracted the ratio is only higher,
+    so a job under the limit by them is under it."""
     if settings.pause_failure_ratio <= 0:
         return False
     counts = counters.read(redis, keys, job_id)
     if counts is None or failure_ratio_reason(counts, 0, settings) is None:
         return False
+    with pool.connection() as conn:
+        return _pause(conn, counts, settings, job_id)
+
+
+def _pause(conn: Connection, counts: counters.JobCounts, settings: Settings, job_id: int) -> bool:
     row = conn.execute(
         "SELECT invalid_count FROM jobs WHERE id = %s AND status = 'sending' AND paused_at IS NULL", (job_id,)
     ).fetchone()

@@ -81,6 +81,9 @@ def test_a_reconciliation_whose_claim_was_taken_over_may_not_go_on(settings: Set
 
 
 def test_a_paused_job_is_not_claimed_nor_topped_up_until_resumed(settings: Settings) -> None:
+    from engine.db import make_pool
+
+    pool = make_pool(settings)
     cache = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.redis_prefix)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -95,7 +98,7 @@ def test_a_paused_job_is_not_claimed_nor_topped_up_until_resumed(settings: Setti
             ),
         )
         # When the failure ratio is checked
-        assert pause_if_failing(conn, cache, keys, settings, job_id) is True
+        assert pause_if_failing(pool, cache, keys, settings, job_id) is True
         # Then the job is paused with its reason, and none of its batches can be claimed
         status, reason = conn.execute(
             "SELECT status, paused_reason FROM jobs WHERE id = %s", (job_id,)
@@ -107,8 +110,9 @@ def test_a_paused_job_is_not_claimed_nor_topped_up_until_resumed(settings: Setti
         # Then its batches are published again and can be claimed; it is not paused again
         assert [ref.seq for ref in top_up(conn, job_id, 32)] == [0, 1]
         assert claim_batch(conn, job_id, 0, "w", datetime.now(UTC)) is not None
-        assert pause_if_failing(conn, cache, keys, settings, job_id) is False
+        assert pause_if_failing(pool, cache, keys, settings, job_id) is False
     cache.close()
+    pool.close()
 
 
 def test_drifted_counters_do_not_keep_a_finished_job_open(settings: Settings) -> None:
