@@ -41,6 +41,8 @@ FAULT_OVERRIDES: dict[str, Any] = {
     "republish_after_seconds": 20.0,
     "retry_base_seconds": 1.0,
     "retry_cap_seconds": 4.0,
+    # A carrier's 429 slows the channel for this long: short, so a 429 storm slows, not stalls.
+    "rate_backoff_seconds": 2.0,
     "database_timeout_seconds": 2.0,
     "kakao_report_poll_seconds": 1.0,
     "kakao_report_settle_seconds": 1.0,
@@ -115,10 +117,16 @@ class Fault:
         return time.monotonic() - since
 
     def signal_workers(self, signum: int = signal.SIGKILL, timeout: float = 60.0) -> None:
-        """Send ``signum`` to the worker's whole process group (the Dramatiq master and its
-        worker processes) and wait until it has exited."""
+        """Send ``signum`` to the worker (SIGKILL: its whole process group, the Dramatiq master
+        and its worker processes) and wait until it has exited."""
         proc = self.stack.processes.procs.pop("worker")
-        os.killpg(proc.pid, signum)
+        if signum == signal.SIGKILL:
+            os.killpg(proc.pid, signum)
+        else:
+            # To the Dramatiq master only, as `docker stop` does: it forwards the signal to its
+            # worker processes, and a worker process signalled twice stops at once ("Killing
+            # worker process"), leaving its batches in flight.
+            os.kill(proc.pid, signum)
         proc.wait(timeout)
 
     def start_workers(self) -> None:

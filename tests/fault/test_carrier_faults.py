@@ -48,13 +48,13 @@ def test_storms_of_timeouts_5xx_and_429_are_backed_off_and_lose_nothing(
     with stack_for(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("storms")
-        # Given a carrier answering 10 % of requests 5xx, 2 % 429 and timing out 2 % (after
-        # accepting them) for the first 60 % of a 20,000-recipient job
+        # Given a carrier answering 10 % of requests 5xx, 1 % 429 and timing out 2 % (after
+        # accepting them) for the first half of a 20,000-recipient job
         stack.simulator.configure(
-            http_5xx_rate=0.10, http_429_rate=0.02, timeout_rate=0.02, timeout_sleep_ms=4000
+            http_5xx_rate=0.10, http_429_rate=0.01, timeout_rate=0.02, timeout_sleep_ms=4000
         )
         job_id = submit(client, phones())
-        fault.wait_accepted(int(RECIPIENTS * 0.6))
+        fault.wait_accepted(int(RECIPIENTS * 0.5), timeout=300)
         stack.simulator.configure(http_5xx_rate=0.0, http_429_rate=0.0, timeout_rate=0.0)
         storm = stack.simulator.summary()
         baseline = fault.accepted()
