@@ -80,7 +80,11 @@ def _send(job_id: int, batch_seq: int) -> None:
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches (none once the job is paused)."""
-    pause_if_failing(rt.pool, rt.redis, rt.keys, rt.settings, claimed.job_id)
+    try:
+        pause_if_failing(rt.pool, rt.redis, rt.keys, rt.settings, claimed.job_id)
+    except Exception:
+        # The check is advisory: failing it must not leave this slice's batch unfinished.
+        log.exception("could not check the job's failure ratio", extra={"job_id": claimed.job_id})
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)
