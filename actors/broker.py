@@ -13,6 +13,7 @@ import orjson
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import Encoder
 from dramatiq.errors import DecodeError
+from dramatiq.middleware import Retries
 
 from engine.config import Settings
 
@@ -55,7 +56,10 @@ def queue_names_with_dramatiq_queues() -> tuple[str, ...]:
 
 
 def install_broker(settings: Settings) -> RabbitmqBroker:
+    from actors.dead_letters import DeadLetters
+
     broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+    broker.add_middleware(DeadLetters(), before=Retries)
     dramatiq.set_encoder(OrjsonEncoder())
     dramatiq.set_broker(broker)
     for queue in QUEUES:

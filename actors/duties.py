@@ -147,10 +147,11 @@ def sweep_open_jobs(rt: Runtime) -> None:
             " ORDER BY id LIMIT 1000"
         ).fetchall()
         for job_id, created_at in rows:
-            if not rt.redis.exists(rt.keys.job_counts(job_id)):
+            # A hash without its total was lost and re-created by a worker's increments.
+            if not rt.redis.hexists(rt.keys.job_counts(job_id), "total"):
                 log.warning("counters missing; recounting from PostgreSQL", extra={"job_id": job_id})
                 counters.replace(rt.redis, rt.keys, job_id, counters.recount(conn, job_id, created_at))
-        finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows])
+        finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows], use_hints=False)
 
 
 def settle_finished_jobs(rt: Runtime) -> None:

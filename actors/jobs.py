@@ -12,6 +12,7 @@ from actors.publish import publish_batches
 from engine import planning
 from engine.compliance import in_quiet_hours, quiet_hours_end
 from engine.job_states import CANCELLED, current_status
+from engine.pausing import pause_if_failing
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
@@ -71,7 +72,7 @@ def _send(job_id: int, batch_seq: int) -> None:
         claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id, rt.clock.now())
     if claimed is None:
         log.info(
-            "batch already claimed or recorded; nothing to do",
+            "batch already claimed or recorded, or its job is paused; nothing to do",
             extra={"job_id": job_id, "batch_id": batch_seq},
         )
         return
@@ -90,17 +91,22 @@ def _send(job_id: int, batch_seq: int) -> None:
 
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> None:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
-    batch back, defer it, or publish the job's next batches."""
+    batch back, defer it, or publish the job's next batches (none once the job is paused)."""
     BATCH_SLICES.labels(claimed.channel, result.end.value).inc()
     log.debug(
         "batch slice ended",
         extra={"job_id": claimed.job_id, "batch_id": claimed.seq, "end": result.end.value},
     )
     if result.end is SliceEnd.HALTED:
-        # (Cancelled is the only halted status so far; one that is not final, such as a pause,
-        # would hand the batch back here instead of dropping it.)
+        # (Cancelled is the only halted status: a paused job's batches are never claimed, see
+        # engine.sending's JOB_MAY_SUBMIT, so a pause never halts a slice under way.)
         drop_batch(rt, claimed, list(result.unsent_seqs))
         return
+    try:
+        pause_if_failing(rt.pool, rt.redis, rt.keys, rt.settings, claimed.job_id)
+    except Exception:
+        # The check is advisory: failing it must not leave this slice's batch unfinished.
+        log.exception("could not check the job's failure ratio", extra={"job_id": claimed.job_id})
     if result.retry_seqs and result.end is not SliceEnd.UNKNOWN:
         # (With an unknown outcome they stay queued in this batch: its reconciliation sends them.)
         retry_later(rt, claimed, list(result.retry_seqs), claimed.retry_attempt)
@@ -249,4 +255,13 @@ def reconcile_batch(job_id: int, batch_seq: int) -> None:
             worker=rt.worker_id,
         )
     if resolved is not None:
-        finish_slice(rt, *resolved)
+        # Ids in the text: how often this happens (and to which job) is what operators look for.
+        claimed, result = resolved
+        log.warning(
+            "reconciled job %s batch %s with the carrier (attempt %s): %s",
+            job_id,
+            batch_seq,
+            claimed.attempt,
+            result.end.value,
+        )
+        finish_slice(rt, claimed, result)

@@ -30,6 +30,7 @@ from engine.errors import (
     IdempotencyInProgress,
     InsufficientBalance,
     IntakeLimited,
+    JobNotPaused,
     NotFound,
     ValidationError,
 )
@@ -94,6 +95,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(IntakeLimited)
     async def limited(_: Request, exc: IntakeLimited) -> JSONResponse:
         return _error(429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)})
+
+    @app.exception_handler(JobNotPaused)
+    async def not_paused(_: Request, exc: JobNotPaused) -> JSONResponse:
+        return _error(409, "job_not_paused", str(exc), "status")
 
     @app.exception_handler(IdempotencyConflict)
     async def conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal, require
 from api.responses import JSONResponse, error_response
+from engine import pausing, planning
 from engine.cancel import CancelResult, cancel_job
 from engine.errors import JobStateConflict, ValidationError
 from engine.job_store import PartitionCache, StoredJob
@@ -147,3 +148,19 @@ def perform_resend(
                 extra={"job_id": stored.job_id},
             )
     return stored
+
+
+def perform_resume(tenant_id: int, job_id: int) -> None:
+    """Resume a job paused for its failure ratio and publish its next batches (the API's and
+    the console's resume); JobNotPaused if it is not paused."""
+    from actors.publish import publish_batches
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        pausing.resume_job(conn, job_id, tenant_id)
+        refs = planning.top_up(conn, job_id, rt.settings.batch_window)
+    try:
+        publish_batches(refs)
+    except Exception:
+        # Marked enqueued already: the outbox publishes them again after republish_after_seconds.
+        log.exception("could not publish a resumed job's batches", extra={"job_id": job_id})

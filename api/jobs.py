@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal, require
+from api.job_actions import perform_resume
 from api.responses import JSONResponse
 from engine import history, intake_limits, views
 from engine.compliance import check_send_time
@@ -201,6 +202,17 @@ def list_jobs(
 def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     """A job's status, times, content, counts and failures grouped by reason."""
     require("read", who)
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
+
+
+@router.post("/{job_id}/resume")
+def resume_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
+    """Resume a job paused for its failure ratio: its remaining batches are sent (409 if it is
+    not paused). It is not paused again by the ratio."""
+    require("send", who)
+    perform_resume(who.tenant_id, job_id)
     rt = get_runtime()
     with rt.pool.connection() as conn:
         return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))

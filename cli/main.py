@@ -137,6 +137,32 @@ def cmd_resend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    import actors  # noqa: F401  (publishes the job's batches through the broker)
+    from actors.publish import publish_batches
+    from engine.errors import BalsongError
+    from engine.pausing import resume_job
+    from engine.planning import top_up
+    from engine.runtime import get_runtime
+
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        try:
+            resume_job(conn, args.job)
+        except BalsongError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        publish_batches(top_up(conn, args.job, rt.settings.batch_window))
+    print(f"job {args.job} resumed")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from cli.dead_letters import run
+
+    return run(args.action, limit=args.limit)
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from cli.multiprocess import prepare
 
@@ -276,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason", action="append", metavar="CODE", help="only failures with this reason code (repeatable)"
     )
     resend.add_argument("--idempotency-key", help="the same key again makes no second job")
+
+    resume = add("resume", cmd_resume, "resume a job paused for its failure ratio")
+    resume.add_argument("job", type=int)
+
+    dead = add("dead-letters", cmd_dead_letters, "messages that failed every retry: list, requeue or purge")
+    dead.add_argument("action", nargs="?", choices=("list", "requeue", "purge"), default="list")
+    dead.add_argument("--limit", type=int, default=1000, help="at most this many messages per queue")
 
     add("scheduler", cmd_scheduler, "run the scheduler (flusher, outbox, reconciliation, report poller)")
     api = add("api", cmd_api, "run the HTTP API")

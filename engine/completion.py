@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from psycopg import Connection
 from redis import Redis
 
+from engine import counters
 from engine.job_states import CANCELLED
 from engine.keys import Keys
 from engine.settlement import settle_locked
@@ -28,19 +29,35 @@ def final_status(total: int, failed: int) -> str:
     return PARTIALLY_FAILED
 
 
-def finish_completed_jobs(conn: Connection, redis: Redis, keys: Keys, job_ids: Sequence[int]) -> list[int]:
-    """Mark finished those of ``job_ids`` that are; returns the ids of the jobs finished now."""
+def finish_completed_jobs(
+    conn: Connection, redis: Redis, keys: Keys, job_ids: Sequence[int], *, use_hints: bool = True
+) -> list[int]:
+    """Mark finished those of ``job_ids`` that are; returns the ids of the jobs finished now.
+
+    ``use_hints``: skip jobs whose live counters still show work left. The scheduler's sweep
+    turns it off: counters that drifted (a lost Redis, a reconciliation re-recording outcomes
+    not yet flushed) must not keep a finished job open for ever."""
     pipe = redis.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(keys.job_counts(job_id), "queued", "in_flight")
     hints = pipe.execute()
     finished = []
     for job_id, (queued, in_flight) in zip(job_ids, hints, strict=True):
-        if queued is not None and (int(queued) > 0 or int(in_flight or 0) > 0):
+        if use_hints and queued is not None and (int(queued) > 0 or int(in_flight or 0) > 0):
             continue
         if finish_if_complete(conn, job_id):
             finished.append(job_id)
+    for job_id in finished:
+        # The job's rows are final now: its counters become exactly what PostgreSQL says, which
+        # corrects any drift a lost Redis caused (increments applied to a hash being recounted).
+        recount_into_redis(conn, redis, keys, job_id)
     return finished
+
+
+def recount_into_redis(conn: Connection, redis: Redis, keys: Keys, job_id: int) -> None:
+    row = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    if row is not None:
+        counters.replace(redis, keys, job_id, counters.recount(conn, job_id, row[0]))
 
 
 def finish_if_complete(conn: Connection, job_id: int) -> bool:

@@ -37,6 +37,15 @@ class Settings:
     #: a webhook call without it is refused. Empty: that provider's webhook is not accepted.
     sms_webhook_signature: str = "balsong-local-webhook"
     kakao_webhook_signature: str = "balsong-local-webhook"
+    #: Longest wait for a PostgreSQL connection (from the pool, or to open one), in seconds. Short,
+    #: so that with the database down the API answers 503 at once instead of hanging.
+    database_timeout_seconds: float = 5.0
+    #: A job is paused (status ``paused``, with the reason shown) once at least
+    #: ``pause_min_sample`` of its recipients have been answered by the carrier and this fraction
+    #: of them failed: something is wrong with the job or the carrier, and going on would burn
+    #: the rest of its recipients. 0 turns the check off.
+    pause_failure_ratio: float = 0.5
+    pause_min_sample: int = 500
     #: Seconds a carrier HTTP call may take before its outcome is treated as unknown.
     carrier_timeout_seconds: float = 10.0
     #: HTTP API listen address, used by the CLI and demo to reach the API.

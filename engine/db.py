@@ -22,9 +22,16 @@ def make_pool(
         name=name,
         open=False,
         check=ConnectionPool.check_connection,
+        # With the database down, a caller waits this long for a connection, then gets
+        # PoolTimeout (the API's 503), rather than the pool's default 30 s.
+        timeout=settings.database_timeout_seconds,
         # Autocommit: every multi-statement unit of work opens an explicit transaction. UTC so
         # partition bounds and KST conversions are explicit.
-        kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+        kwargs={
+            "autocommit": True,
+            "options": "-c timezone=UTC",
+            "connect_timeout": max(1, int(settings.database_timeout_seconds)),
+        },
     )
     pool.open(wait=False)
     return pool

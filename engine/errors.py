@@ -65,6 +65,12 @@ class IdempotencyInProgress(BalsongError):
     """A request with this Idempotency-Key is still being stored."""
 
 
+class JobNotPaused(BalsongError):
+    """The job is not paused, so there is nothing to resume."""
+
+    code = "job_not_paused"
+
+
 class NotFound(BalsongError):
     """No such object."""
 

@@ -87,6 +87,23 @@ _APPLY_REPORTS = f"""
 """
 
 
+# A batch is recorded once its last outcome is in, unless some recipient of it is still queued
+# without belonging to another open batch (a retry batch): the outcomes of an earlier slice were
+# lost with Redis. It then stays 'sent', and the reconciliation asks the carrier about them.
+_RECORD_BATCH = """
+    UPDATE batches b SET state = 'recorded', recorded_at = now()
+    WHERE b.job_id = %(job)s AND b.seq = %(seq)s AND NOT EXISTS (
+        SELECT 1 FROM recipients r
+        WHERE r.job_id = b.job_id AND r.job_created_at = %(created_at)s
+          AND r.seq BETWEEN b.first_seq AND b.last_seq AND (b.seqs IS NULL OR r.seq = ANY (b.seqs))
+          AND r.status = 'queued'
+          AND NOT EXISTS (
+              SELECT 1 FROM batches o
+              WHERE o.job_id = b.job_id AND o.seq <> b.seq AND o.state <> 'recorded'
+                AND o.seqs IS NOT NULL AND r.seq = ANY (o.seqs)))
+"""
+
+
 class ReportChange(NamedTuple):
     """A recipient row a report changed, as it is now."""
 
@@ -133,6 +150,7 @@ class Flusher:
         #: Jobs whose Kakao failures fall back to SMS/LMS.
         self._falls_back: set[int] = set()
         self._group_ready = False
+        self._own_pending_first = False
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -146,6 +164,22 @@ class Flusher:
 
     def flush_once(self, max_entries: int = 500, block_ms: int | None = None) -> FlushResult:
         """Apply up to ``max_entries`` stream entries to PostgreSQL; returns what was done."""
+        try:
+            return self._flush(max_entries, block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                # Redis restarted empty: the stream and its group are gone. Create them again;
+                # the batches whose entries were lost are reconciled with the carrier.
+                log.warning("result stream group missing (Redis lost its data); creating it again")
+                self._group_ready = False
+            raise
+        except Exception:
+            # The pass failed (PostgreSQL down?): its entries stay pending for this consumer;
+            # the next pass takes them again at once rather than after claim_idle_ms.
+            self._own_pending_first = True
+            raise
+
+    def _flush(self, max_entries: int, block_ms: int | None) -> FlushResult:
         self._ensure_group()
         entries = self._read(max_entries, block_ms)
         result = FlushResult(entries=len(entries))
@@ -196,6 +230,16 @@ class Flusher:
         return result
 
     def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        if self._own_pending_first:
+            # Entries this consumer read in a pass that failed ("0": our own pending ones).
+            own: Any = self.redis.xreadgroup(
+                GROUP, self.consumer, {self.keys.results: "0"}, count=max_entries
+            )
+            entries_own: list[Any] = [e for _s, stream_entries in own or [] for e in stream_entries if e[1]]
+            if len(entries_own) < max_entries:
+                self._own_pending_first = False
+            if entries_own:
+                return entries_own
         # Entries a dead flusher left pending come first, so a crash delays them only briefly.
         claimed = self.redis.xautoclaim(
             self.keys.results,
@@ -220,7 +264,7 @@ class Flusher:
 
     def _apply_submissions(self, conn: Connection, submissions: list[dict[str, Any]]) -> int:
         params = []
-        done_batches: list[tuple[int, int]] = []
+        done_batches: list[dict[str, Any]] = []
         first_sent: dict[int, datetime] = {}
         for entry in submissions:
             outcomes = entry["o"]
@@ -239,17 +283,19 @@ class Flusher:
                 }
             )
             if entry["done"]:
-                done_batches.append((entry["job"], entry["batch"]))
+                done_batches.append(
+                    {
+                        "job": entry["job"],
+                        "seq": entry["batch"],
+                        "created_at": datetime.fromtimestamp(entry["ca"], UTC),
+                    }
+                )
             if any(o[1] in (SUBMITTED, DELIVERED) for o in outcomes):
                 first_sent[entry["job"]] = min(at, first_sent.get(entry["job"], at))
         with conn.cursor() as cur:
             cur.executemany(_APPLY_SUBMISSION, params)
             if done_batches:
-                cur.executemany(
-                    "UPDATE batches SET state = 'recorded', recorded_at = now()"
-                    " WHERE job_id = %s AND seq = %s",
-                    done_batches,
-                )
+                cur.executemany(_RECORD_BATCH, done_batches)
             if first_sent:
                 cur.executemany(
                     "UPDATE jobs SET first_sent_at = %s WHERE id = %s AND first_sent_at IS NULL",

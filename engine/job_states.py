@@ -27,6 +27,11 @@ FINISHED_STATUSES = (COMPLETED, PARTIALLY_FAILED, FAILED, CANCELLED, MISSED)
 #: Statuses in which a job plans and submits no new batch (batches already with a carrier
 #: stay, and are reported).
 HALTED_STATUSES = (CANCELLED,)
+#: The condition (on the job, aliased ``j``) for any batch of it to be claimed or published:
+#: a paused job's batches stay where they are (planned or waiting) until it is resumed. A
+#: cancelled job's batches, by contrast, are claimed and dropped (`may_submit`), so that its
+#: recipients end ``cancelled`` and the job finishes.
+JOB_MAY_SUBMIT = "j.status <> 'paused'"
 #: What a job's ``kind`` may be: chosen at intake (manual, automatic) or implied (scheduled).
 KINDS = ("manual", "scheduled", "automatic")
 

@@ -15,7 +15,7 @@ from psycopg import Connection, sql
 from redis import Redis
 
 from engine import counters
-from engine.job_states import PREPARING, SCHEDULED, may_submit
+from engine.job_states import JOB_MAY_SUBMIT, PREPARING, SCHEDULED, may_submit
 from engine.keys import Keys
 
 
@@ -77,7 +77,8 @@ def plan_job(conn: Connection, job_id: int, batch_size: int, window: int) -> lis
     return top_up(conn, job_id, window)
 
 
-_TOP_UP = """
+_TOP_UP = (
+    """
     WITH outstanding AS (
         SELECT channel, count(*) FILTER (WHERE state = 'claimed' OR enqueued_at IS NOT NULL) AS n
         FROM batches WHERE job_id = %(job)s AND state IN ('planned', 'claimed') GROUP BY channel
@@ -89,9 +90,12 @@ _TOP_UP = """
     UPDATE batches b SET enqueued_at = now()
     FROM candidates c, jobs j
     WHERE b.job_id = %(job)s AND b.seq = c.seq AND c.rank <= %(window)s - c.n AND j.id = b.job_id
-      AND b.state = 'planned' AND b.enqueued_at IS NULL
+      AND b.state = 'planned' AND b.enqueued_at IS NULL AND """
+    + JOB_MAY_SUBMIT
+    + """
     RETURNING b.seq, b.channel, j.priority
 """
+)
 
 
 def top_up(conn: Connection, job_id: int, window: int) -> list[BatchRef]:
@@ -170,7 +174,9 @@ def lost_batches(conn: Connection, older_than_seconds: float, limit: int = 1000)
     rows = conn.execute(
         """
         UPDATE batches b SET enqueued_at = now() FROM jobs j
-        WHERE j.id = b.job_id AND (b.job_id, b.seq) IN (
+        WHERE j.id = b.job_id AND """
+        + JOB_MAY_SUBMIT
+        + """ AND (b.job_id, b.seq) IN (
             SELECT job_id, seq FROM batches
             WHERE state = 'planned' AND enqueued_at < now() - make_interval(secs => %s)
             ORDER BY job_id, seq LIMIT %s)

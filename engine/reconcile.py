@@ -35,7 +35,9 @@ _STALE = f"""
 _RECLAIM = (
     """
     UPDATE batches b
-    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1
+    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1,
+        -- A batch let go but never recorded may miss outcomes of any of its slices.
+        next_seq = CASE WHEN b.state = 'sent' THEN b.first_seq ELSE b.next_seq END
     FROM jobs j, (SELECT claimed_at AS previous FROM batches WHERE job_id = %(job)s AND seq = %(batch)s) p
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND j.id = b.job_id AND ("""
     + _STALE
@@ -49,6 +51,21 @@ _RECLAIM = (
 
 #: How far before the old claim to look for the carrier's records (clock skew, queueing).
 LOOKUP_MARGIN = timedelta(minutes=5)
+
+
+#: References looked up between two renewals of the claim.
+LOOKUP_CHUNK = 50
+
+
+def renew_claim(conn: Connection, job_id: int, batch_seq: int, attempt: int) -> bool:
+    """Refresh our claim on the batch; False if another worker took it over since (its claim
+    counted a later attempt): then we must neither record nor send anything of it."""
+    renewed = conn.execute(
+        "UPDATE batches SET claimed_at = now()"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND attempts = %s",
+        (job_id, batch_seq, attempt),
+    ).rowcount
+    return bool(renewed)
 
 
 def stale_batches(conn: Connection, older_than_seconds: float, limit: int = 200) -> list[tuple[int, int]]:
@@ -81,16 +98,35 @@ def reconcile_batch(
             return None
         previous, channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
         recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
+        # Recipients waiting in a retry batch are that batch's to send, not this one's.
+        owned = {
+            int(seq)
+            for (seq,) in conn.execute(
+                "SELECT unnest(seqs) FROM batches WHERE job_id = %s AND seq <> %s AND state <> 'recorded'"
+                " AND seqs IS NOT NULL",
+                (job_id, batch_seq),
+            ).fetchall()
+        }
+        recipients = [r for r in recipients if r[0] not in owned]
     claimed = replace(
         build_claimed(job_id, batch_seq, attempt, channel, job, recipients),
         first_attempt_at=first_attempt_at,
         retry_attempt=retry_attempt,
     )
     references = list(claimed.seq_of_reference)
-    known = (
-        carrier.lookup(claimed.carrier_batch.channel, references, since=previous - LOOKUP_MARGIN)
-        if references
-        else []
-    )
+    # A batch let go and reconciled from its first recipient may hold requests older than its
+    # last claim: look from its first attempt then (whichever is earlier).
+    since = min(previous, first_attempt_at) if first_attempt_at else previous
+    known = []
+    # The carrier is asked a few references at a time (its query takes one per request), and
+    # the claim is renewed in between: a lookup longer than the stale age must not make the
+    # batch look abandoned, or a second reconciliation would take it and send it too.
+    for start in range(0, len(references), LOOKUP_CHUNK):
+        if not renew_claim(conn, job_id, batch_seq, attempt):
+            return None
+        chunk = references[start : start + LOOKUP_CHUNK]
+        known.extend(carrier.lookup(claimed.carrier_batch.channel, chunk, since=since - LOOKUP_MARGIN))
+    if not renew_claim(conn, job_id, batch_seq, attempt):
+        return None
     wanted = set(references)
     return claimed, sender.send(claimed, known=[o for o in known if o.reference in wanted])

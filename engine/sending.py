@@ -29,7 +29,7 @@ from psycopg import Connection
 from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
 from engine.clock import Clock
 from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
-from engine.job_states import may_submit
+from engine.job_states import JOB_MAY_SUBMIT, may_submit
 from engine.rate_policy import RatePolicy
 from engine.ratelimit import chunk_size
 from engine.references import make_reference
@@ -52,6 +52,9 @@ _CLAIM = (
         first_attempt_at = coalesce(b.first_attempt_at, %(now)s)
     FROM jobs j
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND b.state = 'planned' AND j.id = b.job_id
+      AND """
+    + JOB_MAY_SUBMIT
+    + """
     RETURNING b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at, b.retry_attempt,
               """
     + JOB_COLUMNS
@@ -132,7 +135,8 @@ class SliceResult:
 def claim_batch(
     conn: Connection, job_id: int, batch_seq: int, worker: str, now: datetime
 ) -> ClaimedBatch | None:
-    """Claim a planned batch and load its recipients still to send; None if someone else has it."""
+    """Claim a planned batch and load its recipients still to send; None if someone else has it
+    (or its job may not submit now: see `engine.pausing`)."""
     with conn.transaction():
         row = conn.execute(
             _CLAIM, {"worker": worker, "job": job_id, "batch": batch_seq, "now": now}
@@ -177,8 +181,8 @@ def build_claimed(
         template_code = None
     seq_of_reference = {}
     carrier_recipients = []
-    for seq, phone, values, attempt in recipients:
-        reference = make_reference(job_id, seq, attempt)
+    for seq, phone, values, recipient_attempt in recipients:
+        reference = make_reference(job_id, seq, recipient_attempt)
         seq_of_reference[reference] = seq
         carrier_recipients.append(Recipient(reference, phone, tuple(values) if values else ()))
     batch = Batch(

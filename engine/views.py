@@ -32,7 +32,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         SELECT id, status, created_at, first_sent_at, completed_at, requested_channel, priority, sender,
                title, body, total, sms_count, lms_count, kakao_count, invalid_count, duplicates_removed,
                template_code, fallback_channel, fallback_body, fallback_title,
-               kind, scheduled_at, cancelled_at, resent_from
+               kind, scheduled_at, cancelled_at, resent_from, paused_at, paused_reason
         FROM jobs WHERE id = %s AND tenant_id = %s
         """,
         (job_id, tenant_id),
@@ -64,6 +64,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         scheduled_at,
         cancelled_at,
         resent_from,
+        paused_at,
+        paused_reason,
     ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
     money = billing.job_money(conn, job_id)
@@ -77,6 +79,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         "resent_from": resent_from,
         "sent_at": kst(first_sent_at),
         "completed_at": kst(completed_at),
+        # Why (and since when) the job is or was paused for its failure ratio; null if never.
+        "paused": {"at": kst(paused_at), "reason": paused_reason} if paused_at else None,
         "content": {
             "channel": channel,
             "sender": sender,

@@ -134,3 +134,7 @@ RECIPIENTS_CANCELLED = Counter(
 )
 #: Monthly recipients partitions dropped by retention.
 PARTITIONS_DROPPED = Counter("balsong_retention_partitions_dropped_total", "Recipients partitions dropped")
+#: Messages that failed every retry and went to a dead-letter queue (see `balsong dead-letters`).
+DEAD_LETTERS = Counter(
+    "balsong_dead_letters_total", "Messages dead-lettered after their retries", ["queue", "actor"]
+)

@@ -285,6 +285,17 @@ def cancel(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "
     return _redirect(f"/console/jobs/{job_id}?notice=cancelled")
 
 
+@router.post("/jobs/{job_id}/resume")
+def resume(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "") -> Response:
+    check_csrf(session, csrf_token)
+    require("send", session.principal)
+    try:
+        job_actions.perform_resume(session.principal.tenant_id, job_id)
+    except BalsongError as exc:
+        return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
+    return _redirect(f"/console/jobs/{job_id}?notice=resumed")
+
+
 @router.post("/jobs/{job_id}/resend")
 def resend(
     job_id: int,
@@ -314,6 +325,7 @@ _REFUSALS = {
     "job_not_finished": "발송이 끝난 뒤에 실패 건을 재발송할 수 있습니다.",
     "job_finished": "이미 끝난 발송은 취소할 수 없습니다.",
     "insufficient_balance": "잔액이 부족합니다.",
+    "job_not_paused": "일시 정지된 발송이 아닙니다.",
     "sender_not_registered": "발신번호가 승인되지 않았습니다.",
 }
 
@@ -326,6 +338,7 @@ def _refusal(exc: BalsongError) -> str:
 _NOTICES = {
     "cancelled": "발송을 취소했습니다. 이미 통신사에 전송된 메시지는 결과가 그대로 표시됩니다.",
     "resent": "실패한 수신자에게 재발송하는 새 작업을 만들었습니다.",
+    "resumed": "발송을 재개했습니다.",
 }
 
 

@@ -1,0 +1,54 @@
+"""Fault suite fixtures: private PostgreSQL, Redis and RabbitMQ servers (which the scenarios stop
+and start; the machine's shared servers are never touched), and per test an isolated database,
+key prefix and vhost on them, migrated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from engine.config import Settings, get_settings
+from engine.db import upgrade
+from tests.fault.harness import FAULT_OVERRIDES, TableRow, write_row
+from tests.support.private_servers import PrivateServers, private_servers
+from tests.support.services import isolated_settings, settings_env
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[PrivateServers]:
+    with private_servers() as running:
+        yield running
+
+
+@pytest.fixture
+def fault_settings(servers: PrivateServers) -> Iterator[Settings]:
+    """Settings on the private servers; the test process reads them too (so that what it
+    publishes or looks up goes to the same vhost and database as the stack's processes)."""
+    with isolated_settings(
+        admin_database_url=servers.postgres.admin_url,
+        redis_url=servers.redis.url,
+        amqp_host=servers.rabbitmq.amqp_host,
+        rabbitmq_node=servers.rabbitmq.node,
+        **FAULT_OVERRIDES,
+    ) as isolated:
+        upgrade(isolated.database_url)
+        saved = dict(os.environ)
+        os.environ.update(settings_env(isolated))
+        get_settings.cache_clear()
+        try:
+            yield isolated
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
+
+
+@pytest.fixture
+def table_row() -> Iterator[list[TableRow]]:
+    """A scenario appends its row here; it is written to the fault table (``bench/faults.py``)."""
+    rows: list[TableRow] = []
+    yield rows
+    for row in rows:
+        write_row(row)
