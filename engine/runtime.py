@@ -27,6 +27,7 @@ from engine.db import make_pool
 from engine.keys import Keys
 from engine.rate_policy import RatePolicy
 from engine.ratelimit import RateLimiter
+from engine.redis_client import make_redis
 from engine.results import ResultRecorder
 from engine.retries import RetryLedger
 from engine.sending import BatchSender
@@ -49,7 +50,7 @@ class Runtime:
 
     @cached_property
     def redis(self) -> Redis:
-        return Redis.from_url(self.settings.redis_url, health_check_interval=30, socket_keepalive=True)
+        return make_redis(self.settings.redis_url)
 
     @cached_property
     def keys(self) -> Keys:

@@ -1,0 +1,33 @@
+"""Settings that choose how balsong runs past one machine: queue type, Redis Cluster, PgBouncer."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import Settings
+from engine.redis_client import is_cluster_url
+
+
+def test_queue_type_is_read_from_the_environment() -> None:
+    # Given BALSONG_QUEUE_TYPE=quorum; When settings are read; Then queues are quorum
+    settings = Settings.from_env({"BALSONG_QUEUE_TYPE": "quorum", "BALSONG_QUEUE_DELIVERY_LIMIT": "7"})
+    assert settings.queue_type == "quorum"
+    assert settings.queue_delivery_limit == 7
+
+
+def test_an_unknown_queue_type_is_refused_naming_the_setting() -> None:
+    # Given a queue type RabbitMQ has but balsong does not use; Then the error names the setting
+    with pytest.raises(ValueError, match="BALSONG_QUEUE_TYPE: must be one of classic, quorum, not 'stream'"):
+        Settings.from_env({"BALSONG_QUEUE_TYPE": "stream"})
+
+
+def test_a_delivery_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="BALSONG_QUEUE_DELIVERY_LIMIT: must be at least 1"):
+        Settings.from_env({"BALSONG_QUEUE_DELIVERY_LIMIT": "0"})
+
+
+def test_a_redis_cluster_is_chosen_by_the_url_scheme() -> None:
+    # Given URLs of one server and of a cluster node; Then only the latter selects a cluster
+    assert is_cluster_url("redis+cluster://10.0.0.5:6379/0")
+    assert is_cluster_url("rediss+cluster://redis.example:6380")
+    assert not is_cluster_url("redis://127.0.0.1:6379/0")
