@@ -31,3 +31,19 @@ def test_a_redis_cluster_is_chosen_by_the_url_scheme() -> None:
     assert is_cluster_url("redis+cluster://10.0.0.5:6379/0")
     assert is_cluster_url("rediss+cluster://redis.example:6380")
     assert not is_cluster_url("redis://127.0.0.1:6379/0")
+
+
+def test_the_keys_one_rate_limit_script_touches_share_one_cluster_slot() -> None:
+    # Given the buckets the rate limiter's Lua script reserves from together (engine.ratelimit)
+    from redis.crc import key_slot
+
+    from engine.keys import Keys
+
+    keys = Keys("balsong")
+    for channel in ("sms", "lms", "kakao"):
+        buckets = ["channel", "penalty", "tenant:7", "sender:7:0212345678"]
+        # Then on Redis Cluster they are in one slot, so the script may use them at once
+        slots = {key_slot(keys.rate(channel, bucket).encode()) for bucket in buckets}
+        assert len(slots) == 1, channel
+    # And a job's counters (one key, used by scripts and a MULTI/EXEC) carry the job's tag
+    assert "{job:42}" in keys.job_counts(42)
