@@ -17,7 +17,18 @@ class Settings:
 
     #: PostgreSQL, the truth for jobs and per-recipient results.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/balsong"
-    #: Redis, for live counters, the result stream and leases.
+    #: A PostgreSQL replica for read-heavy endpoints (job history, recipients, exports); empty:
+    #: the primary. Reads there lag the primary by the replica's replay delay (docs/scaling.md).
+    database_read_url: str = ""
+    #: Connections per process in its pool (and in its read pool); 0: worker_threads + 4, one
+    #: per worker thread plus the few a process uses besides. Size PgBouncer or max_connections
+    #: for the sum over every process (docs/scaling.md).
+    database_pool_size: int = 0
+    #: True when ``database_url`` points at PgBouncer in transaction mode: statements are never
+    #: prepared server-side, since consecutive transactions may run on different server sessions.
+    database_pgbouncer: bool = False
+    #: Redis, for live counters, the result stream and leases; ``redis+cluster://host:port``
+    #: for Redis Cluster (any one node; the others are discovered).
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "balsong"
@@ -119,6 +130,13 @@ class Settings:
             )
         if self.queue_delivery_limit < 1:
             raise ValueError("BALSONG_QUEUE_DELIVERY_LIMIT: must be at least 1")
+        if self.database_pool_size < 0:
+            raise ValueError("BALSONG_DATABASE_POOL_SIZE: must be 0 (automatic) or more")
+
+    @property
+    def pool_size(self) -> int:
+        """Connections in each of this process's pools."""
+        return self.database_pool_size or self.worker_threads + 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
