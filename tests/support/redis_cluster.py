@@ -47,36 +47,27 @@ def running_redis_cluster() -> Iterator[str]:
 
 
 @contextmanager
-def _node(root: Path, port: int) -> Iterator[None]:
+def running_redis_server() -> Iterator[str]:
+    """One private Redis server (no cluster), e.g. for counting the commands balsong sends."""
+    with tempfile.TemporaryDirectory(prefix="balsong-redis-") as root:
+        port = free_port()
+        with _node(Path(root), port, cluster=False):
+            yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def _node(root: Path, port: int, *, cluster: bool = True) -> Iterator[None]:
     directory = root / str(port)
     directory.mkdir()
     log = (directory / "redis.log").open("wb")
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            # The cluster bus takes its own free port (by default port + 10000, which may be taken).
-            "--cluster-port",
-            str(free_port()),
-            "--cluster-config-file",
-            str(directory / "nodes.conf"),
-            "--cluster-node-timeout",
-            "5000",
-            "--dir",
-            str(directory),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
+    options += ["--save", "", "--appendonly", "no"]
+    if cluster:
+        options += ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]
+        options += ["--cluster-config-file", str(directory / "nodes.conf")]
+        # The cluster bus takes its own free port (by default port + 10000, which may be taken).
+        options += ["--cluster-port", str(free_port())]
+    process = subprocess.Popen(["redis-server", *options], stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ping(port, process)
         yield
