@@ -47,3 +47,15 @@ def test_the_keys_one_rate_limit_script_touches_share_one_cluster_slot() -> None
         assert len(slots) == 1, channel
     # And a job's counters (one key, used by scripts and a MULTI/EXEC) carry the job's tag
     assert "{job:42}" in keys.job_counts(42)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("1", True), ("False", False), ("0", False)])
+def test_a_true_or_false_setting_reads_false_as_false(raw: str, expected: bool) -> None:
+    # Given BALSONG_DATABASE_PGBOUNCER spelt as people (and settings_env) write it
+    # Then it is read as meant (bool("false") would be True)
+    assert Settings.from_env({"BALSONG_DATABASE_PGBOUNCER": raw}).database_pgbouncer is expected
+
+
+def test_a_true_or_false_setting_refuses_anything_else() -> None:
+    with pytest.raises(ValueError, match="BALSONG_DATABASE_PGBOUNCER: expected true or false, not 'maybe'"):
+        Settings.from_env({"BALSONG_DATABASE_PGBOUNCER": "maybe"})
