@@ -137,16 +137,19 @@ def resources(recipients: int, log_dir: Path) -> dict[str, Any]:
                 redis = Redis.from_url(redis_url)
                 with psycopg.connect(settings.database_url, autocommit=True) as conn:
                     conn.execute("SELECT pg_stat_reset()")
-                    before_cmds = command_stats(redis)
-                    before_tap = channel.queue_declare(TAP_QUEUE, passive=True).method.message_count
-                    job_id, _ = submit(stack, recipients)
-                    wait_finished(settings, job_id)
-                    time.sleep(2)  # the flusher's and scheduler's last rounds for the job
-                    commands = command_stats(redis) - before_cmds
-                    published, delivered = count_tap(channel, before_tap)
-                    time.sleep(0.6)  # statistics reach pg_stat_user_tables within 500 ms
-                    tables = table_stats(conn)
+                before_cmds = command_stats(redis)
+                before_tap = channel.queue_declare(TAP_QUEUE, passive=True).method.message_count
+                job_id, _ = submit(stack, recipients)
+                wait_finished(settings, job_id)
+                time.sleep(2)  # the flusher's and scheduler's last rounds for the job
+                commands = command_stats(redis) - before_cmds
+                published, delivered = count_tap(channel, before_tap)
                 redis.close()
+            # Read once balsong's processes have stopped: a server process reports its table
+            # statistics when it exits, while an idle pooled connection may hold them back.
+            time.sleep(1)
+            with psycopg.connect(settings.database_url, autocommit=True) as conn:
+                tables = table_stats(conn)
         finally:
             rabbitmqctl("trace_off", "-p", vhost)
             tap.close()
