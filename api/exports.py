@@ -45,7 +45,9 @@ def export_job(
     fmt = exports.check_format(format)
     if unmasked:
         require("export:unmasked", who)
-    pool = get_runtime().pool
+    # Exports read the replica, if there is one: they are the heaviest reads, and a finished
+    # job's rows no longer change (docs/scaling.md on staleness).
+    pool = get_runtime().read_pool
     # Looked up before the response starts, so an unknown job is a 404 and not a broken download.
     with pool.connection() as conn:
         job = exports.find_job(conn, who.tenant_id, job_id)
@@ -63,5 +65,5 @@ def export_job(
 
 def _csv(job: exports.ExportJob, unmasked: bool) -> Iterator[bytes]:
     # The connection is held while the CSV streams: COPY sends the rows over it.
-    with get_runtime().pool.connection() as conn:
+    with get_runtime().read_pool.connection() as conn:
         yield from exports.csv_chunks(conn, job, unmasked=unmasked)

@@ -191,7 +191,9 @@ def list_jobs(
         kind=kind,
     )
     rt = get_runtime()
-    with rt.pool.connection() as conn:
+    # History may lag the primary by the replica's delay (docs/scaling.md); a job's own page reads
+    # the primary, so a job just submitted is always found there.
+    with rt.read_pool.connection() as conn:
         page = history.list_jobs(
             conn, rt.redis, rt.keys, who.tenant_id, job_filter, cursor=cursor, limit=limit
         )
@@ -238,7 +240,7 @@ def get_recipients(
         if not cursor.isdigit():
             raise ValidationError("cursor", "not a cursor this API returned")
         after = int(cursor)
-    with get_runtime().pool.connection() as conn:
+    with get_runtime().read_pool.connection() as conn:
         page = views.list_recipients(
             conn,
             who.tenant_id,

@@ -7,6 +7,9 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
+#: The RabbitMQ queue types balsong can declare its queues as.
+QUEUE_TYPES = ("classic", "quorum")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -14,12 +17,30 @@ class Settings:
 
     #: PostgreSQL, the truth for jobs and per-recipient results.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/balsong"
-    #: Redis, for live counters, the result stream and leases.
+    #: A PostgreSQL replica for read-heavy endpoints (job history, recipients, exports); empty:
+    #: the primary. Reads there lag the primary by the replica's replay delay (docs/scaling.md).
+    database_read_url: str = ""
+    #: Connections per process in its pool (and in its read pool); 0: worker_threads + 4, one
+    #: per worker thread plus the few a process uses besides. Size PgBouncer or max_connections
+    #: for the sum over every process (docs/scaling.md).
+    database_pool_size: int = 0
+    #: True when ``database_url`` points at PgBouncer in transaction mode: statements are never
+    #: prepared server-side, since consecutive transactions may run on different server sessions.
+    database_pgbouncer: bool = False
+    #: Redis, for live counters, the result stream and leases; ``redis+cluster://host:port``
+    #: for Redis Cluster (any one node; the others are discovered).
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "balsong"
     #: RabbitMQ (AMQP URL, vhost included).
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    #: "classic" or "quorum": the type of every queue balsong declares. Quorum queues are
+    #: replicated over a RabbitMQ cluster; a queue's type is fixed when it is first declared, so
+    #: switching an existing vhost needs its queues drained and deleted (see docs/scaling.md).
+    queue_type: str = "classic"
+    #: Quorum queues: a message delivered this many times without being acknowledged (a worker
+    #: killed mid-batch, again and again) goes to the queue's dead-letter queue instead.
+    queue_delivery_limit: int = 20
     #: NHN Cloud Notification SMS API base URL (the simulator by default).
     sms_api_url: str = "http://127.0.0.1:8070"
     sms_app_key: str = "balsong-local"
@@ -134,6 +155,21 @@ class Settings:
     #: Log level of every balsong process (logs are JSON lines on stderr).
     log_level: str = "INFO"
 
+    def __post_init__(self) -> None:
+        if self.queue_type not in QUEUE_TYPES:
+            raise ValueError(
+                f"BALSONG_QUEUE_TYPE: must be one of {', '.join(QUEUE_TYPES)}, not {self.queue_type!r}"
+            )
+        if self.queue_delivery_limit < 1:
+            raise ValueError("BALSONG_QUEUE_DELIVERY_LIMIT: must be at least 1")
+        if self.database_pool_size < 0:
+            raise ValueError("BALSONG_DATABASE_POOL_SIZE: must be 0 (automatic) or more")
+
+    @property
+    def pool_size(self) -> int:
+        """Connections in each of this process's pools."""
+        return self.database_pool_size or self.worker_threads + 4
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every field from ``BALSONG_<FIELD>``; ``overrides`` win over the environment."""
@@ -145,11 +181,23 @@ class Settings:
                 continue
             default: Any = field.default
             try:
-                values[field.name] = type(default)(raw) if not isinstance(default, str) else raw
+                values[field.name] = _parse(raw, default)
             except ValueError as exc:
                 raise ValueError(f"BALSONG_{field.name.upper()}: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+
+def _parse(raw: str, default: Any) -> Any:
+    """``raw`` as the type of the field's default (``bool("false")`` would be True)."""
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expected true or false, not {raw!r}")
+    return raw if isinstance(default, str) else type(default)(raw)
 
 
 @cache

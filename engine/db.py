@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from psycopg_pool import ConnectionPool
 
@@ -12,11 +13,34 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_pool(
-    settings: Settings, *, min_size: int = 1, max_size: int = 10, name: str = "balsong"
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "balsong",
+    url: str | None = None,
 ) -> ConnectionPool:
-    """A connection pool; connections are opened in the background and checked on checkout."""
+    """A connection pool to ``url`` (the primary by default); connections are opened in the
+    background and checked on checkout.
+
+    Safe behind PgBouncer in transaction mode: no unit of work keeps session state past its
+    transaction (advisory locks are transaction-scoped, there is no SET, LISTEN or temporary
+    table), the time zone is a startup parameter PgBouncer tracks, and with
+    ``database_pgbouncer`` no statement is prepared on the server.
+    """
+    kwargs: dict[str, Any] = {
+        # Autocommit: every multi-statement unit of work opens an explicit transaction. UTC so
+        # partition bounds and KST conversions are explicit.
+        "autocommit": True,
+        "options": "-c timezone=UTC",
+        "connect_timeout": max(1, int(settings.database_timeout_seconds)),
+    }
+    if settings.database_pgbouncer:
+        # psycopg prepares a query after its 5th execution on a connection; behind a
+        # transaction-mode pooler the next execution may reach a server session without it.
+        kwargs["prepare_threshold"] = None
     pool = ConnectionPool(
-        settings.database_url,
+        url or settings.database_url,
         min_size=min_size,
         max_size=max_size,
         name=name,
@@ -25,13 +49,7 @@ def make_pool(
         # With the database down, a caller waits this long for a connection, then gets
         # PoolTimeout (the API's 503), rather than the pool's default 30 s.
         timeout=settings.database_timeout_seconds,
-        # Autocommit: every multi-statement unit of work opens an explicit transaction. UTC so
-        # partition bounds and KST conversions are explicit.
-        kwargs={
-            "autocommit": True,
-            "options": "-c timezone=UTC",
-            "connect_timeout": max(1, int(settings.database_timeout_seconds)),
-        },
+        kwargs=kwargs,
     )
     pool.open(wait=False)
     return pool

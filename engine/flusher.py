@@ -12,7 +12,7 @@ actually changed.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -416,25 +416,32 @@ class Flusher:
         return {j: self._created_at[j] for j in job_ids if j in self._created_at}
 
     def _count_report_changes(self, changes: list[ReportChange]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        # Summed per job and field first: one HINCRBY per field and job in this round, not two
+        # per report (reports arrive one per recipient; docs/scaling.md counts the difference).
+        deltas: Counter[tuple[int, str]] = Counter()
+        texts: dict[tuple[int, str], str] = {}
         for job_id, _seq, status, code, text, *_ in changes:
-            key = self.keys.job_counts(job_id)
-            pipe.hincrby(key, "in_flight", -1)
+            deltas[job_id, "in_flight"] -= 1
             if status == DELIVERED:
-                pipe.hincrby(key, "delivered", 1)
+                deltas[job_id, "delivered"] += 1
             elif status == FALLBACK:
-                pipe.hincrby(key, "fallbacks", 1)
+                deltas[job_id, "fallbacks"] += 1
             elif status == QUEUED:
-                pipe.hincrby(key, "queued", 1)
+                deltas[job_id, "queued"] += 1
             elif status == EXPIRED:
-                pipe.hincrby(key, "expired", 1)
-                pipe.hincrby(key, f"reason:{code}", 1)
+                deltas[job_id, "expired"] += 1
+                deltas[job_id, f"reason:{code}"] += 1
                 if text:
-                    pipe.hset(key, f"text:{code}", text)
+                    texts[job_id, f"text:{code}"] = text
             elif status == FAILED:
-                pipe.hincrby(key, "failed", 1)
+                deltas[job_id, "failed"] += 1
                 if code:
-                    pipe.hincrby(key, f"reason:{code}", 1)
+                    deltas[job_id, f"reason:{code}"] += 1
                     if text:
-                        pipe.hset(key, f"text:{code}", text)
+                        texts[job_id, f"text:{code}"] = text
+        pipe = self.redis.pipeline(transaction=False)
+        for (job_id, name), delta in deltas.items():
+            pipe.hincrby(self.keys.job_counts(job_id), name, delta)
+        for (job_id, name), text in texts.items():
+            pipe.hset(self.keys.job_counts(job_id), name, text)
         pipe.execute()

@@ -1,7 +1,10 @@
 """Every Redis key balsong uses, in one place.
 
-Keys of one job share the hash tag ``{job:ID}`` so that, on Redis Cluster, they live in one slot
-and can be used together in a script or transaction.
+Keys of one job share the hash tag ``{job:ID}``, and the rate-limit buckets of one carrier channel
+the tag ``{rate:CHANNEL}``, so that, on Redis Cluster, they live in one slot and can be used
+together in a script or transaction. Every other key is used alone (one key per command), or in
+non-transactional pipelines, which a cluster client splits per node. A new script or MULTI/EXEC
+over several keys must keep them under one tag.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from engine.db import make_pool
 from engine.keys import Keys
 from engine.rate_policy import RatePolicy
 from engine.ratelimit import RateLimiter
+from engine.redis_client import make_redis
 from engine.results import ResultRecorder
 from engine.retries import RetryLedger
 from engine.sending import BatchSender
@@ -48,8 +49,18 @@ class Runtime:
         return make_pool(self.settings, max_size=self.pool_size)
 
     @cached_property
+    def read_pool(self) -> ConnectionPool:
+        """Connections for read-only queries that may lag the primary: the replica of
+        ``database_read_url`` if there is one, else the primary's pool."""
+        if not self.settings.database_read_url:
+            return self.pool
+        return make_pool(
+            self.settings, max_size=self.pool_size, name="balsong-read", url=self.settings.database_read_url
+        )
+
+    @cached_property
     def redis(self) -> Redis:
-        return Redis.from_url(self.settings.redis_url, health_check_interval=30, socket_keepalive=True)
+        return make_redis(self.settings.redis_url)
 
     @cached_property
     def keys(self) -> Keys:
@@ -105,7 +116,9 @@ class Runtime:
         return self.kakao_carrier if channel == "kakao" else self.sms_carrier
 
     def close(self) -> None:
-        for name in ("pool", "redis", "sms_carrier", "kakao_carrier"):
+        if self.__dict__.get("read_pool") is self.__dict__.get("pool"):
+            self.__dict__.pop("read_pool", None)  # the primary's pool: closed once, below
+        for name in ("read_pool", "pool", "redis", "sms_carrier", "kakao_carrier"):
             resource = self.__dict__.pop(name, None)
             if resource is not None:
                 resource.close()
@@ -122,7 +135,7 @@ def get_runtime() -> Runtime:
     with _lock:
         if _runtime is None or _pid != os.getpid():
             settings = get_settings()
-            _runtime = Runtime(settings, pool_size=settings.worker_threads + 4)
+            _runtime = Runtime(settings, pool_size=settings.pool_size)
             _pid = os.getpid()
         return _runtime
 
