@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 
 from carriers.base import Channel, Outcome
-from engine import counters
+from engine import attribution, counters
 from engine.completion import finish_completed_jobs
 from engine.flusher import Flusher
 from engine.planning import BatchRef, jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
@@ -64,6 +64,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
         Duty("retry_pump", 1.0, lambda: pump_retries(rt)),
         Duty("retry_ledger_rebuild", 60.0, lambda: rebuild_retry_ledger(rt)),
+        Duty("reattribute_orders", 300.0, lambda: reattribute_orders(rt)),
     ]
 
 
@@ -184,3 +185,9 @@ def rebuild_retry_ledger(rt: Runtime) -> None:
     """Put back into the ledger any waiting batch Redis lost (a restart keeps nothing)."""
     with rt.pool.connection() as conn:
         rt.retry_ledger.rebuild(conn)
+
+
+def reattribute_orders(rt: Runtime) -> None:
+    """Attribute recent orders again: a delivery reported after the order came in may credit it."""
+    with rt.pool.connection() as conn:
+        attribution.reattribute_recent(conn, rt.clock.now())

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 
-from api import account, carrier_reports, console, exports, jobs, keys, schemas, statements
+from api import account, carrier_reports, console, exports, jobs, keys, links, orders, schemas, statements
 from api.auth import AuthError
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
@@ -40,6 +40,8 @@ def create_app() -> FastAPI:
     app.include_router(statements.router)
     app.include_router(account.router)
     app.include_router(keys.router)
+    app.include_router(orders.router)
+    app.include_router(links.router)
     console.install(app)
 
     schemas.document(app)

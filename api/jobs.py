@@ -45,6 +45,11 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
         "title": {"type": "string", "description": "LMS title (at most 40 bytes in EUC-KR)"},
         "body": {"type": "string", "description": "Message text; #{name} is filled per recipient"},
         "priority": {"type": "string", "enum": ["bulk", "transactional"], "default": "bulk"},
+        "track_links": {
+            "type": "boolean",
+            "default": False,
+            "description": "SMS/LMS: each link becomes a per-recipient short link counting clicks",
+        },
         "recipients": {
             "type": "array",
             "minItems": 1,
@@ -104,6 +109,7 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
         max_recipients=rt.settings.max_recipients_per_job,
         raw_body=raw,
         kakao_template=_kakao_template,
+        link_base_url=rt.settings.link_base_url,
     )
     now = rt.clock.now()
     if job.advertisement:

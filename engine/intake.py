@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine import links
 from engine.channels import ContentTooLong, choose_channel, default_title
 from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
@@ -48,6 +49,8 @@ class RecipientRow:
     channel: str | None
     reason_code: str | None = None
     reason_text: str | None = None
+    #: Tracked links: this recipient's short codes, one per URL of ``PreparedJob.tracked_urls``.
+    links: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +74,10 @@ class PreparedJob:
     request_hash: bytes = b""
     #: Advertising (광고): checked for its label and opt-out line, kept out of the quiet hours.
     advertisement: bool = False
+    #: Tracked links (``track_links``): the body's URLs, replaced in ``body`` by the hidden
+    #: variables ``__link1``...; each recipient's values hold its short URLs (engine.links).
+    tracked_urls: tuple[str, ...] = ()
+    link_base_url: str | None = None
 
     @property
     def total(self) -> int:
@@ -128,11 +135,13 @@ def prepare_job(
     max_recipients: int,
     raw_body: bytes = b"",
     kakao_template: Callable[[str], KakaoTemplateLike] | None = None,
+    link_base_url: str | None = None,
 ) -> PreparedJob:
     """Validate a decoded job request and classify each recipient.
 
     ``kakao_template`` looks up an AlimTalk template by code (raising ``LookupError`` for an
-    unknown one); it is needed only for ``channel: kakao``.
+    unknown one); it is needed only for ``channel: kakao``. ``link_base_url`` is where tracked
+    links' short URLs point; it is needed only for ``track_links: true``.
 
     Raises:
       ValidationError: the job as a whole cannot be accepted; names the field and the reason.
@@ -143,6 +152,12 @@ def prepare_job(
     priority = _choice(request, "priority", PRIORITIES, default="bulk")
     sender = _sender(request.get("sender"))
     advertisement = _flag(request, "advertisement")
+    track_links = _flag(request, "track_links")
+    if track_links and requested == "kakao":
+        raise ValidationError(
+            "track_links",
+            "a KakaoTalk message is its approved template's text; its links cannot be rewritten",
+        )
     if requested == "kakao":
         if advertisement:
             check_advertisement("", requested)
@@ -156,7 +171,8 @@ def prepare_job(
         raise ValidationError("title", "SMS messages have no title; use channel lms or auto")
     recipients = _recipient_list(request, max_recipients)
 
-    template = Template.parse(body)
+    tracked = _tracked_links(body, link_base_url) if track_links else None
+    template = Template.parse(tracked.body if tracked else body)
     literal_bytes = _literal_bytes(template, body)
     if title is None and requested != "sms":
         title = default_title(body)
@@ -164,16 +180,24 @@ def prepare_job(
     if not template.has_variables:
         # The same message for everyone: a content problem is the job's, not a recipient's.
         _channel_or_reject(requested, literal_bytes, title_bytes)
+    elif tracked is not None and link_base_url and set(template.variables) == set(tracked.variables):
+        # Links alone vary, and every short URL is as long as the next: the same length for all.
+        sample = links.sample_short_url(link_base_url)
+        _channel_or_reject(
+            requested, encoded_length(template.render([sample] * len(tracked.urls))), title_bytes
+        )
 
     job = PreparedJob(
         requested_channel=requested,
         priority=priority,
         sender=sender,
         title=title,
-        body=body,
+        body=tracked.body if tracked else body,
         variables=template.variables,
         request_hash=request_hash(raw_body),
         advertisement=advertisement,
+        tracked_urls=tracked.urls if tracked else (),
+        link_base_url=link_base_url if tracked else None,
     )
     _classify_recipients(job, recipients, template, title_bytes)
     return job
@@ -252,6 +276,17 @@ def _prepare_kakao(
     return job
 
 
+def _tracked_links(body: str, link_base_url: str | None) -> links.TrackedBody:
+    if not link_base_url:
+        raise ValidationError("track_links", "link tracking is not configured (BALSONG_PUBLIC_URL)")
+    if any(name.startswith(links.LINK_VARIABLE_PREFIX) for name in Template.parse(body).variables):
+        raise ValidationError("body", f"#{{{links.LINK_VARIABLE_PREFIX}...}} is reserved for tracked links")
+    tracked = links.rewrite_body(body)
+    if not tracked.urls:
+        raise ValidationError("track_links", "the body has no http:// or https:// link to track")
+    return tracked
+
+
 def _fallback(value: Any, template: Template) -> Fallback | None:
     if value is None:
         return None
@@ -317,9 +352,14 @@ def _classify_recipients(
         None if has_variables else _channel_or_reject(requested, encoded_length(job.body), title_bytes)
     )
     sms, lms, invalid = job.sms, job.lms, job.invalid
+    link_names = tuple(f"{links.LINK_VARIABLE_PREFIX}{i + 1}" for i in range(len(job.tracked_urls)))
     for item, phone, member_id in _distinct_recipients(job, recipients):
         if not has_variables:
             row = RecipientRow(phone, member_id, None, fixed_channel)
+        elif link_names:
+            row = _row_with_links(
+                phone, member_id, item.get("variables"), template, title_bytes, job, link_names
+            )
         else:
             row = _personalised_row(phone, member_id, item.get("variables"), template, title_bytes, requested)
         if row.channel == "sms":
@@ -391,6 +431,33 @@ def _personalised_row(
     except ContentTooLong as exc:
         return RecipientRow(phone, member_id, values, None, "content_too_long", str(exc))
     return RecipientRow(phone, member_id, values, channel.value)
+
+
+def _row_with_links(
+    phone: str,
+    member_id: str | None,
+    variables: Any,
+    template: Template,
+    title_bytes: int,
+    job: PreparedJob,
+    link_names: tuple[str, ...],
+) -> RecipientRow:
+    """A recipient of a job with tracked links: its own short URLs join its variables, so its
+    channel is chosen by the length of the message it will really get."""
+    assert job.link_base_url is not None
+    if variables is None:
+        variables = {}
+    if type(variables) is not dict and not isinstance(variables, Mapping):
+        return _personalised_row(phone, member_id, variables, template, title_bytes, job.requested_channel)
+    codes = tuple(links.new_code() for _ in link_names)
+    merged = {
+        **variables,
+        **{name: links.short_url(job.link_base_url, c) for name, c in zip(link_names, codes, strict=True)},
+    }
+    row = _personalised_row(phone, member_id, merged, template, title_bytes, job.requested_channel)
+    if row.channel is not None:
+        row.links = codes
+    return row
 
 
 def _literal_bytes(template: Template, body: str) -> int:

@@ -1,0 +1,94 @@
+"""Last-touch attribution: which delivered message an order is credited to.
+
+An order is credited to the most recent message *delivered* to the order's member (recipient
+``member_id``) by the same tenant, at most the tenant's window (``attribution_window_seconds``,
+3 days by default) before the order: delivery time in ``[ordered_at - window, ordered_at]``,
+both ends included. The delivery time is the recipient's ``completed_at``. A KakaoTalk recipient
+whose message went by SMS/LMS fallback has status ``fallback`` and its fallback row (same job,
+same member) is the one delivered, so it is that row that is credited. Ties (two deliveries at
+the same instant) go to the later job, then the later seq, so the choice is stable.
+
+It is one set-based statement for any number of orders: per order, one probe of the partial
+index ``recipients_delivered_by_member`` (member, delivery time descending), in each month's
+partition; no Python loop. It runs
+
+- at intake, for the orders of the request (``engine.orders.store_orders``), and
+- from the scheduler (:func:`reattribute_recent`), for orders recent enough that a delivery
+  report may still change the answer: reports arrive up to two days after sending, so an order
+  placed minutes after a message may find its delivery only later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from psycopg import Connection, sql
+
+#: How far back the scheduler re-attributes orders: delivery reports (and KakaoTalk fallbacks)
+#: may arrive up to two days after sending; an hour more for the report pollers' lag.
+REATTRIBUTE_SECONDS = 49 * 3600.0
+
+_ATTRIBUTE = """
+    WITH target AS (
+        SELECT o.tenant_id, o.order_number, o.member_id, o.ordered_at,
+               o.ordered_at - make_interval(secs => t.attribution_window_seconds) AS window_start
+        FROM orders o JOIN tenants t ON t.id = o.tenant_id
+        WHERE {selector}
+    ),
+    credited AS (
+        SELECT tg.tenant_id, tg.order_number, last.job_id, last.seq
+        FROM target tg
+        LEFT JOIN LATERAL (
+            SELECT r.job_id, r.seq
+            FROM recipients r JOIN jobs j ON j.id = r.job_id
+            WHERE r.member_id = tg.member_id
+              AND r.status = 'delivered'
+              AND r.completed_at BETWEEN tg.window_start AND tg.ordered_at
+              -- A message is created before it is delivered: prunes later months' partitions.
+              AND r.job_created_at <= tg.ordered_at
+              AND j.tenant_id = tg.tenant_id
+            ORDER BY r.completed_at DESC, r.job_id DESC, r.seq DESC
+            LIMIT 1
+        ) last ON true
+    )
+    UPDATE orders o
+    SET attributed_job_id = c.job_id, attributed_seq = c.seq, attributed_at = %(now)s
+    FROM credited c
+    WHERE o.tenant_id = c.tenant_id AND o.order_number = c.order_number
+      -- Rewrite only what changed: the sweep passes over the same orders many times.
+      AND (o.attributed_at IS NULL
+           OR (o.attributed_job_id, o.attributed_seq) IS DISTINCT FROM (c.job_id, c.seq))
+"""
+
+
+def attribute_orders(
+    conn: Connection,
+    now: datetime,
+    *,
+    tenant_id: int | None = None,
+    order_numbers: Sequence[str] | None = None,
+    ordered_since: datetime | None = None,
+) -> int:
+    """Attribute the orders selected (a tenant's ``order_numbers``, or every order placed at or
+    after ``ordered_since``, or all); returns how many orders' attribution changed."""
+    conditions: list[sql.Composable] = []
+    params: dict[str, object] = {"now": now}
+    if tenant_id is not None:
+        conditions.append(sql.SQL("o.tenant_id = %(tenant)s"))
+        params["tenant"] = tenant_id
+    if order_numbers is not None:
+        conditions.append(sql.SQL("o.order_number = ANY(%(numbers)s)"))
+        params["numbers"] = list(order_numbers)
+    if ordered_since is not None:
+        conditions.append(sql.SQL("o.ordered_at >= %(since)s"))
+        params["since"] = ordered_since
+    selector = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
+    cursor = conn.execute(sql.SQL(_ATTRIBUTE).format(selector=selector), params)
+    return cursor.rowcount
+
+
+def reattribute_recent(conn: Connection, now: datetime, seconds: float = REATTRIBUTE_SECONDS) -> int:
+    """The scheduler's sweep: attribute again every order placed in the last ``seconds``."""
+    with conn.transaction():
+        return attribute_orders(conn, now, ordered_since=now - timedelta(seconds=seconds))
