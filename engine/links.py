@@ -39,7 +39,7 @@ CODE_ATTEMPTS = 3
 
 #: A URL in a message: http(s), up to whitespace, a quote or angle bracket, or Hangul (Korean
 #: text often runs on straight after a link, "https://a.kr/x에서 확인하세요").
-_URL = re.compile(r"https?://[^\s<>\"'\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3]+")
+_URL = re.compile(r"https?://[^\s<>\"'\x00-\x1f\x7f\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3]+")
 #: Punctuation that ends a sentence rather than the URL.
 _TRAILING = ".,;:!?)]}"
 

@@ -171,8 +171,7 @@ def _required_text(item: Mapping[str, Any], name: str, prefix: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{prefix}{name}", "is required: a non-empty string")
-    if len(value) > MAX_TEXT:
-        raise ValidationError(f"{prefix}{name}", f"longer than {MAX_TEXT} characters")
+    _check_text(value, f"{prefix}{name}")
     return value
 
 
@@ -182,9 +181,16 @@ def _optional_text(item: Mapping[str, Any], name: str, prefix: str) -> str | Non
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{prefix}{name}", "must be a string")
-    if len(value) > MAX_TEXT:
-        raise ValidationError(f"{prefix}{name}", f"longer than {MAX_TEXT} characters")
+    _check_text(value, f"{prefix}{name}")
     return value
+
+
+def _check_text(value: str, field: str) -> None:
+    if len(value) > MAX_TEXT:
+        raise ValidationError(field, f"longer than {MAX_TEXT} characters")
+    # PostgreSQL's text and jsonb cannot hold a NUL character.
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain a NUL character")
 
 
 def _instant(value: Any, field: str) -> datetime:

@@ -47,6 +47,8 @@ def job_orders(
     orders (newest first) and revenue; ``next_cursor`` continues after the page's last member."""
     if not 1 <= limit <= MAX_MEMBERS_PAGE:
         raise ValidationError("limit", f"must be between 1 and {MAX_MEMBERS_PAGE}")
+    if after is not None and "\x00" in after:
+        raise ValidationError("cursor", "not a cursor this API returned")
     if (
         conn.execute("SELECT 1 FROM jobs WHERE id = %s AND tenant_id = %s", (job_id, tenant_id)).fetchone()
         is None
