@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -142,3 +143,25 @@ def test_orders_export_has_one_guarded_row_per_order_line(stack: Stack) -> None:
         client.get(f"/v1/jobs/{job_id}/orders/export", params={"format": "xlsx"}).json()["error"]["field"]
         == "format"
     )
+
+
+def test_the_console_job_page_shows_revenue_orders_and_the_orders_download(stack: Stack) -> None:
+    # Given a job with an order of member M1 credited to it
+    client, job_id, delivered = seeded_tenant(stack, "orders-console", ["M1", "M2"])
+    client.post("/v1/orders", json=order("E-1", "M1", delivered + timedelta(minutes=3), 12000))
+
+    # When an operator signs in with the tenant's key and opens the job
+    key = str(client.headers["Authorization"]).removeprefix("Bearer ")
+    with httpx.Client(base_url=stack.settings.api_url, follow_redirects=True) as browser:
+        browser.post("/console/login", data={"api_key": key}).raise_for_status()
+        html = browser.get(f"/console/jobs/{job_id}").text
+        download = browser.get(f"/console/jobs/{job_id}/orders/export")
+
+    # Then the page has the conversion section: revenue, the 50 % rate and the order with its product
+    assert 'id="orders"' in html and "구매 전환" in html
+    assert '<strong id="revenue">12000.00</strong>' in html
+    assert '<strong id="conversion-rate">50.00%</strong>' in html
+    assert "E-1" in html and "양말 (검정) × 2" in html
+    # And the orders CSV downloads from the console too
+    assert download.status_code == 200 and download.content.startswith(b"\xef\xbb\xbf")
+    assert len(download.content.decode("utf-8-sig").splitlines()) == 3
