@@ -35,6 +35,9 @@ _ATTRIBUTE = """
                o.ordered_at - make_interval(secs => t.attribution_window_seconds) AS window_start
         FROM orders o JOIN tenants t ON t.id = o.tenant_id
         WHERE {selector}
+        -- Probing in member order, each probe finds the index pages the previous one read in
+        -- memory; in order-number order, a large run reads the whole index at random.
+        ORDER BY o.member_id, o.ordered_at
     ),
     credited AS (
         SELECT tg.tenant_id, tg.order_number, last.job_id, last.seq
