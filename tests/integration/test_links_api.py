@@ -86,3 +86,42 @@ def test_a_job_without_tracked_links_shows_no_clicks(stack: Stack) -> None:
     # Then its results have no clicks block, and its link went out as written
     job_id = response.json()["job_id"]
     assert stack.job(client, job_id)["clicks"] is None
+
+
+def test_the_rewritten_body_length_decides_sms_or_lms(stack: Stack) -> None:
+    # Given a 75-byte body that fits an SMS as written, but not once its link is a short link
+    client = stack.new_tenant("links-length")
+    body = "가" * 30 + " https://a.kr/x"
+    short = len(f"{stack.settings.api_url}/r/") + 12
+    assert 61 + 14 <= 90 < 61 + short
+
+    # When it is sent with tracked links on channel auto, and on channel sms
+    auto = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "auto",
+            "sender": SENDER,
+            "body": body,
+            "track_links": True,
+            "recipients": [{"phone": "010-5300-0001"}],
+        },
+    )
+    sms = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "sms",
+            "sender": SENDER,
+            "body": body,
+            "track_links": True,
+            "recipients": [{"phone": "010-5300-0002"}],
+        },
+    )
+
+    # Then auto sends it as an LMS, with the short link in it, and sms is refused naming the body
+    assert auto.status_code == 202, auto.text
+    job_id = auto.json()["job_id"]
+    job = wait_finished(stack, client, job_id)
+    assert job["counts"]["by_channel"]["lms"] == 1 and job["counts"]["by_channel"]["sms"] == 0
+    [sent] = [e for e in stack.simulator.ledger() if e["reference"].startswith(f"{job_id}-")]
+    assert sent["channel"] == "lms" and f"{stack.settings.api_url}/r/" in sent["body"]
+    assert sms.status_code == 422 and sms.json()["error"]["field"] == "body"
