@@ -28,6 +28,8 @@ from psycopg import Connection, sql
 #: How far back the scheduler re-attributes orders: delivery reports (and KakaoTalk fallbacks)
 #: may arrive up to two days after sending; an hour more for the report pollers' lag.
 REATTRIBUTE_SECONDS = 49 * 3600.0
+#: Order time covered by one transaction of the sweep.
+SLICE_SECONDS = 3600.0
 
 _ATTRIBUTE = """
     WITH target AS (
@@ -38,6 +40,9 @@ _ATTRIBUTE = """
         -- Probing in member order, each probe finds the index pages the previous one read in
         -- memory; in order-number order, a large run reads the whole index at random.
         ORDER BY o.member_id, o.ordered_at
+        -- An order being stored right now is attributed by its own intake: the sweep neither
+        -- waits for it nor, holding rows of its own, can deadlock with it.
+        FOR UPDATE OF o SKIP LOCKED
     ),
     credited AS (
         SELECT tg.tenant_id, tg.order_number, last.job_id, last.seq
@@ -72,9 +77,10 @@ def attribute_orders(
     tenant_id: int | None = None,
     order_numbers: Sequence[str] | None = None,
     ordered_since: datetime | None = None,
+    ordered_before: datetime | None = None,
 ) -> int:
-    """Attribute the orders selected (a tenant's ``order_numbers``, or every order placed at or
-    after ``ordered_since``, or all); returns how many orders' attribution changed."""
+    """Attribute the orders selected (a tenant's ``order_numbers``, the orders placed in
+    ``[ordered_since, ordered_before)``, or all); returns how many orders' attribution changed."""
     conditions: list[sql.Composable] = []
     params: dict[str, object] = {"now": now}
     if tenant_id is not None:
@@ -86,6 +92,9 @@ def attribute_orders(
     if ordered_since is not None:
         conditions.append(sql.SQL("o.ordered_at >= %(since)s"))
         params["since"] = ordered_since
+    if ordered_before is not None:
+        conditions.append(sql.SQL("o.ordered_at < %(before)s"))
+        params["before"] = ordered_before
     selector = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
     # JIT compiling costs seconds and buys nothing here: the work is index probes, not expressions.
     # SET LOCAL needs a transaction: the caller's, or this one.
@@ -95,6 +104,20 @@ def attribute_orders(
     return cursor.rowcount
 
 
-def reattribute_recent(conn: Connection, now: datetime, seconds: float = REATTRIBUTE_SECONDS) -> int:
-    """The scheduler's sweep: attribute again every order placed in the last ``seconds``."""
-    return attribute_orders(conn, now, ordered_since=now - timedelta(seconds=seconds))
+def reattribute_recent(
+    conn: Connection,
+    now: datetime,
+    seconds: float = REATTRIBUTE_SECONDS,
+    slice_seconds: float = SLICE_SECONDS,
+) -> int:
+    """The scheduler's sweep: attribute again every order placed in the last ``seconds``, one
+    transaction per ``slice_seconds`` of order time, so no transaction holds many orders' locks
+    for long; returns how many orders' attribution changed."""
+    changed = 0
+    start = now - timedelta(seconds=seconds)
+    while start < now:
+        end = min(now, start + timedelta(seconds=slice_seconds))
+        # The last slice is open-ended: orders stamped a little ahead of our clock count too.
+        changed += attribute_orders(conn, now, ordered_since=start, ordered_before=end if end < now else None)
+        start = end
+    return changed

@@ -81,6 +81,8 @@ def store_orders(
 ) -> list[dict[str, Any]]:
     """Upsert ``orders`` and attribute them, in one transaction; each order as it now stands
     (``order_number``, ``status``, ``attributed_job_id``)."""
+    # Rows are locked in order-number order: two requests with the same orders cannot deadlock.
+    ordered = sorted(orders, key=lambda o: o.order_number)
     with conn.transaction():
         conn.execute(
             """
@@ -104,12 +106,12 @@ def store_orders(
             {
                 "tenant": tenant_id,
                 "now": now,
-                "numbers": [o.order_number for o in orders],
-                "members": [o.member_id for o in orders],
-                "times": [o.ordered_at for o in orders],
-                "amounts": [o.amount for o in orders],
-                "statuses": [o.status for o in orders],
-                "lines": [orjson.dumps(list(o.lines)).decode() for o in orders],
+                "numbers": [o.order_number for o in ordered],
+                "members": [o.member_id for o in ordered],
+                "times": [o.ordered_at for o in ordered],
+                "amounts": [o.amount for o in ordered],
+                "statuses": [o.status for o in ordered],
+                "lines": [orjson.dumps(list(o.lines)).decode() for o in ordered],
             },
         )
         numbers = [o.order_number for o in orders]

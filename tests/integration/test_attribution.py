@@ -219,3 +219,30 @@ def test_members_who_ordered_come_a_page_at_a_time_by_member_id(conn: psycopg.Co
     assert second["next_cursor"] is None
     # And the conversion rate is ordering members over delivered recipients
     assert revenue.job_attribution(conn, job_id, delivered=4)["conversion_rate"] == 0.75
+
+
+def test_the_sweep_passes_over_an_order_being_stored_instead_of_waiting(
+    conn: psycopg.Connection, settings: Settings
+) -> None:
+    # Given an order whose delivery is now known, locked by a transaction still storing it
+    tenant = new_tenant(conn)
+    job_id, seq = seed_message(conn, tenant, "M1", ORDERED - timedelta(minutes=5), status="submitted")
+    place(conn, tenant)
+    conn.execute("UPDATE recipients SET status = 'delivered' WHERE job_id = %s AND seq = %s", (job_id, seq))
+    with psycopg.connect(settings.database_url) as storing:
+        storing.execute(
+            "SELECT 1 FROM orders WHERE tenant_id = %s AND order_number = 'A-1' FOR UPDATE", (tenant,)
+        )
+
+        # When the sweep runs, refusing to wait for any lock
+        conn.execute("SET lock_timeout = '1ms'")
+        attribution.reattribute_recent(conn, ORDERED + timedelta(hours=1))
+
+        # Then it passed over the locked order
+        assert credited(conn, tenant, "A-1") == (None, None)
+        storing.rollback()
+
+    # And the next sweep credits it
+    attribution.reattribute_recent(conn, ORDERED + timedelta(hours=1))
+    conn.execute("RESET lock_timeout")
+    assert credited(conn, tenant, "A-1") == (job_id, seq)
