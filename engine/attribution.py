@@ -33,18 +33,15 @@ SLICE_SECONDS = 3600.0
 
 _ATTRIBUTE = """
     WITH target AS (
-        SELECT o.tenant_id, o.order_number, o.member_id, o.ordered_at,
+        SELECT o.tenant_id, o.order_number, o.member_id, o.ordered_at, o.attributed_job_id, o.attributed_seq,
                o.ordered_at - make_interval(secs => t.attribution_window_seconds) AS window_start
         FROM orders o JOIN tenants t ON t.id = o.tenant_id
         WHERE {selector}
         -- Probing in member order, each probe finds the index pages the previous one read in
         -- memory; in order-number order, a large run reads the whole index at random.
         ORDER BY o.member_id, o.ordered_at
-        -- An order being stored right now is attributed by its own intake: the sweep neither
-        -- waits for it nor, holding rows of its own, can deadlock with it.
-        FOR UPDATE OF o SKIP LOCKED
     ),
-    credited AS (
+    changed AS (
         SELECT tg.tenant_id, tg.order_number, last.job_id, last.seq
         FROM target tg
         LEFT JOIN LATERAL (
@@ -59,14 +56,21 @@ _ATTRIBUTE = """
             ORDER BY r.completed_at DESC, r.job_id DESC, r.seq DESC
             LIMIT 1
         ) last ON true
+        -- Only what changed is written: most orders have no message to credit, and the sweep
+        -- passes over the same orders many times.
+        WHERE (tg.attributed_job_id, tg.attributed_seq) IS DISTINCT FROM (last.job_id, last.seq)
+    ),
+    locked AS (
+        -- An order being stored right now is attributed by its own intake: the sweep neither
+        -- waits for it nor, holding rows of its own, can deadlock with it.
+        SELECT c.tenant_id, c.order_number, c.job_id, c.seq
+        FROM changed c JOIN orders o ON o.tenant_id = c.tenant_id AND o.order_number = c.order_number
+        FOR UPDATE OF o SKIP LOCKED
     )
     UPDATE orders o
-    SET attributed_job_id = c.job_id, attributed_seq = c.seq, attributed_at = %(now)s
-    FROM credited c
-    WHERE o.tenant_id = c.tenant_id AND o.order_number = c.order_number
-      -- Rewrite only what changed: the sweep passes over the same orders many times.
-      AND (o.attributed_at IS NULL
-           OR (o.attributed_job_id, o.attributed_seq) IS DISTINCT FROM (c.job_id, c.seq))
+    SET attributed_job_id = l.job_id, attributed_seq = l.seq, attributed_at = %(now)s
+    FROM locked l
+    WHERE o.tenant_id = l.tenant_id AND o.order_number = l.order_number
 """
 
 

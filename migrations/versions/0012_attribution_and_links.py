@@ -42,12 +42,12 @@ def upgrade() -> None:
             updated_at          timestamptz NOT NULL,
             attributed_job_id   bigint,
             attributed_seq      integer,
-            -- When attribution last looked at this order (NULL: never).
+            -- When attribution last changed the credit (NULL: never credited).
             attributed_at       timestamptz,
             PRIMARY KEY (tenant_id, order_number),
             CHECK ((attributed_job_id IS NULL) = (attributed_seq IS NULL))
-        -- Room on each page for the new version of a row: attribution rewrites recent orders
-        -- and, with no indexed column changed, PostgreSQL then updates in place (HOT).
+        -- Room on each page for the new version of a row: order events and attribution rewrite
+        -- recent orders, and with no indexed column changed PostgreSQL then updates in place (HOT).
         ) WITH (fillfactor = 80);
         -- A job's orders (results, listing, export).
         CREATE INDEX orders_by_job ON orders (attributed_job_id, member_id)
