@@ -83,9 +83,12 @@ def test_a_job_without_tracked_links_shows_no_clicks(stack: Stack) -> None:
             "recipients": [{"phone": "010-5200-0001"}],
         },
     )
-    # Then its results have no clicks block, and its link went out as written
+    # Then, once sent, its results have no clicks block, and its link went out as written
     job_id = response.json()["job_id"]
-    assert stack.job(client, job_id)["clicks"] is None
+    job = wait_finished(stack, client, job_id)
+    assert job["clicks"] is None
+    [sent] = [e for e in stack.simulator.ledger() if e["reference"].startswith(f"{job_id}-")]
+    assert sent["body"] == f"세일 {URL}"
 
 
 def test_the_rewritten_body_length_decides_sms_or_lms(stack: Stack) -> None:
