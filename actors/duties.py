@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 
 from carriers.base import Channel, Outcome
-from engine import counters
+from engine import attribution, counters
 from engine.completion import finish_completed_jobs
 from engine.flusher import Flusher
 from engine.planning import BatchRef, jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
@@ -70,6 +70,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty("retry_ledger_rebuild", 60.0, lambda: rebuild_retry_ledger(rt)),
         Duty("reservations", settings.reservation_poll_seconds, lambda: start_reservations(rt)),
         Duty("retention", settings.retention_interval_seconds, lambda: purge_old_results(rt)),
+        Duty("reattribute_orders", 300.0, lambda: reattribute_orders(rt)),
     ]
 
 
@@ -240,3 +241,9 @@ def purge_old_results(rt: Runtime) -> None:
             rt.settings.retention_days,
             extra={"jobs": len(purge.job_ids), "months": [f"{m:%Y-%m}" for m in purge.months]},
         )
+
+
+def reattribute_orders(rt: Runtime) -> None:
+    """Attribute recent orders again: a delivery reported after the order came in may credit it."""
+    with rt.pool.connection() as conn:
+        attribution.reattribute_recent(conn, rt.clock.now())

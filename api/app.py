@@ -17,7 +17,9 @@ from api import (
     job_actions,
     jobs,
     keys,
+    links,
     observability,
+    orders,
     schemas,
     statements,
 )
@@ -53,6 +55,8 @@ def create_app() -> FastAPI:
     app.include_router(statements.router)
     app.include_router(account.router)
     app.include_router(keys.router)
+    app.include_router(orders.router)
+    app.include_router(links.router)
     console.install(app)
 
     observability.install(app)

@@ -61,6 +61,11 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
             "description": "Reservation: ISO 8601 time to send at, in the future and at most 60 days ahead; "
             "without an offset it is read as KST (e.g. 2026-12-01T09:00:00 is 09:00 in Korea)",
         },
+        "track_links": {
+            "type": "boolean",
+            "default": False,
+            "description": "SMS/LMS: each link becomes a per-recipient short link counting clicks",
+        },
         "recipients": {
             "type": "array",
             "minItems": 1,
@@ -122,6 +127,7 @@ def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | Non
         kakao_template=_kakao_template,
         now=rt.clock.now(),
         reservation_horizon_days=rt.settings.reservation_horizon_days,
+        link_base_url=rt.settings.link_base_url,
     )
     now = rt.clock.now()
     if job.advertisement:

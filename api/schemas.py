@@ -52,8 +52,21 @@ JOB: Schema = obj(
     content={"type": "object"},
     counts=COUNTS,
     failures={"type": "array", "items": obj("reason_code", "count", reason_code=STRING, count=INTEGER)},
+    attribution=obj(
+        "orders",
+        "revenue",
+        "ordering_members",
+        "conversion_rate",
+        orders=INTEGER,
+        revenue={"type": "string", "pattern": r"^\d+\.\d{2}$"},
+        ordering_members=INTEGER,
+        conversion_rate={"type": "number"},
+    ),
+    clicks={"type": ["object", "null"]},
 )
-RECIPIENT: Schema = obj("seq", "phone", "status", seq=INTEGER, phone=STRING, status=STRING)
+RECIPIENT: Schema = obj(
+    "seq", "phone", "status", seq=INTEGER, phone=STRING, status=STRING, first_clicked_at=NULLABLE_STRING
+)
 POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 STRINGS: Schema = {"type": "array", "items": STRING}
 KEY: Schema = obj("id", "prefix", "scopes", id=INTEGER, prefix=STRING, scopes=STRINGS)
@@ -88,6 +101,24 @@ SUCCESS: dict[tuple[str, str], Schema] = {
     ("post", "/v1/keys/{key_id}/rotate"): obj("key", key=STRING),
     ("delete", "/v1/keys/{key_id}"): obj("revoked", revoked=INTEGER),
     ("post", "/v1/carriers/{carrier}/reports"): obj("status", status=STRING),
+    ("post", "/v1/orders"): obj(
+        "orders",
+        orders={
+            "type": "array",
+            "items": obj(
+                "order_number",
+                "status",
+                "attributed_job_id",
+                order_number=STRING,
+                status=STRING,
+                attributed_job_id={"type": ["integer", "null"]},
+            ),
+        },
+    ),
+    ("get", "/v1/jobs/{job_id}/orders"): page(
+        "members",
+        obj("member_id", "revenue", "orders", member_id=STRING, revenue=POINTS, orders={"type": "array"}),
+    ),
 }
 
 #: Error answers any operation may give, with balsong's error shape.

@@ -71,6 +71,9 @@ class Settings:
     carrier_timeout_seconds: float = 10.0
     #: HTTP API listen address, used by the CLI and demo to reach the API.
     api_url: str = "http://127.0.0.1:8000"
+    #: Base of tracked links' short URLs, ``{public_url}/r/{code}``: the API as recipients'
+    #: phones reach it, kept short (every character counts against 90 SMS bytes). Empty: api_url.
+    public_url: str = ""
     #: Recipients per send batch (the providers' per-request maximum is 1000).
     batch_size: int = 1000
     #: Largest job accepted in one request.
@@ -169,6 +172,11 @@ class Settings:
     def pool_size(self) -> int:
         """Connections in each of this process's pools."""
         return self.database_pool_size or self.worker_threads + 4
+
+    @property
+    def link_base_url(self) -> str:
+        """Where tracked links' short URLs point (``public_url``, else ``api_url``)."""
+        return self.public_url or self.api_url
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from engine import links
 from engine.channels import ContentTooLong, choose_channel, default_title
 from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
@@ -54,6 +55,8 @@ class RecipientRow:
     channel: str | None
     reason_code: str | None = None
     reason_text: str | None = None
+    #: Tracked links: this recipient's short codes, one per URL of ``PreparedJob.tracked_urls``.
+    links: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -81,6 +84,10 @@ class PreparedJob:
     kind: str = "manual"
     #: A reservation's time (UTC): the job is stored ``scheduled`` and planned only when due.
     scheduled_at: datetime | None = None
+    #: Tracked links (``track_links``): the body's URLs, replaced in ``body`` by the hidden
+    #: variables ``__link1``...; each recipient's values hold its short URLs (engine.links).
+    tracked_urls: tuple[str, ...] = ()
+    link_base_url: str | None = None
 
     @property
     def total(self) -> int:
@@ -140,12 +147,15 @@ def prepare_job(
     kakao_template: Callable[[str], KakaoTemplateLike] | None = None,
     now: datetime | None = None,
     reservation_horizon_days: int = 60,
+    link_base_url: str | None = None,
 ) -> PreparedJob:
     """Validate a decoded job request and classify each recipient.
 
     ``kakao_template`` looks up an AlimTalk template by code (raising ``LookupError`` for an
     unknown one); it is needed only for ``channel: kakao``. ``now`` (the injected clock's time;
     the wall clock if omitted) is what a reservation's ``scheduled_at`` must lie ahead of.
+    ``link_base_url`` is where tracked links' short URLs point; it is needed only for
+    ``track_links: true``.
 
     Raises:
       ValidationError: the job as a whole cannot be accepted; names the field and the reason.
@@ -157,12 +167,28 @@ def prepare_job(
     sender = _sender(request.get("sender"))
     advertisement = _flag(request, "advertisement")
     kind, scheduled_at = requested_kind(request, now or datetime.now(UTC), reservation_horizon_days)
+    track_links = _flag(request, "track_links")
+    if track_links and requested == "kakao":
+        raise ValidationError(
+            "track_links",
+            "a KakaoTalk message is its approved template's text; its links cannot be rewritten",
+        )
     if requested == "kakao":
         if advertisement:
             check_advertisement("", requested)
         job = _prepare_kakao(request, requested, priority, sender, max_recipients, raw_body, kakao_template)
     else:
-        job = _prepare_text(request, requested, priority, sender, max_recipients, raw_body, advertisement)
+        job = _prepare_text(
+            request,
+            requested,
+            priority,
+            sender,
+            max_recipients,
+            raw_body,
+            advertisement=advertisement,
+            track_links=track_links,
+            link_base_url=link_base_url,
+        )
     job.kind, job.scheduled_at = kind, scheduled_at
     job.advertisement = advertisement
     return job
@@ -175,7 +201,10 @@ def _prepare_text(
     sender: str,
     max_recipients: int,
     raw_body: bytes,
+    *,
     advertisement: bool,
+    track_links: bool,
+    link_base_url: str | None,
 ) -> PreparedJob:
     """An SMS/LMS job: one text (filled per recipient), SMS or LMS chosen per recipient."""
     body = _text(request, "body", required=True)
@@ -187,7 +216,8 @@ def _prepare_text(
         raise ValidationError("title", "SMS messages have no title; use channel lms or auto")
     recipients = _recipient_list(request, max_recipients)
 
-    template = Template.parse(body)
+    tracked = _tracked_links(body, link_base_url) if track_links else None
+    template = Template.parse(tracked.body if tracked else body)
     literal_bytes = _literal_bytes(template, body)
     if title is None and requested != "sms":
         title = default_title(body)
@@ -195,15 +225,23 @@ def _prepare_text(
     if not template.has_variables:
         # The same message for everyone: a content problem is the job's, not a recipient's.
         _channel_or_reject(requested, literal_bytes, title_bytes)
+    elif tracked is not None and link_base_url and set(template.variables) == set(tracked.variables):
+        # Links alone vary, and every short URL is as long as the next: the same length for all.
+        sample = links.sample_short_url(link_base_url)
+        _channel_or_reject(
+            requested, encoded_length(template.render([sample] * len(tracked.urls))), title_bytes
+        )
 
     job = PreparedJob(
         requested_channel=requested,
         priority=priority,
         sender=sender,
         title=title,
-        body=body,
+        body=tracked.body if tracked else body,
         variables=template.variables,
         request_hash=request_hash(raw_body),
+        tracked_urls=tracked.urls if tracked else (),
+        link_base_url=link_base_url if tracked else None,
     )
     _classify_recipients(job, recipients, template, title_bytes)
     return job
@@ -282,6 +320,17 @@ def _prepare_kakao(
     return job
 
 
+def _tracked_links(body: str, link_base_url: str | None) -> links.TrackedBody:
+    if not link_base_url:
+        raise ValidationError("track_links", "link tracking is not configured (BALSONG_PUBLIC_URL)")
+    if any(name.startswith(links.LINK_VARIABLE_PREFIX) for name in Template.parse(body).variables):
+        raise ValidationError("body", f"#{{{links.LINK_VARIABLE_PREFIX}...}} is reserved for tracked links")
+    tracked = links.rewrite_body(body)
+    if not tracked.urls:
+        raise ValidationError("track_links", "the body has no http:// or https:// link to track")
+    return tracked
+
+
 def _fallback(value: Any, template: Template) -> Fallback | None:
     if value is None:
         return None
@@ -347,9 +396,14 @@ def _classify_recipients(
         None if has_variables else _channel_or_reject(requested, encoded_length(job.body), title_bytes)
     )
     sms, lms, invalid = job.sms, job.lms, job.invalid
+    link_names = tuple(f"{links.LINK_VARIABLE_PREFIX}{i + 1}" for i in range(len(job.tracked_urls)))
     for item, phone, member_id in _distinct_recipients(job, recipients):
         if not has_variables:
             row = RecipientRow(phone, member_id, None, fixed_channel)
+        elif link_names:
+            row = _row_with_links(
+                phone, member_id, item.get("variables"), template, title_bytes, job, link_names
+            )
         else:
             row = _personalised_row(phone, member_id, item.get("variables"), template, title_bytes, requested)
         if row.channel == "sms":
@@ -421,6 +475,33 @@ def _personalised_row(
     except ContentTooLong as exc:
         return RecipientRow(phone, member_id, values, None, "content_too_long", str(exc))
     return RecipientRow(phone, member_id, values, channel.value)
+
+
+def _row_with_links(
+    phone: str,
+    member_id: str | None,
+    variables: Any,
+    template: Template,
+    title_bytes: int,
+    job: PreparedJob,
+    link_names: tuple[str, ...],
+) -> RecipientRow:
+    """A recipient of a job with tracked links: its own short URLs join its variables, so its
+    channel is chosen by the length of the message it will really get."""
+    assert job.link_base_url is not None
+    if variables is None:
+        variables = {}
+    if type(variables) is not dict and not isinstance(variables, Mapping):
+        return _personalised_row(phone, member_id, variables, template, title_bytes, job.requested_channel)
+    codes = tuple(links.new_code() for _ in link_names)
+    merged = {
+        **variables,
+        **{name: links.short_url(job.link_base_url, c) for name, c in zip(link_names, codes, strict=True)},
+    }
+    row = _personalised_row(phone, member_id, merged, template, title_bytes, job.requested_channel)
+    if row.channel is not None:
+        row.links = codes
+    return row
 
 
 def _literal_bytes(template: Template, body: str) -> int:

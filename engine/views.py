@@ -10,7 +10,7 @@ from psycopg import Connection
 from redis import Redis
 from redis.exceptions import RedisError
 
-from engine import billing, counters
+from engine import billing, counters, links, revenue
 from engine.clock import KST
 from engine.errors import NotFound, ValidationError
 from engine.keys import Keys
@@ -121,6 +121,9 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
             "net": str(money.net),
             "settled": money.settled,
         },
+        # What the job earned (orders credited to it) and, with tracked links, its clicks.
+        "attribution": revenue.job_attribution(conn, job_id, live.delivered),
+        "clicks": links.job_clicks(conn, job_id, live.delivered),
     }
 
 
@@ -204,6 +207,7 @@ def list_recipients(
                 (job_id, job[0], fallback_seqs),
             )
         }
+    clicked = links.first_clicks(conn, job_id, [row[0] for row in rows])
     return {
         "recipients": [
             {
@@ -212,6 +216,7 @@ def list_recipients(
                 "member_id": row[2],
                 **_outcome(row[3:9]),
                 "fallback": _outcome(fallbacks[row[0]]) if row[0] in fallbacks else None,
+                "first_clicked_at": kst(clicked.get(row[0])),
             }
             for row in rows
         ],

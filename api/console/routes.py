@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import exports, job_actions, statements
+from api import exports, job_actions, orders, statements
 from api.auth import require
 from api.console import labels
 from api.console.session import (
@@ -31,7 +31,7 @@ from api.console.session import (
     sign_out,
 )
 from api.responses import JSONResponse
-from engine import history, views
+from engine import history, revenue, views
 from engine.errors import BalsongError, NotFound, ValidationError
 from engine.runtime import get_runtime
 from engine.tenants import tenant_name
@@ -50,6 +50,8 @@ Session = Annotated[ConsoleSession, Depends(current_session)]
 RECIPIENTS_PER_PAGE = 50
 #: Jobs per page of the history.
 JOBS_PER_PAGE = 30
+#: Members who ordered shown on the job page (the rest through the API or the CSV).
+ORDERING_MEMBERS_SHOWN = 50
 
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -211,7 +213,12 @@ def job_page(
         "recipient_channels": [(c, labels.CHANNEL[c]) for c in views.RECIPIENT_CHANNELS],
         "can_resend": _can_resend(job, session),
         "can_cancel": _can_cancel(job, session),
+        "ordering": None,
     }
+    attribution = job["attribution"]
+    if attribution["orders"] or attribution["cancelled_orders"]:
+        with rt.pool.connection() as conn:
+            context["ordering"] = revenue.job_orders(conn, tenant_id, job_id, limit=ORDERING_MEMBERS_SHOWN)
     try:
         with rt.pool.connection() as conn:
             page = views.list_recipients(
@@ -266,6 +273,12 @@ def job_export(job_id: int, session: Session, format: str = "csv") -> Response:
     """The job's results as CSV or XLSX, masked (whole numbers only through the API, by a key
     with the ``export:unmasked`` scope)."""
     return exports.export_job(job_id, session.principal, format=format, unmasked=False)
+
+
+@router.get("/jobs/{job_id}/orders/export")
+def job_orders_export(job_id: int, session: Session) -> Response:
+    """The job's orders, one row per order line, as CSV."""
+    return orders.export_job_orders(job_id, session.principal, format="csv")
 
 
 @router.get("/jobs/{job_id}/statement")

@@ -1,0 +1,123 @@
+"""Order routes: shops send order events; a job shows the members who ordered and exports them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from api.auth import principal, require
+from api.responses import JSONResponse
+from engine import exports, order_exports, orders, revenue
+from engine.errors import ValidationError
+from engine.runtime import get_runtime
+from engine.tenants import Principal
+
+router = APIRouter(default_response_class=JSONResponse)
+
+_LINE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["product_number", "price"],
+    "properties": {
+        "product_number": {"type": "string"},
+        "product_name": {"type": "string"},
+        "price": {"type": ["number", "string"]},
+        "option": {"type": "string"},
+        "quantity": {"type": "integer", "minimum": 1, "default": 1},
+    },
+}
+_ORDER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["order_number", "member_id", "ordered_at", "amount"],
+    "properties": {
+        "order_number": {"type": "string"},
+        "member_id": {"type": "string"},
+        "ordered_at": {"type": "string", "description": "ISO 8601; without an offset, KST"},
+        "amount": {"type": ["number", "string"], "description": "at most two decimals"},
+        "status": {"type": "string", "enum": list(orders.ORDER_STATUSES), "default": "placed"},
+        "lines": {"type": "array", "items": _LINE_SCHEMA},
+    },
+}
+ORDERS_REQUEST_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        _ORDER_SCHEMA,
+        {
+            "type": "object",
+            "required": ["orders"],
+            "properties": {"orders": {"type": "array", "minItems": 1, "items": _ORDER_SCHEMA}},
+        },
+    ]
+}
+
+
+@router.post(
+    "/v1/orders",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ORDERS_REQUEST_SCHEMA}}}
+    },
+)
+async def post_orders(request: Request, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
+    """Store order events (one order, or ``{"orders": [...]}``), idempotent by order number, and
+    attribute them to the last message delivered to the member within the tenant's window."""
+    require("send", who)
+    try:
+        decoded = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("body", f"not valid JSON: {exc}") from None
+    parsed = orders.parse_orders(decoded)
+    stored = await run_in_threadpool(_store, who.tenant_id, parsed)
+    return JSONResponse({"orders": stored})
+
+
+def _store(tenant_id: int, parsed: list[orders.Order]) -> list[dict[str, Any]]:
+    rt = get_runtime()
+    with rt.pool.connection() as conn:
+        return orders.store_orders(conn, tenant_id, parsed, rt.clock.now())
+
+
+@router.get("/v1/jobs/{job_id}/orders")
+def get_job_orders(
+    job_id: int,
+    who: Annotated[Principal, Depends(principal)],
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: int = 50,
+) -> JSONResponse:
+    """The members who ordered after the job's message (by member id), each with its orders."""
+    require("read", who)
+    with get_runtime().pool.connection() as conn:
+        return JSONResponse(revenue.job_orders(conn, who.tenant_id, job_id, after=cursor, limit=limit))
+
+
+@router.get(
+    "/v1/jobs/{job_id}/orders/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv; charset=utf-8": {}}}},
+)
+def export_job_orders(
+    job_id: int,
+    who: Annotated[Principal, Depends(principal)],
+    format: Annotated[str, Query(description="csv")] = "csv",
+) -> StreamingResponse:
+    """The job's orders (cancelled ones left out), one row per order line, as CSV."""
+    require("read", who)
+    if format not in order_exports.FORMATS:
+        raise ValidationError("format", f"must be one of {', '.join(order_exports.FORMATS)}")
+    with get_runtime().pool.connection() as conn:
+        job = exports.find_job(conn, who.tenant_id, job_id)
+    return StreamingResponse(
+        _csv(job, who.tenant_id),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{order_exports.filename(job.id)}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _csv(job: exports.ExportJob, tenant_id: int) -> Iterator[bytes]:
+    with get_runtime().pool.connection() as conn:
+        yield from order_exports.csv_chunks(conn, job, tenant_id)
