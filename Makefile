@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fault bench lint services install system-packages promtool
+.PHONY: demo test test-slow test-fault bench lint services install system-packages promtool
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: install services
 # Unit, carrier-contract and integration tests on the real PostgreSQL, Redis and RabbitMQ.
 test: install services promtool
 	$(BIN)/pytest
+
+# Integration tests that take half a minute or more each (rate-limit runs, schema fuzzing, Redis
+# Cluster, an advertising job held overnight); CI runs them after `make test`.
+test-slow: install services
+	$(BIN)/pytest -m slow
 
 # Long runs that kill and restart real processes.
 test-fault: install services promtool

@@ -176,6 +176,7 @@ def test_advertising_is_refused_at_night_and_opted_out_numbers_are_left_out(acco
     assert job["charges"]["charged"] == "18.00"
 
 
+@pytest.mark.slow
 def test_a_running_advertising_job_waits_from_nine_in_the_evening_until_eight_in_the_morning(
     accounts: Stack,
 ) -> None:

@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: SQL that leaves state in a server session beyond its transaction (balsong writes SQL keywords
 #: in upper case, so a docstring's "Set ..." is not taken for a statement).
 SESSION_STATE = re.compile(
-    r"pg_(try_)?advisory_lock(_shared)?\(|[\"']\s*(SET|RESET|LISTEN|PREPARE|DISCARD)\s|CREATE\s+TEMP"
+    r"pg_(try_)?advisory_lock(_shared)?\(|[\"']\s*(SET(?!\s+LOCAL)|RESET|LISTEN|PREPARE|DISCARD)\s|CREATE\s+TEMP"
 )
+#: The one module allowed a session: retention's DETACH ... CONCURRENTLY cannot run in a
+#: transaction block, so its lock_timeout is a session setting. The scheduler, which runs it,
+#: connects to the primary directly, not through PgBouncer (docs/scaling.md, deploy/k8s).
+SESSION_ALLOWED = ("engine/retention.py",)
 
 
 def prepared_statements(pool_settings: Settings, *, executions: int) -> int:
@@ -55,6 +59,8 @@ def test_no_code_keeps_session_state_across_transactions() -> None:
     offenders = []
     for package in ("engine", "actors", "api", "cli"):
         for path in (ROOT / package).rglob("*.py"):
+            if str(path.relative_to(ROOT)) in SESSION_ALLOWED:
+                continue
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if SESSION_STATE.search(line) and not line.lstrip().startswith("#"):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")

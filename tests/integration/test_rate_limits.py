@@ -24,7 +24,7 @@ from tests.support.arrivals import arrival_times, max_window_count, steady_rate
 from tests.support.services import isolated_settings
 from tests.support.stack import SENDER, Stack, running_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CAP = 300.0
 BULK_EACH = 5_000

@@ -22,7 +22,7 @@ from tests.support.redis_cluster import running_redis_cluster
 from tests.support.services import REDIS_URL, isolated_settings
 from tests.support.stack import Stack, running_stack, submit_sms
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CAP = 200.0
 RECIPIENTS = 1200
