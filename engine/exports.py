@@ -285,15 +285,20 @@ def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[
     statement = sql.SQL("COPY ({query}) TO STDOUT (FORMAT csv)").format(
         query=export_query(job, unmasked=unmasked, guard=True)
     )
-    buffer = bytearray()
     with conn.transaction():
         prefer_streaming(conn)
-        with conn.cursor() as cur, cur.copy(statement) as copy:
-            for data in copy:
-                buffer += data
-                if len(buffer) >= CHUNK_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
+        yield from stream_copy(conn, statement)
+
+
+def stream_copy(conn: Connection, statement: sql.Composed) -> Iterator[bytes]:
+    """What a ``COPY ... TO STDOUT`` writes, in chunks of about ``CHUNK_BYTES``, as it comes."""
+    buffer = bytearray()
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for data in copy:
+            buffer += data
+            if len(buffer) >= CHUNK_BYTES:
+                yield bytes(buffer)
+                buffer.clear()
     if buffer:
         yield bytes(buffer)
 

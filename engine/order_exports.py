@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from psycopg import Connection, sql
 
-from engine.exports import BOM, CHANNEL_LABELS, CHUNK_BYTES, STATUS_LABELS, ExportJob, guarded
+from engine.exports import BOM, CHANNEL_LABELS, STATUS_LABELS, ExportJob, guarded, stream_copy
 
 FORMATS = ("csv",)
 
@@ -98,12 +98,4 @@ def csv_chunks(conn: Connection, job: ExportJob, tenant_id: int) -> Iterator[byt
     csv.writer(header, lineterminator="\n").writerow(HEADER)
     yield BOM + header.getvalue().encode()
     statement = sql.SQL("COPY ({query}) TO STDOUT (FORMAT csv)").format(query=export_query(job, tenant_id))
-    buffer = bytearray()
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        for data in copy:
-            buffer += data
-            if len(buffer) >= CHUNK_BYTES:
-                yield bytes(buffer)
-                buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+    yield from stream_copy(conn, statement)

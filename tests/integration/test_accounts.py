@@ -19,8 +19,8 @@ import pytest
 
 from engine.clock import KST
 from engine.db import upgrade
-from tests.integration.test_pipeline import wait_finished
 from tests.integration.test_retries import clock_of
+from tests.support.jobs import wait_finished
 from tests.support.services import isolated_settings
 from tests.support.stack import SENDER, Stack, running_stack
 

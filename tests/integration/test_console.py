@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
 from engine.planning import BatchRef, plan_job
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration

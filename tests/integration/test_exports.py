@@ -16,7 +16,7 @@ from engine.config import Settings
 from engine.export_xlsx import write_xlsx
 from engine.exports import HEADER, find_job
 from engine.tenants import create_api_key, create_tenant, tenant_id_by_name
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.results import (
     COMPLETED_KST,
     FORMULA_MEMBER,

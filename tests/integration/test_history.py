@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration

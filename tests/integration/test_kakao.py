@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration

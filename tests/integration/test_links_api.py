@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ numbers carry their reason.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -16,21 +15,10 @@ import httpx
 import psycopg
 import pytest
 
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
-
-FINISHED = ("completed", "partially_failed", "failed")
-
-
-def wait_finished(stack: Stack, client: httpx.Client, job_id: int, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = stack.job(client, job_id)
-        if job["status"] in FINISHED:
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"job {job_id} not finished after {timeout}s: {stack.job(client, job_id)}")
 
 
 def make_recipients(count: int, invalid_every: int) -> list[dict[str, Any]]:

@@ -19,8 +19,8 @@ import pytest
 from engine.db import upgrade
 from engine.rate_policy import set_rate_limit
 from engine.tenants import tenant_id_by_name
-from tests.integration.test_pipeline import wait_finished
 from tests.support.arrivals import arrival_times, max_window_count, steady_rate
+from tests.support.jobs import wait_finished
 from tests.support.services import isolated_settings
 from tests.support.stack import SENDER, Stack, running_stack
 

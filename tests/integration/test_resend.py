@@ -16,7 +16,7 @@ import pytest
 from engine.job_store import PartitionCache
 from engine.resend import create_resend, fill_resend
 from engine.tenants import tenant_id_by_name
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack
 

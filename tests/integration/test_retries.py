@@ -17,7 +17,7 @@ from redis import Redis
 from engine.clock import SharedOffsetClock
 from engine.db import upgrade
 from engine.keys import Keys
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.services import isolated_settings
 from tests.support.stack import Stack, running_stack, submit_sms
 

@@ -16,7 +16,7 @@ import pytest
 
 from engine.intake_limits import set_limits
 from engine.tenants import create_api_key, tenant_id_by_name
-from tests.integration.test_pipeline import wait_finished
+from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
