@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,9 +23,10 @@ import redis
 
 from cli.processes import worker_argv
 from engine import counters
+from engine.config import Settings
 from engine.keys import Keys
 from engine.references import make_reference
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 #: Recipients of every scenario's job.
 RECIPIENTS = 20_000
@@ -61,6 +64,17 @@ class TableRow:
     counters_equal: bool
     #: Seconds from the end of the fault until the job went on (None: not a fault that stops it).
     recover_seconds: float | None
+
+
+def fault_stack(settings: Settings, log_dir: Path) -> AbstractContextManager[Stack]:
+    """The whole of balsong as every scenario runs it: its workers, a carrier reporting later."""
+    return running_stack(
+        settings,
+        log_dir,
+        worker_processes=WORKER_PROCESSES,
+        worker_threads=WORKER_THREADS,
+        result_delay_ms=300,
+    )
 
 
 def write_row(row: TableRow) -> None:

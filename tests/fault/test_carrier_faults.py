@@ -16,36 +16,25 @@ from engine.config import Settings
 from engine.keys import Keys
 from tests.fault.harness import (
     RECIPIENTS,
-    WORKER_PROCESSES,
-    WORKER_THREADS,
     Fault,
     TableRow,
     check,
+    fault_stack,
     phones,
     submit,
     verify,
     wait_status,
 )
 from tests.support.private_servers import PrivateServers
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
-
-
-def stack_for(settings: Settings, log_dir: Path):  # type: ignore[no-untyped-def]
-    return running_stack(
-        settings,
-        log_dir,
-        worker_processes=WORKER_PROCESSES,
-        worker_threads=WORKER_THREADS,
-        result_delay_ms=300,
-    )
 
 
 def test_storms_of_timeouts_5xx_and_429_are_backed_off_and_lose_nothing(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("storms")
         # Given a carrier answering 10 % of requests 5xx, 1 % 429 and timing out 2 % (after
@@ -80,7 +69,7 @@ def test_storms_of_timeouts_5xx_and_429_are_backed_off_and_lose_nothing(
 def test_a_job_failing_at_the_carrier_is_paused_with_its_reason_and_resumed(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("pause")
         # Given a carrier refusing 80 % of the recipients for good (say, a wrong number range)
@@ -166,7 +155,7 @@ def sms_webhook(stack: Stack, references: list[str], code: str) -> httpx.Respons
 def test_duplicate_and_out_of_order_reports_are_counted_once(
     fault_settings: Settings, servers: PrivateServers, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         client = stack.new_tenant("reports")
         # Given a finished 20,000-recipient job, every recipient delivered
         job_id = submit(client, phones())

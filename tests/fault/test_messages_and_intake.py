@@ -15,29 +15,17 @@ from cli.dead_letters import dead_letters
 from engine.config import Settings
 from tests.fault.harness import (
     RECIPIENTS,
-    WORKER_PROCESSES,
-    WORKER_THREADS,
     Fault,
     TableRow,
     check,
+    fault_stack,
     phones,
     submit,
     verify,
     wait_status,
 )
-from tests.support.stack import running_stack
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
-
-
-def stack_for(settings: Settings, log_dir: Path):  # type: ignore[no-untyped-def]
-    return running_stack(
-        settings,
-        log_dir,
-        worker_processes=WORKER_PROCESSES,
-        worker_threads=WORKER_THREADS,
-        result_delay_ms=300,
-    )
 
 
 def publish_poison(broker_url: str, job_id: int) -> None:
@@ -56,7 +44,7 @@ def publish_poison(broker_url: str, job_id: int) -> None:
 def test_a_poison_message_is_dead_lettered_and_the_job_goes_on(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("poison")
         url = stack.settings.broker_url
@@ -100,7 +88,7 @@ def test_a_poison_message_is_dead_lettered_and_the_job_goes_on(
 def test_fifty_concurrent_submissions_with_one_idempotency_key_make_one_job(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         client = stack.new_tenant("idempotency")
         body = {
             "channel": "sms",

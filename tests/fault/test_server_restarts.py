@@ -14,36 +14,25 @@ from engine.config import Settings
 from tests.fault.harness import (
     RATE_PER_SECOND,
     RECIPIENTS,
-    WORKER_PROCESSES,
-    WORKER_THREADS,
     Fault,
     TableRow,
     check,
+    fault_stack,
     phones,
     submit,
     verify,
     wait_status,
 )
 from tests.support.private_servers import PrivateServers
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
-
-
-def stack_for(settings: Settings, log_dir: Path):  # type: ignore[no-untyped-def]
-    return running_stack(
-        settings,
-        log_dir,
-        worker_processes=WORKER_PROCESSES,
-        worker_threads=WORKER_THREADS,
-        result_delay_ms=300,
-    )
 
 
 def test_restarting_rabbitmq_mid_job_loses_nothing(
     fault_settings: Settings, servers: PrivateServers, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("rabbit-restart")
         # Given a 20,000-recipient job at 30 %
@@ -75,7 +64,7 @@ def peak_second(stack: Stack, job_id: int) -> int:
 def test_restarting_redis_mid_job_rebuilds_from_postgresql(
     fault_settings: Settings, servers: PrivateServers, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("redis-restart")
         # Given a 20,000-recipient job at 30 %
@@ -106,7 +95,7 @@ def test_restarting_redis_mid_job_rebuilds_from_postgresql(
 def test_restarting_postgresql_mid_job_answers_503_and_loses_nothing(
     fault_settings: Settings, servers: PrivateServers, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with stack_for(fault_settings, tmp_path) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("postgres-restart")
         # Given a 20,000-recipient job at 30 %

@@ -12,17 +12,15 @@ import pytest
 from engine.config import Settings
 from tests.fault.harness import (
     RECIPIENTS,
-    WORKER_PROCESSES,
-    WORKER_THREADS,
     Fault,
     TableRow,
     check,
+    fault_stack,
     phones,
     submit,
     verify,
     wait_status,
 )
-from tests.support.stack import running_stack
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
 
@@ -30,13 +28,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
 def test_kill_9_a_worker_three_times_at_30_percent(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with running_stack(
-        fault_settings,
-        tmp_path,
-        worker_processes=WORKER_PROCESSES,
-        worker_threads=WORKER_THREADS,
-        result_delay_ms=300,
-    ) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("kill-9")
         # Given a 20,000-recipient job being sent
@@ -68,13 +60,7 @@ def test_kill_9_a_worker_three_times_at_30_percent(
 def test_a_crash_after_the_carrier_accepted_is_recovered_by_asking_the_carrier(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with running_stack(
-        fault_settings,
-        tmp_path,
-        worker_processes=WORKER_PROCESSES,
-        worker_threads=WORKER_THREADS,
-        result_delay_ms=300,
-    ) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("crash-after-accept")
         # Given a 20,000-recipient job at 30 %, and a carrier that now answers 2 s after it
@@ -110,13 +96,7 @@ def test_a_crash_after_the_carrier_accepted_is_recovered_by_asking_the_carrier(
 def test_sigterm_during_a_job_finishes_in_flight_batches_and_redelivers_the_rest(
     fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
 ) -> None:
-    with running_stack(
-        fault_settings,
-        tmp_path,
-        worker_processes=WORKER_PROCESSES,
-        worker_threads=WORKER_THREADS,
-        result_delay_ms=300,
-    ) as stack:
+    with fault_stack(fault_settings, tmp_path) as stack:
         fault = Fault(stack)
         client = stack.new_tenant("sigterm")
         # Given a 20,000-recipient job at 30 %
