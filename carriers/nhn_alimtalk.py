@@ -77,8 +77,8 @@ from carriers.nhn_alimtalk_codes import (
     api_message,
     result_message,
 )
-from carriers.nhn_http import call
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+from carriers.nhn_http import answer, as_int, call
+from engine.errors import CarrierOutcomeUnknown, CarrierRejected
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -102,7 +102,6 @@ SETTINGS_FIELDS = ("kakao_api_url", "kakao_app_key", "kakao_secret_key", "kakao_
 REFERENCE_CACHE_REQUESTS = 512
 
 _VARIABLE = re.compile(r"#\{([^}]+)\}")
-_RETRYABLE_STATUSES = frozenset({408, 429, 503})
 _RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
 
 
@@ -271,10 +270,10 @@ class NhnAlimtalkCarrier:
             if reference is None:
                 continue
             seq = item.get("recipientSeq")
-            code = _int(item.get("resultCode"))
+            code = as_int(item.get("resultCode"))
             message_text = str(item.get("resultMessage") or api_message(code))
             if code == 0:
-                seen[_int(seq)] = reference
+                seen[as_int(seq)] = reference
                 outcomes.append(
                     SubmitOutcome(reference, Outcome.ACCEPTED, "0", message_text, f"{request_id}:{seq}")
                 )
@@ -332,7 +331,7 @@ class NhnAlimtalkCarrier:
                 result_at = _parse_kst(row.get("receiveDate"))
                 if result_at is None or not start <= result_at < end:
                     continue
-                reference = self._reference(str(row.get("requestId")), _int(row.get("recipientSeq")))
+                reference = self._reference(str(row.get("requestId")), as_int(row.get("recipientSeq")))
                 if reference is None:
                     continue
                 outcome = _row_outcome(row, reference)
@@ -348,7 +347,7 @@ class NhnAlimtalkCarrier:
                 self._references.move_to_end(request_id)
         if known is None or seq not in known:
             known = {
-                _int(row.get("recipientSeq")): str(row["recipientGroupingKey"])
+                as_int(row.get("recipientSeq")): str(row["recipientGroupingKey"])
                 for row in self._list({"requestId": request_id})
                 if row.get("recipientGroupingKey") is not None
             }
@@ -445,50 +444,20 @@ class NhnAlimtalkCarrier:
             sending=sending,
             carrier=self.name,
         )
-        return _answer(response, sending)
+        return answer(
+            response,
+            "NHN AlimTalk",
+            sending=sending,
+            api_message=api_message,
+            transient_codes=TRANSIENT_API_CODES,
+            on_refusal=_sending_refusal if sending else None,
+        )
 
     def __enter__(self) -> NhnAlimtalkCarrier:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _answer(response: httpx.Response, sending: bool) -> dict[str, Any]:
-    """The decoded body of a successful answer, or the matching ``engine.errors`` exception."""
-    status = response.status_code
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = None
-    header = body.get("header") if isinstance(body, dict) else None
-    refused = isinstance(header, dict) and header.get("isSuccessful") is False
-    if status in _RETRYABLE_STATUSES:
-        raise CarrierRetryable(f"NHN AlimTalk refused the request: HTTP {status}", throttled=status == 429)
-    if refused and isinstance(header, dict) and isinstance(body, dict):
-        code = _int(header.get("resultCode"))
-        message = str(header.get("resultMessage") or api_message(code))
-        message_body = body.get("message")
-        if (
-            code == ALL_RECIPIENTS_FAILED
-            and sending
-            and isinstance(message_body, dict)
-            and isinstance(message_body.get("sendResults"), list)
-        ):
-            return body  # every recipient refused: per-recipient outcomes, not an exception
-        if code == IDEMPOTENCY_KEY_REUSED and sending:
-            raise CarrierOutcomeUnknown(f"NHN AlimTalk: {code} {message}")
-        if code in TRANSIENT_API_CODES:
-            raise CarrierRetryable(f"NHN AlimTalk failed: {code} {message}")
-        raise CarrierRejected(str(code), message)
-    if status >= 500 or (status < 300 and not isinstance(header, dict)):
-        if sending:
-            raise CarrierOutcomeUnknown(f"NHN AlimTalk answered HTTP {status} without a readable result")
-        raise CarrierRetryable(f"NHN AlimTalk answered HTTP {status} without a readable result")
-    if status >= 300:
-        raise CarrierRejected(f"http-{status}", response.text[:200])
-    assert isinstance(body, dict)
-    return body
 
 
 def _row_outcome(row: dict[str, Any], reference: str) -> SubmitOutcome:
@@ -542,8 +511,15 @@ def _parse_kst(text: Any) -> datetime | None:
     return None
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -9999
+def _sending_refusal(code: int, message: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """AlimTalk's refusals of a send that are not plain refusals."""
+    message_body = body.get("message")
+    if (
+        code == ALL_RECIPIENTS_FAILED
+        and isinstance(message_body, dict)
+        and isinstance(message_body.get("sendResults"), list)
+    ):
+        return body  # every recipient refused: per-recipient outcomes, not an exception
+    if code == IDEMPOTENCY_KEY_REUSED:
+        raise CarrierOutcomeUnknown(f"NHN AlimTalk: {code} {message}")
+    return None

@@ -41,7 +41,7 @@ import httpx
 import orjson
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
-from carriers.nhn_http import call
+from carriers.nhn_http import answer, as_int, call
 from carriers.nhn_sms_codes import (
     DELIVERED_CODES,
     MSG_STATUS_COMPLETED,
@@ -54,7 +54,7 @@ from carriers.nhn_sms_codes import (
     result_message,
 )
 from carriers.nhn_sms_templates import TemplateRegistry
-from engine.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+from engine.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -71,7 +71,6 @@ MAX_QUERY_WINDOW = timedelta(days=30)
 CLOCK_SLACK = timedelta(minutes=10)
 
 _SEND_PATHS = {Channel.SMS: "/sender/sms", Channel.LMS: "/sender/mms"}
-_RETRYABLE_STATUSES = frozenset({408, 429, 503})
 _RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
 
 
@@ -236,7 +235,7 @@ class NhnSmsCarrier:
                     )
                 )
             else:
-                number = _int(code)
+                number = as_int(code)
                 outcome = Outcome.RETRY if number in TRANSIENT_API_CODES else Outcome.FAILED
                 outcomes.append(SubmitOutcome(reference, outcome, str(code), message or api_message(number)))
         if len(seen) < len(recipients) and any(r.reference not in seen for r in recipients):
@@ -334,40 +333,15 @@ class NhnSmsCarrier:
             sending=sending,
             carrier=self.name,
         )
-        return _answer(response, sending)
+        return answer(
+            response, "NHN SMS", sending=sending, api_message=api_message, transient_codes=TRANSIENT_API_CODES
+        )
 
     def __enter__(self) -> NhnSmsCarrier:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _answer(response: httpx.Response, sending: bool) -> dict[str, Any]:
-    """The decoded body of a successful answer, or the matching ``engine.errors`` exception."""
-    status = response.status_code
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = None
-    header = body.get("header") if isinstance(body, dict) else None
-    refused = isinstance(header, dict) and header.get("isSuccessful") is False
-    if status in _RETRYABLE_STATUSES:
-        raise CarrierRetryable(f"NHN SMS refused the request: HTTP {status}", throttled=status == 429)
-    if refused and isinstance(header, dict):
-        code = _int(header.get("resultCode"))
-        message = str(header.get("resultMessage") or api_message(code))
-        if code in TRANSIENT_API_CODES:
-            raise CarrierRetryable(f"NHN SMS failed: {code} {message}")
-        raise CarrierRejected(str(code), message)
-    if status >= 500 or (status < 300 and not isinstance(header, dict)):
-        if sending:
-            raise CarrierOutcomeUnknown(f"NHN SMS answered HTTP {status} without a readable result")
-        raise CarrierRetryable(f"NHN SMS answered HTTP {status} without a readable result")
-    if status >= 300:
-        raise CarrierRejected(f"http-{status}", response.text[:200])
-    assert isinstance(body, dict)
-    return body
 
 
 def _row_outcome(row: dict[str, Any]) -> SubmitOutcome:
@@ -420,10 +394,3 @@ def _parse_kst_second(whole: str) -> datetime | None:
         return datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST).astimezone(UTC)
     except ValueError:
         return None
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -9999
