@@ -87,15 +87,24 @@ _APPLY_REPORTS = f"""
 """
 
 
+# The seq ranges of the batches whose last outcome is in, for _RECORD_BATCH.
+_BATCH_RANGES = """
+    SELECT b.job_id, b.seq, b.first_seq, b.last_seq
+    FROM batches b JOIN unnest(%s::bigint[], %s::int[]) AS d (job_id, seq) USING (job_id, seq)
+"""
+
 # A batch is recorded once its last outcome is in, unless some recipient of it is still queued
 # without belonging to another open batch (a retry batch): the outcomes of an earlier slice were
 # lost with Redis. It then stays 'sent', and the reconciliation asks the carrier about them.
+# The range comes as constants (low, high): bounded only by the batch row's own columns, the
+# planner hashed the whole job's recipients for every batch (~20 ms each, a third of the
+# flusher's time on a 200,000-recipient job).
 _RECORD_BATCH = """
     UPDATE batches b SET state = 'recorded', recorded_at = now()
     WHERE b.job_id = %(job)s AND b.seq = %(seq)s AND NOT EXISTS (
         SELECT 1 FROM recipients r
-        WHERE r.job_id = b.job_id AND r.job_created_at = %(created_at)s
-          AND r.seq BETWEEN b.first_seq AND b.last_seq AND (b.seqs IS NULL OR r.seq = ANY (b.seqs))
+        WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+          AND r.seq BETWEEN %(low)s AND %(high)s AND (b.seqs IS NULL OR r.seq = ANY (b.seqs))
           AND r.status = 'queued'
           AND NOT EXISTS (
               SELECT 1 FROM batches o
@@ -295,6 +304,12 @@ class Flusher:
         with conn.cursor() as cur:
             cur.executemany(_APPLY_SUBMISSION, params)
             if done_batches:
+                cur.execute(
+                    _BATCH_RANGES, ([b["job"] for b in done_batches], [b["seq"] for b in done_batches])
+                )
+                ranges = {(job, seq): (low, high) for job, seq, low, high in cur.fetchall()}
+                for batch in done_batches:
+                    batch["low"], batch["high"] = ranges.get((batch["job"], batch["seq"]), (0, -1))
                 cur.executemany(_RECORD_BATCH, done_batches)
             if first_sent:
                 cur.executemany(
