@@ -214,7 +214,7 @@ def _kst(column: sql.Composable) -> sql.Composable:
 
 
 def export_query(job: ExportJob, *, unmasked: bool, guard: bool) -> sql.Composed:
-    """The rows of an export, one per recipient, every cell already text (see the module doc).
+    """The rows of an export, one per recipient, every cell text but the job id (see the module doc).
 
     Parameters:
       unmasked: show whole phone numbers (the caller checked the ``export:unmasked`` scope).
@@ -235,7 +235,7 @@ def export_query(job: ExportJob, *, unmasked: bool, guard: bool) -> sql.Composed
         normalised=normalised_phone_expression(sql.SQL("r.phone"), unmasked=unmasked),
     )
     columns = [
-        sql.Literal(str(job.id)),
+        sql.Literal(job.id),  # a number: the same text in a CSV, a number cell in an XLSX
         sql.Literal(KIND_LABELS.get(job.kind, job.kind)),
         _labelled(final("channel"), CHANNEL_LABELS),
         phone,

@@ -20,6 +20,7 @@ from tests.support.jobs import wait_finished
 from tests.support.results import (
     COMPLETED_KST,
     FORMULA_MEMBER,
+    RECIPIENTS,
     SUBMITTED_KST,
     TRICKY_MEMBER,
     seed_job,
@@ -179,6 +180,9 @@ def test_xlsx_holds_the_same_rows_as_typed_text(stack: Stack) -> None:
     cells = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows())  # type: ignore[union-attr]
     formula_cell = next(row[4] for row in cells if row[4].value == FORMULA_MEMBER)
     assert formula_cell.data_type == "s"
+    # And the header is bold and stays in view when scrolling
+    assert all(cell.font.b for cell in cells[0])
+    assert formula_cell.parent.freeze_panes == "A2"
 
 
 def test_a_job_sent_through_the_pipeline_exports_its_deliveries(stack: Stack) -> None:
@@ -206,7 +210,7 @@ def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Setting
         # When the workbook is written
         rows = write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False, sheet_rows=3)
 
-    # Then every recipient is in it, over three sheets, each with the header
+    # Then every recipient is in it, in send order, over three sheets, each with the header
     assert rows == 6
     workbook = openpyxl.load_workbook(tmp_path / "export.xlsx", read_only=True)
     assert workbook.sheetnames == ["발송 결과", "발송 결과 (2)", "발송 결과 (3)"]
@@ -215,4 +219,4 @@ def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Setting
         lines = list(sheet.iter_rows(values_only=True))
         assert lines[0] == HEADER and len(lines) == 3
         members += [line[4] for line in lines[1:]]
-    assert members[0] == "M0" and len(set(members)) == 6
+    assert members == [recipient.member_id for recipient in RECIPIENTS]

@@ -1,4 +1,4 @@
-"""The pure parts of exports: the CSV preamble, formats and file names."""
+"""The pure parts of exports: the CSV preamble, formats, file names and XLSX sheet names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import pytest
 
 from engine.errors import ValidationError
+from engine.export_xlsx import SHEET_ROWS, sheet_names
 from engine.exports import BOM, HEADER, check_format, csv_preamble, filename
 
 
@@ -32,3 +33,13 @@ def test_export_formats_and_file_names() -> None:
         check_format("xls")
     assert caught.value.field == "format"
     assert "csv, xlsx" in caught.value.reason
+
+
+def test_an_xlsx_export_takes_a_sheet_per_excel_sheet_of_rows() -> None:
+    # Given Excel's limit (a header and 1,048,575 rows per sheet), Then a sheet is added past it
+    assert sheet_names(0) == ["발송 결과"]
+    assert sheet_names(SHEET_ROWS - 1) == ["발송 결과"]
+    assert sheet_names(SHEET_ROWS) == ["발송 결과", "발송 결과 (2)"]
+    # And with smaller sheets, as many as the rows need
+    assert sheet_names(6, sheet_rows=3) == ["발송 결과", "발송 결과 (2)", "발송 결과 (3)"]
+    assert sheet_names(7, sheet_rows=3)[-1] == "발송 결과 (4)"
