@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, closing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import rustpy_xlsxwriter
 from psycopg import Connection
@@ -75,9 +75,12 @@ def write_xlsx(
 
     with conn.transaction(), conn.cursor() as cur:
         prefer_streaming(conn)
-        stream = cur.stream(export_query(job, unmasked=unmasked, guard=False), size=STREAM_ROWS)
-        # Closed explicitly if the writer fails: the query is cancelled and the connection can
-        # roll back and go back to its pool.
+        # A generator (typed as a plain iterator by psycopg), closed explicitly if the writer
+        # fails: the query is cancelled and the connection can roll back and go back to its pool.
+        stream = cast(
+            Generator[tuple[Any, ...], None, None],
+            cur.stream(export_query(job, unmasked=unmasked, guard=False), size=STREAM_ROWS),
+        )
         with closing(stream):
             rows = records(stream)
             sheets = sheet_names(job.total, sheet_rows)
