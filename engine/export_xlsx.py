@@ -18,6 +18,7 @@ Rows come from PostgreSQL in streaming mode (``Cursor.stream``): the server keep
 rows while the writer works, which a server-side cursor's round trips (one per FETCH, the
 server idle meanwhile) did not allow; it took a third off the build.
 
+Each sheet opens readable: a bold header frozen in view with filter buttons, set column widths.
 Cells are typed: text stays text (nothing in it can run as a formula, no quote prefix is
 needed), an empty value is an empty cell, the job id is a number.
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Any, cast
@@ -75,21 +76,32 @@ def write_xlsx(
 
     with conn.transaction(), conn.cursor() as cur:
         prefer_streaming(conn)
-        # A generator (typed as a plain iterator by psycopg), closed explicitly if the writer
-        # fails: the query is cancelled and the connection can roll back and go back to its pool.
+        # A generator (typed as a plain iterator by psycopg) that holds the connection's lock
+        # until it ends: closed explicitly if the writer fails, or the rollback below would wait
+        # for that lock forever. Closed, the query is cancelled and the connection goes back to
+        # its pool (tested).
         stream = cast(
             Generator[tuple[Any, ...], None, None],
             cur.stream(export_query(job, unmasked=unmasked, guard=False), size=STREAM_ROWS),
         )
         with closing(stream):
             rows = records(stream)
-            sheets = sheet_names(job.total, sheet_rows)
+            sheets: list[tuple[str, Iterable[dict[str, Any]]]]
+            if job.total == 0:
+                # The writer takes its header from the first row's keys; a row of empty values
+                # gives the header and writes no cells, so an empty job's sheet still has one.
+                sheets = [(SHEET_NAME, [dict.fromkeys(HEADER)])]
+            else:
+                names = sheet_names(job.total, sheet_rows)
+                sheets = [(name, itertools.islice(rows, sheet_rows - 1)) for name in names]
             rustpy_xlsxwriter.write_worksheets(
-                [(name, itertools.islice(rows, sheet_rows - 1)) for name in sheets],
+                sheets,
                 str(path),
                 bold_headers=True,
                 freeze_panes={"general": {"row": 1, "col": 0}},
                 column_widths={"general": _WIDTHS},
+                # Filter buttons on the header: operators narrow to failures or one reason in Excel.
+                autofilter={"general": True},
             )
             # Rows past the last sheet would mean total is wrong; they are not silently dropped.
             extra = sum(1 for _ in rows)

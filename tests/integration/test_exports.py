@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import openpyxl
 import psycopg
 import pytest
 
+from engine import export_xlsx
 from engine.config import Settings
 from engine.export_xlsx import write_xlsx
 from engine.exports import HEADER, find_job
@@ -180,9 +183,10 @@ def test_xlsx_holds_the_same_rows_as_typed_text(stack: Stack) -> None:
     cells = list(openpyxl.load_workbook(io.BytesIO(response.content)).active.iter_rows())  # type: ignore[union-attr]
     formula_cell = next(row[4] for row in cells if row[4].value == FORMULA_MEMBER)
     assert formula_cell.data_type == "s"
-    # And the header is bold and stays in view when scrolling
+    # And the header is bold, stays in view when scrolling and has filter buttons over the rows
     assert all(cell.font.b for cell in cells[0])
     assert formula_cell.parent.freeze_panes == "A2"
+    assert formula_cell.parent.auto_filter.ref == "A1:L7"
 
 
 def test_a_job_sent_through_the_pipeline_exports_its_deliveries(stack: Stack) -> None:
@@ -220,3 +224,50 @@ def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Setting
         assert lines[0] == HEADER and len(lines) == 3
         members += [line[4] for line in lines[1:]]
     assert members == [recipient.member_id for recipient in RECIPIENTS]
+
+
+def test_an_empty_jobs_xlsx_still_has_its_header(settings: Settings, tmp_path: Path) -> None:
+    # Given a job with no recipients yet (a resend's job before its recipients are copied)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        tenant_id = create_tenant(conn, "export-empty")
+        job = dataclasses.replace(find_job(conn, tenant_id, seed_job(conn, tenant_id)), total=0)
+
+        # When its workbook is written
+        rows = write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False)
+
+    # Then it has one sheet holding the header and nothing else
+    assert rows == 0
+    workbook = openpyxl.load_workbook(tmp_path / "export.xlsx", read_only=True)
+    assert workbook.sheetnames == ["발송 결과"]
+    assert list(workbook.worksheets[0].iter_rows(values_only=True)) == [HEADER]
+
+
+# Without the stream closed, the rollback waits forever for the connection lock the open stream
+# holds: the thread method ends such a hang (the signal method cannot, from inside the lock wait).
+@pytest.mark.timeout(30, method="thread")
+def test_a_failed_xlsx_build_leaves_no_query_running(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writer that fails after reading one row of a job's stream (a full disk, say)
+    def failing_writer(sheets: list[tuple[str, Iterator[dict[str, Any]]]], *_: Any, **__: Any) -> None:
+        next(sheets[0][1])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_xlsx.rustpy_xlsxwriter, "write_worksheets", failing_writer)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        tenant_id = create_tenant(conn, "export-failed-build")
+        job = find_job(conn, tenant_id, seed_job(conn, tenant_id))
+
+        # When the workbook is written
+        with pytest.raises(OSError, match="No space left"):
+            write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False)
+
+        # Then the writer's error is what the caller sees, the export's query is over, and the
+        # connection is idle outside a transaction: fit to go back to its pool
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        with psycopg.connect(settings.database_url, autocommit=True) as observer:
+            state = observer.execute(
+                "SELECT state FROM pg_stat_activity WHERE pid = %s", (conn.info.backend_pid,)
+            ).fetchone()
+        assert state == ("idle",)
