@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,6 +81,10 @@ BOM = "\ufeff".encode()
 #: Bytes gathered before handing a chunk on: COPY yields one row at a time, and each chunk
 #: costs the web server a thread hop and a socket write.
 CHUNK_BYTES = 256 * 1024
+
+#: What an export does to a cell of free text (a member id, a carrier's reason, a number refused
+#: at intake as it was sent): guard it against formulas (CSV) or escape it for XML (XLSX).
+TextCell = Callable[[sql.Composable], sql.Composable]
 
 #: The display format of every timestamp in an export (KST).
 _TIME_FORMAT = "YYYY-MM-DD HH24:MI:SS"
@@ -157,13 +161,13 @@ def _dashed(column: sql.Composable, head: int, *, unmasked: bool) -> sql.Composa
     return sql.SQL("left({c}, {h}) || {m} || right({c}, 4)").format(c=column, h=sql.Literal(head), m=middle)
 
 
-def phone_expression(column: sql.Composable, *, unmasked: bool, guard: bool = True) -> sql.Composable:
+def phone_expression(column: sql.Composable, *, unmasked: bool, text: TextCell = guarded) -> sql.Composable:
     """SQL for the displayed form of any stored number: masked like ``engine.phone.mask_phone``
     (``010-****-5678``), or dashed in full (``010-1234-5678``, which spreadsheets keep as text,
     leading 0 included).
 
     Parameters:
-      guard: an unmasked number refused at intake shows as it was sent, formula-guarded if set.
+      text: what is done to an unmasked number refused at intake, shown as it was sent.
     """
     branches = [
         sql.SQL("WHEN {c} ~ {p} THEN {dashed}").format(
@@ -177,7 +181,7 @@ def phone_expression(column: sql.Composable, *, unmasked: bool, guard: bool = Tr
             c=column, p=sql.Literal(_REPRESENTATIVE), last=last
         )
     )
-    otherwise = (guarded(column) if guard else column) if unmasked else sql.SQL("'****'")
+    otherwise = text(column) if unmasked else sql.SQL("'****'")
     return sql.SQL("CASE {branches} ELSE {otherwise} END").format(
         branches=sql.SQL(" ").join(branches), otherwise=otherwise
     )
@@ -213,28 +217,27 @@ def _kst(column: sql.Composable) -> sql.Composable:
     )
 
 
-def export_query(job: ExportJob, *, unmasked: bool, guard: bool) -> sql.Composed:
-    """The rows of an export, one per recipient, every cell text but the job id (see the module doc).
+def export_columns(job: ExportJob, *, unmasked: bool, text: TextCell) -> list[sql.Composable]:
+    """The cells of an export's row, every one text but the job id (see the module doc), over
+    ``recipients r`` (and ``f``, its fallback message) as :func:`export_query` joins them.
 
     Parameters:
       unmasked: show whole phone numbers (the caller checked the ``export:unmasked`` scope).
-      guard: prefix formula-like cells with ``'`` (CSV); XLSX cells are typed text and need none.
+      text: applied to every cell of free text; the other cells are labels, masked numbers and
+        times made here, which hold neither a formula trigger nor anything XML must escape.
     """
-
-    def text(expression: sql.Composable) -> sql.Composable:
-        return guarded(expression) if guard else expression
 
     def final(column: str) -> sql.Composable:
         # The fallback message's value when there is one, else the recipient's own.
         return sql.SQL("CASE WHEN f.seq IS NULL THEN r.{c} ELSE f.{c} END").format(c=sql.Identifier(column))
 
     # A recipient with a channel passed intake, so its number is normalised. Masked forms never
-    # start with a formula trigger; the raw text of a refused number is guarded when shown.
+    # start with a formula trigger; the raw text of a refused number is free text when shown.
     phone = sql.SQL("CASE WHEN r.channel IS NULL THEN {checked} ELSE {normalised} END").format(
-        checked=phone_expression(sql.SQL("r.phone"), unmasked=unmasked, guard=guard),
+        checked=phone_expression(sql.SQL("r.phone"), unmasked=unmasked, text=text),
         normalised=normalised_phone_expression(sql.SQL("r.phone"), unmasked=unmasked),
     )
-    columns = [
+    return [
         sql.Literal(job.id),  # a number: the same text in a CSV, a number cell in an XLSX
         sql.Literal(KIND_LABELS.get(job.kind, job.kind)),
         _labelled(final("channel"), CHANNEL_LABELS),
@@ -248,9 +251,17 @@ def export_query(job: ExportJob, *, unmasked: bool, guard: bool) -> sql.Composed
         sql.SQL("CASE WHEN r.status = 'fallback' THEN 'Y' END"),
         text(sql.SQL("CASE WHEN r.status = 'fallback' THEN r.reason_code END")),
     ]
+
+
+def export_query(job: ExportJob, projection: sql.Composable) -> sql.Composed:
+    """``SELECT projection`` once per recipient of ``job``, in send order.
+
+    ``projection`` reads ``recipients r`` (its seq is ``0 .. total - 1``) and ``f``, the row of
+    ``r``'s fallback message if it went by SMS/LMS after a failed KakaoTalk message.
+    """
     return sql.SQL(
         """
-        SELECT {columns}
+        SELECT {projection}
         FROM recipients r
         LEFT JOIN recipients f ON r.status = 'fallback' AND f.job_id = r.job_id
                               AND f.job_created_at = r.job_created_at AND f.seq = {total} + r.seq
@@ -258,7 +269,7 @@ def export_query(job: ExportJob, *, unmasked: bool, guard: bool) -> sql.Composed
         ORDER BY r.seq
         """
     ).format(
-        columns=sql.SQL(", ").join(columns),
+        projection=projection,
         job=sql.Literal(job.id),
         created_at=sql.Literal(job.created_at),
         total=sql.Literal(job.total),
@@ -282,8 +293,9 @@ def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[
     (a streaming HTTP response) asks for the next only when the previous one is sent.
     """
     yield csv_preamble()
+    columns = export_columns(job, unmasked=unmasked, text=guarded)
     statement = sql.SQL("COPY ({query}) TO STDOUT (FORMAT csv)").format(
-        query=export_query(job, unmasked=unmasked, guard=True)
+        query=export_query(job, sql.SQL(", ").join(columns))
     )
     with conn.transaction():
         prefer_streaming(conn)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from engine.config import Settings, get_settings
@@ -45,3 +46,10 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log_dir: Path = tmp_path_factory.mktemp("logs")
     with running_stack(settings, log_dir, result_delay_ms=300) as running:
         yield running
+
+
+@pytest.fixture
+def conn(settings: Settings) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the session's database."""
+    with psycopg.connect(settings.database_url, autocommit=True) as connection:
+        yield connection

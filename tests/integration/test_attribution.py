@@ -3,7 +3,6 @@ message, fallbacks, tenants, cancelled and repeated order events, late delivery 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,12 +20,6 @@ pytestmark = pytest.mark.integration
 #: When the orders of these tests are placed (a fixed instant: deliveries are placed around it).
 ORDERED = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 WINDOW = timedelta(days=3)
-
-
-@pytest.fixture
-def conn(settings: Settings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(settings.database_url, autocommit=True) as connection:
-        yield connection
 
 
 _tenants = iter(range(1_000_000))

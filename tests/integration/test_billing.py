@@ -8,7 +8,6 @@ one the price list says, and each balance is the sum of its ledger.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.integration
 
 SENDER = "02-1234-5678"
 _partitions = PartitionCache()
-
-
-@pytest.fixture
-def conn(settings: Settings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(settings.database_url, autocommit=True) as connection:
-        yield connection
 
 
 def new_tenant(conn: psycopg.Connection, name: str, points: str | None = None) -> int:

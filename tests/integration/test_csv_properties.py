@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -17,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from engine.config import Settings
 from engine.exports import FORMULA_TRIGGERS, guarded
 
 pytestmark = pytest.mark.integration
@@ -29,12 +27,6 @@ cell_text = st.text(alphabet=characters, max_size=40) | st.builds(
     st.sampled_from(FORMULA_TRIGGERS),
     st.text(alphabet=characters, max_size=10),
 )
-
-
-@pytest.fixture(scope="module")
-def conn(settings: Settings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(settings.database_url, autocommit=True) as connection:
-        yield connection
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

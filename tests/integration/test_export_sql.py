@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from psycopg import sql
 
-from engine.config import Settings
+from engine.export_xlsx import xml_text
 from engine.exports import guarded, normalised_phone_expression, phone_expression
 from engine.phone import format_phone, mask_phone
 
@@ -30,12 +28,6 @@ NORMALISED = [
 ]
 #: What intake may store for a refused number: the text as sent (at most 40 characters).
 REFUSED = ["not-a-phone", "010-99-1", "+1 555 0100", "", "1234", "15881234", "=1+1", "01012345", "0801234567"]
-
-
-@pytest.fixture(scope="module")
-def conn(settings: Settings) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(settings.database_url, autocommit=True) as connection:
-        yield connection
 
 
 def evaluate(conn: psycopg.Connection, expression: sql.Composable, value: str | None) -> str | None:
@@ -69,7 +61,9 @@ def test_unmasked_numbers_are_dashed_in_full(conn: psycopg.Connection, phone: st
 def test_unmasked_refused_text_is_shown_as_sent_and_guarded(conn: psycopg.Connection) -> None:
     assert evaluate(conn, phone_expression(X, unmasked=True), "not-a-phone") == "not-a-phone"
     assert evaluate(conn, phone_expression(X, unmasked=True), "=1+1") == "'=1+1"
-    assert evaluate(conn, phone_expression(X, unmasked=True, guard=False), "=1+1") == "=1+1"
+    as_xml = phone_expression(X, unmasked=True, text=xml_text)
+    assert evaluate(conn, as_xml, "=1+1") == "=1+1"
+    assert evaluate(conn, as_xml, "<1&2>") == "&lt;1&amp;2&gt;"
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Iterator
-from pathlib import Path
+import zipfile
 from typing import Any
 
 import httpx
@@ -14,10 +13,9 @@ import openpyxl
 import psycopg
 import pytest
 
-from engine import export_xlsx
 from engine.config import Settings
-from engine.export_xlsx import write_xlsx
-from engine.exports import HEADER, find_job
+from engine.export_xlsx import xlsx_chunks
+from engine.exports import HEADER, ExportJob, find_job
 from engine.tenants import create_api_key, create_tenant, tenant_id_by_name
 from tests.support.jobs import wait_finished
 from tests.support.results import (
@@ -205,65 +203,68 @@ def test_a_job_sent_through_the_pipeline_exports_its_deliveries(stack: Stack) ->
     assert all(row[8] and row[9] for row in rows[1:])
 
 
-def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Settings, tmp_path: Path) -> None:
+def xlsx_workbook(conn: psycopg.Connection, job: ExportJob, **options: Any) -> openpyxl.Workbook:
+    """The job's XLSX export, as the API streams it, opened (after checking every part's CRC)."""
+    data = b"".join(xlsx_chunks(conn, job, unmasked=False, **options))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+    return openpyxl.load_workbook(io.BytesIO(data))
+
+
+def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Settings) -> None:
     # Given a job of 6 recipients and sheets that hold a header and 2 rows (Excel's limit, scaled down)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         tenant_id = create_tenant(conn, "export-sheets")
         job = find_job(conn, tenant_id, seed_job(conn, tenant_id))
 
-        # When the workbook is written
-        rows = write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False, sheet_rows=3)
+        # When the workbook is exported
+        workbook = xlsx_workbook(conn, job, sheet_rows=3)
 
-    # Then every recipient is in it, in send order, over three sheets, each with the header
-    assert rows == 6
-    workbook = openpyxl.load_workbook(tmp_path / "export.xlsx", read_only=True)
+    # Then every recipient is in it, in send order, over three sheets, each with the header, frozen
+    # and with filter buttons over that sheet's rows
     assert workbook.sheetnames == ["발송 결과", "발송 결과 (2)", "발송 결과 (3)"]
     members = []
     for sheet in workbook.worksheets:
         lines = list(sheet.iter_rows(values_only=True))
         assert lines[0] == HEADER and len(lines) == 3
+        assert (sheet.freeze_panes, sheet.auto_filter.ref) == ("A2", "A1:L3")
         members += [line[4] for line in lines[1:]]
     assert members == [recipient.member_id for recipient in RECIPIENTS]
+    # And only the first sheet is selected (several selected sheets would all take every edit)
+    assert [sheet.sheet_view.tabSelected for sheet in workbook.worksheets] == [True, None, None]
 
 
-def test_an_empty_jobs_xlsx_still_has_its_header(settings: Settings, tmp_path: Path) -> None:
+def test_an_empty_jobs_xlsx_still_has_its_header(settings: Settings) -> None:
     # Given a job with no recipients yet (a resend's job before its recipients are copied)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         tenant_id = create_tenant(conn, "export-empty")
         job = dataclasses.replace(find_job(conn, tenant_id, seed_job(conn, tenant_id)), total=0)
 
-        # When its workbook is written
-        rows = write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False)
+        # When its workbook is exported
+        workbook = xlsx_workbook(conn, job)
 
     # Then it has one sheet holding the header and nothing else
-    assert rows == 0
-    workbook = openpyxl.load_workbook(tmp_path / "export.xlsx", read_only=True)
     assert workbook.sheetnames == ["발송 결과"]
     assert list(workbook.worksheets[0].iter_rows(values_only=True)) == [HEADER]
 
 
-# Without the stream closed, the rollback waits forever for the connection lock the open stream
-# holds: the thread method ends such a hang (the signal method cannot, from inside the lock wait).
+# If the row stream were left open, giving the connection back would wait forever for the lock
+# the COPY holds: the thread method ends such a hang (the signal method cannot, from inside it).
 @pytest.mark.timeout(30, method="thread")
-def test_a_failed_xlsx_build_leaves_no_query_running(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a writer that fails after reading one row of a job's stream (a full disk, say)
-    def failing_writer(sheets: list[tuple[str, Iterator[dict[str, Any]]]], *_: Any, **__: Any) -> None:
-        next(sheets[0][1])
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(export_xlsx.rustpy_xlsxwriter, "write_worksheets", failing_writer)
+def test_an_abandoned_xlsx_download_leaves_no_query_running(settings: Settings) -> None:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        tenant_id = create_tenant(conn, "export-failed-build")
+        # Given an XLSX export whose first sheet has gone out, the rest of its rows still coming
+        tenant_id = create_tenant(conn, "export-abandoned")
         job = find_job(conn, tenant_id, seed_job(conn, tenant_id))
+        chunks = xlsx_chunks(conn, job, unmasked=False, sheet_rows=3)
+        next(chunks), next(chunks)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE
 
-        # When the workbook is written
-        with pytest.raises(OSError, match="No space left"):
-            write_xlsx(conn, job, tmp_path / "export.xlsx", unmasked=False)
+        # When the client goes away (the web server closes the stream)
+        chunks.close()
 
-        # Then the writer's error is what the caller sees, the export's query is over, and the
-        # connection is idle outside a transaction: fit to go back to its pool
+        # Then the export's query is over, and the connection is idle outside a transaction: fit
+        # to go back to its pool
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert conn.execute("SELECT 1").fetchone() == (1,)
         with psycopg.connect(settings.database_url, autocommit=True) as observer:
