@@ -29,7 +29,7 @@ import io
 import itertools
 import tempfile
 import zipfile
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from pathlib import Path
 
 import rustpy_xlsxwriter
@@ -98,29 +98,34 @@ def xml_text(column: sql.Composable) -> sql.Composable:
     return expression
 
 
-#: Cells of free text (see ``exports.export_columns``): the ones whose spaces at either end must
-#: be kept explicitly (``xml:space``); labels, masked numbers and times have none.
-_FREE_TEXT = frozenset("EGHL")
+def free_text_columns(job: ExportJob, *, unmasked: bool) -> frozenset[int]:
+    """The positions of the cells of free text in the job's rows: those the export's ``text``
+    treatment reaches (``exports.export_columns``; the phone number only when unmasked), found by
+    building the cells with and without it rather than kept in a second list."""
+    escaped = export_columns(job, unmasked=unmasked, text=xml_text)
+    plain = export_columns(job, unmasked=unmasked, text=lambda column: column)
+    return frozenset(i for i, (cell, raw) in enumerate(zip(escaped, plain, strict=True)) if cell != raw)
 
 
-def row_xml(cells: int = len(HEADER)) -> sql.Composable:
+def row_xml(free_text: Collection[int]) -> sql.Composable:
     """SQL for a worksheet ``<row>`` of the columns ``c0``, ``c1``... numbered ``n``: the first
     cell a number, the others inline text (already escaped); a NULL cell is left out, as Excel
-    writes an empty one. One ``concat`` builds the row: a chain of ``||`` copies the growing row
-    at every step."""
+    writes an empty one. Cells of ``free_text`` keep their spaces at either end explicitly
+    (``xml:space``); labels, masked numbers and times have none. One ``concat`` builds the row: a
+    chain of ``||`` copies the growing row at every step."""
     parts: list[sql.Composable] = [sql.Literal('<row r="'), sql.SQL("n"), sql.Literal('">')]
-    for letter, cell in zip(_COLUMNS, (sql.Identifier(f"c{i}") for i in range(cells)), strict=True):
-        if letter == "A":
+    for i, letter in enumerate(_COLUMNS):
+        if i == 0:
             opening, closing = '"><v>', "</v></c>"
         else:
-            space = ' xml:space="preserve"' if letter in _FREE_TEXT else ""
+            space = ' xml:space="preserve"' if i in free_text else ""
             opening, closing = f'" t="inlineStr"><is><t{space}>', "</t></is></c>"
         # NULL || ... is NULL, and concat skips a NULL: an empty value makes no cell at all.
         parts.append(
             sql.SQL("{head} || n || {opening} || {cell} || {closing}").format(
                 head=sql.Literal(f'<c r="{letter}'),
                 opening=sql.Literal(opening),
-                cell=cell,
+                cell=sql.Identifier(f"c{i}"),
                 closing=sql.Literal(closing),
             )
         )
@@ -145,7 +150,7 @@ def rows_statement(job: ExportJob, *, unmasked: bool, sheet_rows: int) -> sql.Co
         ]
     )
     return sql.SQL("COPY (SELECT {row} FROM ({query}) AS q ORDER BY q.seq) TO STDOUT").format(
-        row=row_xml(), query=export_query(job, inner)
+        row=row_xml(free_text_columns(job, unmasked=unmasked)), query=export_query(job, inner)
     )
 
 

@@ -39,7 +39,7 @@ def test_any_text_reads_back_from_its_cell(conn: psycopg.Connection, value: str)
     # One row of 12 cells: the job id, the value under test in the free-text column E, the rest empty.
     cells = [sql.SQL("7"), *[sql.NULL] * 3, xml_text(sql.Literal(value)), *[sql.NULL] * 7]
     query = sql.SQL("COPY (SELECT {row} FROM (SELECT '2' AS n, {cells}) AS q) TO STDOUT").format(
-        row=row_xml(), cells=sql.SQL(", ").join(cell_columns(cells))
+        row=row_xml(free_text={4}), cells=sql.SQL(", ").join(cell_columns(cells))
     )
     with conn.cursor() as cur, cur.copy(query) as copy:
         lines = [bytes(line) for line in copy]

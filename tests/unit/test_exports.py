@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 
 from engine.errors import ValidationError
-from engine.export_xlsx import SHEET_ROWS, sheet_names
-from engine.exports import BOM, HEADER, check_format, csv_preamble, filename
+from engine.export_xlsx import SHEET_ROWS, free_text_columns, sheet_names
+from engine.exports import BOM, HEADER, ExportJob, check_format, csv_preamble, filename
 
 
 def test_csv_preamble_is_a_bom_then_the_korean_header() -> None:
@@ -43,3 +44,15 @@ def test_an_xlsx_export_takes_a_sheet_per_excel_sheet_of_rows() -> None:
     # And with smaller sheets, as many as the rows need
     assert sheet_names(6, sheet_rows=3) == ["발송 결과", "발송 결과 (2)", "발송 결과 (3)"]
     assert sheet_names(7, sheet_rows=3)[-1] == "발송 결과 (4)"
+
+
+def test_xlsx_keeps_the_spaces_of_free_text_cells_only() -> None:
+    # Given a job
+    job = ExportJob(id=1, kind="manual", created_at=datetime(2026, 12, 6, tzinfo=UTC), total=3)
+
+    # Then the cells of free text (member id, reason code and text, the pre-fallback reason) are
+    # the ones whose spaces are kept; so is the phone number when unmasked (a refused number shows
+    # as it was sent)
+    free = {HEADER[i] for i in free_text_columns(job, unmasked=False)}
+    assert free == {"회원 ID", "사유 코드", "사유", "대체발송 전 사유 코드"}
+    assert {HEADER[i] for i in free_text_columns(job, unmasked=True)} == free | {"수신번호"}
