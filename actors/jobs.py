@@ -11,7 +11,8 @@ from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, SEND_QUEUES, TRANSACTIONA
 from actors.publish import publish_batches
 from engine import planning
 from engine.compliance import in_quiet_hours, quiet_hours_end
-from engine.job_states import CANCELLED, current_status
+from engine.job_states import current_status
+from engine.lifecycle.statuses import JobStatus
 from engine.pausing import pause_if_failing
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
@@ -144,7 +145,7 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> Non
 def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seconds: float) -> None:
     """Put the rest of the batch (from ``next_seq``) in the retry ledger, due after the delay."""
     with rt.pool.connection() as conn:
-        if current_status(conn, claimed.job_id) == CANCELLED:
+        if current_status(conn, claimed.job_id) == JobStatus.CANCELLED:
             # Cancelled while this slice was sent: hand the rest back now rather than after the
             # wait (up to the retry cap); its next claim drops it, and the job ends as soon as
             # its submissions are known.
@@ -189,7 +190,7 @@ def retry_later(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], attempt: in
         return
     now = rt.clock.now()
     with rt.pool.connection() as conn:
-        if current_status(conn, claimed.job_id) == CANCELLED:
+        if current_status(conn, claimed.job_id) == JobStatus.CANCELLED:
             # Cancelled meanwhile: these are not tried again.
             RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
             rt.recorder.record_cancelled(

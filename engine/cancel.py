@@ -22,7 +22,7 @@ from datetime import datetime
 from psycopg import Connection
 
 from engine.errors import JobStateConflict, NotFound
-from engine.job_states import CANCELLED, FINISHED_STATUSES
+from engine.lifecycle.statuses import FINISHED_JOB_STATUSES, JobStatus
 from engine.planning import BatchRef
 from engine.reservations import cancel_queued_recipients
 from engine.results import CANCELLED_REASON
@@ -66,20 +66,22 @@ def cancel_job(conn: Connection, tenant_id: int, job_id: int, now: datetime) -> 
         if row is None:
             raise NotFound(f"job {job_id} not found")
         status, planned_at, cancelled_at, completed_at = row
-        if status == CANCELLED:
+        if status == JobStatus.CANCELLED:
             return CancelResult(job_id, cancelled_at, finished=completed_at is not None, already=True)
-        if status in FINISHED_STATUSES:
+        if status in FINISHED_JOB_STATUSES:
             raise JobStateConflict(
                 "job_finished", f"job {job_id} has already finished ({status}); there is nothing to cancel"
             )
         if planned_at is None:
             conn.execute(
                 "UPDATE jobs SET status = %s, cancelled_at = %s, completed_at = %s WHERE id = %s",
-                (CANCELLED, now, now, job_id),
+                (JobStatus.CANCELLED, now, now, job_id),
             )
             cancel_queued_recipients(conn, [job_id], now, CANCELLED_REASON, "not sent: the job was cancelled")
             return CancelResult(job_id, now, finished=True)
-        conn.execute("UPDATE jobs SET status = %s, cancelled_at = %s WHERE id = %s", (CANCELLED, now, job_id))
+        conn.execute(
+            "UPDATE jobs SET status = %s, cancelled_at = %s WHERE id = %s", (JobStatus.CANCELLED, now, job_id)
+        )
         rows = conn.execute(_RELEASE_FOR_DROP, {"job": job_id}).fetchall()
     refs = sorted(BatchRef(job_id, int(seq), channel, priority) for seq, channel, priority in rows)
     return CancelResult(job_id, now, finished=False, to_drop=refs)

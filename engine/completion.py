@@ -13,20 +13,18 @@ from psycopg import Connection
 from redis import Redis
 
 from engine import counters
-from engine.job_states import CANCELLED
 from engine.keys import Keys
+from engine.lifecycle.statuses import JobStatus
 from engine.settlement import settle_locked
 
-COMPLETED, PARTIALLY_FAILED, FAILED = "completed", "partially_failed", "failed"
 
-
-def final_status(total: int, failed: int) -> str:
+def final_status(total: int, failed: int) -> JobStatus:
     """A finished job's status from its recipients' outcomes."""
     if failed == 0:
-        return COMPLETED
+        return JobStatus.COMPLETED
     if failed >= total:
-        return FAILED
-    return PARTIALLY_FAILED
+        return JobStatus.FAILED
+    return JobStatus.PARTIALLY_FAILED
 
 
 def finish_completed_jobs(
@@ -92,7 +90,7 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
         conn.execute(
             "UPDATE jobs SET status = CASE WHEN status = %s THEN status ELSE %s END, completed_at = now()"
             " WHERE id = %s",
-            (CANCELLED, final_status(total, failed), job_id),
+            (JobStatus.CANCELLED, final_status(total, failed), job_id),
         )
         # In the same transaction: a finished job is never seen unsettled by its tenant.
         settle_locked(conn, job_id)

@@ -16,7 +16,7 @@ Columns (Korean labels, as operators read them; status, kind and channel in Kore
                      a number refused at intake as no phone number shows as ``****``
                      (masked) or as it was sent to us (unmasked)
 회원 ID              the caller's member id
-상태                 대기 / 전송 중 / 성공 / 실패 / 만료 / 대체발송 중
+상태                 대기 / 전송 중 / 성공 / 실패 / 만료 / 대체 발송 / 취소
 사유 코드, 사유      the failure's reason code and text (empty when delivered)
 접수 시각, 완료 시각  KST, ``YYYY-MM-DD HH:MM:SS``
 대체발송             ``Y`` when a Kakao message failed and went by SMS/LMS
@@ -42,6 +42,7 @@ from datetime import datetime
 from psycopg import Connection, sql
 
 from engine.errors import NotFound, ValidationError
+from engine.lifecycle.statuses import RECIPIENT_STATUS_LABELS
 
 FORMATS = ("csv", "xlsx")
 
@@ -63,14 +64,8 @@ HEADER = (
 
 KIND_LABELS = {"manual": "수동", "scheduled": "예약", "automatic": "자동"}
 CHANNEL_LABELS = {"sms": "SMS", "lms": "LMS", "kakao": "알림톡"}
-STATUS_LABELS = {
-    "queued": "대기",
-    "submitted": "전송 중",
-    "delivered": "성공",
-    "failed": "실패",
-    "expired": "만료",
-    "fallback": "대체발송 중",
-}
+#: Korean labels of recipient statuses (the console's too).
+STATUS_LABELS = RECIPIENT_STATUS_LABELS
 
 #: First characters that make a spreadsheet cell a formula (OWASP CSV Injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")

@@ -29,7 +29,7 @@ from engine.completion import finish_completed_jobs
 from engine.config import Settings
 from engine.fallback import FallbackResult, create_fallbacks
 from engine.keys import Keys
-from engine.results import DELIVERED, EXPIRED, FAILED, FALLBACK, QUEUED, SUBMITTED
+from engine.lifecycle.statuses import RecipientStatus
 from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
 from metrics import FLUSHED_ROWS
 from metrics.recording import count_intake_failures, count_report_results
@@ -299,7 +299,7 @@ class Flusher:
                         "created_at": datetime.fromtimestamp(entry["ca"], UTC),
                     }
                 )
-            if any(o[1] in (SUBMITTED, DELIVERED) for o in outcomes):
+            if any(o[1] in (RecipientStatus.SUBMITTED, RecipientStatus.DELIVERED) for o in outcomes):
                 first_sent[entry["job"]] = min(at, first_sent.get(entry["job"], at))
         with conn.cursor() as cur:
             cur.executemany(_APPLY_SUBMISSION, params)
@@ -362,7 +362,7 @@ class Flusher:
         """Retry batches for recipients a report sent back to the queue (same transaction)."""
         groups: dict[tuple[int, str], list[ReportChange]] = defaultdict(list)
         for change in changes:
-            if change.status == QUEUED and change.channel:
+            if change.status == RecipientStatus.QUEUED and change.channel:
                 groups[(change.job_id, change.channel)].append(change)
         now = self.clock.now()
         for (job_id, channel), group in groups.items():
@@ -390,9 +390,9 @@ class Flusher:
     ) -> list[tuple[int, FallbackResult]]:
         wanted: dict[int, list[int]] = defaultdict(list)
         for entry in submissions:
-            wanted[entry["job"]].extend(o[0] for o in entry["o"] if o[1] == FALLBACK)
+            wanted[entry["job"]].extend(o[0] for o in entry["o"] if o[1] == RecipientStatus.FALLBACK)
         for change in report_changes:
-            if change.status == FALLBACK:
+            if change.status == RecipientStatus.FALLBACK:
                 wanted[change.job_id].append(change.seq)
         wanted = {job: seqs for job, seqs in wanted.items() if seqs}
         if not wanted:
@@ -437,18 +437,18 @@ class Flusher:
         texts: dict[tuple[int, str], str] = {}
         for job_id, _seq, status, code, text, *_ in changes:
             deltas[job_id, "in_flight"] -= 1
-            if status == DELIVERED:
+            if status == RecipientStatus.DELIVERED:
                 deltas[job_id, "delivered"] += 1
-            elif status == FALLBACK:
+            elif status == RecipientStatus.FALLBACK:
                 deltas[job_id, "fallbacks"] += 1
-            elif status == QUEUED:
+            elif status == RecipientStatus.QUEUED:
                 deltas[job_id, "queued"] += 1
-            elif status == EXPIRED:
+            elif status == RecipientStatus.EXPIRED:
                 deltas[job_id, "expired"] += 1
                 deltas[job_id, f"reason:{code}"] += 1
                 if text:
                     texts[job_id, f"text:{code}"] = text
-            elif status == FAILED:
+            elif status == RecipientStatus.FAILED:
                 deltas[job_id, "failed"] += 1
                 if code:
                     deltas[job_id, f"reason:{code}"] += 1

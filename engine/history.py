@@ -20,22 +20,12 @@ from engine import counters
 from engine.clock import KST
 from engine.errors import ValidationError
 from engine.keys import Keys
+from engine.lifecycle.statuses import JobStatus
+from engine.reservations import REQUESTED_KINDS
 from engine.views import kst
 
-JOB_STATUSES = (
-    "scheduled",
-    "preparing",
-    "accepted",
-    "sending",
-    "paused",
-    "completed",
-    "partially_failed",
-    "failed",
-    "cancelled",
-    "missed",
-)
+JOB_STATUSES = tuple(JobStatus)
 JOB_CHANNELS = ("sms", "lms", "auto", "kakao")
-JOB_KINDS = ("manual", "scheduled", "automatic")
 #: Largest page of jobs a caller may ask for.
 MAX_JOBS_PAGE = 100
 
@@ -54,7 +44,7 @@ class JobFilter:
     def __post_init__(self) -> None:
         _one_of("status", self.status, JOB_STATUSES)
         _one_of("channel", self.channel, JOB_CHANNELS)
-        _one_of("kind", self.kind, JOB_KINDS)
+        _one_of("kind", self.kind, REQUESTED_KINDS)
         if self.created_from and self.created_to and self.created_from > self.created_to:
             raise ValidationError("created_to", "is before created_from")
 
@@ -223,6 +213,7 @@ def _job_summary(row: tuple[Any, ...], counts: counters.JobCounts) -> dict[str, 
             "delivered": counts.delivered,
             "failed": counts.failed,
             "expired": counts.expired,
+            "cancelled": counts.cancelled,
             "fallbacks": counts.fallbacks,
         },
     }

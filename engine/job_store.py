@@ -23,7 +23,7 @@ from engine.compliance import OPTED_OUT, OPTED_OUT_TEXT
 from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
 from engine.intake import PreparedJob
-from engine.job_states import ACCEPTED, SCHEDULED
+from engine.lifecycle.statuses import JobStatus
 from engine.tenants import require_sender
 
 _COPY_RECIPIENTS = """
@@ -144,7 +144,7 @@ def _insert_job(
         (
             tenant_id,
             now,
-            SCHEDULED if job.scheduled_at is not None else ACCEPTED,
+            JobStatus.SCHEDULED if job.scheduled_at is not None else JobStatus.ACCEPTED,
             job.requested_channel,
             job.priority,
             job.sender,

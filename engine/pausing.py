@@ -24,10 +24,9 @@ from engine import counters
 from engine.config import Settings
 from engine.errors import JobNotPaused, NotFound
 from engine.keys import Keys
+from engine.lifecycle.statuses import JobStatus
 
 log = logging.getLogger(__name__)
-
-PAUSED = "paused"
 
 #: Reason codes of failures at (or after) the carrier, as opposed to refusals at intake.
 CARRIER_REASONS = ("carrier_", "expired")
@@ -98,7 +97,7 @@ def resume_job(conn: Connection, job_id: int, tenant_id: int | None = None) -> N
         ).fetchone()
         if row is None:
             raise NotFound(f"job {job_id} not found")
-        if row[0] != PAUSED:
+        if row[0] != JobStatus.PAUSED:
             raise JobNotPaused(f"job {job_id} is {row[0]}, not paused")
         conn.execute("UPDATE jobs SET status = 'sending' WHERE id = %s", (job_id,))
         # Their messages were dropped while the job was paused: publish them again.

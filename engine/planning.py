@@ -15,8 +15,9 @@ from psycopg import Connection, sql
 from redis import Redis
 
 from engine import counters
-from engine.job_states import JOB_MAY_SUBMIT, PREPARING, SCHEDULED, may_submit
+from engine.job_states import JOB_MAY_SUBMIT, may_submit
 from engine.keys import Keys
+from engine.lifecycle.statuses import JobStatus
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -54,7 +55,7 @@ def plan_job(conn: Connection, job_id: int, batch_size: int, window: int) -> lis
         if row is None:
             return []
         planned_at, sms_count, lms_count, kakao_count, status = row
-        if not may_submit(status) or status in (SCHEDULED, PREPARING):
+        if not may_submit(status) or status in (JobStatus.SCHEDULED, JobStatus.PREPARING):
             # Cancelled before planning, a reservation not due yet, a resend still being
             # filled: nothing to plan (a plan_job message for it is harmless).
             return []
@@ -128,7 +129,7 @@ def initial_counts(conn: Connection, job_id: int) -> counters.JobCounts | None:
     ).fetchone()
     assert row is not None
     created_at, total, valid, status = row
-    if status in (SCHEDULED, PREPARING):
+    if status in (JobStatus.SCHEDULED, JobStatus.PREPARING):
         return None
     if not may_submit(status):
         # Cancelled (perhaps before planning, its recipients already final): count what is.

@@ -36,8 +36,8 @@ from psycopg.types.json import Jsonb
 from engine import billing
 from engine.config import Settings
 from engine.errors import JobStateConflict, NotFound, ValidationError
-from engine.job_states import ACCEPTED, FINISHED_STATUSES, PREPARING
 from engine.job_store import PartitionCache, StoredJob, claim_idempotency_key
+from engine.lifecycle.statuses import FINISHED_JOB_STATUSES, JobStatus
 from engine.tenants import require_sender
 
 #: At most this many reason codes in one resend request.
@@ -123,7 +123,7 @@ def create_resend(
         if source is None:
             raise NotFound(f"job {source_job_id} not found")
         status, completed_at, source_created, total, sender = source
-        if status not in FINISHED_STATUSES or completed_at is None:
+        if status not in FINISHED_JOB_STATUSES or completed_at is None:
             raise JobStateConflict(
                 "job_not_finished",
                 f"job {source_job_id} is {status}; its failures can be resent once it has finished",
@@ -159,7 +159,7 @@ def create_resend(
             """,
             {
                 "now": now,
-                "preparing": PREPARING,
+                "preparing": JobStatus.PREPARING,
                 "reasons": reasons,
                 "key": idempotency_key,
                 "fingerprint": fingerprint,
@@ -185,7 +185,7 @@ def fill_resend(conn: Connection, job_id: int) -> bool:
         row = conn.execute(
             "SELECT created_at, resent_from, resend_reasons FROM jobs"
             " WHERE id = %s AND status = %s FOR UPDATE",
-            (job_id, PREPARING),
+            (job_id, JobStatus.PREPARING),
         ).fetchone()
         if row is None:
             return False
@@ -218,7 +218,7 @@ def fill_resend(conn: Connection, job_id: int) -> bool:
                   FROM recipients WHERE job_id = %(job)s AND job_created_at = %(created)s) c
             WHERE j.id = %(job)s
             """,
-            {"accepted": ACCEPTED, "job": job_id, "created": created_at},
+            {"accepted": JobStatus.ACCEPTED, "job": job_id, "created": created_at},
         )
     return True
 
@@ -231,6 +231,6 @@ def unfilled_resends(
     rows = conn.execute(
         "SELECT id FROM jobs WHERE status = %s AND created_at < %s - make_interval(secs => %s)"
         " ORDER BY created_at LIMIT %s",
-        (PREPARING, now, older_than_seconds, limit),
+        (JobStatus.PREPARING, now, older_than_seconds, limit),
     ).fetchall()
     return [int(r[0]) for r in rows]

@@ -23,9 +23,10 @@ from psycopg import Connection
 
 from engine.clock import KST
 from engine.errors import ValidationError
-from engine.job_states import ACCEPTED, CANCELLED, MISSED, SCHEDULED
+from engine.lifecycle.statuses import JobStatus, RecipientStatus
 
-#: Kinds a caller may ask for; ``scheduled`` follows from giving ``scheduled_at``.
+#: What a job's ``kind`` may be: a caller asks for manual or automatic; ``scheduled`` follows
+#: from giving ``scheduled_at``.
 REQUESTED_KINDS = ("manual", "automatic", "scheduled")
 #: Reason of the recipients of a missed reservation.
 MISSED_REASON = "reservation_missed"
@@ -95,8 +96,9 @@ def start_due_reservations(
             int(r[0])
             for r in conn.execute(
                 f"""
-                UPDATE jobs SET status = '{MISSED}', completed_at = %(now)s
-                WHERE id IN (SELECT id FROM jobs WHERE status = '{SCHEDULED}' AND scheduled_at < %(cutoff)s
+                UPDATE jobs SET status = '{JobStatus.MISSED}', completed_at = %(now)s
+                WHERE id IN (SELECT id FROM jobs
+                             WHERE status = '{JobStatus.SCHEDULED}' AND scheduled_at < %(cutoff)s
                              ORDER BY scheduled_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
                 RETURNING id
                 """,
@@ -115,8 +117,9 @@ def start_due_reservations(
             int(r[0])
             for r in conn.execute(
                 f"""
-                UPDATE jobs SET status = '{ACCEPTED}'
-                WHERE id IN (SELECT id FROM jobs WHERE status = '{SCHEDULED}' AND scheduled_at <= %(now)s
+                UPDATE jobs SET status = '{JobStatus.ACCEPTED}'
+                WHERE id IN (SELECT id FROM jobs
+                             WHERE status = '{JobStatus.SCHEDULED}' AND scheduled_at <= %(now)s
                              ORDER BY scheduled_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
                 RETURNING id
                 """,
@@ -132,8 +135,8 @@ def cancel_queued_recipients(conn: Connection, job_ids: list[int], at: datetime,
     changes: counters are built from it when first read)."""
     cur = conn.execute(
         f"""
-        UPDATE recipients r SET status = '{CANCELLED}', reason_code = %(code)s, reason_text = %(text)s,
-                                completed_at = %(at)s
+        UPDATE recipients r SET status = '{RecipientStatus.CANCELLED}', reason_code = %(code)s,
+                                reason_text = %(text)s, completed_at = %(at)s
         FROM jobs j
         WHERE j.id = ANY(%(jobs)s) AND r.job_id = j.id AND r.job_created_at = j.created_at
           AND r.status = 'queued'

@@ -18,28 +18,22 @@ from redis import Redis
 
 from carriers.base import Outcome, SubmitOutcome
 from engine.keys import Keys
+from engine.lifecycle.statuses import RecipientStatus
 
-#: Recipient statuses, in the only order they may move: queued -> submitted -> a final one.
-QUEUED, SUBMITTED, DELIVERED, FAILED, EXPIRED = "queued", "submitted", "delivered", "failed", "expired"
-#: A KakaoTalk recipient whose message failed and who was handed to SMS/LMS (a second row).
-FALLBACK = "fallback"
-#: A recipient never submitted because its job was cancelled (or its reservation missed).
-CANCELLED = "cancelled"
 #: Reason of a recipient given up because its job was cancelled.
 CANCELLED_REASON = "cancelled"
 #: A delivery report of a passing failure ("phone off"): the recipient is sent again.
 RETRY = "retry"
-FINAL_STATUSES = (DELIVERED, FAILED, EXPIRED, CANCELLED)
 #: Reason of a recipient whose retries ran past the channel's deadline.
 EXPIRED_REASON = "expired"
 
 _STATUS_OF_OUTCOME = {
-    Outcome.ACCEPTED: SUBMITTED,
-    Outcome.DELIVERED: DELIVERED,
-    Outcome.FAILED: FAILED,
+    Outcome.ACCEPTED: RecipientStatus.SUBMITTED,
+    Outcome.DELIVERED: RecipientStatus.DELIVERED,
+    Outcome.FAILED: RecipientStatus.FAILED,
     # "Try again later" is never recorded: the sender moves such recipients to a retry batch.
     # Should one reach here, failing it with the carrier's reason beats losing it.
-    Outcome.RETRY: FAILED,
+    Outcome.RETRY: RecipientStatus.FAILED,
 }
 
 
@@ -125,14 +119,14 @@ class ResultRecorder:
         for seq, outcome in outcomes:
             status = _STATUS_OF_OUTCOME[outcome.outcome]
             code = None
-            if status == SUBMITTED:
+            if status == RecipientStatus.SUBMITTED:
                 sent += 1
                 in_flight += 1
-            elif status == DELIVERED:
+            elif status == RecipientStatus.DELIVERED:
                 sent += 1
                 delivered += 1
             elif falls_back:
-                status = FALLBACK
+                status = RecipientStatus.FALLBACK
                 fallbacks += 1
                 code = reason_code(outcome)
             else:
@@ -174,7 +168,7 @@ class ResultRecorder:
         at: datetime,
     ) -> None:
         """Record recipients whose retries ran out of time: final, status ``expired``."""
-        packed = [(seq, EXPIRED, EXPIRED_REASON, reason, None) for seq in seqs]
+        packed = [(seq, RecipientStatus.EXPIRED, EXPIRED_REASON, reason, None) for seq in seqs]
         entry = _send_entry(job_id, job_created_at, batch_seq, batch_done, at, packed)
         key = self.keys.job_counts(job_id)
         pipe = self.redis.pipeline(transaction=False)
@@ -198,7 +192,7 @@ class ResultRecorder:
         """Record recipients of a cancelled job that were never submitted: final, ``cancelled``.
         Through the result stream like any outcome, so counters and rows move together."""
         text = "not sent: the job was cancelled"
-        packed = [(seq, CANCELLED, CANCELLED_REASON, text, None) for seq in seqs]
+        packed = [(seq, RecipientStatus.CANCELLED, CANCELLED_REASON, text, None) for seq in seqs]
         entry = _send_entry(job_id, job_created_at, batch_seq, batch_done, at, packed)
         key = self.keys.job_counts(job_id)
         pipe = self.redis.pipeline(transaction=False)
@@ -217,8 +211,8 @@ class ResultRecorder:
                 r.job_id,
                 r.seq,
                 r.status,
-                reason_code(r.outcome) if r.status in (FAILED, RETRY) else None,
-                r.outcome.message if r.status in (FAILED, RETRY) else None,
+                reason_code(r.outcome) if r.status in (RecipientStatus.FAILED, RETRY) else None,
+                r.outcome.message if r.status in (RecipientStatus.FAILED, RETRY) else None,
                 r.outcome.result_at.timestamp() if r.outcome.result_at else None,
                 r.attempt,
             )

@@ -32,6 +32,7 @@ RESULTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("failed", ("failed",)),
     ("expired", ("expired",)),
     ("fallback", ("fallback",)),
+    ("cancelled", ("cancelled",)),
     ("in_progress", ("queued", "submitted")),
 )
 
@@ -50,11 +51,12 @@ class ChannelCounts:
     failed: int = 0
     expired: int = 0
     fallback: int = 0
+    cancelled: int = 0
     in_progress: int = 0
 
     @property
     def total(self) -> int:
-        return self.delivered + self.failed + self.expired + self.fallback + self.in_progress
+        return sum(getattr(self, name) for name, _ in RESULTS)
 
 
 @dataclass(frozen=True, slots=True)

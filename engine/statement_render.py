@@ -13,6 +13,7 @@ from html import escape
 
 from engine.clock import KST
 from engine.exports import CHANNEL_LABELS, KIND_LABELS
+from engine.lifecycle.statuses import JOB_STATUS_LABELS
 from engine.phone import InvalidPhone, format_phone
 from engine.statement import ChannelCounts, Statement
 
@@ -21,17 +22,8 @@ RESULT_LABELS = {
     "failed": "실패",
     "expired": "만료",
     "fallback": "대체발송",
-    "in_progress": "진행 중",
-}
-JOB_STATUS_LABELS = {
-    "scheduled": "예약",
-    "accepted": "접수",
-    "sending": "전송 중",
-    "completed": "완료",
-    "partially_failed": "일부 실패",
-    "failed": "실패",
     "cancelled": "취소",
-    "missed": "예약 누락",
+    "in_progress": "진행 중",
 }
 #: The line of recipients refused at intake (no channel: they were never sent).
 REFUSED_LABEL = "접수 거부"

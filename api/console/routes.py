@@ -33,6 +33,7 @@ from api.console.session import (
 from api.responses import JSONResponse
 from engine import history, revenue, views
 from engine.errors import BalsongError, NotFound, ValidationError
+from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
 from engine.runtime import get_runtime
 from engine.tenants import tenant_name
 
@@ -205,7 +206,7 @@ def job_page(
         "notice": _NOTICES.get(notice or ""),
         "error": _REFUSALS.get(refused or "", "요청을 처리하지 못했습니다." if refused else None),
         "request_token": secrets.token_urlsafe(16),
-        "finished": job["status"] in labels.FINAL_JOB_STATUSES,
+        "finished": job["status"] in FINISHED_JOB_STATUSES,
         "progress": labels.progress_percent(job["counts"]),
         "recipients": [],
         "next_url": None,
@@ -254,7 +255,7 @@ def job_progress(job_id: int, session: Session) -> JSONResponse:
         {
             "status": job["status"],
             "status_label": labels.label(job["status"], "job_status"),
-            "finished": job["status"] in labels.FINAL_JOB_STATUSES,
+            "finished": job["status"] in FINISHED_JOB_STATUSES,
             "progress": labels.progress_percent(counts),
             "counts": {
                 "total": counts["total"],
@@ -357,13 +358,11 @@ _NOTICES = {
 
 def _can_resend(job: dict[str, Any], session: ConsoleSession) -> bool:
     failed = job["counts"]["failed"] + job["counts"]["expired"]
-    return bool(failed) and job["status"] in labels.FINAL_JOB_STATUSES and session.principal.allows("send")
+    return bool(failed) and job["status"] in FINISHED_JOB_STATUSES and session.principal.allows("send")
 
 
 def _can_cancel(job: dict[str, Any], session: ConsoleSession) -> bool:
-    return job["status"] in ("scheduled", "accepted", "sending", "paused") and session.principal.allows(
-        "send"
-    )
+    return job["status"] in CANCELLABLE_JOB_STATUSES and session.principal.allows("send")
 
 
 def _seq_cursor(cursor: str | None) -> int | None:
