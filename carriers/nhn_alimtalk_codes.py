@@ -91,13 +91,9 @@ DELIVERED: Final = "1000"
 NOT_KAKAO_USER: Final = "3019"
 #: The user blocked AlimTalk messages (fall back to SMS/LMS).
 USER_BLOCKED: Final = "3020"
-#: Not an active KakaoTalk user (SIM and KakaoTalk numbers differ, unused for 7 days, sanctioned).
-NOT_ACTIVE_USER: Final = "3018"
 #: "Message sent but not confirmed (success uncertain, stored encrypted on server and can be
 #: received within 3 days)": not final; the message is treated as still in flight.
 UNCONFIRMED: Final = "3005"
-#: Results saying the message did not match its template (sent text, variables, template state).
-TEMPLATE_MISMATCH_RESULTS: Final[frozenset[str]] = frozenset({"3015", "3016", "3025", "4132", "4133", "4134"})
 
 #: Delivery result codes -> message.
 RESULT_CODES: Final[dict[str, str]] = {

@@ -34,6 +34,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from engine import billing
+from engine.compliance import check_send_time
 from engine.config import Settings
 from engine.errors import JobStateConflict, NotFound, ValidationError
 from engine.job_store import PartitionCache, StoredJob, claim_idempotency_key
@@ -104,7 +105,7 @@ def create_resend(
       JobStateConflict: the job has not finished (``job_not_finished``): its failures are not
         all known yet.
       ValidationError: nothing to resend (``nothing_to_resend``); the sender is no longer
-        registered.
+        registered; an advertising job's resend in the quiet hours (``advertising_quiet_hours``).
       InsufficientBalance: the balance does not cover the resend (nothing is stored).
       IdempotencyInProgress, IdempotencyConflict: as for job intake.
     """
@@ -116,13 +117,16 @@ def create_resend(
             if existing is not None:
                 return StoredJob(existing, created=False)
         source = conn.execute(
-            "SELECT status, completed_at, created_at, total, sender FROM jobs"
+            "SELECT status, completed_at, created_at, total, sender, advertisement FROM jobs"
             " WHERE id = %s AND tenant_id = %s",
             (source_job_id, tenant_id),
         ).fetchone()
         if source is None:
             raise NotFound(f"job {source_job_id} not found")
-        status, completed_at, source_created, total, sender = source
+        status, completed_at, source_created, total, sender, advertisement = source
+        if advertisement:
+            # A resend goes out now: the quiet hours apply to it as to any new advertising job.
+            check_send_time(now, "advertisement")
         if status not in FINISHED_JOB_STATUSES or completed_at is None:
             raise JobStateConflict(
                 "job_not_finished",

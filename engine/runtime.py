@@ -138,11 +138,3 @@ def get_runtime() -> Runtime:
             _runtime = Runtime(settings, pool_size=settings.pool_size)
             _pid = os.getpid()
         return _runtime
-
-
-def set_runtime(runtime: Runtime | None) -> None:
-    """Install a runtime (tests, or a process that built its own)."""
-    global _runtime, _pid
-    with _lock:
-        _runtime = runtime
-        _pid = os.getpid() if runtime else None

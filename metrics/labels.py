@@ -13,10 +13,14 @@ CARRIER_OF_CHANNEL: Final[dict[str, str]] = {"sms": "nhn_sms", "lms": "nhn_sms",
 #: The value for anything outside a bounded set.
 OTHER: Final = "other"
 
-#: balsong's own reason codes (intake refusals, expiry) besides the carriers' ``carrier_<code>``.
+#: balsong's own reason codes (intake refusals, opt-outs, expiry, cancellation) besides the
+#: carriers' ``carrier_<code>``.
 OWN_REASONS: Final[frozenset[str]] = frozenset(
     {
         "expired",
+        "opted_out",
+        "cancelled",
+        "reservation_missed",
         "empty",
         "invalid_character",
         "invalid_phone",

@@ -10,7 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from cli.multiprocess import ENV, prepare
+from engine.compliance import OPTED_OUT
 from engine.config import Settings
+from engine.reservations import MISSED_REASON
+from engine.results import CANCELLED_REASON
 from metrics.histograms import observe_many, observe_n
 from metrics.labels import KNOWN_REASONS, OTHER, carrier_of, http_status, reason
 
@@ -73,6 +76,9 @@ def test_reason_labels_are_bounded_to_published_and_own_codes() -> None:
     assert reason("carrier_-2019") == "carrier_-2019"
     assert reason("too_short") == "too_short"
     assert reason("expired") == "expired"
+    assert reason(OPTED_OUT) == OPTED_OUT
+    assert reason(CANCELLED_REASON) == CANCELLED_REASON
+    assert reason(MISSED_REASON) == MISSED_REASON
     assert reason("carrier_99999") == OTHER
     assert reason("01012345678") == OTHER
     assert reason(None) == OTHER
