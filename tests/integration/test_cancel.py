@@ -10,14 +10,21 @@ import psycopg
 import pytest
 from redis import Redis
 
+from api.console.routes import _can_cancel
+from api.console.session import ConsoleSession
 from engine import counters
+from engine.cancel import cancel_job
+from engine.config import Settings
+from engine.errors import JobStateConflict
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
 from engine.keys import Keys
+from engine.lifecycle.statuses import JobStatus
 from engine.planning import plan_job
 from engine.rate_policy import set_rate_limit
-from engine.tenants import tenant_id_by_name
+from engine.tenants import Principal, create_tenant, tenant_id_by_name
 from tests.integration.test_reservations import wait_status
+from tests.support.results import seed_job
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -114,3 +121,25 @@ def test_a_job_cancelled_before_it_was_planned_is_never_planned(stack: Stack) ->
     assert planned == [] and batches == (0,)
     job = stack.job(client, stored.job_id)
     assert job["status"] == "cancelled" and job["counts"]["cancelled"] == 1
+
+
+def test_the_console_offers_cancel_exactly_where_the_engine_accepts_it(settings: Settings) -> None:
+    # Given one job, put in each status in turn, and a console session that may send
+    with psycopg.connect(settings.database_url) as conn:
+        tenant_id = create_tenant(conn, "cancel-button")
+        job_id = seed_job(conn, tenant_id)
+        session = ConsoleSession(Principal(tenant_id, 0, frozenset({"send", "read"})), "csrf")
+        for status in JobStatus:
+            conn.execute("UPDATE jobs SET status = %s, completed_at = NULL WHERE id = %s", (status, job_id))
+            # When the engine is asked to cancel it, and the console asked whether to offer it
+            try:
+                with conn.transaction(force_rollback=True):
+                    cancel_job(conn, tenant_id, job_id, datetime.now(UTC))
+                engine_accepts = True
+            except JobStateConflict:
+                engine_accepts = False
+            # Then both answer alike (a job already cancelled is accepted again, changing nothing,
+            # but there is nothing left for the button to do)
+            offered = _can_cancel({"status": status}, session)
+            assert offered == (engine_accepts and status != JobStatus.CANCELLED), status
+        conn.rollback()
