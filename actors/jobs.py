@@ -8,19 +8,25 @@ from datetime import timedelta
 import dramatiq
 
 from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, SEND_QUEUES, TRANSACTIONAL_QUEUES
-from actors.publish import publish_batches
+from actors.publish import (
+    PLAN_JOB,
+    RECONCILE_BATCH,
+    SEND_BATCH,
+    SEND_TRANSACTIONAL_BATCH,
+    publish_batches,
+)
 from engine import planning
 from engine.compliance import in_quiet_hours, quiet_hours_end
 from engine.job_states import current_status
 from engine.lifecycle.statuses import JobStatus
 from engine.pausing import pause_if_failing
+from engine.pipeline_metrics import count_expired
 from engine.planning import BatchRef
 from engine.reconcile import reconcile_batch as reconcile
 from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
 from engine.runtime import Runtime, get_runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
 from metrics import BATCH_SLICES, RECIPIENTS_CANCELLED, RETRIES_SCHEDULED
-from metrics.recording import count_expired
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +39,9 @@ MAX_BROKER_DELAY_SECONDS = 30.0
 TRANSACTIONAL_PRIORITY, BULK_PRIORITY = 0, 100
 
 
-@dramatiq.actor(queue_name=PLAN_QUEUE, max_retries=20, min_backoff=1_000, max_backoff=60_000)
+@dramatiq.actor(
+    actor_name=PLAN_JOB, queue_name=PLAN_QUEUE, max_retries=20, min_backoff=1_000, max_backoff=60_000
+)
 def plan_job(job_id: int) -> None:
     """Split a job into batches and publish the first of them (its fair-share window)."""
     rt = get_runtime()
@@ -48,7 +56,12 @@ def plan_job(job_id: int) -> None:
 # Registered on the SMS queues; messages for other channels are routed to their own queues by
 # `publish_batches` and consumed by the same actors.
 @dramatiq.actor(
-    queue_name=SEND_QUEUES["sms"], priority=BULK_PRIORITY, max_retries=5, min_backoff=500, max_backoff=10_000
+    actor_name=SEND_BATCH,
+    queue_name=SEND_QUEUES["sms"],
+    priority=BULK_PRIORITY,
+    max_retries=5,
+    min_backoff=500,
+    max_backoff=10_000,
 )
 def send_batch(job_id: int, batch_seq: int) -> None:
     """Claim a bulk batch, send a slice of it within the rate limits, record the outcomes."""
@@ -56,6 +69,7 @@ def send_batch(job_id: int, batch_seq: int) -> None:
 
 
 @dramatiq.actor(
+    actor_name=SEND_TRANSACTIONAL_BATCH,
     queue_name=TRANSACTIONAL_QUEUES["sms"],
     priority=TRANSACTIONAL_PRIORITY,
     max_retries=5,
@@ -237,7 +251,13 @@ def retry_delay(rt: Runtime, attempt: int) -> float:
     return backoff_seconds(attempt, rt.settings.retry_base_seconds, rt.settings.retry_cap_seconds)
 
 
-@dramatiq.actor(queue_name=RECONCILE_QUEUE, max_retries=10, min_backoff=5_000, max_backoff=120_000)
+@dramatiq.actor(
+    actor_name=RECONCILE_BATCH,
+    queue_name=RECONCILE_QUEUE,
+    max_retries=10,
+    min_backoff=5_000,
+    max_backoff=120_000,
+)
 def reconcile_batch(job_id: int, batch_seq: int) -> None:
     """Resolve a batch left claimed by querying the carrier; submit only what it never saw."""
     rt = get_runtime()

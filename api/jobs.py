@@ -13,14 +13,15 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import principal, require
 from api.job_actions import perform_resume
 from api.responses import JSONResponse
+from carriers.errors import CarrierRejected
 from engine import history, intake_limits, views
 from engine.compliance import check_send_time
-from engine.errors import CarrierRejected, ValidationError
+from engine.errors import ValidationError
 from engine.intake import prepare_job
 from engine.job_store import PartitionCache, store_job
+from engine.pipeline_metrics import count_intake_failures
 from engine.runtime import get_runtime
 from engine.tenants import Principal
-from metrics.recording import count_intake_failures
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)

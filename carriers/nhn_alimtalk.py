@@ -57,13 +57,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected
 from carriers.nhn_alimtalk_codes import (
     ALL_RECIPIENTS_FAILED,
     DELIVERED,
@@ -78,10 +79,6 @@ from carriers.nhn_alimtalk_codes import (
     result_message,
 )
 from carriers.nhn_http import answer, as_int, call
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected
-
-if TYPE_CHECKING:
-    from engine.config import Settings
 
 #: The provider's clock: Korea Standard Time, UTC+9 all year.
 KST = timezone(timedelta(hours=9), "KST")
@@ -96,8 +93,6 @@ MAX_QUERY_WINDOW = timedelta(days=30) - timedelta(minutes=1)
 MAX_UPDATE_WINDOW = timedelta(days=1)
 #: Widening of query windows against clock skew between us and the provider.
 CLOCK_SLACK = timedelta(minutes=10)
-#: Settings read by :meth:`NhnAlimtalkCarrier.from_settings`, in constructor order.
-SETTINGS_FIELDS = ("kakao_api_url", "kakao_app_key", "kakao_secret_key", "kakao_sender_key")
 #: Requests whose references are remembered for :meth:`NhnAlimtalkCarrier.reports`.
 REFERENCE_CACHE_REQUESTS = 512
 
@@ -209,13 +204,6 @@ class NhnAlimtalkCarrier:
         self._templates: dict[str, tuple[float, KakaoTemplate]] = {}
         self._references: OrderedDict[str, dict[int, str]] = OrderedDict()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NhnAlimtalkCarrier:
-        """An adapter configured from balsong's settings (``kakao_*``, ``carrier_timeout_seconds``)."""
-        # Read by name: these fields may be newer than the Settings class type-checked here.
-        url, app_key, secret_key, sender_key = (getattr(settings, name) for name in SETTINGS_FIELDS)
-        return cls(url, app_key, secret_key, sender_key, settings.carrier_timeout_seconds)
 
     # -- submit -----------------------------------------------------------------------------------
 

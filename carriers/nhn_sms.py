@@ -34,13 +34,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected
 from carriers.nhn_http import answer, as_int, call
 from carriers.nhn_sms_codes import (
     DELIVERED_CODES,
@@ -54,10 +55,6 @@ from carriers.nhn_sms_codes import (
     result_message,
 )
 from carriers.nhn_sms_templates import TemplateRegistry
-from engine.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected
-
-if TYPE_CHECKING:
-    from engine.config import Settings
 
 #: The provider's clock: Korea Standard Time, UTC+9 all year.
 KST = timezone(timedelta(hours=9), "KST")
@@ -121,16 +118,6 @@ class NhnSmsCarrier:
         )
         self._templates = TemplateRegistry(self._query, template_category_id)
         self._report_lookback = timedelta(seconds=report_lookback_seconds)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NhnSmsCarrier:
-        """An adapter configured from balsong's settings."""
-        return cls(
-            settings.sms_api_url,
-            settings.sms_app_key,
-            settings.sms_secret_key,
-            settings.carrier_timeout_seconds,
-        )
 
     # -- submit -----------------------------------------------------------------------------------
 

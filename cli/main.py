@@ -175,7 +175,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from engine.runtime import get_runtime
     from engine.scheduler import Scheduler
     from metrics.exposition import process_registry, serve
-    from metrics.system import SystemCollector, SystemSources
+    from scheduler.system_metrics import SystemCollector, SystemSources
 
     rt = get_runtime()
     sources = SystemSources(

@@ -64,7 +64,7 @@ def prices_for(conn: Connection, settings: Settings, tenant_id: int) -> Prices:
     """The tenant's prices: its own where set, the settings' otherwise."""
     rows = conn.execute("SELECT channel, unit_price FROM tenant_prices WHERE tenant_id = %s", (tenant_id,))
     own: dict[str, Decimal] = {str(channel): Decimal(price) for channel, price in rows}
-    defaults = {channel: Decimal(str(getattr(settings, f"price_{channel}"))) for channel in PRICED_CHANNELS}
+    defaults = {channel: Decimal(str(price)) for channel, price in settings.default_prices().items()}
     return Prices(**{channel: Decimal(own.get(channel, defaults[channel])) for channel in PRICED_CHANNELS})
 
 

@@ -12,6 +12,16 @@ QUEUE_TYPES = ("classic", "quorum")
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """The settings of one carrier channel, typed: read them with `Settings.channel`."""
+
+    #: Carrier cap in recipients per second, shared by every worker (0: no cap).
+    rate_limit_per_second: float
+    #: Retries stop this long after the first attempt; the recipient is then expired.
+    retry_deadline_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob balsong has. Environment variable: ``BALSONG_`` + the field name in upper case."""
 
@@ -172,6 +182,26 @@ class Settings:
     def pool_size(self) -> int:
         """Connections in each of this process's pools."""
         return self.database_pool_size or self.worker_threads + 4
+
+    def channel(self, channel: str) -> ChannelSettings:
+        """The settings of ``channel`` (``sms``, ``lms`` or ``kakao``)."""
+        if channel == "sms":
+            return ChannelSettings(self.rate_limit_sms_per_second, self.retry_deadline_sms_seconds)
+        if channel == "lms":
+            return ChannelSettings(self.rate_limit_lms_per_second, self.retry_deadline_lms_seconds)
+        if channel == "kakao":
+            return ChannelSettings(self.rate_limit_kakao_per_second, self.retry_deadline_kakao_seconds)
+        raise ValueError(f"no carrier channel {channel!r}")
+
+    def default_prices(self) -> dict[str, float]:
+        """Unit prices in points by price-list key, for tenants without their own."""
+        return {
+            "sms": self.price_sms,
+            "lms": self.price_lms,
+            "kakao": self.price_kakao,
+            "fallback_sms": self.price_fallback_sms,
+            "fallback_lms": self.price_fallback_lms,
+        }
 
     @property
     def link_base_url(self) -> str:

@@ -30,9 +30,9 @@ from engine.config import Settings
 from engine.fallback import FallbackResult, create_fallbacks
 from engine.keys import Keys
 from engine.lifecycle.statuses import RecipientStatus
+from engine.pipeline_metrics import count_intake_failures, count_report_results
 from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
 from metrics import FLUSHED_ROWS
-from metrics.recording import count_intake_failures, count_report_results
 
 log = logging.getLogger(__name__)
 

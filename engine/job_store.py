@@ -18,7 +18,7 @@ from datetime import date, datetime
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from engine import billing, intake_limits, links
+from engine import billing, intake_limits, link_codes
 from engine.compliance import OPTED_OUT, OPTED_OUT_TEXT
 from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
@@ -94,7 +94,7 @@ def store_job(
         limits = intake_limits.limits_for(conn, settings, tenant_id)
         intake_limits.check_daily_recipients(conn, tenant_id, job_id, job.total, limits, now)
         if job.tracked_urls:
-            links.store_codes(conn, job_id, now, job)
+            link_codes.store_codes(conn, job_id, now, job)
         _copy_recipients(conn, job_id, job, now)
     return StoredJob(job_id, created=True, scheduled=job.scheduled_at is not None)
 

@@ -8,7 +8,7 @@ checked against the SMS/LMS limits is the rewritten body's.
 
 Codes are :data:`CODE_LENGTH` characters of base62 from ``secrets`` (about 71 bits): they cannot
 be guessed or enumerated from one another. They are unique by ``link_codes``'s primary key; a
-collision at intake is caught and the job's codes are drawn again (:func:`store_codes`).
+collision at intake is caught and the job's codes are drawn again (`engine.link_codes`).
 
 ``GET /r/{code}`` (api/links.py) counts the click and redirects to the URL. Clicks are counted
 as they come: a messenger's link preview or a security scanner fetching the URL counts too.
@@ -20,12 +20,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from psycopg import Connection, errors
-
-if TYPE_CHECKING:
-    from engine.intake import PreparedJob, RecipientRow
+from psycopg import Connection
 
 #: Prefix of the hidden variables that stand for tracked links.
 LINK_VARIABLE_PREFIX = "__link"
@@ -88,49 +85,6 @@ def short_url(base_url: str, code: str) -> str:
 def sample_short_url(base_url: str) -> str:
     """A short URL as long as every real one (codes have a fixed length): for length checks."""
     return short_url(base_url, "x" * CODE_LENGTH)
-
-
-def store_codes(conn: Connection, job_id: int, job_created_at: datetime, job: PreparedJob) -> None:
-    """COPY the short codes of the job's recipients into ``link_codes``, before its recipients
-    are stored. Inside the caller's transaction; on a code collision, that attempt is rolled
-    back to a savepoint and every code is drawn again, the recipients' link values with them
-    (same length, so no channel choice changes)."""
-    assert job.link_base_url is not None
-    urls, base_url = job.tracked_urls, job.link_base_url
-    # Recipients are stored valid ones first, in this order: seq is the position.
-    rows = [(seq, row) for seq, row in enumerate(job.valid_rows()) if row.links]
-    link_indexes = tuple(job.variables.index(f"{LINK_VARIABLE_PREFIX}{i + 1}") for i in range(len(urls)))
-    for attempt in range(CODE_ATTEMPTS):
-        try:
-            created = job_created_at.isoformat()
-            lines = [
-                f"{code}\t{job_id}\t{created}\t{seq}\t{_copy_text(url)}\n"
-                for seq, row in rows
-                for code, url in zip(row.links or (), urls, strict=True)
-            ]
-            with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_CODES) as copy:
-                copy.write("".join(lines))
-            return
-        except errors.UniqueViolation:
-            if attempt + 1 == CODE_ATTEMPTS:
-                raise
-            _redraw(rows, link_indexes, base_url)
-
-
-_COPY_CODES = "COPY link_codes (code, job_id, job_created_at, seq, url) FROM STDIN"
-
-
-def _redraw(rows: list[tuple[int, RecipientRow]], link_indexes: tuple[int, ...], base_url: str) -> None:
-    for _, row in rows:
-        codes = tuple(new_code() for _ in link_indexes)
-        values = list(row.values or ())
-        for index, code in zip(link_indexes, codes, strict=True):
-            values[index] = short_url(base_url, code)
-        row.links, row.values = codes, tuple(values)
-
-
-def _copy_text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def record_click(conn: Connection, code: str, now: datetime) -> str | None:

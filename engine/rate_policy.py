@@ -16,7 +16,7 @@ CACHE_SECONDS = 30.0
 
 
 def channel_cap(settings: Settings, channel: str) -> float:
-    return float(getattr(settings, f"rate_limit_{channel}_per_second", 0.0))
+    return settings.channel(channel).rate_limit_per_second
 
 
 class RatePolicy:

@@ -35,7 +35,7 @@ def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random | 
 
 
 def deadline_seconds(settings: Settings, channel: str) -> float:
-    return float(getattr(settings, f"retry_deadline_{channel}_seconds"))
+    return settings.channel(channel).retry_deadline_seconds
 
 
 @dataclass(frozen=True, slots=True)

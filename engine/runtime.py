@@ -70,13 +70,21 @@ class Runtime:
     def sms_carrier(self) -> Carrier:
         from carriers.nhn_sms import NhnSmsCarrier
 
-        return NhnSmsCarrier.from_settings(self.settings)
+        s = self.settings
+        return NhnSmsCarrier(s.sms_api_url, s.sms_app_key, s.sms_secret_key, s.carrier_timeout_seconds)
 
     @cached_property
     def kakao_carrier(self) -> NhnAlimtalkCarrier:
         from carriers.nhn_alimtalk import NhnAlimtalkCarrier
 
-        return NhnAlimtalkCarrier.from_settings(self.settings)
+        s = self.settings
+        return NhnAlimtalkCarrier(
+            s.kakao_api_url,
+            s.kakao_app_key,
+            s.kakao_secret_key,
+            s.kakao_sender_key,
+            s.carrier_timeout_seconds,
+        )
 
     @cached_property
     def recorder(self) -> ResultRecorder:

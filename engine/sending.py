@@ -27,16 +27,16 @@ from typing import Any
 from psycopg import Connection
 
 from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from engine.clock import Clock
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from engine.job_states import JOB_MAY_SUBMIT, may_submit
+from engine.pipeline_metrics import count_submission
 from engine.rate_policy import RatePolicy
 from engine.ratelimit import chunk_size
 from engine.references import make_reference
 from engine.results import ResultRecorder
 from engine.template import Template
 from metrics import RATE_LIMIT_WAIT_SECONDS
-from metrics.recording import count_submission
 
 log = logging.getLogger(__name__)
 

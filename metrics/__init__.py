@@ -10,7 +10,7 @@ multiprocess mode, set up by `cli.multiprocess` before this module is imported),
 forked worker processes and several uvicorn workers are added up on one endpoint per process kind.
 Hot paths count a whole batch at once (``inc(n)``, `metrics.histograms.observe_n`), never one
 recipient at a time. Gauges that describe the whole system (queue depth, retry ledger, flusher
-lag, jobs by status) are read at scrape time by the scheduler (`metrics.system`), so they are
+lag, jobs by status) are read at scrape time by the scheduler (`scheduler.system_metrics`), so they are
 not multiplied by the number of processes.
 """
 

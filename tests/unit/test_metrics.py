@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry, Histogram
 from cli.multiprocess import ENV, prepare
 from engine.compliance import OPTED_OUT
 from engine.config import Settings
+from engine.pipeline_metrics import KNOWN_REASONS, reason
 from engine.reservations import MISSED_REASON
 from engine.results import CANCELLED_REASON
 from metrics.histograms import observe_many, observe_n
-from metrics.labels import KNOWN_REASONS, OTHER, carrier_of, http_status, reason
+from metrics.labels import OTHER, carrier_of, http_status
 
 BUCKETS = (0.1, 0.5, 1.0, 5.0)
 
@@ -139,7 +140,7 @@ def test_report_results_are_counted_by_channel_outcome_and_reason() -> None:
     from prometheus_client import REGISTRY
 
     from engine.flusher import ReportChange
-    from metrics.recording import count_report_results
+    from engine.pipeline_metrics import count_report_results
 
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -1,7 +1,8 @@
 """Counting what the pipeline did, a whole batch (or flush pass) at a time.
 
 The hot paths call these once per carrier request or flush pass with totals they have already
-computed, so the cost per recipient is nil; labels are bounded here (`metrics.labels`).
+computed, so the cost per recipient is nil. Labels are bounded here: a reason code becomes a
+label only if balsong or a provider published it (`reason`), the rest is ``other``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from collections import Counter as Tally
 from collections.abc import Mapping, Sequence
 from functools import partial
 from operator import attrgetter, is_not
-from typing import Protocol
+from typing import Final, Protocol
 
+from carriers import nhn_alimtalk_codes, nhn_sms_codes
 from metrics import (
     INTAKE_TO_SUBMISSION_SECONDS,
     RECIPIENT_FAILURES,
@@ -20,7 +22,41 @@ from metrics import (
     SUBMISSION_TO_RESULT_SECONDS,
 )
 from metrics.histograms import observe_many, observe_n
-from metrics.labels import OTHER, carrier_of, reason
+from metrics.labels import OTHER, carrier_of
+
+#: balsong's own reason codes (intake refusals, opt-outs, expiry, cancellation) besides the
+#: carriers' ``carrier_<code>``.
+OWN_REASONS: Final[frozenset[str]] = frozenset(
+    {
+        "expired",
+        "opted_out",
+        "cancelled",
+        "reservation_missed",
+        "empty",
+        "invalid_character",
+        "invalid_phone",
+        "not_korean",
+        "unknown_prefix",
+        "too_short",
+        "too_long",
+        "sender_only",
+        "missing_variable",
+        "unencodable_text",
+        "content_too_long",
+    }
+)
+
+#: Every reason code a failure may carry: ours and the providers' published codes.
+KNOWN_REASONS: Final[frozenset[str]] = OWN_REASONS | frozenset(
+    f"carrier_{code}"
+    for module in (nhn_sms_codes, nhn_alimtalk_codes)
+    for code in (*map(str, module.API_CODES), *module.RESULT_CODES)
+)
+
+
+def reason(code: str | None) -> str:
+    """A failure's reason code as a label: a published or balsong code, else ``other``."""
+    return code if code in KNOWN_REASONS else OTHER
 
 
 class ReportResult(Protocol):
