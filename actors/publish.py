@@ -12,7 +12,7 @@ from typing import Any
 
 import dramatiq
 
-from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, send_queue
+from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, REPORTS_QUEUE, send_queue
 from engine.planning import BatchRef
 
 #: Names the actors are declared with (``@dramatiq.actor(actor_name=...)``).
@@ -21,6 +21,7 @@ RESEND_FAILED = "resend_failed"
 SEND_BATCH = "send_batch"
 SEND_TRANSACTIONAL_BATCH = "send_transactional_batch"
 RECONCILE_BATCH = "reconcile_batch"
+APPLY_WEBHOOK = "apply_webhook"
 
 
 def _message(actor_name: str, queue_name: str, *args: Any) -> dramatiq.Message[Any]:
@@ -49,3 +50,7 @@ def publish_batches(batches: Sequence[BatchRef], delay_seconds: float = 0.0) -> 
 
 def publish_reconcile(job_id: int, batch_seq: int) -> None:
     dramatiq.get_broker().enqueue(_message(RECONCILE_BATCH, RECONCILE_QUEUE, job_id, batch_seq))
+
+
+def publish_webhook(carrier: str, body: str) -> None:
+    dramatiq.get_broker().enqueue(_message(APPLY_WEBHOOK, REPORTS_QUEUE, carrier, body))

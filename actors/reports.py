@@ -8,6 +8,7 @@ import dramatiq
 import orjson
 
 from actors.broker import REPORTS_QUEUE
+from actors.publish import APPLY_WEBHOOK
 from carriers.webhooks import MESSAGE_RESULT_UPDATE, UNSUBSCRIBE, message_results, parse_envelope
 from engine.references import parse_reference
 from engine.results import RecipientOutcome
@@ -17,7 +18,9 @@ from metrics import REPORTS_RECEIVED, REPORTS_UNKNOWN
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(queue_name=REPORTS_QUEUE, max_retries=20, min_backoff=1_000, max_backoff=60_000)
+@dramatiq.actor(
+    actor_name=APPLY_WEBHOOK, queue_name=REPORTS_QUEUE, max_retries=20, min_backoff=1_000, max_backoff=60_000
+)
 def apply_webhook(carrier: str, body: str) -> None:
     """Record the final results a webhook reports; the flusher applies them idempotently
     (a duplicate or out-of-order report changes nothing twice, states only move forward)."""

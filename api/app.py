@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 
+from actors.broker import install_broker
 from api import (
     account,
     carrier_reports,
@@ -44,8 +45,8 @@ _error = error_response
 
 
 def create_app() -> FastAPI:
-    import actors  # noqa: F401  (installs the broker the API publishes through)
-
+    # The broker the API publishes through (jobs to plan, webhooks to apply, resends).
+    install_broker(get_settings())
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
     app.include_router(jobs.router)

@@ -67,6 +67,6 @@ async def receive(
 
 
 def _enqueue(carrier: str, raw: bytes) -> None:
-    from actors.reports import apply_webhook
+    from actors.publish import publish_webhook
 
-    apply_webhook.send(carrier, raw.decode())
+    publish_webhook(carrier, raw.decode())

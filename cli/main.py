@@ -103,7 +103,7 @@ def cmd_recount(args: argparse.Namespace) -> int:
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
-    import actors  # noqa: F401  (publishes resend_failed through the broker)
+    from actors.broker import install_broker
     from actors.publish import publish_resend
     from engine.errors import BalsongError
     from engine.job_store import PartitionCache
@@ -111,6 +111,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
     from engine.runtime import get_runtime
 
     rt = get_runtime()
+    install_broker(rt.settings)
     with rt.pool.connection() as conn:
         row = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (args.job,)).fetchone()
         if row is None:
@@ -138,7 +139,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    import actors  # noqa: F401  (publishes the job's batches through the broker)
+    from actors.broker import install_broker
     from actors.publish import publish_batches
     from engine.errors import BalsongError
     from engine.pausing import resume_job
@@ -146,6 +147,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.runtime import get_runtime
 
     rt = get_runtime()
+    install_broker(rt.settings)
     with rt.pool.connection() as conn:
         try:
             resume_job(conn, args.job)
@@ -169,8 +171,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = get_settings()
     prepare(settings, "scheduler")  # before anything imports prometheus_client
 
-    import actors  # noqa: F401  (the scheduler publishes through the broker)
-    from actors.broker import queue_names_with_dramatiq_queues
+    from actors.broker import install_broker, queue_names_with_dramatiq_queues
     from actors.duties import build_duties
     from engine.runtime import get_runtime
     from engine.scheduler import Scheduler
@@ -178,6 +179,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from scheduler.system_metrics import SystemCollector, SystemSources
 
     rt = get_runtime()
+    install_broker(rt.settings)
     sources = SystemSources(
         settings, rt.pool, rt.redis, rt.keys, queue_names_with_dramatiq_queues(), lambda: rt.clock.now()
     )
