@@ -23,6 +23,8 @@ from psycopg import Connection
 from redis import Redis
 
 from engine.keys import Keys
+from engine.lifecycle.statuses import RecipientStatus
+from engine.lifecycle.transitions import STATUSES_WITH_REASON, Standing, standing
 
 COUNT_FIELDS = (
     "total",
@@ -105,36 +107,24 @@ def replace(redis: Redis, keys: Keys, job_id: int, counts: JobCounts) -> None:
 
 
 def recount(conn: Connection, job_id: int, created_at: datetime) -> JobCounts:
-    """The job's counters as PostgreSQL's recipient rows say (the truth, up to the flusher's lag)."""
+    """The job's counters as PostgreSQL's recipient rows say (the truth, up to the flusher's lag):
+    the sum of what each row stands for (`engine.lifecycle.transitions.standing`)."""
     counts = JobCounts()
     rows = conn.execute(
         """
-        SELECT status, reason_code, min(reason_text), count(*), count(submitted_at)
+        SELECT status, submitted_at IS NOT NULL, fallback_of IS NOT NULL, reason_code, min(reason_text),
+               count(*)
         FROM recipients
         WHERE job_id = %s AND job_created_at = %s
-        GROUP BY status, reason_code
+        GROUP BY 1, 2, 3, 4
         """,
         (job_id, created_at),
     ).fetchall()
-    for status, reason_code, reason_text, count, submitted in rows:
-        counts.sent += submitted
-        if status == "fallback":
-            counts.fallbacks += count
-            continue
-        counts.total += count
-        if status == "queued":
-            counts.queued += count
-        elif status == "submitted":
-            counts.in_flight += count
-        elif status == "delivered":
-            counts.delivered += count
-        elif status == "cancelled":
-            counts.cancelled += count
-        elif status in ("failed", "expired"):
-            if status == "failed":
-                counts.failed += count
-            else:
-                counts.expired += count
+    for status, submitted, fallback_row, reason_code, reason_text, count in rows:
+        row = Standing(RecipientStatus(status), submitted, fallback_row)
+        for name, value in standing(row).items():
+            setattr(counts, name, getattr(counts, name) + value * count)
+        if row.status in STATUSES_WITH_REASON:
             code = reason_code or "unknown"
             counts.reasons[code] = counts.reasons.get(code, 0) + count
             if reason_text:

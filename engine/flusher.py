@@ -30,6 +30,7 @@ from engine.config import Settings
 from engine.fallback import FallbackResult, create_fallbacks
 from engine.keys import Keys
 from engine.lifecycle.statuses import RecipientStatus
+from engine.lifecycle.transitions import STATUSES_WITH_REASON, Standing, report_delta, standing
 from engine.pipeline_metrics import count_intake_failures, count_report_results
 from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
 from metrics import FLUSHED_ROWS
@@ -111,6 +112,12 @@ _RECORD_BATCH = """
               WHERE o.job_id = b.job_id AND o.seq <> b.seq AND o.state <> 'recorded'
                 AND o.seqs IS NOT NULL AND r.seq = ANY (o.seqs)))
 """
+
+
+#: What a fallback row counts for when it is made (it never counts in ``total``: its KakaoTalk
+#: recipient keeps that place).
+_FALLBACK_ROW_QUEUED = standing(Standing(RecipientStatus.QUEUED, fallback_row=True))
+_FALLBACK_ROW_FAILED = standing(Standing(RecipientStatus.FAILED, fallback_row=True))
 
 
 class ReportChange(NamedTuple):
@@ -409,9 +416,11 @@ class Flusher:
         unsendable: dict[str, int] = defaultdict(int)
         for job_id, made in fallbacks:
             key = self.keys.job_counts(job_id)
-            pipe.hincrby(key, "queued", made.queued)
+            for name, value in _FALLBACK_ROW_QUEUED.items():
+                pipe.hincrby(key, name, value * made.queued)
             for code, (count, text) in made.failed.items():
-                pipe.hincrby(key, "failed", count)
+                for name, value in _FALLBACK_ROW_FAILED.items():
+                    pipe.hincrby(key, name, value * count)
                 pipe.hincrby(key, f"reason:{code}", count)
                 pipe.hset(key, f"text:{code}", text)
                 unsendable[code] += count
@@ -436,24 +445,12 @@ class Flusher:
         deltas: Counter[tuple[int, str]] = Counter()
         texts: dict[tuple[int, str], str] = {}
         for job_id, _seq, status, code, text, *_ in changes:
-            deltas[job_id, "in_flight"] -= 1
-            if status == RecipientStatus.DELIVERED:
-                deltas[job_id, "delivered"] += 1
-            elif status == RecipientStatus.FALLBACK:
-                deltas[job_id, "fallbacks"] += 1
-            elif status == RecipientStatus.QUEUED:
-                deltas[job_id, "queued"] += 1
-            elif status == RecipientStatus.EXPIRED:
-                deltas[job_id, "expired"] += 1
+            for name, change in report_delta(status).items():
+                deltas[job_id, name] += change
+            if status in STATUSES_WITH_REASON and code:
                 deltas[job_id, f"reason:{code}"] += 1
                 if text:
                     texts[job_id, f"text:{code}"] = text
-            elif status == RecipientStatus.FAILED:
-                deltas[job_id, "failed"] += 1
-                if code:
-                    deltas[job_id, f"reason:{code}"] += 1
-                    if text:
-                        texts[job_id, f"text:{code}"] = text
         pipe = self.redis.pipeline(transaction=False)
         for (job_id, name), delta in deltas.items():
             pipe.hincrby(self.keys.job_counts(job_id), name, delta)

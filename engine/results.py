@@ -8,6 +8,7 @@ only: the flusher moves their counters after PostgreSQL has said which rows real
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from redis import Redis
 from carriers.base import Outcome, SubmitOutcome
 from engine.keys import Keys
 from engine.lifecycle.statuses import RecipientStatus
+from engine.lifecycle.transitions import Event, Standing, Transition, decide
 
 #: Reason of a recipient given up because its job was cancelled.
 CANCELLED_REASON = "cancelled"
@@ -27,14 +29,27 @@ RETRY = "retry"
 #: Reason of a recipient whose retries ran past the channel's deadline.
 EXPIRED_REASON = "expired"
 
-_STATUS_OF_OUTCOME = {
-    Outcome.ACCEPTED: RecipientStatus.SUBMITTED,
-    Outcome.DELIVERED: RecipientStatus.DELIVERED,
-    Outcome.FAILED: RecipientStatus.FAILED,
-    # "Try again later" is never recorded: the sender moves such recipients to a retry batch.
-    # Should one reach here, failing it with the carrier's reason beats losing it.
-    Outcome.RETRY: RecipientStatus.FAILED,
+#: The lifecycle event a carrier's answer at submission is. "Try again later" never reaches the
+#: recorder: the sender moves such recipients to a retry batch.
+_EVENT_OF_OUTCOME = {
+    Outcome.ACCEPTED: Event.ACCEPTED,
+    Outcome.DELIVERED: Event.DELIVERED,
+    Outcome.FAILED: Event.FAILED,
+    Outcome.RETRY: Event.FAILED,
 }
+_QUEUED = Standing(RecipientStatus.QUEUED)
+
+
+def _from_queued(event: Event, *, falls_back: bool = False, past_deadline: bool = False) -> Transition:
+    """What ``event`` does to a recipient not yet submitted (every event takes it somewhere)."""
+    transition = decide(_QUEUED, event, falls_back=falls_back, past_deadline=past_deadline)
+    assert transition is not None, event
+    return transition
+
+
+_STATUS_OF_EVENT = {event: _from_queued(event).after.status for event in set(_EVENT_OF_OUTCOME.values())}
+_EXPIRY = _from_queued(Event.RETRY, past_deadline=True)
+_CANCELLATION = _from_queued(Event.CANCEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +64,9 @@ class RecipientOutcome:
     @property
     def status(self) -> str:
         """The row's new status; ``retry`` for a passing failure reported after submission."""
-        return RETRY if self.outcome.outcome is Outcome.RETRY else _STATUS_OF_OUTCOME[self.outcome.outcome]
+        if self.outcome.outcome is Outcome.RETRY:
+            return RETRY
+        return _STATUS_OF_EVENT[_EVENT_OF_OUTCOME[self.outcome.outcome]]
 
 
 def _send_entry(
@@ -113,40 +130,30 @@ class ResultRecorder:
         ``falls_back`` (KakaoTalk with a fallback), a failure hands the recipient to SMS/LMS.
         """
         packed = []
-        sent = in_flight = delivered = failed = fallbacks = 0
+        events: Counter[Event] = Counter()
         reasons: dict[str, int] = {}
         texts: dict[str, str] = {}
         for seq, outcome in outcomes:
-            status = _STATUS_OF_OUTCOME[outcome.outcome]
-            code = None
-            if status == RecipientStatus.SUBMITTED:
-                sent += 1
-                in_flight += 1
-            elif status == RecipientStatus.DELIVERED:
-                sent += 1
-                delivered += 1
-            elif falls_back:
-                status = RecipientStatus.FALLBACK
-                fallbacks += 1
+            event = _EVENT_OF_OUTCOME[outcome.outcome]
+            events[event] += 1
+            status, code = _STATUS_OF_EVENT[event], None
+            if event is Event.FAILED:
                 code = reason_code(outcome)
-            else:
-                failed += 1
-                code = reason_code(outcome)
-                reasons[code] = reasons.get(code, 0) + 1
-                texts[code] = outcome.message
+                if falls_back:
+                    status = RecipientStatus.FALLBACK
+                else:
+                    reasons[code] = reasons.get(code, 0) + 1
+                    texts[code] = outcome.message
             packed.append((seq, status, code, outcome.message if code else None, outcome.carrier_id))
+        changes: Counter[str] = Counter()
+        for event, count in events.items():
+            for name, value in _from_queued(event, falls_back=falls_back).counters.items():
+                changes[name] += value * count
         entry = _send_entry(job_id, job_created_at, batch_seq, batch_done, at, packed)
         counts_key = self.keys.job_counts(job_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
-        pipe.hincrby(counts_key, "queued", -len(outcomes))
-        for name, value in (
-            ("sent", sent),
-            ("in_flight", in_flight),
-            ("delivered", delivered),
-            ("failed", failed),
-            ("fallbacks", fallbacks),
-        ):
+        for name, value in changes.items():
             if value:
                 pipe.hincrby(counts_key, name, value)
         for code, count in reasons.items():
@@ -154,7 +161,9 @@ class ResultRecorder:
         if texts:
             pipe.hset(counts_key, mapping={f"text:{code}": text for code, text in texts.items()})
         pipe.execute()
-        return SubmissionTally(sent, delivered, failed, fallbacks, reasons)
+        failed = 0 if falls_back else events[Event.FAILED]
+        fallbacks = events[Event.FAILED] - failed
+        return SubmissionTally(changes["sent"], changes["delivered"], failed, fallbacks, reasons)
 
     def record_expired(
         self,
@@ -173,8 +182,8 @@ class ResultRecorder:
         key = self.keys.job_counts(job_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
-        pipe.hincrby(key, "queued", -len(seqs))
-        pipe.hincrby(key, "expired", len(seqs))
+        for name, value in _EXPIRY.counters.items():
+            pipe.hincrby(key, name, value * len(seqs))
         pipe.hincrby(key, f"reason:{EXPIRED_REASON}", len(seqs))
         pipe.hset(key, f"text:{EXPIRED_REASON}", reason)
         pipe.execute()
@@ -198,8 +207,8 @@ class ResultRecorder:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
         if seqs:
-            pipe.hincrby(key, "queued", -len(seqs))
-            pipe.hincrby(key, "cancelled", len(seqs))
+            for name, value in _CANCELLATION.counters.items():
+                pipe.hincrby(key, name, value * len(seqs))
         pipe.execute()
 
     def record_reports(self, reports: Sequence[RecipientOutcome]) -> None:
