@@ -27,6 +27,7 @@ from engine.errors import InsufficientBalance
 PRICED_CHANNELS = ("sms", "lms", "kakao", "fallback_sms", "fallback_lms")
 LEDGER_KINDS = ("charge", "refund", "top_up", "adjustment")
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 #: Largest top-up or adjustment in one operation, in points: a typo guard, not a business rule.
 MAX_AMOUNT = Decimal(1_000_000_000)
 #: An amount as an operator writes it: ASCII digits, at most two decimals. Nothing Decimal()
@@ -159,15 +160,15 @@ def parse_amount(text: object, *, signed: bool = False) -> Decimal:
       ValueError: anything else, with a message for the caller.
     """
     if not isinstance(text, str):
-        raise ValueError("must be a string of digits such as \"10000\" or \"250.50\"")
+        raise ValueError('must be a string of digits such as "10000" or "250.50"')
     negative = signed and text.startswith("-")
     digits = text[1:] if negative else text
     if _AMOUNT.fullmatch(digits) is None:
         raise ValueError(
-            "must be plain ASCII digits with at most two decimals, such as \"10000\" or \"250.50\""
+            'must be plain ASCII digits with at most two decimals, such as "10000" or "250.50"'
             + (" (a leading '-' takes points away)" if signed else "")
         )
-    amount = Decimal(digits)
+    amount = Decimal(digits).quantize(CENT)
     if amount == 0:
         raise ValueError("must be more than zero")
     if amount > MAX_AMOUNT:
