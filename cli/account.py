@@ -45,6 +45,16 @@ def _signed_amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"amount {text!r}: {exc}") from None
 
 
+def _scopes(text: str) -> tuple[str, ...]:
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",")))
+    if "platform" in scopes:
+        raise argparse.ArgumentTypeError("a tenant's key never has the platform scope (balsong platform-key)")
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown or not scopes:
+        raise argparse.ArgumentTypeError(f"unknown scopes {unknown}; choose among {','.join(ALL_SCOPES)}")
+    return scopes
+
+
 def cmd_top_up(args: argparse.Namespace) -> int:
     with _connect() as conn:
         after = billing.top_up(conn, tenant_id_by_name(conn, args.tenant), args.amount, memo=args.memo)
@@ -109,7 +119,7 @@ def cmd_key(args: argparse.Namespace) -> int:
                 state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "live"
                 print(f"{key['id']:>6}  {key['prefix']}…  {','.join(key['scopes']):<28} {state}")  # type: ignore[arg-type]
         elif args.key_command == "create":
-            print(create_api_key(conn, tenant_id, tuple(args.scopes.split(","))))
+            print(create_api_key(conn, tenant_id, args.scopes))
         elif args.key_command == "rotate":
             print(rotate_api_key(conn, tenant_id, args.key_id))
             print(f"key {args.key_id} is revoked; the key above replaces it (shown once)", file=sys.stderr)
@@ -225,7 +235,9 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
         if name in ("rotate", "revoke"):
             p.add_argument("key_id", type=int)
         if name == "create":
-            p.add_argument("--scopes", default="send,read", help="comma-separated: " + ",".join(ALL_SCOPES))
+            p.add_argument(
+                "--scopes", type=_scopes, default="send,read", help="comma-separated: " + ",".join(ALL_SCOPES)
+            )
         p.set_defaults(handler=cmd_key)
 
     platform = sub.add_parser(
