@@ -98,8 +98,8 @@ async def resend(
     """A new job for this finished job's failed (and expired) recipients, with the same
     content, linked by ``resent_from``: 202 with its id at once, while the resend_failed actor
     copies the recipients. The same Idempotency-Key again returns the same job (200). While a
-    resend of the same failures (same job, same ``reasons``) has not finished, another is
-    refused: 409 ``resend_in_progress``, with that resend's ``job_id``."""
+    resend of any of the same failures (same job, overlapping ``reasons``) has not finished,
+    another is refused: 409 ``resend_in_progress``, with that resend's ``job_id``."""
     require("send", who)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")

@@ -11,9 +11,11 @@ Two steps, so the caller gets the new job's id at once however many recipients t
    recipients with one INSERT ... SELECT (phone, member id, per-recipient values, channel),
    sets the counts and moves the job to ``accepted``; planning follows as for any job.
 
-One at a time: while a resend of a job's failures (same job, same reason filter) has not
-finished, another is refused (`ResendInProgress`, naming it): its outcome is not known, so a
-second one would hand the same recipients to the carrier again. The check runs with the
+One at a time: while a resend of a job's failures has not finished, another resend of any of
+the same failures (the same job, and a reason filter that overlaps: either takes every failure,
+or they share a code) is refused (`ResendInProgress`, naming it): the first one's outcome is not
+known, so a second would hand the same recipients to the carrier again. Disjoint filters (3015
+now, 3016 beside it) do not wait for each other. The check runs with the
 original job's row locked (``FOR NO KEY UPDATE``), so concurrent requests queue there and each
 sees the resend the one before it committed; a check-then-insert without the lock would let
 them all through. With an idempotency key, the same key still returns the same job.
@@ -113,7 +115,8 @@ def create_resend(
       ValidationError: nothing to resend (``nothing_to_resend``); the sender is no longer
         registered.
       InsufficientBalance: the balance does not cover the resend (nothing is stored).
-      ResendInProgress: a resend of the same failures has not finished (``resend_in_progress``).
+      ResendInProgress: a resend of some of the same failures has not finished
+        (``resend_in_progress``).
       IdempotencyInProgress, IdempotencyConflict: as for job intake.
     """
     fingerprint = resend_fingerprint(source_job_id, reasons)
@@ -132,9 +135,14 @@ def create_resend(
         if source is None:
             raise NotFound(f"job {source_job_id} not found")
         running = conn.execute(
-            "SELECT id FROM jobs WHERE resent_from = %s AND resend_reasons IS NOT DISTINCT FROM %s::text[]"
-            " AND status <> ALL(%s) ORDER BY id LIMIT 1",
-            (source_job_id, reasons, list(FINISHED_STATUSES)),
+            """
+            SELECT id FROM jobs
+            WHERE resent_from = %(source)s AND status <> ALL(%(finished)s)
+              AND (resend_reasons IS NULL OR %(reasons)s::text[] IS NULL
+                   OR resend_reasons && %(reasons)s::text[])
+            ORDER BY id LIMIT 1
+            """,
+            {"source": source_job_id, "reasons": reasons, "finished": list(FINISHED_STATUSES)},
         ).fetchone()
         if running is not None:
             raise ResendInProgress(source_job_id, int(running[0]))
