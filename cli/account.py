@@ -45,7 +45,8 @@ def _signed_amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"amount {text!r}: {exc}") from None
 
 
-def _scopes(text: str) -> tuple[str, ...]:
+def parse_scopes(text: str) -> tuple[str, ...]:
+    """A tenant key's scopes from ``--scopes send,read``: known tenant scopes, never platform."""
     scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",")))
     if "platform" in scopes:
         raise argparse.ArgumentTypeError("a tenant's key never has the platform scope (balsong platform-key)")
@@ -236,7 +237,10 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
             p.add_argument("key_id", type=int)
         if name == "create":
             p.add_argument(
-                "--scopes", type=_scopes, default="send,read", help="comma-separated: " + ",".join(ALL_SCOPES)
+                "--scopes",
+                type=parse_scopes,
+                default="send,read",
+                help="comma-separated: " + ",".join(ALL_SCOPES),
             )
         p.set_defaults(handler=cmd_key)
 

@@ -43,10 +43,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     from engine.tenants import create_api_key, create_tenant
 
-    scopes = tuple(args.scopes.split(",")) if args.scopes else ("send", "read")
     with _connect() as conn, conn.transaction():
         tenant_id = create_tenant(conn, args.name)
-        key = create_api_key(conn, tenant_id, scopes)
+        key = create_api_key(conn, tenant_id, args.scopes)
     print(f"tenant {args.name} (id {tenant_id}) created; its API key (shown once):", file=sys.stderr)
     print(key)
     return 0
@@ -274,7 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="tenant_command", required=True)
     create = tenant.add_parser("create", help="create a tenant and print its first API key")
     create.add_argument("name")
-    create.add_argument("--scopes", help="comma-separated: send,read,export:unmasked,admin")
+    create.add_argument(
+        "--scopes",
+        type=account.parse_scopes,
+        default="send,read",
+        help="comma-separated: send,read,export:unmasked,admin",
+    )
     create.set_defaults(handler=cmd_tenant_create)
 
     sender = sub.add_parser("sender", help="sender numbers").add_subparsers(

@@ -145,8 +145,11 @@ def test_a_tenant_admin_key_cannot_mint_a_platform_key(stack: Stack) -> None:
     assert replacement.post("/v1/balance/top-ups", json={"tenant": tenant, "amount": "1"}).status_code == 403
 
     # And not even the operator's CLI, nor a row written by hand, gives a tenant key that scope
-    cli = balsong(stack, "key", "create", tenant, "--scopes", "platform")
-    assert cli.returncode != 0 and "platform" in cli.stderr
+    for command in (["key", "create", tenant], ["tenant", "create", name()]):
+        cli = balsong(stack, *command, "--scopes", "admin,platform")
+        assert cli.returncode == 2 and "platform" in cli.stderr, cli.stderr
+    made = balsong(stack, "tenant", "create", name(), "--scopes", "send,read,admin")
+    assert made.returncode == 0 and made.stdout.startswith("bsk_"), made.stderr
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
