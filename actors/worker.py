@@ -67,6 +67,7 @@ def boot() -> dramatiq.Broker:
     """JSON logs on this process's stderr (Dramatiq's log pipe to the main process), the actors,
     and the metrics middleware."""
     configure_logging(get_settings().log_level)
+    get_settings().check_secrets()  # also when Dramatiq is started without `balsong worker`
     import actors
 
     actors.broker.add_middleware(WorkerMetrics())

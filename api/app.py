@@ -44,6 +44,7 @@ _error = error_response
 
 
 def create_app() -> FastAPI:
+    get_settings().check_secrets()  # also when uvicorn is started without `balsong api`
     import actors  # noqa: F401  (installs the broker the API publishes through)
 
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)

@@ -7,6 +7,7 @@ from threading import Lock
 
 from fastapi import Request
 
+from engine.platform_keys import PlatformPrincipal, authenticate_platform
 from engine.runtime import get_runtime
 from engine.tenants import Principal, authenticate
 
@@ -30,12 +31,15 @@ def _unauthorised(detail: str) -> AuthError:
     return AuthError(401, "unauthorised", detail)
 
 
-def principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+def _bearer(request: Request) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise _unauthorised("send 'Authorization: Bearer <api key>'")
-    key = key.strip()
+    return key.strip()
+
+
+def principal(request: Request) -> Principal:
+    key = _bearer(request)
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)
@@ -49,6 +53,24 @@ def principal(request: Request) -> Principal:
         if len(_cache) > 10_000:
             _cache.clear()
         _cache[key] = (now + CACHE_SECONDS, found)
+    return found
+
+
+def platform_principal(request: Request) -> PlatformPrincipal:
+    """The caller of a platform route: a platform key (looked up every time, so revoking one
+    works at once; these calls are rare). A tenant's key, whatever its scopes, gets 403."""
+    key = _bearer(request)
+    with get_runtime().pool.connection() as conn:
+        found = authenticate_platform(conn, key)
+        if found is None and authenticate(conn, key) is not None:
+            raise AuthError(
+                403,
+                "forbidden",
+                "this needs the 'platform' scope: only the platform operator's keys hold it"
+                " (balsong platform-key create), never a tenant's, admin or not",
+            )
+    if found is None:
+        raise _unauthorised("unknown or revoked API key")
     return found
 
 

@@ -83,6 +83,19 @@ class JobStateConflict(BalsongError):
         super().__init__(message)
 
 
+class ResendInProgress(JobStateConflict):
+    """A resend of (some of) the same failures of this job is still running (409): its result
+    is not known yet, so a second one would send the same recipients again."""
+
+    def __init__(self, source_job_id: int, resend_job_id: int) -> None:
+        self.resend_job_id = resend_job_id
+        super().__init__(
+            "resend_in_progress",
+            f"job {resend_job_id} is already resending failures of job {source_job_id} that this"
+            " resend would send again; resend once it has finished",
+        )
+
+
 # -- carriers -------------------------------------------------------------------------------------
 
 

@@ -336,6 +336,7 @@ def resend(
 _REFUSALS = {
     "nothing_to_resend": "재발송할 실패 수신자가 없습니다.",
     "job_not_finished": "발송이 끝난 뒤에 실패 건을 재발송할 수 있습니다.",
+    "resend_in_progress": "같은 실패 건의 재발송이 아직 진행 중입니다. 끝난 뒤에 다시 재발송할 수 있습니다.",
     "job_finished": "이미 끝난 발송은 취소할 수 없습니다.",
     "insufficient_balance": "잔액이 부족합니다.",
     "job_not_paused": "일시 정지된 발송이 아닙니다.",
