@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 from fastapi import Request
 
+from api.scopes import NEEDS, Action, allowed
 from engine.runtime import get_runtime
 from engine.tenants import Principal, authenticate, principal_by_key_id
 
@@ -31,6 +33,15 @@ class SignInRequired(Exception):
 
 class CsrfRejected(Exception):
     """A console form came without this session's CSRF token."""
+
+
+class ScopeMissing(Exception):
+    """The session's key lacks the scope a page or form needs (the API would answer 403 too)."""
+
+    def __init__(self, session: ConsoleSession, scope: str) -> None:
+        super().__init__(scope)
+        self.session = session
+        self.scope = scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +91,21 @@ def current_session(request: Request) -> ConsoleSession:
         raise SignInRequired
     rt.redis.expire(key, SESSION_SECONDS)
     return ConsoleSession(found, str(record["csrf"]))
+
+
+def session_for(*actions: Action) -> Callable[[Request], ConsoleSession]:
+    """A FastAPI dependency: the session, if its key may do every one of ``actions`` (the
+    actions whose data a page shows or that a form does, as `api.scopes` maps them for the
+    API); ScopeMissing otherwise, before the page reads anything."""
+
+    def scoped_session(request: Request) -> ConsoleSession:
+        session = current_session(request)
+        for action in actions:
+            if not allowed(action, session.principal):
+                raise ScopeMissing(session, NEEDS[action])
+        return session
+
+    return scoped_session
 
 
 def check_csrf(session: ConsoleSession, submitted: str | None) -> None:
