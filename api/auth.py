@@ -1,4 +1,8 @@
-"""Bearer API-key authentication; every route depends on it."""
+"""Bearer API-key authentication; every route depends on it.
+
+A key not in this process's cache is looked up in PostgreSQL only if the sign-in throttle
+(`engine.sign_in_limits`) admits the attempt: guessing keys gets 429, not database work.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from threading import Lock
 from fastapi import Request
 
 from engine.runtime import get_runtime
+from engine.sign_in_limits import SignInLimits, SignInThrottle
 from engine.tenants import Principal, authenticate
 
 #: Seconds an authenticated key is trusted without asking PostgreSQL again (revocation delay).
@@ -41,15 +46,30 @@ def principal(request: Request) -> Principal:
         hit = _cache.get(key)
     if hit and hit[0] > now:
         return hit[1]
+    attempt = sign_in_throttle().admit(client_address(request), key)
     with get_runtime().pool.connection() as conn:
         found = authenticate(conn, key)
     if found is None:
+        attempt.failed()
         raise _unauthorised("unknown or revoked API key")
+    attempt.succeeded()
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
         _cache[key] = (now + CACHE_SECONDS, found)
     return found
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's IP address (uvicorn takes it from X-Forwarded-For only when the peer is one of
+    its FORWARDED_ALLOW_IPS, a trusted proxy)."""
+    return request.client.host if request.client else None
+
+
+def sign_in_throttle() -> SignInThrottle:
+    """The throttle of key lookups, shared by API authentication and console sign-in."""
+    rt = get_runtime()
+    return SignInThrottle(rt.redis, rt.keys, SignInLimits.from_settings(rt.settings))
 
 
 def forget_key(key_id: int) -> None:

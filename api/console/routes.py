@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import exports, job_actions, orders, statements
+from api.auth import client_address
 from api.console import labels
 from api.console.session import (
     COOKIE,
@@ -27,6 +28,7 @@ from api.console.session import (
     SignInRequired,
     check_csrf,
     current_session,
+    same_origin,
     session_for,
     sign_in,
     sign_out,
@@ -34,7 +36,7 @@ from api.console.session import (
 from api.responses import JSONResponse
 from api.scopes import Action, allowed
 from engine import history, revenue, views
-from engine.errors import BalsongError, NotFound, ValidationError
+from engine.errors import BalsongError, NotFound, SignInThrottled, ValidationError
 from engine.runtime import get_runtime
 from engine.tenants import tenant_name
 
@@ -45,7 +47,7 @@ templates.env.filters["when"] = labels.when
 templates.env.filters["number"] = labels.number
 templates.env.filters["phone"] = labels.sender_number
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(same_origin)])
 Session = Annotated[ConsoleSession, Depends(current_session)]
 # Every page or form that shows or changes a job needs the scope the API route doing the same
 # needs (`api.scopes`); only sign-in and sign-out need none.
@@ -75,9 +77,9 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
         with get_runtime().pool.connection() as conn:
             context["tenant"] = tenant_name(conn, session.principal.tenant_id)
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
-    # Pages show personal data: no shared cache keeps them, and no other site frames them.
+    # Pages show personal data: no shared cache keeps them (`api.security_headers` keeps other
+    # sites from framing them).
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
@@ -105,7 +107,13 @@ def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/login")
 def login(request: Request, api_key: Annotated[str, Form()]) -> Response:
-    token = sign_in(api_key)
+    try:
+        token = sign_in(api_key, client_address(request))
+    except SignInThrottled as exc:
+        error = f"로그인 시도가 너무 많습니다. {exc.retry_after_seconds}초 후에 다시 시도하세요."
+        refused = _render(request, "login.html", status_code=429, error=error)
+        refused.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return refused
     if token is None:
         return _render(
             request, "login.html", status_code=401, error="API 키가 올바르지 않거나 폐기되었습니다."

@@ -2,7 +2,8 @@
 
 The key itself never goes into the cookie or the browser's storage. The cookie holds a random
 token; Redis holds, under the token's SHA-256, the id of the key it was made from and a CSRF
-token for the session's forms. Every request looks the key up again by id, so revoking the key
+token for the session's forms. Every console POST, sign-in included (login CSRF), must come from
+the console's own origin (`same_origin`). Every request looks the key up again by id, so revoking the key
 ends its console sessions at once. Sessions expire after ``SESSION_SECONDS`` of inactivity.
 """
 
@@ -13,10 +14,12 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Request
 
+from api.auth import sign_in_throttle
 from api.scopes import NEEDS, Action, allowed
 from engine.runtime import get_runtime
 from engine.tenants import Principal, authenticate, principal_by_key_id
@@ -54,13 +57,22 @@ def _token_key(token: str) -> str:
     return get_runtime().keys.console_session(hashlib.sha256(token.encode()).hexdigest())
 
 
-def sign_in(api_key: str) -> str | None:
-    """A new session token for the key's holder, or None if the key is unknown or revoked."""
+def sign_in(api_key: str, client: str | None) -> str | None:
+    """A new session token for the key's holder, or None if the key is unknown or revoked.
+
+    Raises:
+      SignInThrottled: ``client`` (an IP address) or the key's prefix failed too often lately;
+        the key was not looked up.
+    """
     rt = get_runtime()
+    api_key = api_key.strip()
+    attempt = sign_in_throttle().admit(client, api_key)
     with rt.pool.connection() as conn:
-        found = authenticate(conn, api_key.strip())
+        found = authenticate(conn, api_key)
     if found is None:
+        attempt.failed()
         return None
+    attempt.succeeded()
     token = secrets.token_urlsafe(32)
     record = {"key_id": found.key_id, "csrf": secrets.token_urlsafe(32)}
     rt.redis.set(_token_key(token), orjson.dumps(record), ex=SESSION_SECONDS)
@@ -106,6 +118,25 @@ def session_for(*actions: Action) -> Callable[[Request], ConsoleSession]:
         return session
 
     return scoped_session
+
+
+def same_origin(request: Request) -> None:
+    """Raise CsrfRejected for a POST whose ``Origin`` (or, without one, ``Referer``) names another
+    site than the one it was sent to (FastAPI dependency of every console route).
+
+    Browsers send ``Origin`` with every POST, so a form another site makes a browser submit is
+    always seen; a request with neither header comes from no browser (curl, a script), which
+    could not carry a victim's cookies anyway. Hosts are compared with their ports, not schemes:
+    a TLS-terminating proxy makes an ``https`` page's POST arrive here as ``http``.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return
+    host = request.headers.get("host", "").lower()
+    if source == "null" or not host or urlsplit(source).netloc.lower() != host:
+        raise CsrfRejected
 
 
 def check_csrf(session: ConsoleSession, submitted: str | None) -> None:
