@@ -28,7 +28,11 @@ KST formatting, labels and the formula guard are SQL expressions, so Python only
 along. It is UTF-8 with a byte-order mark (Excel otherwise reads it as the local ANSI code page
 and garbles Hangul), RFC 4180 quoting by PostgreSQL, ``\\n`` line ends (Excel, LibreOffice and
 every CSV reader accept them). Cells that a spreadsheet would run as a formula (first character
-``= + - @``, tab or carriage return; OWASP "CSV Injection") get a leading ``'``.
+``= + - @``, tab or carriage return; OWASP "CSV Injection") get a leading ``'``, and so do cells
+where such a character follows a ``,`` ``;`` or tab: a spreadsheet that splits on another
+separator than the comma (Excel in a locale whose list separator is ``;``) would make a formula
+cell of what follows. Every cell is quoted too (``FORCE_QUOTE``), so no separator of any locale
+splits a cell; the XLSX has no such issue: its text cells are strings, never formulas.
 """
 
 from __future__ import annotations
@@ -74,6 +78,11 @@ STATUS_LABELS = {
 
 #: First characters that make a spreadsheet cell a formula (OWASP CSV Injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: Separators a spreadsheet may split a CSV line on, by locale: after one, a trigger starts a cell.
+CELL_SEPARATORS = (",", ";", "\t")
+
+#: COPY's options for every CSV export: RFC 4180, every non-NULL cell quoted.
+COPY_CSV_OPTIONS = sql.SQL("(FORMAT csv, FORCE_QUOTE *)")
 
 #: UTF-8 byte-order mark: tells Excel the file is UTF-8.
 BOM = "\ufeff".encode()
@@ -126,10 +135,20 @@ def filename(job_id: int, fmt: str) -> str:
 
 
 def guarded(column: sql.Composable) -> sql.Composable:
-    """``column`` with a leading ``'`` if a spreadsheet would take it for a formula."""
-    # ascii() of the first character compares integers: cheaper than a one-character substring.
+    """``column`` with a leading ``'`` if a spreadsheet would take it, or a cell that one of
+    :data:`CELL_SEPARATORS` in it starts, for a formula."""
+    # ascii() of the first character compares integers: cheaper than a one-character substring;
+    # the regular expression runs only on cells that do not start with a trigger.
     triggers = sql.SQL(", ").join(sql.Literal(ord(ch)) for ch in FORMULA_TRIGGERS)
-    return sql.SQL("CASE WHEN ascii({c}) IN ({t}) THEN '''' || {c} ELSE {c} END").format(c=column, t=triggers)
+    return sql.SQL("CASE WHEN ascii({c}) IN ({t}) OR {c} ~ {after} THEN '''' || {c} ELSE {c} END").format(
+        c=column, t=triggers, after=sql.Literal(_TRIGGER_AFTER_SEPARATOR)
+    )
+
+
+# A separator, then a trigger ("-" first in its bracket: a literal, not a range).
+_TRIGGER_AFTER_SEPARATOR = (
+    "[" + "".join(CELL_SEPARATORS) + "][-" + "".join(ch for ch in FORMULA_TRIGGERS if ch != "-") + "]"
+)
 
 
 #: Stored recipient numbers are normalised digits (valid ones) or what the caller sent (those
@@ -282,7 +301,7 @@ def export_query(job: ExportJob, projection: sql.Composable) -> sql.Composed:
 def csv_preamble() -> bytes:
     """The byte-order mark and the header line."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(HEADER)
+    csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(HEADER)
     return BOM + out.getvalue().encode()
 
 
@@ -294,8 +313,8 @@ def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[
     """
     yield csv_preamble()
     columns = export_columns(job, unmasked=unmasked, text=guarded)
-    statement = sql.SQL("COPY ({query}) TO STDOUT (FORMAT csv)").format(
-        query=export_query(job, sql.SQL(", ").join(columns))
+    statement = sql.SQL("COPY ({query}) TO STDOUT {options}").format(
+        query=export_query(job, sql.SQL(", ").join(columns)), options=COPY_CSV_OPTIONS
     )
     with conn.transaction():
         prefer_streaming(conn)
