@@ -22,6 +22,7 @@ from engine.exports import (
     COPY_CSV_OPTIONS,
     STATUS_LABELS,
     ExportJob,
+    guard_cell,
     guarded,
     stream_copy,
 )
@@ -103,7 +104,7 @@ def export_query(job: ExportJob, tenant_id: int) -> sql.Composed:
 def csv_chunks(conn: Connection, job: ExportJob, tenant_id: int) -> Iterator[bytes]:
     """The CSV in chunks of about ``CHUNK_BYTES``, streamed as PostgreSQL produces it."""
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(HEADER)
+    csv.writer(header, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(map(guard_cell, HEADER))
     yield BOM + header.getvalue().encode()
     statement = sql.SQL("COPY ({query}) TO STDOUT {options}").format(
         query=export_query(job, tenant_id), options=COPY_CSV_OPTIONS
