@@ -1,8 +1,10 @@
 """The operator console: server-rendered pages under ``/console``.
 
 Pages read through the same engine functions as the API (``engine.history``, ``engine.views``),
-scoped to the signed-in key's tenant, so the console can show nothing the API would not. Forms
-that change something (resend, cancel, sign out) are POSTs that carry the session's CSRF token.
+scoped to the signed-in key's tenant, and each page or form needs the scope the API route doing
+the same needs (one table, `api.scopes`), so the console can show or do nothing the API would
+not. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
+CSRF token and come from the console's own site.
 """
 
 from __future__ import annotations

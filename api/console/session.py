@@ -2,9 +2,10 @@
 
 The key itself never goes into the cookie or the browser's storage. The cookie holds a random
 token; Redis holds, under the token's SHA-256, the id of the key it was made from and a CSRF
-token for the session's forms. Every console POST, sign-in included (login CSRF), must come from
-the console's own origin (`same_origin`). Every request looks the key up again by id, so revoking the key
+token for the session's forms. Every request looks the key up again by id, so revoking the key
 ends its console sessions at once. Sessions expire after ``SESSION_SECONDS`` of inactivity.
+Every console POST, sign-in included (login CSRF), must come from the console's own site
+(`same_origin`).
 """
 
 from __future__ import annotations
@@ -122,20 +123,31 @@ def session_for(*actions: Action) -> Callable[[Request], ConsoleSession]:
 
 def same_origin(request: Request) -> None:
     """Raise CsrfRejected for a POST whose ``Origin`` (or, without one, ``Referer``) names another
-    site than the one it was sent to (FastAPI dependency of every console route).
+    site than the console's (FastAPI dependency of every console route).
 
-    Browsers send ``Origin`` with every POST, so a form another site makes a browser submit is
-    always seen; a request with neither header comes from no browser (curl, a script), which
-    could not carry a victim's cookies anyway. Hosts are compared with their ports, not schemes:
-    a TLS-terminating proxy makes an ``https`` page's POST arrive here as ``http``.
+    The console's site is the host the request was sent to (``Host``), or the host of
+    ``public_url`` or ``api_url`` (for a proxy that rewrites ``Host``). Hosts are compared with
+    their ports, not schemes: a TLS-terminating proxy makes an ``https`` page's POST arrive as
+    ``http``. Browsers send ``Origin`` with every POST, so a form another site makes a browser
+    submit is always seen; a request with neither header comes from no browser (curl, a
+    script), and cannot act in a victim's browser.
     """
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     source = request.headers.get("origin") or request.headers.get("referer")
     if source is None:
         return
-    host = request.headers.get("host", "").lower()
-    if source == "null" or not host or urlsplit(source).netloc.lower() != host:
+    settings = get_runtime().settings
+    console_hosts = {
+        host.lower()
+        for host in (
+            request.headers.get("host", ""),
+            urlsplit(settings.public_url).netloc,
+            urlsplit(settings.api_url).netloc,
+        )
+        if host
+    }
+    if source == "null" or urlsplit(source).netloc.lower() not in console_hosts:
         raise CsrfRejected
 
 
