@@ -60,11 +60,15 @@ end
 return 0
 """
 
-# KEYS: known-good marker, client counter, key-prefix counter. ARGV: marker lifetime in s.
-# The places taken are given back (never below zero), and the key is remembered as good.
+# KEYS: known-good marker, client counter, key-prefix counter. ARGV: marker lifetime in s, and
+# 1 if the attempt took places in the counters. Those are given back (never below zero), and the
+# key is remembered as good. An attempt admitted as known-good took no place and gives none back:
+# else a caller's own good key, used between guesses, would wipe out their failures.
 _SUCCEEDED = """
-for i = 2, 3 do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+if ARGV[2] == '1' then
+  for i = 2, 3 do
+    if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+  end
 end
 redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[1]))
 return 0
@@ -112,7 +116,7 @@ class Attempt:
 
     def succeeded(self) -> None:
         if self._throttle is not None:
-            self._throttle.release(self._keys)
+            self._throttle.release(self._keys, counted=not self._known_good)
 
     def failed(self) -> None:
         """A key remembered as good is no more (revoked): it is throttled like any other again."""
@@ -159,9 +163,9 @@ class SignInThrottle:
             raise SignInThrottled(retry_after_seconds=max(1, math.ceil(wait_ms / 1000)))
         return Attempt(self, redis_keys, known_good=wait_ms < 0)
 
-    def release(self, redis_keys: list[str]) -> None:
+    def release(self, redis_keys: list[str], *, counted: bool) -> None:
         try:
-            self._succeeded(keys=redis_keys, args=[KNOWN_GOOD_SECONDS])
+            self._succeeded(keys=redis_keys, args=[KNOWN_GOOD_SECONDS, 1 if counted else 0])
         except RedisError as exc:
             log.warning("sign-in success not recorded: Redis unavailable (%s)", exc)
 

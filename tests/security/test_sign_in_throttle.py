@@ -104,3 +104,20 @@ def test_wrong_api_keys_are_throttled_like_sign_ins(stack: Stack) -> None:
     for response in responses[limit:]:
         assert_told_to_wait(stack, response)
         assert response.json()["error"]["code"] == "too_many_attempts"
+
+
+def test_a_good_key_signed_in_between_guesses_earns_no_more_guesses(stack: Stack) -> None:
+    # Given a client with a key of its own that works, and one failure short of its limit
+    limit = stack.settings.sign_in_failures_per_client
+    address = client_address()
+    own = stack.new_tenant(unique("throttle-own-key"))
+    assert own.get("/v1/jobs").status_code == 200
+    for _ in range(limit - 1):
+        assert sign_in(stack, wrong_key(), address).status_code == 401
+
+    # When it signs in with its good key between guesses
+    assert sign_in(stack, key_of(own), address).status_code == 303
+
+    # Then that success took nothing off its failures: one more guess, and it must wait
+    assert sign_in(stack, wrong_key(), address).status_code == 401
+    assert_told_to_wait(stack, sign_in(stack, wrong_key(), address))
