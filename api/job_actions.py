@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import principal, require
+from api.auth import principal
 from api.responses import JSONResponse, error_response
+from api.scopes import Action, require_for
 from engine import pausing, planning
 from engine.cancel import CancelResult, cancel_job
 from engine.errors import JobStateConflict, ResendInProgress, ValidationError
@@ -51,7 +52,7 @@ async def cancel(job_id: int, who: Annotated[Principal, Depends(principal)]) -> 
     """Cancel a job: a reservation (or a job not yet started) whole; a running job stops
     submitting new batches, and ends once what is already with a carrier is reported.
     Cancelling a cancelled job again changes nothing; a finished job answers 409."""
-    require("send", who)
+    require_for(Action.CANCEL, who)
     try:
         result = await run_in_threadpool(perform_cancel, who.tenant_id, job_id)
     except JobStateConflict as exc:
@@ -100,7 +101,7 @@ async def resend(
     copies the recipients. The same Idempotency-Key again returns the same job (200). While a
     resend of any of the same failures (same job, overlapping ``reasons``) has not finished,
     another is refused: 409 ``resend_in_progress``, with that resend's ``job_id``."""
-    require("send", who)
+    require_for(Action.RESEND, who)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     raw = await request.body()

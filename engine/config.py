@@ -124,6 +124,13 @@ class Settings:
     #: limits (``balsong tenant limits``) replace these.
     intake_requests_per_second: float = 200.0
     intake_recipients_per_day: int = 0
+    #: API-key guessing (console sign-ins, API calls with an unknown key): failed attempts allowed
+    #: per window per client IP address (IPv6: per /64) and per key prefix, beyond which attempts
+    #: get 429 without a database lookup until the window ends (0: no limit). A key used
+    #: successfully in the last week is never throttled (engine/sign_in_limits.py).
+    sign_in_failures_per_client: int = 20
+    sign_in_failures_per_key_prefix: int = 20
+    sign_in_window_seconds: float = 300.0
     #: How often the scheduler's result flusher drains the result stream.
     flush_interval_seconds: float = 0.2
     #: A committed job still unplanned after this long is planned by the scheduler (outbox).

@@ -57,6 +57,16 @@ class IntakeLimited(BalsongError):
         super().__init__(message)
 
 
+class SignInThrottled(BalsongError):
+    """Too many failed API-key attempts from this client or for this key prefix; try again later."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"too many failed API-key attempts; retry after {retry_after_seconds} s")
+
+
 class IdempotencyConflict(BalsongError):
     """The Idempotency-Key was used before with a different request body."""
 
