@@ -21,7 +21,7 @@ from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
 from engine.settlement import settle_job, unsettled_jobs
-from metrics import PARTITIONS_DROPPED, REPORTS_RECEIVED, RESERVATIONS
+from metrics import PARTITIONS_DROPPED, REPORTS_RECEIVED, REPORTS_UNMATCHED, RESERVATIONS
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
         reports = carrier.reports(channel, since - overlap, until)
         outcomes: list[RecipientOutcome] = []
         dead: list[DeadEntry] = []
+        not_ours = 0
         for report in reports:
             if report.outcome is Outcome.ACCEPTED:
                 continue
@@ -141,7 +142,9 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
             except Refused as exc:
                 dead.append(DeadEntry("poll", exc.reason, str(exc), report._asdict(), carrier.name))
                 continue
-            if checked is not None:
+            if checked is None:
+                not_ours += 1
+            else:
                 outcomes.append(checked)
         # The flusher applies them only to recipients of this carrier's channels.
         rt.recorder.record_reports(outcomes, carrier=carrier.name)
@@ -149,6 +152,8 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
             with rt.pool.connection() as conn:
                 dead_entries.set_aside(conn, dead)
         REPORTS_RECEIVED.labels(carrier.name, "poll").inc(len(outcomes))
+        if not_ours:
+            REPORTS_UNMATCHED.labels(carrier.name, "unknown_reference").inc(not_ours)
         rt.redis.set(cursor_key, until.timestamp())
 
 
@@ -241,6 +246,7 @@ def purge_old_results(rt: Runtime) -> None:
     ensure_partitions(rt)
     with rt.pool.connection() as conn:
         purge = purge_expired(conn, rt.clock.now(), rt.settings.retention_days)
+        dead_entries.purge(conn, rt.clock.now() - timedelta(days=rt.settings.retention_days))
     if purge.job_ids:
         pipe = rt.redis.pipeline(transaction=False)
         for job_id in purge.job_ids:

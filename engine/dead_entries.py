@@ -20,6 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final, Literal
 
 import orjson
@@ -109,3 +110,9 @@ def set_aside(conn: Connection, entries: Sequence[DeadEntry]) -> None:
     with conn.transaction():
         store(conn, entries)
     count(entries)
+
+
+def purge(conn: Connection, before: datetime) -> int:
+    """Delete entries set aside before ``before`` (they may hold phone numbers: they are kept
+    no longer than results); how many went."""
+    return conn.execute("DELETE FROM dead_entries WHERE created_at < %s", (before,)).rowcount

@@ -22,6 +22,7 @@ from engine.entry_checks import (
     check_report,
 )
 from engine.flush_admission import admit, split
+from engine.reconcile import check_known
 from engine.references import MAX_JOB_ID, MAX_SEQ, parse_reference
 
 #: Why check_report may refuse a webhook's result.
@@ -206,3 +207,27 @@ def test_a_report_without_a_date_is_refused_on_the_poll_path_only() -> None:
         raise AssertionError("a dateless poll result passed")
     dated = report._replace(result_at=datetime.now(UTC))
     assert check_report(dated, date_required=True) is not None
+
+
+def test_a_malformed_answer_to_reconciliation_is_set_aside_and_never_sent_again() -> None:
+    """Given the carrier's answers about a stale batch: one delivered, one failed with a dict
+    for a code (as the adapter writes it: "{'x': 1}"), one failed with a NUL in its code
+    When reconciliation checks them
+    Then the good one is kept, the two malformed ones are set aside, and they are recorded as
+    accepted (the carrier has them: sending them again would send twice), never with their code."""
+    known = [
+        SubmitOutcome("7-0", Outcome.DELIVERED, "1000", "ok", "r:0"),
+        SubmitOutcome("7-1", Outcome.FAILED, "{'x': 1}", "bad", "r:1"),
+        SubmitOutcome("7-2", Outcome.FAILED, "x\x00", "bad\x00", "r:2"),
+    ]
+    checked, dead = check_known(known, "nhn_sms")
+    assert [(o.reference, o.outcome, o.code) for o in checked] == [
+        ("7-0", Outcome.DELIVERED, "1000"),
+        ("7-1", Outcome.ACCEPTED, "0"),
+        ("7-2", Outcome.ACCEPTED, "0"),
+    ]
+    assert [(d.stage, d.reason) for d in dead] == [
+        ("reconcile", "invalid_code"),
+        ("reconcile", "control_characters"),
+    ]
+    assert all("\x00" not in o.message for o in checked)
