@@ -7,6 +7,16 @@ mid-pass leaves its entries pending; the next pass claims pending entries that h
 too long, so nothing is lost. Re-applying an entry is harmless: rows only move forward
 (``queued`` to ``submitted`` to a final state), and report counters move only for rows that
 actually changed.
+
+Poison never blocks the stream. Each entry is checked at the door (`engine.flush_admission`);
+one that fails, or one outcome or report of it, is set aside (``dead_entries``) and the rest
+applied. Should the pass still fail on its data (PostgreSQL refusing a value: ``DataError``), it
+is applied again entry by entry, each in a savepoint, and an entry that fails alone is applied
+outcome by outcome; only what fails alone then is set aside. Either way every entry read is
+acknowledged once the pass commits, so one bad entry cannot hold back other tenants' results.
+An error that may pass (a lost connection) is raised as before: the pass is tried again.
+A report names the carrier that sent it (``c``); it changes only recipients of that carrier's
+channels.
 """
 
 from __future__ import annotations
