@@ -10,7 +10,7 @@ refused then: `engine.resend`), and retention's ON DELETE SET NULL of ``resent_f
 the resends of each job it drops: both by ``resent_from``, which had no index.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
