@@ -2,6 +2,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
+# Every target here runs against local servers and the carrier simulator: a development stack,
+# whose secrets not set take the simulator's public values (unset, BALSONG_ENV is production).
+export BALSONG_ENV = development
 
 .PHONY: demo test test-slow test-fault bench lint services install system-packages promtool
 

@@ -6,12 +6,13 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 
 from carriers.base import Channel, Outcome
-from engine import attribution, counters
+from engine import attribution, counters, dead_entries
 from engine.completion import finish_completed_jobs
+from engine.dead_entries import DeadEntry
+from engine.entry_checks import Refused, check_report
 from engine.flusher import Flusher
 from engine.planning import BatchRef, jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
 from engine.reconcile import stale_batches
-from engine.references import parse_reference
 from engine.resend import unfilled_resends
 from engine.reservations import start_due_reservations
 from engine.results import RecipientOutcome
@@ -20,7 +21,7 @@ from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
 from engine.settlement import settle_job, unsettled_jobs
-from metrics import PARTITIONS_DROPPED, REPORTS_RECEIVED, RESERVATIONS
+from metrics import PARTITIONS_DROPPED, REPORTS_RECEIVED, REPORTS_UNMATCHED, RESERVATIONS
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,30 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
         since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
         carrier = rt.carrier_for(channel.value)
         reports = carrier.reports(channel, since - overlap, until)
-        outcomes = []
+        outcomes: list[RecipientOutcome] = []
+        dead: list[DeadEntry] = []
+        not_ours = 0
         for report in reports:
-            parsed = parse_reference(report.reference)
-            if parsed is None or report.outcome is Outcome.ACCEPTED:
+            if report.outcome is Outcome.ACCEPTED:
                 continue
-            outcomes.append(RecipientOutcome(parsed[0], parsed[1], report, parsed[2]))
-        rt.recorder.record_reports(outcomes)
+            # Checked one by one: a malformed result is set aside, the page goes on.
+            try:
+                checked = check_report(report, date_required=True)
+            except Refused as exc:
+                dead.append(DeadEntry("poll", exc.reason, str(exc), report._asdict(), carrier.name))
+                continue
+            if checked is None:
+                not_ours += 1
+            else:
+                outcomes.append(checked)
+        # The flusher applies them only to recipients of this carrier's channels.
+        rt.recorder.record_reports(outcomes, carrier=carrier.name)
+        if dead:
+            with rt.pool.connection() as conn:
+                dead_entries.set_aside(conn, dead)
         REPORTS_RECEIVED.labels(carrier.name, "poll").inc(len(outcomes))
+        if not_ours:
+            REPORTS_UNMATCHED.labels(carrier.name, "unknown_reference").inc(not_ours)
         rt.redis.set(cursor_key, until.timestamp())
 
 
@@ -229,6 +246,7 @@ def purge_old_results(rt: Runtime) -> None:
     ensure_partitions(rt)
     with rt.pool.connection() as conn:
         purge = purge_expired(conn, rt.clock.now(), rt.settings.retention_days)
+        dead_entries.purge(conn, rt.clock.now() - timedelta(days=rt.settings.retention_days))
     if purge.job_ids:
         pipe = rt.redis.pipeline(transaction=False)
         for job_id in purge.job_ids:

@@ -70,6 +70,7 @@ def boot() -> dramatiq.Broker:
     the actors bound to it, and the metrics middleware."""
     settings = get_settings()
     configure_logging(settings.log_level)
+    settings.check_secrets()  # also when Dramatiq is started without `balsong worker`
     # One line per carrier request at INFO is noise that costs throughput; failures still log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     broker = install_broker(settings)

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import logging
+from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.auth import principal, require
+from api.auth import platform_principal, principal, require
 from api.responses import JSONResponse
 from engine import billing, opt_outs
 from engine.errors import ValidationError
 from engine.phone import InvalidPhone
+from engine.platform_keys import PlatformPrincipal
 from engine.runtime import get_runtime
-from engine.tenants import Principal, list_senders, request_sender
+from engine.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", default_response_class=JSONResponse)
 Who = Annotated[Principal, Depends(principal)]
+Platform = Annotated[PlatformPrincipal, Depends(platform_principal)]
 
-#: Largest top-up accepted in one call, in points (a typo guard, not a business rule).
-MAX_TOP_UP = Decimal(1_000_000_000)
+TOP_UP_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["tenant", "amount"],
+    "properties": {
+        "tenant": {"type": "string", "description": "The tenant's name (as `balsong tenant create` made it)"},
+        "amount": {
+            "type": "string",
+            "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+            "description": f"Points to add: ASCII digits, at most two decimals, at most {billing.MAX_AMOUNT}",
+        },
+        "memo": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
 #: Most numbers in one opt-out request.
 MAX_OPT_OUTS_PER_REQUEST = 100_000
 
@@ -49,32 +65,43 @@ def get_balance(who: Who) -> JSONResponse:
     return JSONResponse({"balance": str(check.balance), "prices": prices.as_json()})
 
 
-@router.post("/balance/top-ups", status_code=201)
-async def top_up(request: Request, who: Who) -> JSONResponse:
-    """Add points to the tenant's balance (admin scope): ``{"amount": "10000", "memo"?}``."""
-    require("admin", who)
+@router.post(
+    "/balance/top-ups",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": TOP_UP_REQUEST_SCHEMA}}}
+    },
+)
+async def top_up(request: Request, who: Platform) -> JSONResponse:
+    """Add points to a tenant's balance: the platform operator's action, with a platform key
+    (``balsong platform-key create``); a tenant's own keys, ``admin`` included, get 403.
+    ``{"tenant": "acme", "amount": "10000", "memo"?}``."""
     body = await _json_object(request)
+    unknown = set(body) - {"tenant", "amount", "memo"}
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "unknown field; a top-up takes tenant, amount and memo")
     amount = _amount(body.get("amount"))
+    tenant = body.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise ValidationError("tenant", "is required: the name of the tenant whose balance grows")
     memo = body.get("memo")
     if memo is not None and not isinstance(memo, str):
         raise ValidationError("memo", "must be a string")
     with get_runtime().pool.connection() as conn:
-        after = billing.top_up(conn, who.tenant_id, amount, memo=memo)
+        tenant_id = tenant_id_by_name(conn, tenant)
+        after = billing.top_up(conn, tenant_id, amount, memo=memo)
+    log.info(
+        "top-up by platform key",
+        extra={"platform_key_id": who.key_id, "tenant_id": tenant_id, "amount": str(amount)},
+    )
     return JSONResponse({"balance": str(after), "added": str(amount)}, status_code=201)
 
 
 def _amount(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValidationError("amount", "must be a number of points, as a string or an integer")
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise ValidationError("amount", "must be a number of points") from None
-    if not amount.is_finite() or amount <= 0:
-        raise ValidationError("amount", "must be more than zero")
-    if amount > MAX_TOP_UP or amount != amount.quantize(Decimal("0.01")):
-        raise ValidationError("amount", f"must be at most {MAX_TOP_UP} with at most two decimals")
-    return amount
+        return billing.parse_amount(value)
+    except ValueError as exc:
+        raise ValidationError("amount", str(exc)) from None
 
 
 @router.get("/ledger")

@@ -27,6 +27,7 @@ from api import (
 from api.auth import AuthError
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
+from api.security_headers import SecurityHeaders
 from engine.config import get_settings
 from engine.errors import (
     IdempotencyConflict,
@@ -35,6 +36,7 @@ from engine.errors import (
     IntakeLimited,
     JobNotPaused,
     NotFound,
+    SignInThrottled,
     ValidationError,
 )
 
@@ -45,10 +47,12 @@ _error = error_response
 
 
 def create_app() -> FastAPI:
+    get_settings().check_secrets()  # also when uvicorn is started without `balsong api`
     # The broker the API publishes through (jobs to plan, webhooks to apply, resends).
     install_broker(get_settings())
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so 413s get the headers too
     app.include_router(jobs.router)
     app.include_router(job_actions.router)
     app.include_router(carrier_reports.router)
@@ -99,6 +103,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(IntakeLimited)
     async def limited(_: Request, exc: IntakeLimited) -> JSONResponse:
+        return _error(429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)})
+
+    @app.exception_handler(SignInThrottled)
+    async def throttled(_: Request, exc: SignInThrottled) -> JSONResponse:
         return _error(429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)})
 
     @app.exception_handler(JobNotPaused)

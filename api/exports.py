@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from api.auth import principal, require
+from api.auth import principal
+from api.scopes import Action, require_for
 from engine import exports
 from engine.export_xlsx import xlsx_chunks
 from engine.runtime import get_runtime
@@ -41,10 +42,10 @@ def export_job(
     ``export:unmasked`` scope (without it: 403). The CSV starts at once and streams as PostgreSQL
     produces it; so does the XLSX, deflated on the way.
     """
-    require("read", who)
+    require_for(Action.EXPORT_RESULTS, who)
     fmt = exports.check_format(format)
     if unmasked:
-        require("export:unmasked", who)
+        require_for(Action.EXPORT_UNMASKED, who)
     # Exports read the replica, if there is one: they are the heaviest reads, and a finished
     # job's rows no longer change (docs/scaling.md on staleness).
     pool = get_runtime().read_pool

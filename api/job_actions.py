@@ -9,11 +9,12 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import principal, require
+from api.auth import principal
 from api.responses import JSONResponse, error_response
+from api.scopes import Action, require_for
 from engine import pausing, planning
 from engine.cancel import CancelResult, cancel_job
-from engine.errors import JobStateConflict, ValidationError
+from engine.errors import JobStateConflict, ResendInProgress, ValidationError
 from engine.job_store import PartitionCache, StoredJob
 from engine.resend import create_resend, validate_reasons
 from engine.runtime import get_runtime
@@ -41,6 +42,8 @@ RESEND_REQUEST_SCHEMA: dict[str, Any] = {
 
 
 def _conflict(exc: JobStateConflict) -> JSONResponse:
+    if isinstance(exc, ResendInProgress):
+        return error_response(409, exc.code, str(exc), job_id=exc.resend_job_id)
     return error_response(409, exc.code, str(exc))
 
 
@@ -49,7 +52,7 @@ async def cancel(job_id: int, who: Annotated[Principal, Depends(principal)]) -> 
     """Cancel a job: a reservation (or a job not yet started) whole; a running job stops
     submitting new batches, and ends once what is already with a carrier is reported.
     Cancelling a cancelled job again changes nothing; a finished job answers 409."""
-    require("send", who)
+    require_for(Action.CANCEL, who)
     try:
         result = await run_in_threadpool(perform_cancel, who.tenant_id, job_id)
     except JobStateConflict as exc:
@@ -95,8 +98,10 @@ async def resend(
 ) -> JSONResponse:
     """A new job for this finished job's failed (and expired) recipients, with the same
     content, linked by ``resent_from``: 202 with its id at once, while the resend_failed actor
-    copies the recipients. The same Idempotency-Key again returns the same job (200)."""
-    require("send", who)
+    copies the recipients. The same Idempotency-Key again returns the same job (200). While a
+    resend of any of the same failures (same job, overlapping ``reasons``) has not finished,
+    another is refused: 409 ``resend_in_progress``, with that resend's ``job_id``."""
+    require_for(Action.RESEND, who)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     raw = await request.body()

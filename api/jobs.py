@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import principal, require
 from api.job_actions import perform_resume
 from api.responses import JSONResponse
+from api.scopes import Action, require_for
 from carriers.errors import CarrierRejected
 from engine import history, intake_limits, views
 from engine.compliance import check_send_time
@@ -189,7 +190,7 @@ def list_jobs(
     limit: int = 20,
 ) -> JSONResponse:
     """The tenant's jobs, newest first, with their counts; filters by creation day, status, channel, kind."""
-    require("read", who)
+    require_for(Action.LIST_JOBS, who)
     job_filter = history.JobFilter(
         created_from=history.parse_day("created_from", created_from),
         created_to=history.parse_day("created_to", created_to),
@@ -210,7 +211,7 @@ def list_jobs(
 @router.get("/{job_id}")
 def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     """A job's status, times, content, counts and failures grouped by reason."""
-    require("read", who)
+    require_for(Action.VIEW_JOB, who)
     rt = get_runtime()
     with rt.pool.connection() as conn:
         return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))
@@ -220,7 +221,7 @@ def get_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONR
 def resume_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JSONResponse:
     """Resume a job paused for its failure ratio: its remaining batches are sent (409 if it is
     not paused). It is not paused again by the ratio."""
-    require("send", who)
+    require_for(Action.RESUME, who)
     perform_resume(who.tenant_id, job_id)
     rt = get_runtime()
     with rt.pool.connection() as conn:
@@ -241,7 +242,7 @@ def get_recipients(
     limit: int = 100,
 ) -> JSONResponse:
     """A page of recipients (masked phone numbers), filtered by outcome, channel, number and time."""
-    require("read", who)
+    require_for(Action.VIEW_RECIPIENTS, who)
     after = None
     if cursor is not None:
         if not cursor.isdigit():

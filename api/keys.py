@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
-from api.auth import forget_key, principal, require
+from api.auth import AuthError, forget_key, principal, require
 from api.responses import JSONResponse
 from engine.errors import ValidationError
 from engine.runtime import get_runtime
@@ -55,6 +55,10 @@ async def create_key(request: Request, who: Who) -> JSONResponse:
     except orjson.JSONDecodeError as exc:
         raise ValidationError("body", f"not valid JSON: {exc}") from None
     scopes = body.get("scopes", ["send", "read"]) if isinstance(body, dict) else None
+    if isinstance(scopes, list) and "platform" in scopes:
+        raise AuthError(
+            403, "forbidden", "platform keys are made only by the operator (balsong platform-key create)"
+        )
     if not isinstance(scopes, list) or not scopes or not all(s in ALL_SCOPES for s in scopes):
         raise ValidationError("scopes", f"must be a non-empty list of {', '.join(ALL_SCOPES)}")
     with get_runtime().pool.connection() as conn:

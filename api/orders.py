@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import principal, require
 from api.responses import JSONResponse
+from api.scopes import Action, require_for
 from engine import exports, order_exports, orders, revenue
 from engine.errors import ValidationError
 from engine.runtime import get_runtime
@@ -87,7 +88,7 @@ def get_job_orders(
     limit: int = 50,
 ) -> JSONResponse:
     """The members who ordered after the job's message (by member id), each with its orders."""
-    require("read", who)
+    require_for(Action.VIEW_ORDERS, who)
     with get_runtime().pool.connection() as conn:
         return JSONResponse(revenue.job_orders(conn, who.tenant_id, job_id, after=cursor, limit=limit))
 
@@ -103,7 +104,7 @@ def export_job_orders(
     format: Annotated[str, Query(description="csv")] = "csv",
 ) -> StreamingResponse:
     """The job's orders (cancelled ones left out), one row per order line, as CSV."""
-    require("read", who)
+    require_for(Action.EXPORT_ORDERS, who)
     if format not in order_exports.FORMATS:
         raise ValidationError("format", f"must be one of {', '.join(order_exports.FORMATS)}")
     with get_runtime().pool.connection() as conn:

@@ -78,7 +78,7 @@ SUCCESS: dict[tuple[str, str], Schema] = {
     ("get", "/v1/jobs/{job_id}"): JOB,
     ("get", "/v1/jobs/{job_id}/recipients"): page("recipients", RECIPIENT),
     ("get", "/v1/balance"): obj("balance", "prices", balance=POINTS, prices={"type": "object"}),
-    ("post", "/v1/balance/top-ups"): obj("balance", "added", balance=POINTS, added=STRING),
+    ("post", "/v1/balance/top-ups"): obj("balance", "added", balance=POINTS, added=POINTS),
     ("get", "/v1/ledger"): obj(
         "entries", entries={"type": "array", "items": obj("id", "kind", "amount", kind=STRING, amount=POINTS)}
     ),

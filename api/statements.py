@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
-from api.auth import principal, require
+from api.auth import principal
+from api.scopes import Action, require_for
 from engine import statement as statements
 from engine.errors import ValidationError
 from engine.runtime import get_runtime
@@ -27,7 +28,7 @@ def job_statement(
     format: Annotated[str, _FORMAT] = "html",
 ) -> Response:
     """The statement of one job: counts by channel and result, failures by reason."""
-    require("read", who)
+    require_for(Action.VIEW_STATEMENT, who)
     fmt = statements.check_format(format)
     rt = get_runtime()
     with rt.pool.connection() as conn:
@@ -42,7 +43,7 @@ def monthly_statement(
     format: Annotated[str, _FORMAT] = "html",
 ) -> Response:
     """The statement of every job the tenant created in the month."""
-    require("read", who)
+    require_for(Action.VIEW_STATEMENT, who)
     if month is None:
         raise ValidationError("month", "required: the month of the statement, written YYYY-MM")
     fmt = statements.check_format(format)

@@ -317,7 +317,11 @@ class NhnAlimtalkCarrier:
             params = {"startUpdateDate": _kst_minute(start), "endUpdateDate": _kst_minute(end, ceil=True)}
             for row in self._pages("/message-results", params, ("messages",)):
                 result_at = _parse_kst(row.get("receiveDate"))
-                if result_at is None or not start <= result_at < end:
+                # A row without a readable date is returned (result_at None) for the poller to
+                # set aside; any other outside the window is another poll's.
+                if result_at is None and not row.get("resultCode"):
+                    continue
+                if result_at is not None and not start <= result_at < end:
                     continue
                 reference = self._reference(str(row.get("requestId")), as_int(row.get("recipientSeq")))
                 if reference is None:
@@ -493,6 +497,10 @@ def _parse_kst(text: Any) -> datetime | None:
             moment = datetime.strptime(whole, layout).replace(tzinfo=KST).astimezone(UTC)
         except ValueError:
             continue
+        except OverflowError:  # year 0001 in KST lies before the first UTC instant Python holds
+            return None
+        if moment.year >= 9999:  # no room left for a fraction
+            return None
         if fraction.isdigit():
             moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
         return moment

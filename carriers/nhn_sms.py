@@ -273,9 +273,11 @@ class NhnSmsCarrier:
         finals: list[SubmitOutcome] = []
         for row in self._list(channel, params):
             outcome = _row_outcome(row)
-            if outcome.outcome is Outcome.ACCEPTED or outcome.result_at is None:
+            if outcome.outcome is Outcome.ACCEPTED:
                 continue
-            if since <= outcome.result_at < until:
+            # A final result without a readable date is returned as it is (result_at None):
+            # the poller sets it aside rather than let it pass unseen.
+            if outcome.result_at is None or since <= outcome.result_at < until:
                 finals.append(outcome)
         return finals
 
@@ -377,7 +379,10 @@ def _parse_kst(text: Any) -> datetime | None:
 @lru_cache(maxsize=4096)
 def _parse_kst_second(whole: str) -> datetime | None:
     # A page of reports shares a handful of distinct seconds; strptime is slow, so parse each once.
+    # Year 0001 in KST lies before the first UTC instant Python holds (OverflowError), and
+    # 9999-12-31 23:59:59 leaves no room for a fraction: both are unreadable, not an error.
     try:
-        return datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST).astimezone(UTC)
-    except ValueError:
+        moment = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+    return moment if moment.year < 9999 else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from carriers.base import Outcome, SubmitOutcome
@@ -57,36 +57,61 @@ def parse_envelope(body: Any) -> Webhook:
     return Webhook(hooks_id, event, str(body.get("productName") or ""), hooks)
 
 
-def message_results(webhook: Webhook) -> list[SubmitOutcome]:
-    """The final results a MESSAGE_RESULT_UPDATE webhook reports (hooks without a result code
-    or reference are skipped: nothing final to record)."""
-    results = []
+class BadHook(NamedTuple):
+    """A hook that is not the published shape: the rest of its call is applied without it."""
+
+    hook: Any
+    reason: Literal["missing_field", "invalid_type", "invalid_date"]
+    detail: str
+
+
+def message_results(webhook: Webhook) -> tuple[list[SubmitOutcome], list[BadHook]]:
+    """The final results a MESSAGE_RESULT_UPDATE webhook reports, and the hooks that are not of
+    the published shape. A hook without a reference is not about a message of ours (ours all
+    carry one): it is left out of both. Codes and references are checked further by the engine."""
+    results: list[SubmitOutcome] = []
+    bad: list[BadHook] = []
     for hook in webhook.hooks:
         reference, code = hook.get("recipientGroupingKey"), hook.get("resultCode")
-        if not reference or not code:
+        if reference is None or reference == "":
             continue
-        code = str(code)
+        if type(reference) is not str:
+            bad.append(BadHook(hook, "invalid_type", "recipientGroupingKey is not a string"))
+            continue
+        if code is None or code == "":
+            bad.append(BadHook(hook, "missing_field", "resultCode is missing"))
+            continue
+        if type(code) is int:
+            code = str(code)
+        if type(code) is not str:
+            bad.append(BadHook(hook, "invalid_type", "resultCode is neither a string nor an integer"))
+            continue
+        try:
+            result_at = _parse_date(hook.get("receiveDate"))
+        except ValueError as exc:
+            bad.append(BadHook(hook, "invalid_date", str(exc)))
+            continue
         outcome = Outcome.DELIVERED if code in KAKAO_DELIVERED_CODES else Outcome.FAILED
         carrier_id = f"{hook.get('requestId')}:{hook.get('recipientSeq')}"
-        results.append(
-            SubmitOutcome(
-                str(reference),
-                outcome,
-                code,
-                f"result {code}",
-                carrier_id,
-                _parse_date(hook.get("receiveDate")),
-            )
-        )
-    return results
+        results.append(SubmitOutcome(reference, outcome, code, f"result {code}", carrier_id, result_at))
+    return results, bad
 
 
 def _parse_date(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
+    """A hook's ``receiveDate`` (KST) in UTC; None when absent. Raises ValueError for a date
+    that is present but not a date, or not one that can be converted (year 0001 in KST is
+    before the first UTC instant Python holds)."""
+    if text is None or text == "":
         return None
+    if not isinstance(text, str):
+        raise ValueError("receiveDate is not a string")
     for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=KST).astimezone(UTC)
+            moment = datetime.strptime(text, pattern)
         except ValueError:
             continue
-    return None
+        try:
+            return moment.replace(tzinfo=KST).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("receiveDate out of range") from None
+    raise ValueError("receiveDate is not a date")

@@ -1,7 +1,9 @@
-"""`balsong tenant top-up|balance|price`, `balsong sender approve|block|list`, `balsong opt-out`.
+"""`balsong tenant top-up|adjust|balance|price`, `balsong sender approve|block|list`,
+`balsong key`, `balsong platform-key`, `balsong opt-out`.
 
-Operator commands for money, sender numbers and advertising opt-outs; they share the engine's
-functions with the API (`api.account`).
+Operator commands for money, keys, sender numbers and advertising opt-outs; they share the
+engine's functions with the API (`api.account`). Money is minted here (top-up, adjust) or by a
+platform key, never by a tenant's own key.
 """
 
 from __future__ import annotations
@@ -27,6 +29,31 @@ def _points(text: str) -> Decimal:
         return Decimal(text)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not a number of points: {text!r}") from None
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        return billing.parse_amount(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"amount {text!r}: {exc}") from None
+
+
+def _signed_amount(text: str) -> Decimal:
+    try:
+        return billing.parse_amount(text, signed=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"amount {text!r}: {exc}") from None
+
+
+def parse_scopes(text: str) -> tuple[str, ...]:
+    """A tenant key's scopes from ``--scopes send,read``: known tenant scopes, never platform."""
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",")))
+    if "platform" in scopes:
+        raise argparse.ArgumentTypeError("a tenant's key never has the platform scope (balsong platform-key)")
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown or not scopes:
+        raise argparse.ArgumentTypeError(f"unknown scopes {unknown}; choose among {','.join(ALL_SCOPES)}")
+    return scopes
 
 
 def cmd_top_up(args: argparse.Namespace) -> int:
@@ -93,13 +120,30 @@ def cmd_key(args: argparse.Namespace) -> int:
                 state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "live"
                 print(f"{key['id']:>6}  {key['prefix']}…  {','.join(key['scopes']):<28} {state}")  # type: ignore[arg-type]
         elif args.key_command == "create":
-            print(create_api_key(conn, tenant_id, tuple(args.scopes.split(","))))
+            print(create_api_key(conn, tenant_id, args.scopes))
         elif args.key_command == "rotate":
             print(rotate_api_key(conn, tenant_id, args.key_id))
             print(f"key {args.key_id} is revoked; the key above replaces it (shown once)", file=sys.stderr)
         else:
             revoke_api_key(conn, tenant_id, args.key_id)
             print(f"key {args.key_id} revoked")
+    return 0
+
+
+def cmd_platform_key(args: argparse.Namespace) -> int:
+    from engine.platform_keys import create_platform_key, list_platform_keys, revoke_platform_key
+
+    with _connect() as conn:
+        if args.platform_key_command == "list":
+            for key in list_platform_keys(conn):
+                state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "live"
+                print(f"{key['id']:>6}  {key['prefix']}…  {key['name']:<28} {state}")
+        elif args.platform_key_command == "create":
+            print(create_platform_key(conn, args.name))
+            print("it adds money to any tenant's balance: keep it in a secret store", file=sys.stderr)
+        else:
+            revoke_platform_key(conn, args.key_id)
+            print(f"platform key {args.key_id} revoked")
     return 0
 
 
@@ -141,13 +185,13 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
     """Add the commands to the CLI's parsers (``sub``: top level; ``tenant``/``sender``: theirs)."""
     top_up = tenant.add_parser("top-up", help="add points to a tenant's balance")
     top_up.add_argument("tenant")
-    top_up.add_argument("amount", type=_points)
+    top_up.add_argument("amount", type=_amount, help="points: digits, at most two decimals")
     top_up.add_argument("--memo")
     top_up.set_defaults(handler=cmd_top_up)
 
     adjust = tenant.add_parser("adjust", help="correct a balance (a signed amount, with the reason)")
     adjust.add_argument("tenant")
-    adjust.add_argument("amount", type=_points)
+    adjust.add_argument("amount", type=_signed_amount, help="points, '-' to take away: e.g. -120.50")
     adjust.add_argument("memo")
     adjust.set_defaults(handler=cmd_adjust)
 
@@ -192,8 +236,24 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
         if name in ("rotate", "revoke"):
             p.add_argument("key_id", type=int)
         if name == "create":
-            p.add_argument("--scopes", default="send,read", help="comma-separated: " + ",".join(ALL_SCOPES))
+            p.add_argument(
+                "--scopes",
+                type=parse_scopes,
+                default="send,read",
+                help="comma-separated: " + ",".join(ALL_SCOPES),
+            )
         p.set_defaults(handler=cmd_key)
+
+    platform = sub.add_parser(
+        "platform-key", help="the operator's API keys (they top up any tenant; no tenant key can)"
+    ).add_subparsers(dest="platform_key_command", required=True)
+    made = platform.add_parser("create", help="a new platform key (printed once)")
+    made.add_argument("name", help="who or what holds it, e.g. 'billing-service'")
+    platform.add_parser("list", help="every platform key (prefix, name, state)")
+    revoked = platform.add_parser("revoke", help="revoke a platform key")
+    revoked.add_argument("key_id", type=int)
+    for p in (made, revoked, platform.choices["list"]):
+        p.set_defaults(handler=cmd_platform_key)
 
     opt_out = sub.add_parser("opt-out", help="advertising opt-out lists").add_subparsers(
         dest="opt_out_command", required=True

@@ -3,6 +3,7 @@ the end with a progress bar and print the results summary."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from decimal import Decimal
@@ -59,7 +60,9 @@ def run_demo(recipients: int = 100_000) -> int:
     settings = get_settings()
     print("balsong demo: applying migrations ...")
     upgrade()
-    group = ProcessGroup(log_dir=Path(".run/logs"))
+    # A development stack (the simulator, its public keys): its processes say so explicitly,
+    # or in production mode they would refuse to start without real carrier secrets.
+    group = ProcessGroup(log_dir=Path(".run/logs"), env={**os.environ, "BALSONG_ENV": "development"})
     try:
         sim_port = int(settings.sms_api_url.rsplit(":", 1)[1].split("/")[0])
         api_port = int(settings.api_url.rsplit(":", 1)[1].split("/")[0])

@@ -12,13 +12,24 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from cli import account
-from engine.config import get_settings
+from engine.config import MissingSecrets, Settings, get_settings
 
 
 def _connect():  # type: ignore[no-untyped-def]
     import psycopg
 
     return psycopg.connect(get_settings().database_url, autocommit=True)
+
+
+def _process_settings() -> Settings:
+    """The settings of a long-running process (api, worker, scheduler). In production without
+    its secrets it does not start: exit status 1, every missing secret named on stderr."""
+    settings = get_settings()
+    try:
+        settings.check_secrets()
+    except MissingSecrets as exc:
+        raise SystemExit(f"balsong: cannot start: {exc}") from None
+    return settings
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -32,10 +43,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     from engine.tenants import create_api_key, create_tenant
 
-    scopes = tuple(args.scopes.split(",")) if args.scopes else ("send", "read")
     with _connect() as conn, conn.transaction():
         tenant_id = create_tenant(conn, args.name)
-        key = create_api_key(conn, tenant_id, scopes)
+        key = create_api_key(conn, tenant_id, args.scopes)
     print(f"tenant {args.name} (id {tenant_id}) created; its API key (shown once):", file=sys.stderr)
     print(key)
     return 0
@@ -168,7 +178,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from cli.multiprocess import prepare
 
-    settings = get_settings()
+    settings = _process_settings()
     prepare(settings, "scheduler")  # before anything imports prometheus_client
 
     from actors.broker import install_broker, queue_names_with_dramatiq_queues
@@ -203,7 +213,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from cli.multiprocess import prepare
     from engine.logs import logging_config
 
-    settings = get_settings()
+    settings = _process_settings()
     # uvicorn's workers are fresh interpreters started from here: they inherit the directory.
     prepare(settings, "api")
     uvicorn.run(
@@ -223,7 +233,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from cli.multiprocess import prepare_worker
 
-    settings = get_settings()
+    settings = _process_settings()
     # Dramatiq forks its worker processes from this one: set up metrics before it starts them.
     prepare_worker(settings)
 
@@ -265,7 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="tenant_command", required=True)
     create = tenant.add_parser("create", help="create a tenant and print its first API key")
     create.add_argument("name")
-    create.add_argument("--scopes", help="comma-separated: send,read,export:unmasked,admin")
+    create.add_argument(
+        "--scopes",
+        type=account.parse_scopes,
+        default="send,read",
+        help="comma-separated: send,read,export:unmasked,admin",
+    )
     create.set_defaults(handler=cmd_tenant_create)
 
     sender = sub.add_parser("sender", help="sender numbers").add_subparsers(

@@ -13,6 +13,7 @@ A job's life in the ledger:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +27,12 @@ from engine.errors import InsufficientBalance
 PRICED_CHANNELS = ("sms", "lms", "kakao", "fallback_sms", "fallback_lms")
 LEDGER_KINDS = ("charge", "refund", "top_up", "adjustment")
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+#: Largest top-up or adjustment in one operation, in points: a typo guard, not a business rule.
+MAX_AMOUNT = Decimal(1_000_000_000)
+#: An amount as an operator writes it: ASCII digits, at most two decimals. Nothing Decimal()
+#: also reads (exponents, underscores, other scripts' digits, signs, spaces, "10.") is money.
+_AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +152,35 @@ def reserve_job(conn: Connection, tenant_id: int, job_id: int, cost: Decimal) ->
     append(conn, tenant_id, "charge", -cost, job_id=job_id, memo="reserved at intake", require_funds=True)
 
 
+def parse_amount(text: object, *, signed: bool = False) -> Decimal:
+    """An amount of points from its plain decimal text (``"10000"``, ``"250.50"``): positive and
+    at most `MAX_AMOUNT`; with ``signed`` (an adjustment), a leading ``-`` is allowed too.
+
+    Raises:
+      ValueError: anything else, with a message for the caller.
+    """
+    if not isinstance(text, str):
+        raise ValueError('must be a string of digits such as "10000" or "250.50"')
+    negative = signed and text.startswith("-")
+    digits = text[1:] if negative else text
+    if _AMOUNT.fullmatch(digits) is None:
+        raise ValueError(
+            'must be plain ASCII digits with at most two decimals, such as "10000" or "250.50"'
+            + (" (a leading '-' takes points away)" if signed else "")
+        )
+    amount = Decimal(digits).quantize(CENT)
+    if amount == 0:
+        raise ValueError("must be more than zero")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"must be at most {MAX_AMOUNT} points in one operation")
+    return -amount if negative else amount
+
+
 def top_up(conn: Connection, tenant_id: int, amount: Decimal, memo: str | None = None) -> Decimal:
-    if amount <= 0:
-        raise ValueError("a top-up must be a positive amount")
+    """Add points to a balance: the platform's operation (the CLI, or a platform key), never a
+    tenant's."""
+    if not 0 < amount <= MAX_AMOUNT:
+        raise ValueError(f"a top-up must be a positive amount of at most {MAX_AMOUNT} points")
     with conn.transaction():
         return append(conn, tenant_id, "top_up", amount, memo=memo)
 
@@ -156,6 +189,8 @@ def adjust(conn: Connection, tenant_id: int, amount: Decimal, memo: str) -> Deci
     """A correction by an operator, with the reason it was made."""
     if not memo.strip():
         raise ValueError("an adjustment needs a memo saying why")
+    if not 0 < abs(amount) <= MAX_AMOUNT:
+        raise ValueError(f"an adjustment must be a non-zero amount of at most {MAX_AMOUNT} points")
     with conn.transaction():
         return append(conn, tenant_id, "adjustment", amount, memo=memo)
 

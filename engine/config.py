@@ -9,6 +9,32 @@ from typing import Any
 
 #: The RabbitMQ queue types balsong can declare its queues as.
 QUEUE_TYPES = ("classic", "quorum")
+#: What ``BALSONG_ENV`` may say; unset, it is production.
+ENVIRONMENTS = ("development", "production")
+#: The secrets' values in development: the local simulator's, public in this repository. In
+#: production no secret has a value unless it is set, and these values are refused.
+DEVELOPMENT_SECRETS = {
+    "sms_app_key": "balsong-local",
+    "sms_secret_key": "balsong-local-secret",
+    "kakao_app_key": "balsong-local",
+    "kakao_secret_key": "balsong-local-secret",
+    "kakao_sender_key": "balsong-sender-key",
+    "sms_webhook_signature": "balsong-local-webhook",
+    "kakao_webhook_signature": "balsong-local-webhook",
+}
+
+
+class MissingSecrets(RuntimeError):
+    """A production process was started without secrets it needs (see `Settings.check_secrets`)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            "BALSONG_ENV is production (it is unless set to development), and these secrets are not"
+            f" set or still hold the public development values: {', '.join(names)}. Set them from"
+            " your secret store, or set BALSONG_ENV=development to run against the local simulator"
+            " with its built-in values."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +49,17 @@ class ChannelSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob balsong has. Environment variable: ``BALSONG_`` + the field name in upper case."""
+    """Every knob balsong has. Environment variable: ``BALSONG_`` + the field name in upper case.
+
+    ``BALSONG_ENV`` is ``production`` unless set to ``development``. In production the secrets
+    (`DEVELOPMENT_SECRETS`: carrier app/secret keys, the KakaoTalk sender key, the webhook
+    signatures) have no value unless they are set, and the api, worker and scheduler refuse to
+    start while one is missing (`check_secrets`). In development, a secret not set takes the
+    local simulator's public value.
+    """
+
+    #: "development" (local simulator, public built-in secrets) or "production" (the default).
+    env: str = "production"
 
     #: PostgreSQL, the truth for jobs and per-recipient results.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/balsong"
@@ -52,22 +88,26 @@ class Settings:
     #: killed mid-batch, again and again) goes to the queue's dead-letter queue instead.
     queue_delivery_limit: int = 20
     #: NHN Cloud Notification SMS API base URL (the simulator by default).
+    #: Its app key and secret key: secrets, required in production.
     sms_api_url: str = "http://127.0.0.1:8070"
-    sms_app_key: str = "balsong-local"
-    sms_secret_key: str = "balsong-local-secret"
-    #: KakaoTalk AlimTalk (NHN Cloud KakaoTalk Bizmessage) API and keys.
+    sms_app_key: str = ""
+    sms_secret_key: str = ""
+    #: KakaoTalk AlimTalk (NHN Cloud KakaoTalk Bizmessage) API and keys (secrets, required in
+    #: production, as the sender key is).
     kakao_api_url: str = "http://127.0.0.1:8070"
-    kakao_app_key: str = "balsong-local"
-    kakao_secret_key: str = "balsong-local-secret"
-    kakao_sender_key: str = "balsong-sender-key"
+    kakao_app_key: str = ""
+    kakao_secret_key: str = ""
+    kakao_sender_key: str = ""
     #: KakaoTalk results are polled (besides the webhook) every this many seconds, this far
     #: behind now: the provider's result query has minute precision.
     kakao_report_poll_seconds: float = 30.0
     kakao_report_settle_seconds: float = 70.0
     #: The signature each provider's webhook settings were given (X-Toast-Webhook-Signature);
-    #: a webhook call without it is refused. Empty: that provider's webhook is not accepted.
-    sms_webhook_signature: str = "balsong-local-webhook"
-    kakao_webhook_signature: str = "balsong-local-webhook"
+    #: a webhook call without it is refused. Secrets, required in production: with a known
+    #: signature anyone could forge any tenant's delivery reports. (Empty, which only a process
+    #: that skips `check_secrets` can have: that provider's webhook is not accepted.)
+    sms_webhook_signature: str = ""
+    kakao_webhook_signature: str = ""
     #: Longest wait for a PostgreSQL connection (from the pool, or to open one), in seconds. Short,
     #: so that with the database down the API answers 503 at once instead of hanging.
     database_timeout_seconds: float = 5.0
@@ -94,6 +134,13 @@ class Settings:
     #: limits (``balsong tenant limits``) replace these.
     intake_requests_per_second: float = 200.0
     intake_recipients_per_day: int = 0
+    #: API-key guessing (console sign-ins, API calls with an unknown key): failed attempts allowed
+    #: per window per client IP address (IPv6: per /64) and per key prefix, beyond which attempts
+    #: get 429 without a database lookup until the window ends (0: no limit). A key used
+    #: successfully in the last week is never throttled (engine/sign_in_limits.py).
+    sign_in_failures_per_client: int = 20
+    sign_in_failures_per_key_prefix: int = 20
+    sign_in_window_seconds: float = 300.0
     #: How often the scheduler's result flusher drains the result stream.
     flush_interval_seconds: float = 0.2
     #: A committed job still unplanned after this long is planned by the scheduler (outbox).
@@ -169,6 +216,12 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"BALSONG_ENV: must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+        if self.env == "development":
+            for name, value in DEVELOPMENT_SECRETS.items():
+                if not getattr(self, name):
+                    object.__setattr__(self, name, value)
         if self.queue_type not in QUEUE_TYPES:
             raise ValueError(
                 f"BALSONG_QUEUE_TYPE: must be one of {', '.join(QUEUE_TYPES)}, not {self.queue_type!r}"
@@ -177,6 +230,24 @@ class Settings:
             raise ValueError("BALSONG_QUEUE_DELIVERY_LIMIT: must be at least 1")
         if self.database_pool_size < 0:
             raise ValueError("BALSONG_DATABASE_POOL_SIZE: must be 0 (automatic) or more")
+
+    def missing_secrets(self) -> list[str]:
+        """The environment variables of the secrets a production process lacks: not set, or set
+        to their public development value. Empty in development."""
+        if self.env == "development":
+            return []
+        return [
+            "BALSONG_" + name.upper()
+            for name, public in DEVELOPMENT_SECRETS.items()
+            if getattr(self, name) in ("", public)
+        ]
+
+    def check_secrets(self) -> None:
+        """Raise MissingSecrets, naming every missing secret, unless this process may start:
+        the api, worker and scheduler call it first thing."""
+        missing = self.missing_secrets()
+        if missing:
+            raise MissingSecrets(missing)
 
     @property
     def pool_size(self) -> int:

@@ -57,6 +57,16 @@ class IntakeLimited(BalsongError):
         super().__init__(message)
 
 
+class SignInThrottled(BalsongError):
+    """Too many failed API-key attempts from this client or for this key prefix; try again later."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"too many failed API-key attempts; retry after {retry_after_seconds} s")
+
+
 class IdempotencyConflict(BalsongError):
     """The Idempotency-Key was used before with a different request body."""
 
@@ -81,3 +91,16 @@ class JobStateConflict(BalsongError):
     def __init__(self, code: str, message: str) -> None:
         self.code = code
         super().__init__(message)
+
+
+class ResendInProgress(JobStateConflict):
+    """A resend of (some of) the same failures of this job is still running (409): its result
+    is not known yet, so a second one would send the same recipients again."""
+
+    def __init__(self, source_job_id: int, resend_job_id: int) -> None:
+        self.resend_job_id = resend_job_id
+        super().__init__(
+            "resend_in_progress",
+            f"job {resend_job_id} is already resending failures of job {source_job_id} that this"
+            " resend would send again; resend once it has finished",
+        )

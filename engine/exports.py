@@ -28,13 +28,19 @@ KST formatting, labels and the formula guard are SQL expressions, so Python only
 along. It is UTF-8 with a byte-order mark (Excel otherwise reads it as the local ANSI code page
 and garbles Hangul), RFC 4180 quoting by PostgreSQL, ``\\n`` line ends (Excel, LibreOffice and
 every CSV reader accept them). Cells that a spreadsheet would run as a formula (first character
-``= + - @``, tab or carriage return; OWASP "CSV Injection") get a leading ``'``.
+``= + - @``, tab or carriage return; OWASP "CSV Injection") get a leading ``'``; so does such a
+character after a ``,`` ``;`` or tab inside a cell: a spreadsheet that splits on another separator
+than the comma (Excel in a locale whose list separator is ``;``) would make a formula cell of
+what follows; so a ``'`` goes before every trigger that starts a cell or follows a
+separator (``a;=1+1`` is written ``a;'=1+1``). Every cell is quoted too (``FORCE_QUOTE``), for
+readers that honour quotes. The XLSX needs neither: its text cells are strings, never formulas.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,6 +75,11 @@ STATUS_LABELS = RECIPIENT_STATUS_LABELS
 
 #: First characters that make a spreadsheet cell a formula (OWASP CSV Injection).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: Separators a spreadsheet may split a CSV line on, by locale: after one, a trigger starts a cell.
+CELL_SEPARATORS = (",", ";", "\t")
+
+#: COPY's options for every CSV export: RFC 4180, every non-NULL cell quoted.
+COPY_CSV_OPTIONS = sql.SQL("(FORMAT csv, FORCE_QUOTE *)")
 
 #: UTF-8 byte-order mark: tells Excel the file is UTF-8.
 BOM = "\ufeff".encode()
@@ -121,10 +132,38 @@ def filename(job_id: int, fmt: str) -> str:
 
 
 def guarded(column: sql.Composable) -> sql.Composable:
-    """``column`` with a leading ``'`` if a spreadsheet would take it for a formula."""
+    """``column`` with a ``'`` before every formula trigger that starts it or follows one of
+    :data:`CELL_SEPARATORS`: no cell a spreadsheet makes of it, whatever it splits on, is a
+    formula (``a;=1+1`` becomes ``a;'=1+1``, ``=1+1`` becomes ``'=1+1``)."""
     # ascii() of the first character compares integers: cheaper than a one-character substring.
-    triggers = sql.SQL(", ").join(sql.Literal(ord(ch)) for ch in FORMULA_TRIGGERS)
-    return sql.SQL("CASE WHEN ascii({c}) IN ({t}) THEN '''' || {c} ELSE {c} END").format(c=column, t=triggers)
+    starts = sql.SQL("ascii({c}) IN ({t})").format(
+        c=column, t=sql.SQL(", ").join(sql.Literal(ord(ch)) for ch in FORMULA_TRIGGERS)
+    )
+    return sql.SQL(
+        "CASE WHEN {c} ~ {inside}"
+        " THEN CASE WHEN {starts} THEN {quote} ELSE '' END || regexp_replace({c}, {inside}, {quoted}, 'g')"
+        " WHEN {starts} THEN {quote} || {c} ELSE {c} END"
+    ).format(
+        c=column,
+        starts=starts,
+        inside=sql.Literal(TRIGGER_AFTER_SEPARATOR),
+        quote=sql.Literal("'"),
+        quoted=sql.Literal("\\1'"),
+    )
+
+
+def guard_cell(text: str) -> str:
+    """:func:`guarded` for a cell that Python writes (the same rule, the same expression)."""
+    return ("'" if text.startswith(FORMULA_TRIGGERS) else "") + re.sub(TRIGGER_AFTER_SEPARATOR, r"\1'", text)
+
+
+# A separator; a trigger ("-" first in its bracket: a literal, not a range).
+_SEPARATOR = "[" + "".join(CELL_SEPARATORS) + "]"
+_TRIGGER = "[-" + "".join(ch for ch in FORMULA_TRIGGERS if ch != "-") + "]"
+#: A separator (group 1) before a formula trigger, in PostgreSQL's and Python's regular
+#: expressions alike. The trigger is looked ahead at, not taken: a tab is a trigger and a
+#: separator both (``;<tab>=`` holds two cells to guard).
+TRIGGER_AFTER_SEPARATOR = f"({_SEPARATOR})(?={_TRIGGER})"
 
 
 #: Stored recipient numbers are normalised digits (valid ones) or what the caller sent (those
@@ -277,7 +316,7 @@ def export_query(job: ExportJob, projection: sql.Composable) -> sql.Composed:
 def csv_preamble() -> bytes:
     """The byte-order mark and the header line."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(HEADER)
+    csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(map(guard_cell, HEADER))
     return BOM + out.getvalue().encode()
 
 
@@ -289,8 +328,8 @@ def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[
     """
     yield csv_preamble()
     columns = export_columns(job, unmasked=unmasked, text=guarded)
-    statement = sql.SQL("COPY ({query}) TO STDOUT (FORMAT csv)").format(
-        query=export_query(job, sql.SQL(", ").join(columns))
+    statement = sql.SQL("COPY ({query}) TO STDOUT {options}").format(
+        query=export_query(job, sql.SQL(", ").join(columns)), options=COPY_CSV_OPTIONS
     )
     with conn.transaction():
         prefer_streaming(conn)

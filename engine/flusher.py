@@ -7,6 +7,16 @@ mid-pass leaves its entries pending; the next pass claims pending entries that h
 too long, so nothing is lost. Re-applying an entry is harmless: rows only move forward
 (``queued`` to ``submitted`` to a final state), and report counters move only for rows that
 actually changed.
+
+Poison never blocks the stream. Each entry is checked at the door (`engine.flush_admission`);
+one that fails, or one outcome or report of it, is set aside (``dead_entries``) and the rest
+applied. Should the pass still fail on its data (PostgreSQL refusing a value: ``DataError``), it
+is applied again entry by entry, each in a savepoint, and an entry that fails alone is applied
+outcome by outcome; only what fails alone then is set aside. Either way every entry read is
+acknowledged once the pass commits, so one bad entry cannot hold back other tenants' results.
+An error that may pass (a lost connection) is raised as before: the pass is tried again.
+A report names the carrier that sent it (``c``); it changes only recipients of that carrier's
+channels.
 """
 
 from __future__ import annotations
@@ -19,25 +29,35 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
+import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from engine import dead_entries
 from engine.clock import Clock
 from engine.completion import finish_completed_jobs
 from engine.config import Settings
+from engine.dead_entries import DeadEntry
 from engine.fallback import FallbackResult, create_fallbacks
+from engine.flush_admission import admit, split
 from engine.keys import Keys
 from engine.lifecycle.statuses import RecipientStatus
 from engine.lifecycle.transitions import STATUSES_WITH_REASON, Standing, report_delta, standing
 from engine.pipeline_metrics import count_intake_failures, count_report_results
+from engine.report_matching import channels_of
 from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
 from metrics import FLUSHED_ROWS
 
 log = logging.getLogger(__name__)
 
 GROUP = "flusher"
+
+#: Errors that say an entry's data cannot be applied, whatever the retries: PostgreSQL refusing
+#: a value (DataError: NUL in text, a number out of range, a bad timestamp) and Python refusing to
+#: build one. Anything else (a lost connection, a deadlock) may pass: the pass is tried again.
+UNAPPLICABLE = (psycopg.DataError, ValueError, TypeError, OverflowError)
 
 _APPLY_SUBMISSION = """
     UPDATE recipients AS r
@@ -83,6 +103,9 @@ _APPLY_REPORTS = f"""
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
       AND r.status = 'submitted'
+      -- Only the carrier that sent a recipient may report on it (a forged or misrouted report
+      -- about another channel's recipient changes nothing).
+      AND (%(channels)s::text[] IS NULL OR r.channel = ANY (%(channels)s::text[]))
     RETURNING r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt,
               extract(epoch FROM r.completed_at - r.submitted_at)::float8
 """
@@ -133,6 +156,22 @@ class ReportChange(NamedTuple):
     attempt: int
     #: Seconds from submission to the final result (None when the recipient goes again).
     latency_seconds: float | None = None
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying some entries did (merged only once their savepoint held)."""
+
+    submitted_rows: int = 0
+    report_changes: list[ReportChange] = field(default_factory=list)
+    fallbacks: list[tuple[int, FallbackResult]] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+
+    def add(self, other: Applied) -> None:
+        self.submitted_rows += other.submitted_rows
+        self.report_changes.extend(other.report_changes)
+        self.fallbacks.extend(other.fallbacks)
+        self.touched |= other.touched
 
 
 @dataclass(slots=True)
@@ -202,48 +241,93 @@ class Flusher:
         if not entries:
             return result
         ids = [entry_id for entry_id, _ in entries]
-        payloads = [orjson.loads(fields[b"d"]) for _, fields in entries]
-        report_changes: list[ReportChange] = []
-        submissions: list[dict[str, Any]] = []
-        submitted_rows = 0
-        fallbacks: list[tuple[int, FallbackResult]] = []
+        payloads, dead = admit(entries)
         with self.pool.connection() as conn:
-            with conn.transaction():
-                touched: set[int] = set()
-                submissions = [p for p in payloads if p["t"] == "send"]
-                reports = [p for p in payloads if p["t"] == "report"]
-                if submissions:
-                    submitted_rows = self._apply_submissions(conn, submissions)
-                    result.rows += submitted_rows
-                    touched.update(p["job"] for p in submissions)
-                if reports:
-                    report_changes = self._apply_reports(conn, reports)
-                    result.rows += len(report_changes)
-                    touched.update(change.job_id for change in report_changes)
-                    self._schedule_report_retries(conn, report_changes)
-                # Kakao recipients handed to SMS/LMS get their fallback rows in this same
-                # transaction: no moment exists where a job looks finished without them.
-                fallbacks = self._create_fallbacks(conn, submissions, report_changes)
+            try:
+                with conn.transaction():
+                    applied = self._apply(conn, payloads)
+                    dead_entries.store(conn, dead)
+            except UNAPPLICABLE as exc:
+                # Some entry holds what PostgreSQL refuses although it passed the door: find it
+                # by applying the entries one by one, so it alone is set aside.
+                log.warning(
+                    "flush pass failed on its data (%s); applying its entries one by one",
+                    type(exc).__name__,
+                    extra={"entries": len(payloads)},
+                )
+                applied = self._apply_one_by_one(conn, payloads, dead)
+            report_changes, fallbacks = applied.report_changes, applied.fallbacks
+            result.rows = applied.submitted_rows + len(report_changes)
             if report_changes:
                 self._count_report_changes(report_changes)
             if fallbacks:
                 self._count_fallbacks(fallbacks)
-            if touched:
-                result.jobs_finished = finish_completed_jobs(conn, self.redis, self.keys, sorted(touched))
+            if applied.touched:
+                result.jobs_finished = finish_completed_jobs(
+                    conn, self.redis, self.keys, sorted(applied.touched)
+                )
                 for job_id in result.jobs_finished:
                     log.info("job finished", extra={"job_id": job_id})
+        # Entries set aside are committed to dead_entries: they leave the stream with the rest,
+        # so nothing stays pending to block the next pass (and every other tenant's results).
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(self.keys.results, GROUP, *ids)
         pipe.xdel(self.keys.results, *ids)
         pipe.execute()
+        dead_entries.count(dead)
         # Counted once committed; a pass redone after a crash finds its report rows already
         # changed (they are not returned again), so final results are never counted twice.
-        if submissions:
-            FLUSHED_ROWS.labels("submission").inc(submitted_rows)
+        if applied.submitted_rows:
+            FLUSHED_ROWS.labels("submission").inc(applied.submitted_rows)
         if report_changes:
             FLUSHED_ROWS.labels("report").inc(len(report_changes))
             count_report_results(report_changes)
         return result
+
+    def _apply(self, conn: Connection, payloads: list[dict[str, Any]]) -> Applied:
+        """Apply ``payloads`` in the caller's transaction."""
+        applied = Applied()
+        submissions = [p for p in payloads if p["t"] == "send"]
+        reports = [p for p in payloads if p["t"] == "report"]
+        if submissions:
+            applied.submitted_rows = self._apply_submissions(conn, submissions)
+            applied.touched.update(p["job"] for p in submissions)
+        if reports:
+            applied.report_changes = self._apply_reports(conn, reports)
+            applied.touched.update(change.job_id for change in applied.report_changes)
+            self._schedule_report_retries(conn, applied.report_changes)
+        # Kakao recipients handed to SMS/LMS get their fallback rows in this same
+        # transaction: no moment exists where a job looks finished without them.
+        applied.fallbacks = self._create_fallbacks(conn, submissions, applied.report_changes)
+        return applied
+
+    def _apply_one_by_one(
+        self, conn: Connection, payloads: list[dict[str, Any]], dead: list[DeadEntry]
+    ) -> Applied:
+        """Each entry in a savepoint of one transaction; an entry that fails is applied outcome
+        by outcome (report by report), and what still fails is added to ``dead`` and stored.
+        An error that may pass (PostgreSQL gone) is raised: the pass is tried again."""
+        total = Applied()
+        with conn.transaction():
+            for payload in payloads:
+                try:
+                    with conn.transaction():
+                        total.add(self._apply(conn, [payload]))
+                    continue
+                except UNAPPLICABLE:
+                    pass
+                for part in split(payload):
+                    try:
+                        with conn.transaction():
+                            total.add(self._apply(conn, [part]))
+                    except UNAPPLICABLE as exc:
+                        dead.append(
+                            DeadEntry(
+                                "flusher", "apply_failed", dead_entries.error_text(exc), part, part.get("c")
+                            )
+                        )
+            dead_entries.store(conn, dead)
+        return total
 
     def _read(self, max_entries: int, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
         if self._own_pending_first:
@@ -326,11 +410,12 @@ class Flusher:
         return sum(len(entry["o"]) for entry in submissions)
 
     def _apply_reports(self, conn: Connection, reports: list[dict[str, Any]]) -> list[ReportChange]:
-        by_job: dict[int, list[list[Any]]] = defaultdict(list)
+        by_job: dict[tuple[int, str | None], list[list[Any]]] = defaultdict(list)
         for entry in reports:
+            carrier = entry.get("c")
             for item in entry["r"]:
-                by_job[item[0]].append(item)
-        created = self._job_created_at(conn, by_job)
+                by_job[item[0], carrier].append(item)
+        created = self._job_created_at(conn, {job_id for job_id, _ in by_job})
         changes: list[ReportChange] = []
         now = self.clock.now()
         cutoffs = {
@@ -338,7 +423,7 @@ class Flusher:
             for channel in ("sms", "lms", "kakao")
         }
         with conn.cursor() as cur:
-            for job_id, items in by_job.items():
+            for (job_id, carrier), items in by_job.items():
                 if job_id not in created:
                     log.warning("report for unknown job", extra={"job_id": job_id, "reports": len(items)})
                     continue
@@ -349,6 +434,8 @@ class Flusher:
                         "job": job_id,
                         "created_at": created[job_id],
                         "falls_back": job_id in self._falls_back,
+                        # Entries from before reports named their carrier apply to any channel.
+                        "channels": channels_of(carrier) if carrier else None,
                         "low": min(seqs),
                         "high": max(seqs),
                         "seqs": seqs,

@@ -1,10 +1,10 @@
 """Every Redis key balsong uses, in one place.
 
-Keys of one job share the hash tag ``{job:ID}``, and the rate-limit buckets of one carrier channel
-the tag ``{rate:CHANNEL}``, so that, on Redis Cluster, they live in one slot and can be used
-together in a script or transaction. Every other key is used alone (one key per command), or in
-non-transactional pipelines, which a cluster client splits per node. A new script or MULTI/EXEC
-over several keys must keep them under one tag.
+Keys of one job share the hash tag ``{job:ID}``, the rate-limit buckets of one carrier channel
+the tag ``{rate:CHANNEL}``, and the sign-in throttle's keys the tag ``{sign-in}``, so that, on
+Redis Cluster, they live in one slot and can be used together in a script or transaction. Every
+other key is used alone (one key per command), or in non-transactional pipelines, which a cluster
+client splits per node. A new script or MULTI/EXEC over several keys must keep them under one tag.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ class Keys:
     def console_session(self, token_hash: str) -> str:
         """An operator's console session (by the SHA-256 of its cookie), see `api.console.session`."""
         return f"{self.prefix}:console-session:{token_hash}"
+
+    def sign_in(self, kind: str, name: str) -> str:
+        """Sign-in throttle state (`engine.sign_in_limits`): a failure counter (``client``,
+        ``prefix``) or a known-good key's marker (``good``); one hash tag, so one script uses them."""
+        return f"{self.prefix}:{{sign-in}}:{kind}:{name}"
 
     def intake_rate(self, tenant_id: int, second: int) -> str:
         """Job submissions of a tenant in one second (`engine.intake_limits`)."""

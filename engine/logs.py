@@ -6,7 +6,9 @@ a log pipeline can filter one job's lines without parsing text.
 
 Code masks numbers where it logs them (`engine.phone.mask_phone`); :class:`MaskPhones` is the
 last line of defence, for a number that slips into a message, an exception or a carrier's error
-text: anything that looks like a Korean phone number becomes ``010-****-5678``.
+text: anything that looks like a Korean phone number becomes ``010-****-5678``, whatever digits
+it is written in (full-width ``０１０``, Arabic-Indic ...; Python's ``int`` and ``engine.phone``
+read them all, so a carrier or caller may send them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,9 +42,56 @@ _PHONE = re.compile(
 )
 
 
+#: Separators and signs a number may be written with besides ASCII ones: full-width forms,
+#: dashes, the minus sign, the ideographic space.
+_SEPARATORS = {
+    ord("\uff0d"): "-",
+    ord("\uff0e"): ".",
+    ord("\uff09"): ")",
+    ord("\uff08"): "(",
+    ord("\uff0b"): "+",
+    ord("\u3000"): " ",
+    **{cp: "-" for cp in range(0x2010, 0x2016)},
+    ord("\u2212"): "-",
+}
+
+
+#: Characters whose translation is remembered (Hangul and the like, met again and again).
+_ASCII_CACHE_SIZE = 20_000
+
+
+class _AsciiDigits(dict[int, int | str]):
+    """A `str.translate` table writing every decimal digit (``\\d``) and :data:`_SEPARATORS` in
+    ASCII, one character for one, so that a match's positions are the same in both texts."""
+
+    def __missing__(self, code_point: int) -> int | str:
+        digit = unicodedata.decimal(chr(code_point), None)
+        value: int | str = code_point if digit is None else str(digit)
+        if len(self) < _ASCII_CACHE_SIZE:  # bounded: log text may hold any character at all
+            self[code_point] = value
+        return value
+
+
+_ASCII = _AsciiDigits(_SEPARATORS)
+
+
 def mask_phones(text: str) -> str:
     """``text`` with every Korean phone number in it masked like ``010-****-5678``."""
-    return _PHONE.sub(lambda m: f"0{m[1]}-{'*' * len(m[2])}-{m[3]}", text)
+    if text.isascii():
+        return _PHONE.sub(_masked, text)
+    # Matched in an ASCII-digit copy; the number's span of the original text is replaced.
+    plain = text.translate(_ASCII)
+    out: list[str] = []
+    end = 0
+    for match in _PHONE.finditer(plain):
+        out += (text[end : match.start()], _masked(match))
+        end = match.end()
+    out.append(text[end:])
+    return "".join(out)
+
+
+def _masked(match: re.Match[str]) -> str:
+    return f"0{match[1]}-{'*' * len(match[2])}-{match[3]}"
 
 
 class MaskPhones(logging.Filter):

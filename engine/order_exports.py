@@ -16,7 +16,16 @@ from collections.abc import Iterator
 
 from psycopg import Connection, sql
 
-from engine.exports import BOM, CHANNEL_LABELS, STATUS_LABELS, ExportJob, guarded, stream_copy
+from engine.exports import (
+    BOM,
+    CHANNEL_LABELS,
+    COPY_CSV_OPTIONS,
+    STATUS_LABELS,
+    ExportJob,
+    guard_cell,
+    guarded,
+    stream_copy,
+)
 
 FORMATS = ("csv",)
 
@@ -95,7 +104,9 @@ def export_query(job: ExportJob, tenant_id: int) -> sql.Composed:
 def csv_chunks(conn: Connection, job: ExportJob, tenant_id: int) -> Iterator[bytes]:
     """The CSV in chunks of about ``CHUNK_BYTES``, streamed as PostgreSQL produces it."""
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(HEADER)
+    csv.writer(header, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(map(guard_cell, HEADER))
     yield BOM + header.getvalue().encode()
-    statement = sql.SQL("COPY ({query}) TO STDOUT (FORMAT csv)").format(query=export_query(job, tenant_id))
+    statement = sql.SQL("COPY ({query}) TO STDOUT {options}").format(
+        query=export_query(job, tenant_id), options=COPY_CSV_OPTIONS
+    )
     yield from stream_copy(conn, statement)

@@ -19,7 +19,10 @@ from datetime import timedelta
 
 from psycopg import Connection
 
-from carriers.base import Carrier
+from carriers.base import Carrier, Outcome, SubmitOutcome
+from engine import dead_entries
+from engine.dead_entries import DeadEntry
+from engine.entry_checks import Refused, check_code, clean_text
 from engine.sending import JOB_COLUMNS, BatchSender, ClaimedBatch, SliceResult, build_claimed, load_recipients
 
 #: A batch the worker let go ('sent') whose outcomes never reached PostgreSQL (Redis lost
@@ -52,6 +55,9 @@ _RECLAIM = (
 #: How far before the old claim to look for the carrier's records (clock skew, queueing).
 LOOKUP_MARGIN = timedelta(minutes=5)
 
+
+#: What a recipient whose result the carrier knows but wrote malformed is shown meanwhile.
+UNREADABLE_RESULT = "known to the carrier; its result was unreadable (set aside)"
 
 #: References looked up between two renewals of the claim.
 LOOKUP_CHUNK = 50
@@ -129,4 +135,28 @@ def reconcile_batch(
     if not renew_claim(conn, job_id, batch_seq, attempt):
         return None
     wanted = set(references)
-    return claimed, sender.send(claimed, known=[o for o in known if o.reference in wanted])
+    checked, dead = check_known([o for o in known if o.reference in wanted], carrier.name)
+    dead_entries.set_aside(conn, dead)
+    return claimed, sender.send(claimed, known=checked)
+
+
+def check_known(known: list[SubmitOutcome], carrier: str) -> tuple[list[SubmitOutcome], list[DeadEntry]]:
+    """The carrier's answers with their texts cleaned, and those whose result is malformed set
+    aside. The carrier did see such a recipient, so it must not be sent again: it is recorded
+    as accepted (in flight) and ends by a later report or its report deadline."""
+    checked: list[SubmitOutcome] = []
+    dead: list[DeadEntry] = []
+    for outcome in known:
+        message = clean_text(outcome.message) if type(outcome.message) is str else ""
+        carrier_id = clean_text(outcome.carrier_id, 100) if type(outcome.carrier_id) is str else None
+        outcome = outcome._replace(message=message, carrier_id=carrier_id)
+        if outcome.outcome is not Outcome.ACCEPTED:
+            try:
+                outcome = outcome._replace(code=check_code(outcome.code))
+            except Refused as exc:
+                dead.append(DeadEntry("reconcile", exc.reason, str(exc), outcome._asdict(), carrier))
+                outcome = outcome._replace(
+                    outcome=Outcome.ACCEPTED, code="0", message=UNREADABLE_RESULT, result_at=None
+                )
+        checked.append(outcome)
+    return checked, dead

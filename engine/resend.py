@@ -11,6 +11,15 @@ Two steps, so the caller gets the new job's id at once however many recipients t
    recipients with one INSERT ... SELECT (phone, member id, per-recipient values, channel),
    sets the counts and moves the job to ``accepted``; planning follows as for any job.
 
+One at a time: while a resend of a job's failures has not finished, another resend of any of
+the same failures (the same job, and a reason filter that overlaps: either takes every failure,
+or they share a code) is refused (`ResendInProgress`, naming it): the first one's outcome is not
+known, so a second would hand the same recipients to the carrier again. Disjoint filters (3015
+now, 3016 beside it) do not wait for each other. The check runs with the
+original job's row locked (``FOR NO KEY UPDATE``), so concurrent requests queue there and each
+sees the resend the one before it committed; a check-then-insert without the lock would let
+them all through. With an idempotency key, the same key still returns the same job.
+
 Crash safety: the copy and the status change commit together, and the copy runs only while
 the job is ``preparing`` (the row is locked), so a redelivered message copies nothing twice.
 A job left ``preparing`` (its message lost, a worker killed) is found by the scheduler's
@@ -36,7 +45,7 @@ from psycopg.types.json import Jsonb
 from engine import billing
 from engine.compliance import check_send_time
 from engine.config import Settings
-from engine.errors import JobStateConflict, NotFound, ValidationError
+from engine.errors import JobStateConflict, NotFound, ResendInProgress, ValidationError
 from engine.job_store import PartitionCache, StoredJob, claim_idempotency_key
 from engine.lifecycle.statuses import FINISHED_JOB_STATUSES, JobStatus
 from engine.tenants import require_sender
@@ -107,6 +116,8 @@ def create_resend(
       ValidationError: nothing to resend (``nothing_to_resend``); the sender is no longer
         registered; an advertising job's resend in the quiet hours (``advertising_quiet_hours``).
       InsufficientBalance: the balance does not cover the resend (nothing is stored).
+      ResendInProgress: a resend of some of the same failures has not finished
+        (``resend_in_progress``).
       IdempotencyInProgress, IdempotencyConflict: as for job intake.
     """
     fingerprint = resend_fingerprint(source_job_id, reasons)
@@ -116,13 +127,26 @@ def create_resend(
             existing = claim_idempotency_key(conn, tenant_id, idempotency_key, fingerprint)
             if existing is not None:
                 return StoredJob(existing, created=False)
+        # The lock serialises resends of this job until commit (see the module's docstring).
         source = conn.execute(
             "SELECT status, completed_at, created_at, total, sender, advertisement FROM jobs"
-            " WHERE id = %s AND tenant_id = %s",
+            " WHERE id = %s AND tenant_id = %s FOR NO KEY UPDATE",
             (source_job_id, tenant_id),
         ).fetchone()
         if source is None:
             raise NotFound(f"job {source_job_id} not found")
+        running = conn.execute(
+            """
+            SELECT id FROM jobs
+            WHERE resent_from = %(source)s AND status <> ALL(%(finished)s)
+              AND (resend_reasons IS NULL OR %(reasons)s::text[] IS NULL
+                   OR resend_reasons && %(reasons)s::text[])
+            ORDER BY id LIMIT 1
+            """,
+            {"source": source_job_id, "reasons": reasons, "finished": list(FINISHED_JOB_STATUSES)},
+        ).fetchone()
+        if running is not None:
+            raise ResendInProgress(source_job_id, int(running[0]))
         status, completed_at, source_created, total, sender, advertisement = source
         if advertisement:
             # A resend goes out now: the quiet hours apply to it as to any new advertising job.

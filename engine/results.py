@@ -211,8 +211,9 @@ class ResultRecorder:
                 pipe.hincrby(key, name, value * len(seqs))
         pipe.execute()
 
-    def record_reports(self, reports: Sequence[RecipientOutcome]) -> None:
-        """Queue final results from delivery reports for the flusher to apply (idempotently)."""
+    def record_reports(self, reports: Sequence[RecipientOutcome], *, carrier: str | None = None) -> None:
+        """Queue final results from delivery reports for the flusher to apply (idempotently).
+        With ``carrier``, the flusher applies them only to recipients that carrier sent."""
         if not reports:
             return
         packed = [
@@ -227,4 +228,7 @@ class ResultRecorder:
             )
             for r in reports
         ]
-        self.redis.xadd(self.keys.results, {"d": orjson.dumps({"t": "report", "r": packed})})
+        entry: dict[str, Any] = {"t": "report", "r": packed}
+        if carrier is not None:
+            entry["c"] = carrier
+        self.redis.xadd(self.keys.results, {"d": orjson.dumps(entry)})

@@ -30,6 +30,11 @@ class Principal:
         return scope in self.scopes or "admin" in self.scopes
 
 
+def key_prefix(key: str) -> str:
+    """The visible start of a key (``api_keys.key_prefix``): what a key list shows of it."""
+    return key[:10]
+
+
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
@@ -55,7 +60,7 @@ def create_api_key(conn: Connection, tenant_id: int, scopes: tuple[str, ...] = D
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     conn.execute(
         "INSERT INTO api_keys (tenant_id, key_hash, key_prefix, scopes) VALUES (%s, %s, %s, %s)",
-        (tenant_id, hash_key(key), key[:10], list(scopes)),
+        (tenant_id, hash_key(key), key_prefix(key), list(scopes)),
     )
     return key
 

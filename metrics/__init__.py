@@ -99,9 +99,17 @@ FLUSHED_ROWS = Counter("balsong_flusher_rows_total", "Recipient rows flushed to 
 REPORTS_RECEIVED = Counter(
     "balsong_reports_received_total", "Delivery reports received from carriers", ["carrier", "source"]
 )
-#: Delivery reports naming a reference balsong does not know (logged, not an error).
-REPORTS_UNKNOWN = Counter(
-    "balsong_reports_unknown_reference_total", "Delivery reports for unknown references", ["carrier"]
+#: Delivery reports that name no recipient this carrier sent (logged, not an error): reason
+#: ``unknown_reference`` (not ours, or no such recipient) or ``wrong_channel`` (another carrier's).
+REPORTS_UNMATCHED = Counter(
+    "balsong_reports_unmatched_total",
+    "Delivery reports matching no recipient of the carrier",
+    ["carrier", "reason"],
+)
+#: Entries a stage set aside (dead_entries table): malformed, or failing alone once their batch
+#: was retried entry by entry. Stage: flusher, webhook, poll, reconcile; reason: `engine.entry_checks.Reason`.
+DEAD_ENTRIES = Counter(
+    "balsong_dead_entries_total", "Entries set aside because they cannot be applied", ["stage", "reason"]
 )
 #: Carrier webhook calls, by what became of them.
 WEBHOOKS = Counter("balsong_webhook_requests_total", "Carrier webhook calls", ["carrier", "outcome"])

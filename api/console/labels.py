@@ -52,3 +52,12 @@ def sender_number(number: str) -> str:
         return format_phone(number)
     except InvalidPhone:
         return number
+
+
+#: The scopes of API keys, as the console names them when a key lacks one.
+SCOPE = {
+    "read": "조회(read)",
+    "send": "발송(send)",
+    "export:unmasked": "전체 번호 내보내기(export:unmasked)",
+    "admin": "관리(admin)",
+}

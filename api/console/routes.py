@@ -1,8 +1,10 @@
 """The operator console: server-rendered pages under ``/console``.
 
 Pages read through the same engine functions as the API (``engine.history``, ``engine.views``),
-scoped to the signed-in key's tenant, so the console can show nothing the API would not. Forms
-that change something (resend, cancel, sign out) are POSTs that carry the session's CSRF token.
+scoped to the signed-in key's tenant, and each page or form needs the scope the API route doing
+the same needs (one table, `api.scopes`), so the console can show or do nothing the API would
+not. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
+CSRF token and come from the console's own site.
 """
 
 from __future__ import annotations
@@ -17,22 +19,26 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import exports, job_actions, orders, statements
-from api.auth import require
+from api.auth import client_address
 from api.console import labels
 from api.console.session import (
     COOKIE,
     SESSION_SECONDS,
     ConsoleSession,
     CsrfRejected,
+    ScopeMissing,
     SignInRequired,
     check_csrf,
     current_session,
+    same_origin,
+    session_for,
     sign_in,
     sign_out,
 )
 from api.responses import JSONResponse
+from api.scopes import Action, allowed
 from engine import history, revenue, views
-from engine.errors import BalsongError, NotFound, ValidationError
+from engine.errors import BalsongError, NotFound, SignInThrottled, ValidationError
 from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
 from engine.runtime import get_runtime
 from engine.tenants import tenant_name
@@ -44,8 +50,21 @@ templates.env.filters["when"] = labels.when
 templates.env.filters["number"] = labels.number
 templates.env.filters["phone"] = labels.sender_number
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(same_origin)])
 Session = Annotated[ConsoleSession, Depends(current_session)]
+# Every page or form that shows or changes a job needs the scope the API route doing the same
+# needs (`api.scopes`); only sign-in and sign-out need none.
+HistorySession = Annotated[ConsoleSession, Depends(session_for(Action.LIST_JOBS))]
+JobSession = Annotated[
+    ConsoleSession, Depends(session_for(Action.VIEW_JOB, Action.VIEW_RECIPIENTS, Action.VIEW_ORDERS))
+]
+ProgressSession = Annotated[ConsoleSession, Depends(session_for(Action.VIEW_JOB))]
+ExportSession = Annotated[ConsoleSession, Depends(session_for(Action.EXPORT_RESULTS))]
+OrdersExportSession = Annotated[ConsoleSession, Depends(session_for(Action.EXPORT_ORDERS))]
+StatementSession = Annotated[ConsoleSession, Depends(session_for(Action.VIEW_STATEMENT))]
+CancelSession = Annotated[ConsoleSession, Depends(session_for(Action.CANCEL))]
+ResumeSession = Annotated[ConsoleSession, Depends(session_for(Action.RESUME))]
+ResendSession = Annotated[ConsoleSession, Depends(session_for(Action.RESEND))]
 
 #: Recipients per page of the job page's table.
 RECIPIENTS_PER_PAGE = 50
@@ -61,9 +80,9 @@ def _render(request: Request, name: str, status_code: int = 200, **context: Any)
         with get_runtime().pool.connection() as conn:
             context["tenant"] = tenant_name(conn, session.principal.tenant_id)
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
-    # Pages show personal data: no shared cache keeps them, and no other site frames them.
+    # Pages show personal data: no shared cache keeps them (`api.security_headers` keeps other
+    # sites from framing them).
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
@@ -91,7 +110,13 @@ def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/login")
 def login(request: Request, api_key: Annotated[str, Form()]) -> Response:
-    token = sign_in(api_key)
+    try:
+        token = sign_in(api_key, client_address(request))
+    except SignInThrottled as exc:
+        error = f"로그인 시도가 너무 많습니다. {exc.retry_after_seconds}초 후에 다시 시도하세요."
+        refused = _render(request, "login.html", status_code=429, error=error)
+        refused.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return refused
     if token is None:
         return _render(
             request, "login.html", status_code=401, error="API 키가 올바르지 않거나 폐기되었습니다."
@@ -124,7 +149,7 @@ def logout(request: Request, session: Session, csrf_token: Annotated[str, Form()
 @router.get("/jobs")
 def jobs_page(
     request: Request,
-    session: Session,
+    session: HistorySession,
     created_from: str | None = None,
     created_to: str | None = None,
     status: str | None = None,
@@ -178,7 +203,7 @@ def jobs_page(
 def job_page(
     request: Request,
     job_id: int,
-    session: Session,
+    session: JobSession,
     status: str | None = None,
     reason: str | None = None,
     channel: str | None = None,
@@ -214,6 +239,7 @@ def job_page(
         "recipient_channels": [(c, labels.CHANNEL[c]) for c in views.RECIPIENT_CHANNELS],
         "can_resend": _can_resend(job, session),
         "can_cancel": _can_cancel(job, session),
+        "can_resume": job["status"] == "paused" and allowed(Action.RESUME, session.principal),
         "ordering": None,
     }
     attribution = job["attribution"]
@@ -245,7 +271,7 @@ def job_page(
 
 
 @router.get("/jobs/{job_id}/progress")
-def job_progress(job_id: int, session: Session) -> JSONResponse:
+def job_progress(job_id: int, session: ProgressSession) -> JSONResponse:
     """The live counts the job page polls while the job runs."""
     rt = get_runtime()
     with rt.pool.connection() as conn:
@@ -270,28 +296,27 @@ def job_progress(job_id: int, session: Session) -> JSONResponse:
 
 
 @router.get("/jobs/{job_id}/export")
-def job_export(job_id: int, session: Session, format: str = "csv") -> Response:
+def job_export(job_id: int, session: ExportSession, format: str = "csv") -> Response:
     """The job's results as CSV or XLSX, masked (whole numbers only through the API, by a key
     with the ``export:unmasked`` scope)."""
     return exports.export_job(job_id, session.principal, format=format, unmasked=False)
 
 
 @router.get("/jobs/{job_id}/orders/export")
-def job_orders_export(job_id: int, session: Session) -> Response:
+def job_orders_export(job_id: int, session: OrdersExportSession) -> Response:
     """The job's orders, one row per order line, as CSV."""
     return orders.export_job_orders(job_id, session.principal, format="csv")
 
 
 @router.get("/jobs/{job_id}/statement")
-def job_statement(job_id: int, session: Session, format: str = "html") -> Response:
+def job_statement(job_id: int, session: StatementSession, format: str = "html") -> Response:
     """The job's printable send statement (발송내역서)."""
     return statements.job_statement(job_id, session.principal, format=format)
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "") -> Response:
+def cancel(job_id: int, session: CancelSession, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(session, csrf_token)
-    require("send", session.principal)
     try:
         job_actions.perform_cancel(session.principal.tenant_id, job_id)
     except BalsongError as exc:
@@ -300,9 +325,8 @@ def cancel(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "
 
 
 @router.post("/jobs/{job_id}/resume")
-def resume(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "") -> Response:
+def resume(job_id: int, session: ResumeSession, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(session, csrf_token)
-    require("send", session.principal)
     try:
         job_actions.perform_resume(session.principal.tenant_id, job_id)
     except BalsongError as exc:
@@ -313,7 +337,7 @@ def resume(job_id: int, session: Session, csrf_token: Annotated[str, Form()] = "
 @router.post("/jobs/{job_id}/resend")
 def resend(
     job_id: int,
-    session: Session,
+    session: ResendSession,
     csrf_token: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     request_token: Annotated[str, Form()] = "",
@@ -321,7 +345,6 @@ def resend(
     """Resend the job's failures (or those of one reason) as a new job; the form's one-time
     token is its Idempotency-Key, so a double click makes one job."""
     check_csrf(session, csrf_token)
-    require("send", session.principal)
     try:
         stored = job_actions.perform_resend(
             session.principal.tenant_id,
@@ -337,6 +360,7 @@ def resend(
 _REFUSALS = {
     "nothing_to_resend": "재발송할 실패 수신자가 없습니다.",
     "job_not_finished": "발송이 끝난 뒤에 실패 건을 재발송할 수 있습니다.",
+    "resend_in_progress": "같은 실패 건의 재발송이 아직 진행 중입니다. 끝난 뒤에 다시 재발송할 수 있습니다.",
     "job_finished": "이미 끝난 발송은 취소할 수 없습니다.",
     "insufficient_balance": "잔액이 부족합니다.",
     "job_not_paused": "일시 정지된 발송이 아닙니다.",
@@ -358,11 +382,12 @@ _NOTICES = {
 
 def _can_resend(job: dict[str, Any], session: ConsoleSession) -> bool:
     failed = job["counts"]["failed"] + job["counts"]["expired"]
-    return bool(failed) and job["status"] in FINISHED_JOB_STATUSES and session.principal.allows("send")
+    finished = job["status"] in FINISHED_JOB_STATUSES
+    return bool(failed) and finished and allowed(Action.RESEND, session.principal)
 
 
 def _can_cancel(job: dict[str, Any], session: ConsoleSession) -> bool:
-    return job["status"] in CANCELLABLE_JOB_STATUSES and session.principal.allows("send")
+    return job["status"] in CANCELLABLE_JOB_STATUSES and allowed(Action.CANCEL, session.principal)
 
 
 def _seq_cursor(cursor: str | None) -> int | None:
@@ -390,6 +415,17 @@ def install_error_pages(app: Any) -> None:
                 {"error": {"code": "unauthorised", "message": "sign in again"}}, status_code=401
             )
         return _redirect("/console/login")
+
+    @app.exception_handler(ScopeMissing)
+    async def scope_missing(request: Request, exc: ScopeMissing) -> Response:
+        label = labels.SCOPE.get(exc.scope, exc.scope)
+        if request.url.path.endswith("/progress"):
+            return JSONResponse(
+                {"error": {"code": "forbidden", "message": f"this API key lacks the '{exc.scope}' scope"}},
+                status_code=403,
+            )
+        context = {"session": exc.session, "scope": exc.scope, "scope_label": label}
+        return _render(request, "forbidden.html", status_code=403, **context)
 
     @app.exception_handler(CsrfRejected)
     async def csrf_rejected(request: Request, _: CsrfRejected) -> Response:

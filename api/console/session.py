@@ -4,6 +4,8 @@ The key itself never goes into the cookie or the browser's storage. The cookie h
 token; Redis holds, under the token's SHA-256, the id of the key it was made from and a CSRF
 token for the session's forms. Every request looks the key up again by id, so revoking the key
 ends its console sessions at once. Sessions expire after ``SESSION_SECONDS`` of inactivity.
+Every console POST, sign-in included (login CSRF), must come from the console's own site
+(`same_origin`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Request
 
+from api.auth import sign_in_throttle
+from api.scopes import NEEDS, Action, allowed
 from engine.runtime import get_runtime
 from engine.tenants import Principal, authenticate, principal_by_key_id
 
@@ -33,6 +39,15 @@ class CsrfRejected(Exception):
     """A console form came without this session's CSRF token."""
 
 
+class ScopeMissing(Exception):
+    """The session's key lacks the scope a page or form needs (the API would answer 403 too)."""
+
+    def __init__(self, session: ConsoleSession, scope: str) -> None:
+        super().__init__(scope)
+        self.session = session
+        self.scope = scope
+
+
 @dataclass(frozen=True, slots=True)
 class ConsoleSession:
     principal: Principal
@@ -43,13 +58,22 @@ def _token_key(token: str) -> str:
     return get_runtime().keys.console_session(hashlib.sha256(token.encode()).hexdigest())
 
 
-def sign_in(api_key: str) -> str | None:
-    """A new session token for the key's holder, or None if the key is unknown or revoked."""
+def sign_in(api_key: str, client: str | None) -> str | None:
+    """A new session token for the key's holder, or None if the key is unknown or revoked.
+
+    Raises:
+      SignInThrottled: ``client`` (an IP address) or the key's prefix failed too often lately;
+        the key was not looked up.
+    """
     rt = get_runtime()
+    api_key = api_key.strip()
+    attempt = sign_in_throttle().admit(client, api_key)
     with rt.pool.connection() as conn:
-        found = authenticate(conn, api_key.strip())
+        found = authenticate(conn, api_key)
     if found is None:
+        attempt.failed()
         return None
+    attempt.succeeded()
     token = secrets.token_urlsafe(32)
     record = {"key_id": found.key_id, "csrf": secrets.token_urlsafe(32)}
     rt.redis.set(_token_key(token), orjson.dumps(record), ex=SESSION_SECONDS)
@@ -80,6 +104,51 @@ def current_session(request: Request) -> ConsoleSession:
         raise SignInRequired
     rt.redis.expire(key, SESSION_SECONDS)
     return ConsoleSession(found, str(record["csrf"]))
+
+
+def session_for(*actions: Action) -> Callable[[Request], ConsoleSession]:
+    """A FastAPI dependency: the session, if its key may do every one of ``actions`` (the
+    actions whose data a page shows or that a form does, as `api.scopes` maps them for the
+    API); ScopeMissing otherwise, before the page reads anything."""
+
+    def scoped_session(request: Request) -> ConsoleSession:
+        session = current_session(request)
+        for action in actions:
+            if not allowed(action, session.principal):
+                raise ScopeMissing(session, NEEDS[action])
+        return session
+
+    return scoped_session
+
+
+def same_origin(request: Request) -> None:
+    """Raise CsrfRejected for a POST whose ``Origin`` (or, without one, ``Referer``) names another
+    site than the console's (FastAPI dependency of every console route).
+
+    The console's site is the host the request was sent to (``Host``), or the host of
+    ``public_url`` or ``api_url`` (for a proxy that rewrites ``Host``). Hosts are compared with
+    their ports, not schemes: a TLS-terminating proxy makes an ``https`` page's POST arrive as
+    ``http``. Browsers send ``Origin`` with every POST, so a form another site makes a browser
+    submit is always seen; a request with neither header comes from no browser (curl, a
+    script), and cannot act in a victim's browser.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return
+    settings = get_runtime().settings
+    console_hosts = {
+        host.lower()
+        for host in (
+            request.headers.get("host", ""),
+            urlsplit(settings.public_url).netloc,
+            urlsplit(settings.api_url).netloc,
+        )
+        if host
+    }
+    if source == "null" or urlsplit(source).netloc.lower() not in console_hosts:
+        raise CsrfRejected
 
 
 def check_csrf(session: ConsoleSession, submitted: str | None) -> None:

@@ -131,7 +131,14 @@ class Simulator:
 
     async def list_sent(self, request: Request) -> Response:
         channel = _channel(request)
-        return _json(list_messages(self.store, channel, request.query_params))
+        answer = list_messages(self.store, channel, request.query_params)
+        injected = self.store.injected_results[channel]
+        params = request.query_params
+        if injected and "startResultDate" in params and params.get("pageNum", "1") == "1":
+            # Served once, on the first page of the next report poll, whatever their dates.
+            answer["body"]["data"] = [*answer["body"]["data"], *injected]
+            injected.clear()
+        return _json(answer)
 
     async def one(self, request: Request) -> Response:
         channel = _channel(request)
@@ -208,6 +215,15 @@ class Simulator:
         )
         return Response(body, media_type="application/x-ndjson")
 
+    async def inject_results(self, request: Request) -> Response:
+        """Test route: raw result rows (any JSON, malformed on purpose) for the next report poll
+        of ``sms`` or ``mms`` to return as they are."""
+        rows = orjson.loads(await request.body())
+        if not isinstance(rows, list):
+            return _json({"error": "a JSON list of rows"}, 400)
+        self.store.injected_results[_channel(request)].extend(rows)
+        return _json({"queued": len(rows)})
+
     async def reset(self, request: Request) -> Response:
         """Forget every message, template and counter; restore the knobs given at start."""
         self.store.reset()
@@ -233,6 +249,7 @@ class Simulator:
             Route("/_simulator/ledger", self.ledger, methods=["GET"]),
             Route("/_simulator/ledger/summary", self.summary, methods=["GET"]),
             Route("/_simulator/reset", self.reset, methods=["POST"]),
+            Route("/_simulator/results/{kind:str}", self.inject_results, methods=["POST"]),
         ]
 
 

@@ -169,6 +169,9 @@ class Store:
             "rejected_recipients": 0,
         }
         self.by_channel: dict[str, int] = {"sms": 0, "lms": 0, "kakao": 0}
+        #: channel -> raw rows a test asked the next report poll to be served verbatim (test
+        #: route ``/_simulator/results/{kind}``): how tests feed the poller malformed results.
+        self.injected_results: dict[str, list[Any]] = {"sms": [], "lms": []}
         self._sequence = 0
         self._rate_windows: dict[str, RateWindow] = {}
 

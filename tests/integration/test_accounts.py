@@ -15,10 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from engine.clock import KST
 from engine.db import upgrade
+from engine.platform_keys import create_platform_key
 from tests.integration.test_retries import clock_of
 from tests.support.jobs import wait_finished
 from tests.support.services import isolated_settings
@@ -102,14 +104,27 @@ def test_a_finished_job_shows_its_charge_refund_and_net(accounts: Stack) -> None
     assert [entry["kind"] for entry in ledger][:2] == ["refund", "charge"]
 
 
-def test_top_ups_need_the_admin_scope(accounts: Stack) -> None:
+def test_top_ups_need_a_platform_key(accounts: Stack) -> None:
+    # Given a tenant with a send/read key and an admin key, and a platform key
     operator = accounts.new_tenant("topper", scopes=("send", "read"), balance=Decimal(0))
     admin = accounts.new_tenant("topper-admin", scopes=("admin",), balance=Decimal(0))
+    with psycopg.connect(accounts.settings.database_url, autocommit=True) as conn:
+        platform_key = create_platform_key(conn, "billing")
+    platform = httpx.Client(
+        base_url=accounts.settings.api_url, headers={"Authorization": f"Bearer {platform_key}"}, timeout=30
+    )
+    accounts.clients.append(platform)
+    # When the tenant's keys top up, then they are refused
     assert operator.post("/v1/balance/top-ups", json={"amount": "500"}).status_code == 403
-    response = admin.post("/v1/balance/top-ups", json={"amount": "500.5", "memo": "invoice 42"})
+    own = admin.post("/v1/balance/top-ups", json={"tenant": "topper-admin", "amount": "500"})
+    assert own.status_code == 403, own.text
+    # When the platform key tops the tenant up, then its balance grows
+    response = platform.post(
+        "/v1/balance/top-ups", json={"tenant": "topper-admin", "amount": "500.5", "memo": "invoice 42"}
+    )
     assert response.status_code == 201, response.text
     assert admin.get("/v1/balance").json()["balance"] == "500.50"
-    bad = admin.post("/v1/balance/top-ups", json={"amount": "-5"})
+    bad = platform.post("/v1/balance/top-ups", json={"tenant": "topper-admin", "amount": "-5"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "amount"
 
 

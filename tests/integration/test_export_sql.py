@@ -75,7 +75,11 @@ def test_unmasked_refused_text_is_shown_as_sent_and_guarded(conn: psycopg.Connec
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tcmd", "'\tcmd"),
         ("\rcmd", "'\rcmd"),
-        ("M-1=2", "M-1=2"),  # only the first character matters
+        ("M-1=2", "M-1=2"),  # a trigger inside a cell, not after a separator, is harmless
+        ("a;=1+1", "a;'=1+1"),  # a ';' spreadsheet would make a cell of "=1+1"
+        ("a,@SUM(A1)", "a,'@SUM(A1)"),
+        ("a\t-2", "a\t'-2"),
+        ("=1;+2", "'=1;'+2"),
         ("홍길동", "홍길동"),
         ("", ""),
         (None, None),

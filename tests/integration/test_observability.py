@@ -45,6 +45,7 @@ ALLOWED_LABELS = {
     "status",
     "kind",
     "source",
+    "stage",
     "queue",
     "method",
     "route",

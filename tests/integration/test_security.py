@@ -84,7 +84,8 @@ def test_every_route_with_an_object_id_hides_other_tenants_objects(stack: Stack)
         (("read",), "POST", "/v1/opt-outs", False),
         (("send", "read"), "GET", "/v1/jobs/{job_id}/export?unmasked=true", False),
         (("read", "export:unmasked"), "GET", "/v1/jobs/{job_id}/export?unmasked=true", True),
-        (("admin",), "POST", "/v1/balance/top-ups", True),
+        (("admin",), "POST", "/v1/balance/top-ups", False),
+        (("admin",), "POST", "/v1/senders", True),
     ],
 )
 def test_each_route_needs_its_scope(

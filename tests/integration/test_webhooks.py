@@ -41,9 +41,9 @@ def post(
         "event": "MESSAGE_RESULT_UPDATE",
         "hooks": hooks,
     }
-    return httpx.post(
-        f"{stack.settings.api_url}/v1/carriers/nhn_alimtalk/reports", json=body, headers=headers
-    )
+    # The recipients here are SMS ones: their reports come on the SMS carrier's endpoint (one
+    # on another carrier's endpoint changes nothing, see tests/security/test_poison_reports.py).
+    return httpx.post(f"{stack.settings.api_url}/v1/carriers/nhn_sms/reports", json=body, headers=headers)
 
 
 def wait_counts(stack: Stack, client: httpx.Client, job_id: int, **expected: int) -> dict[str, Any]:

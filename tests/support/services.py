@@ -46,6 +46,7 @@ def isolated_settings(
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     _rabbitmqctl("add_vhost", name, node=rabbitmq_node)
     _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*", node=rabbitmq_node)
+    overrides.setdefault("env", "development")
     settings = Settings.from_env(
         {},
         database_url=admin_database_url.rsplit("/", 1)[0] + "/" + name,

@@ -73,6 +73,10 @@ class SimulatorHandle:
         }
         self._client.post("/_simulator/kakao/templates", content=orjson.dumps(body)).raise_for_status()
 
+    def inject_results(self, kind: str, rows: list[Any]) -> None:
+        """Have the next report poll of ``kind`` (``sms`` or ``mms``) return ``rows`` verbatim."""
+        self._client.post(f"/_simulator/results/{kind}", content=orjson.dumps(rows)).raise_for_status()
+
     def reset(self) -> None:
         """Forget every message and template (AlimTalk keeps its built-in templates); restore the
         knobs given at start."""

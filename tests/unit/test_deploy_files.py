@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings
+from engine.config import DEVELOPMENT_SECRETS, Settings
 
 # PyYAML is not a declared dependency of balsong; it arrives with uvicorn[standard].
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read docker-compose.yml")
@@ -217,7 +217,7 @@ def test_balsong_services_are_configured_for_the_compose_network() -> None:
 def test_simulator_uses_the_credentials_the_engine_sends() -> None:
     """Given the simulator service and the engine services' carrier credentials
     When the simulator's --app-key/--secret-key are compared with BALSONG_SMS_APP_KEY/_SECRET_KEY
-    Then they are the same, and default to the values Settings defaults to."""
+    Then they are the same, and default to the values Settings has in development."""
     all_services = services()
     argv = [str(a) for a in all_services["simulator"]["command"]]
     worker_env = environment(all_services["worker"])
@@ -225,8 +225,20 @@ def test_simulator_uses_the_credentials_the_engine_sends() -> None:
     assert flag(argv, "--app-key") == worker_env["BALSONG_SMS_APP_KEY"]
     assert flag(argv, "--secret-key") == worker_env["BALSONG_SMS_SECRET_KEY"]
     assert flag(argv, "--port") == "8070"
-    assert f":-{Settings().sms_app_key}}}" in worker_env["BALSONG_SMS_APP_KEY"]
-    assert f":-{Settings().sms_secret_key}}}" in worker_env["BALSONG_SMS_SECRET_KEY"]
+    assert f":-{DEVELOPMENT_SECRETS['sms_app_key']}}}" in worker_env["BALSONG_SMS_APP_KEY"]
+    assert f":-{DEVELOPMENT_SECRETS['sms_secret_key']}}}" in worker_env["BALSONG_SMS_SECRET_KEY"]
+
+
+def test_the_development_stacks_say_they_are_development() -> None:
+    """Given the Procfile and docker-compose.yml, which run the carrier simulator
+    When the environment of their balsong processes is read
+    Then each says BALSONG_ENV=development explicitly (unset, a process is production and
+    refuses to start without real secrets)."""
+    entries = procfile()
+    for name in ("api", "worker", "scheduler"):
+        assert entries[name].startswith("env BALSONG_ENV=development balsong "), entries[name]
+    for name, svc in balsong_services().items():
+        assert environment(svc).get("BALSONG_ENV") == "development", name
 
 
 def test_api_port_is_published_and_health_checks_hit_the_health_routes() -> None:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from actors.broker import SEND_QUEUES, TRANSACTIONAL_QUEUES
-from engine.config import Settings
+from engine.config import DEVELOPMENT_SECRETS, Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -158,10 +158,16 @@ def test_api_worker_and_scheduler_run_replicated_with_resources() -> None:
             assert container["args"][0] == name.removeprefix("balsong-"), name
 
 
-def test_the_api_is_probed_on_its_health_route() -> None:
+def test_the_api_is_probed_on_its_health_route(monkeypatch: pytest.MonkeyPatch) -> None:
     from api.app import create_app
 
-    routes = {getattr(route, "path", None) for route in create_app().routes}
+    monkeypatch.setenv("BALSONG_ENV", "development")  # the app refuses to exist without secrets
+    get_settings.cache_clear()
+    try:
+        app = create_app()
+    finally:
+        get_settings.cache_clear()
+    routes = {getattr(route, "path", None) for route in app.routes}
     container = by_kind("Deployment")["balsong-api"]["spec"]["template"]["spec"]["containers"][0]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] in routes
@@ -173,6 +179,25 @@ def test_every_setting_the_manifests_pass_is_one_balsong_reads() -> None:
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             names |= {env["name"] for env in container.get("env", [])}
     assert names <= SETTINGS_ENV, names - SETTINGS_ENV
+
+
+def test_production_takes_every_secret_from_the_secret() -> None:
+    """Given the ConfigMap and the api, worker and scheduler Deployments
+    When their settings are read
+    Then they run with BALSONG_ENV=production, every process reads the Secret balsong-secrets,
+    no secret has a value in a manifest, and config.yaml names every secret the Secret must hold
+    (the processes refuse to start without them)."""
+    config = by_kind("ConfigMap")["balsong-config"]["data"]
+    assert config["BALSONG_ENV"] == "production"
+    secrets = {"BALSONG_" + name.upper() for name in DEVELOPMENT_SECRETS}
+    assert not secrets & set(config)
+    for name, deployment in by_kind("Deployment").items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            sources = [source.get("secretRef", {}).get("name") for source in container["envFrom"]]
+            assert "balsong-secrets" in sources, name
+            assert not secrets & {env["name"] for env in container.get("env", []) if "value" in env}, name
+    listed = (K8S / "config.yaml").read_text(encoding="utf-8")
+    assert all(secret in listed for secret in secrets)
 
 
 def test_workers_scale_on_the_depth_of_every_send_queue() -> None:

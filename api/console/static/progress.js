@@ -11,8 +11,7 @@
       var cell = section.querySelector('[data-count="' + name + '"]');
       if (cell) { cell.textContent = number.format(data.counts[name]); }
     });
-    section.querySelector(".fill").style.width = data.progress + "%";
-    section.querySelector(".bar").setAttribute("aria-valuenow", data.progress);
+    section.querySelector(".bar").value = data.progress;
     document.getElementById("progress-percent").textContent = data.progress;
     var status = document.getElementById("job-status");
     status.textContent = data.status_label;

@@ -1,0 +1,56 @@
+"""The scope each thing an operator can do needs: one table for the API routes and the console.
+
+An API route and the console page or form that does the same thing (read a job, export its
+results, cancel it ...) look their scope up here under the same :class:`Action`, so the console
+can never show or do what the API would refuse the same key (a rule in one place). A key with
+``admin`` may do everything (`engine.tenants.Principal.allows`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from api.auth import require
+from engine.tenants import Principal
+
+
+class Action(StrEnum):
+    """What a key asks to do, where the API and the console both offer it."""
+
+    LIST_JOBS = "list jobs"
+    VIEW_JOB = "view a job"
+    VIEW_RECIPIENTS = "view a job's recipients"
+    EXPORT_RESULTS = "export a job's results"
+    EXPORT_UNMASKED = "export whole phone numbers"
+    VIEW_STATEMENT = "view a statement"
+    VIEW_ORDERS = "view a job's orders"
+    EXPORT_ORDERS = "export a job's orders"
+    CANCEL = "cancel a job"
+    RESUME = "resume a job"
+    RESEND = "resend a job's failures"
+
+
+#: The scope each action needs.
+NEEDS: dict[Action, str] = {
+    Action.LIST_JOBS: "read",
+    Action.VIEW_JOB: "read",
+    Action.VIEW_RECIPIENTS: "read",
+    Action.EXPORT_RESULTS: "read",
+    Action.EXPORT_UNMASKED: "export:unmasked",
+    Action.VIEW_STATEMENT: "read",
+    Action.VIEW_ORDERS: "read",
+    Action.EXPORT_ORDERS: "read",
+    Action.CANCEL: "send",
+    Action.RESUME: "send",
+    Action.RESEND: "send",
+}
+
+
+def allowed(action: Action, who: Principal) -> bool:
+    """Whether ``who``'s key carries the scope ``action`` needs."""
+    return who.allows(NEEDS[action])
+
+
+def require_for(action: Action, who: Principal) -> None:
+    """Raise 403 (`api.auth.AuthError`) naming the missing scope unless ``who`` may do ``action``."""
+    require(NEEDS[action], who)
