@@ -24,6 +24,7 @@ from api import (
     statements,
 )
 from api.auth import AuthError
+from api.inputs import ParameterGuard
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
 from engine.config import get_settings
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
+    app.add_middleware(ParameterGuard)
     app.include_router(jobs.router)
     app.include_router(job_actions.router)
     app.include_router(carrier_reports.router)

@@ -58,6 +58,9 @@ class Settings:
     #: a webhook call without it is refused. Empty: that provider's webhook is not accepted.
     sms_webhook_signature: str = "balsong-local-webhook"
     kakao_webhook_signature: str = "balsong-local-webhook"
+    #: Key of the HMAC that signs the API's page cursors (``next_cursor``), so a caller cannot
+    #: forge or alter one (`engine.cursors`). Changing it invalidates the cursors handed out.
+    cursor_secret: str = "balsong-local-cursor-secret"
     #: Longest wait for a PostgreSQL connection (from the pool, or to open one), in seconds. Short,
     #: so that with the database down the API answers 503 at once instead of hanging.
     database_timeout_seconds: float = 5.0
