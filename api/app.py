@@ -48,8 +48,9 @@ def create_app() -> FastAPI:
     import actors  # noqa: F401  (installs the broker the API publishes through)
 
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
-    app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
+    # Added first, so it runs inside the size limit: a form it reads is limited like any body.
     app.add_middleware(ParameterGuard)
+    app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
     app.include_router(jobs.router)
     app.include_router(job_actions.router)
     app.include_router(carrier_reports.router)

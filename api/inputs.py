@@ -1,8 +1,10 @@
 """Hostile input refused at the door, the same way on every route (`engine.inputs` holds the rules).
 
 - ``ParameterGuard``, an ASGI middleware: a control character in a query parameter (its name or
-  value) or in the path is a 422 naming the parameter, before any route sees it. No route's
-  parameter may carry one, the console's included.
+  value), in the path or in a form field (``application/x-www-form-urlencoded``, the console's
+  forms) is a 422 naming the parameter, before any route sees it. No route's parameter may carry
+  one, the console's included. It sits inside ``api.limits.BodySizeLimit``, so a form it reads
+  is size-limited like any body.
 - ``json_body`` / ``load_json``: the one way routes read a JSON body. Not JSON, nested deeper
   than ``engine.inputs.MAX_JSON_DEPTH``, or a control character (but tab, LF, CR) in any key or
   string is a ``ValidationError`` (422) naming the JSON path.
@@ -13,6 +15,7 @@ Job intake reads its (up to 200 MB) body its own way and checks each field as it
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,7 +23,7 @@ import orjson
 from fastapi import Request
 from starlette.routing import Match
 
-from api.limits import ASGIApp, Receive, Scope, Send
+from api.limits import ASGIApp, Message, Receive, Scope, Send
 from api.responses import error_response
 from engine.errors import ValidationError
 from engine.inputs import check_json, control_character, control_error
@@ -54,13 +57,46 @@ class ParameterGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refused = _query_error(scope.get("query_string", b"")) or _path_error(scope)
-            if refused is not None:
-                response = error_response(422, refused.code, refused.reason, refused.field)
-                await response(scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = _query_error(scope.get("query_string", b"")) or _path_error(scope)
+        if refused is None and _is_form(scope):
+            received = await _whole_body(receive)
+            body = b"".join(m.get("body", b"") for m in received if m["type"] == "http.request")
+            refused = _query_error(body)
+            receive = _replaying(received, receive)
+        if refused is not None:
+            response = error_response(422, refused.code, refused.reason, refused.field)
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+def _is_form(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return bool(value.lower().startswith(b"application/x-www-form-urlencoded"))
+    return False
+
+
+async def _whole_body(receive: Receive) -> list[Message]:
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` again, then what ``receive`` brings."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 def _query_error(query: bytes) -> ValidationError | None:
@@ -82,14 +118,25 @@ def _path_error(scope: Scope) -> ValidationError | None:
     found = control_character(scope["path"])
     if found is None:
         return None
-    # Name the route's path parameter that carries it, if the path matches a route.
-    app = scope.get("app")
-    for route in getattr(app, "routes", ()):
+    return control_error(_path_parameter(scope, getattr(scope.get("app"), "routes", ())) or "path", found)
+
+
+def _path_parameter(scope: Scope, routes: Iterable[Any]) -> str | None:
+    """The name of the path parameter with a control character, in the first route matching."""
+    for route in routes:
         match, child = route.matches(scope)
         if match is Match.NONE:
             continue
         for name, value in child.get("path_params", {}).items():
             if isinstance(value, str) and control_character(value) is not None:
-                return control_error(name, found)
-        break
-    return control_error("path", found)
+                return str(name)
+        # FastAPI includes routers lazily: one entry, matching any path under its prefix, whose
+        # ``effective_candidates`` are its routes.
+        candidates = getattr(route, "effective_candidates", None)
+        if candidates is not None:
+            name = _path_parameter(scope, candidates())
+            if name is not None:
+                return name
+            continue
+        return None
+    return None
