@@ -60,6 +60,9 @@ class CursorCodec:
             mac = _unb64(encoded_mac)
         except (binascii.Error, ValueError):
             raise _refused() from None
+        # Only the canonical spelling opens: base64's unused low bits cannot vary a cursor.
+        if _b64(position) != encoded_position or _b64(mac) != encoded_mac:
+            raise _refused()
         if not hmac.compare_digest(mac, self._mac(scope, position)):
             raise _refused()
         return position.decode()
