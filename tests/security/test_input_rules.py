@@ -6,13 +6,16 @@ then each refusal is a ValidationError naming the field, and what is fine passes
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.inputs import ParameterGuard
 from engine.cursors import MAX_CURSOR_LENGTH, CursorCodec
 from engine.errors import ValidationError
 from engine.inputs import (
@@ -151,3 +154,37 @@ def test_an_altered_cursor_does_not_open(position: str, at: int) -> None:
     altered = cursor[:index] + ("A" if cursor[index] != "A" else "B") + cursor[index + 1 :]
     with pytest.raises(ValidationError):
         codec.open("opt-outs:1", altered)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        (b"status=%00", "status"),
+        (b"a=1&reason=x%1Fy", "reason"),
+        (b"phone=\xc2\x85", "phone"),  # a raw (not percent-encoded) C1 character
+        (b"cursor=%C2%9F", "cursor"),
+        (b"st%00atus=1", "'st\\x00atus'"),
+    ],
+)
+def test_the_parameter_guard_refuses_a_control_character_naming_the_parameter(
+    query: bytes, field: str
+) -> None:
+    reached: list[bool] = []
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/v1/jobs", "query_string": query, "headers": []}
+    # When a request with that query string comes in
+    asyncio.run(ParameterGuard(app)(scope, receive, send))
+    # Then it never reaches the app: 422 naming the parameter
+    assert not reached
+    assert sent[0]["status"] == 422
+    assert orjson.loads(sent[1]["body"])["error"]["field"] == field
