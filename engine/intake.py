@@ -6,7 +6,13 @@ every job), and `engine.job_store` stores what it returns.
 Job-level problems (no body, an emoji in the body, a body too long for the channel) reject the
 whole request with a ``ValidationError`` naming the field. Recipient-level problems (a bad
 number, a missing variable, a value that cannot be encoded or makes the message too long) fail
-that recipient alone, with a reason code and text; the job goes on with the others.
+that recipient alone, with a reason code and text; the job goes on with the others. What no
+person types is the request's problem wherever it sits, like malformed JSON: a control character
+(`engine.inputs`: message text and variable values may carry tab and line breaks, identifiers
+and titles nothing) or a variable value that is not a string or a number; the ValidationError
+names the field, e.g. ``recipients[7].variables.name``. These checks ride on the per-recipient
+work intake does anyway (one ``str.isprintable`` per value), so a million recipients are not
+walked twice.
 
 A job's ``kind`` (manual, automatic) and an optional reservation time ``scheduled_at`` (which
 makes it kind ``scheduled``) are checked here too, against the injected clock's ``now``; see
