@@ -170,6 +170,9 @@ class Settings:
             raise ValueError("BALSONG_QUEUE_DELIVERY_LIMIT: must be at least 1")
         if self.database_pool_size < 0:
             raise ValueError("BALSONG_DATABASE_POOL_SIZE: must be 0 (automatic) or more")
+        if not self.cursor_secret:
+            # An empty HMAC key signs cursors anyone can forge.
+            raise ValueError("BALSONG_CURSOR_SECRET: must not be empty")
 
     @property
     def pool_size(self) -> int:
