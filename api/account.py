@@ -6,10 +6,11 @@ import logging
 from decimal import Decimal
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
+from api import cursors
 from api.auth import platform_principal, principal, require
+from api.inputs import json_body
 from api.responses import JSONResponse
 from engine import billing, opt_outs
 from engine.errors import ValidationError
@@ -42,10 +43,7 @@ MAX_OPT_OUTS_PER_REQUEST = 100_000
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        decoded = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError("body", f"not valid JSON: {exc}") from None
+    decoded = await json_body(request)
     if not isinstance(decoded, dict):
         raise ValidationError("body", "the request body must be a JSON object")
     return decoded
@@ -165,11 +163,13 @@ def get_opt_outs(
 ) -> JSONResponse:
     """The numbers that opted out of the tenant's advertising (masked), newest first."""
     require("read", who)
-    if cursor is not None and not cursor.isdigit():
-        raise ValidationError("cursor", "not a cursor this API returned")
+    scope = cursors.opt_outs_scope(who.tenant_id)
+    position = cursors.open_cursor(scope, cursor)
     with get_runtime().pool.connection() as conn:
-        page = opt_outs.listing(conn, who.tenant_id, after=int(cursor) if cursor else None, limit=limit)
-    return JSONResponse(page)
+        page = opt_outs.listing(
+            conn, who.tenant_id, after=None if position is None else int(position), limit=limit
+        )
+    return JSONResponse(cursors.signed(page, scope))
 
 
 @router.post("/opt-outs")

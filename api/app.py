@@ -25,6 +25,7 @@ from api import (
     statements,
 )
 from api.auth import AuthError
+from api.inputs import ParameterGuard
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
 from api.security_headers import SecurityHeaders
@@ -51,6 +52,8 @@ def create_app() -> FastAPI:
     # The broker the API publishes through (jobs to plan, webhooks to apply, resends).
     install_broker(get_settings())
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
+    # Added first, so it runs inside the size limit: a form it reads is limited like any body.
+    app.add_middleware(ParameterGuard)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so 413s get the headers too
     app.include_router(jobs.router)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.inputs import load_json
 from api.responses import JSONResponse, error_response
 from carriers.webhooks import InvalidWebhook, parse_envelope, signature_matches
+from engine.errors import ValidationError
 from engine.runtime import get_runtime
 from metrics import WEBHOOKS
 
@@ -41,8 +42,11 @@ async def receive(
         return error_response(401, "bad_signature", "X-Toast-Webhook-Signature does not match")
     raw = await request.body()
     try:
-        webhook = parse_envelope(orjson.loads(raw))
-    except (orjson.JSONDecodeError, InvalidWebhook) as exc:
+        webhook = parse_envelope(load_json(raw))
+    except ValidationError as exc:
+        WEBHOOKS.labels(carrier, "invalid").inc()
+        return error_response(422, "invalid_webhook", exc.reason, exc.field)
+    except InvalidWebhook as exc:
         WEBHOOKS.labels(carrier, "invalid").inc()
         return error_response(422, "invalid_webhook", str(exc), "body")
     first_time = await run_in_threadpool(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal
+from api.inputs import load_json
 from api.responses import JSONResponse, error_response
 from api.scopes import Action, require_for
 from engine import pausing, planning
@@ -107,10 +107,7 @@ async def resend(
     raw = await request.body()
     reasons = None
     if raw.strip():
-        try:
-            decoded = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ValidationError("body", f"not valid JSON: {exc}") from None
+        decoded = load_json(raw)
         if not isinstance(decoded, dict):
             raise ValidationError("body", 'must be a JSON object such as {"reasons": ["carrier_3015"]}')
         unknown = set(decoded) - {"reasons"}

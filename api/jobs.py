@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api import cursors
 from api.auth import principal, require
 from api.job_actions import perform_resume
 from api.responses import JSONResponse
@@ -198,14 +199,16 @@ def list_jobs(
         channel=channel,
         kind=kind,
     )
+    scope = cursors.jobs_scope(who.tenant_id)
+    position = cursors.open_cursor(scope, cursor)
     rt = get_runtime()
     # History may lag the primary by the replica's delay (docs/scaling.md); a job's own page reads
     # the primary, so a job just submitted is always found there.
     with rt.read_pool.connection() as conn:
         page = history.list_jobs(
-            conn, rt.redis, rt.keys, who.tenant_id, job_filter, cursor=cursor, limit=limit
+            conn, rt.redis, rt.keys, who.tenant_id, job_filter, cursor=position, limit=limit
         )
-    return JSONResponse(page)
+    return JSONResponse(cursors.signed(page, scope))
 
 
 @router.get("/{job_id}")
@@ -243,11 +246,8 @@ def get_recipients(
 ) -> JSONResponse:
     """A page of recipients (masked phone numbers), filtered by outcome, channel, number and time."""
     require_for(Action.VIEW_RECIPIENTS, who)
-    after = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ValidationError("cursor", "not a cursor this API returned")
-        after = int(cursor)
+    scope = cursors.recipients_scope(who.tenant_id, job_id)
+    position = cursors.open_cursor(scope, cursor)
     with get_runtime().read_pool.connection() as conn:
         page = views.list_recipients(
             conn,
@@ -259,7 +259,7 @@ def get_recipients(
             phone=phone,
             sent_from=history.parse_instant("sent_from", sent_from),
             sent_to=history.parse_instant("sent_to", sent_to),
-            after=after,
+            after=None if position is None else int(position),
             limit=limit,
         )
-    return JSONResponse(page)
+    return JSONResponse(cursors.signed(page, scope))

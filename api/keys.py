@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 
 from api.auth import AuthError, forget_key, principal, require
+from api.inputs import json_body
 from api.responses import JSONResponse
 from engine.errors import ValidationError
 from engine.runtime import get_runtime
@@ -50,10 +50,7 @@ def get_keys(who: Who) -> JSONResponse:
 async def create_key(request: Request, who: Who) -> JSONResponse:
     """A new key with the given scopes: ``{"scopes": ["send", "read"]}``; shown this once."""
     require("admin", who)
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError("body", f"not valid JSON: {exc}") from None
+    body = await json_body(request, empty={})
     scopes = body.get("scopes", ["send", "read"]) if isinstance(body, dict) else None
     if isinstance(scopes, list) and "platform" in scopes:
         raise AuthError(

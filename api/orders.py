@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from api import cursors
 from api.auth import principal, require
+from api.inputs import json_body
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
 from engine import exports, order_exports, orders, revenue
@@ -65,11 +66,7 @@ async def post_orders(request: Request, who: Annotated[Principal, Depends(princi
     """Store order events (one order, or ``{"orders": [...]}``), idempotent by order number, and
     attribute them to the last message delivered to the member within the tenant's window."""
     require("send", who)
-    try:
-        decoded = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError("body", f"not valid JSON: {exc}") from None
-    parsed = orders.parse_orders(decoded)
+    parsed = orders.parse_orders(await json_body(request))
     stored = await run_in_threadpool(_store, who.tenant_id, parsed)
     return JSONResponse({"orders": stored})
 
@@ -89,8 +86,11 @@ def get_job_orders(
 ) -> JSONResponse:
     """The members who ordered after the job's message (by member id), each with its orders."""
     require_for(Action.VIEW_ORDERS, who)
+    scope = cursors.orders_scope(who.tenant_id, job_id)
+    after = cursors.open_cursor(scope, cursor)
     with get_runtime().pool.connection() as conn:
-        return JSONResponse(revenue.job_orders(conn, who.tenant_id, job_id, after=cursor, limit=limit))
+        page = revenue.job_orders(conn, who.tenant_id, job_id, after=after, limit=limit)
+    return JSONResponse(cursors.signed(page, scope))
 
 
 @router.get(

@@ -21,6 +21,7 @@ DEVELOPMENT_SECRETS = {
     "kakao_sender_key": "balsong-sender-key",
     "sms_webhook_signature": "balsong-local-webhook",
     "kakao_webhook_signature": "balsong-local-webhook",
+    "cursor_secret": "balsong-local-cursor-secret",
 }
 
 
@@ -53,7 +54,7 @@ class Settings:
 
     ``BALSONG_ENV`` is ``production`` unless set to ``development``. In production the secrets
     (`DEVELOPMENT_SECRETS`: carrier app/secret keys, the KakaoTalk sender key, the webhook
-    signatures) have no value unless they are set, and the api, worker and scheduler refuse to
+    signatures, the cursor key) have no value unless they are set, and the api, worker and scheduler refuse to
     start while one is missing (`check_secrets`). In development, a secret not set takes the
     local simulator's public value.
     """
@@ -108,6 +109,10 @@ class Settings:
     #: that skips `check_secrets` can have: that provider's webhook is not accepted.)
     sms_webhook_signature: str = ""
     kakao_webhook_signature: str = ""
+    #: Key of the HMAC that signs the API's page cursors (``next_cursor``), so a caller cannot
+    #: forge or alter one (`engine.cursors`). Changing it invalidates the cursors handed out.
+    #: A secret, required in production.
+    cursor_secret: str = ""
     #: Longest wait for a PostgreSQL connection (from the pool, or to open one), in seconds. Short,
     #: so that with the database down the API answers 503 at once instead of hanging.
     database_timeout_seconds: float = 5.0

@@ -16,7 +16,7 @@ from psycopg import Connection
 from redis import Redis
 from redis.exceptions import RedisError
 
-from engine import counters
+from engine import counters, inputs
 from engine.clock import KST
 from engine.errors import ValidationError
 from engine.keys import Keys
@@ -61,24 +61,13 @@ def _one_of(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
 
 
 def parse_day(name: str, value: str | None) -> date | None:
-    """A ``YYYY-MM-DD`` query value as a date, or a ValidationError naming the field."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(name, "must be a date written YYYY-MM-DD (KST)") from None
+    """A ``YYYY-MM-DD`` query value as a date (years 2000-2100), or a ValidationError naming the field."""
+    return inputs.parse_day(name, value)
 
 
 def parse_instant(name: str, value: str | None) -> datetime | None:
-    """An ISO 8601 query value as an instant; without an offset it is read as KST."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(name, "must be ISO 8601, e.g. 2026-11-23T09:00:00+09:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=KST)
+    """An ISO 8601 query value as an instant (years 2000-2100); without an offset it is read as KST."""
+    return None if value is None else inputs.parse_instant(name, value)
 
 
 def encode_cursor(created_at: datetime, job_id: int) -> str:

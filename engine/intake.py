@@ -6,7 +6,13 @@ every job), and `engine.job_store` stores what it returns.
 Job-level problems (no body, an emoji in the body, a body too long for the channel) reject the
 whole request with a ``ValidationError`` naming the field. Recipient-level problems (a bad
 number, a missing variable, a value that cannot be encoded or makes the message too long) fail
-that recipient alone, with a reason code and text; the job goes on with the others.
+that recipient alone, with a reason code and text; the job goes on with the others. What no
+person types is the request's problem wherever it sits, like malformed JSON: a control character
+(`engine.inputs`: message text and variable values may carry tab and line breaks, identifiers
+and titles nothing) or a variable value that is not a string or a number; the ValidationError
+names the field, e.g. ``recipients[7].variables.name``. These checks ride on the per-recipient
+work intake does anyway (one ``str.isprintable`` per value), so a million recipients are not
+walked twice.
 
 A job's ``kind`` (manual, automatic) and an optional reservation time ``scheduled_at`` (which
 makes it kind ``scheduled``) are checked here too, against the injected clock's ``now``; see
@@ -30,6 +36,7 @@ from engine.channels import ContentTooLong, choose_channel, default_title
 from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
+from engine.inputs import check_line, check_text
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
 from engine.reservations import requested_kind
 from engine.template import MissingVariable, Template
@@ -207,7 +214,7 @@ def _prepare_text(
     link_base_url: str | None,
 ) -> PreparedJob:
     """An SMS/LMS job: one text (filled per recipient), SMS or LMS chosen per recipient."""
-    body = _text(request, "body", required=True)
+    body = _text(request, "body", required=True, multiline=True)
     assert body is not None  # required=True raised otherwise
     if advertisement:
         check_advertisement(body, requested)
@@ -287,7 +294,7 @@ def _prepare_kakao(
         template_code=code,
         fallback=_fallback(request.get("fallback"), template),
     )
-    for item, phone, member_id in _distinct_recipients(job, recipients):
+    for index, item, phone, member_id in _distinct_recipients(job, recipients):
         variables = item.get("variables")
         try:
             values = template.values_from(variables if isinstance(variables, Mapping) else {})
@@ -303,7 +310,10 @@ def _prepare_kakao(
                 )
             )
             continue
-        values = tuple(map(_as_text, values))
+        for value in values:
+            if type(value) is not str or not value.isprintable():
+                values = _checked_values(values, template.variables, index)
+                break
         if len(template.render(values)) > KAKAO_MAX_CHARACTERS:
             job.invalid.append(
                 RecipientRow(
@@ -337,9 +347,9 @@ def _fallback(value: Any, template: Template) -> Fallback | None:
     if not isinstance(value, Mapping):
         raise ValidationError("fallback", "must be an object {channel, body, title?}")
     channel = _choice(value, "channel", FALLBACK_CHANNELS, default="auto")
-    body = _text(value, "body", required=True)
+    body = _text(value, "body", required=True, multiline=True, prefix="fallback.")
     assert body is not None
-    title = _text(value, "title", required=False)
+    title = _text(value, "title", required=False, prefix="fallback.")
     fallback_template = Template.parse(body)
     unknown = set(fallback_template.variables) - set(template.variables)
     if unknown:
@@ -397,15 +407,17 @@ def _classify_recipients(
     )
     sms, lms, invalid = job.sms, job.lms, job.invalid
     link_names = tuple(f"{links.LINK_VARIABLE_PREFIX}{i + 1}" for i in range(len(job.tracked_urls)))
-    for item, phone, member_id in _distinct_recipients(job, recipients):
+    for index, item, phone, member_id in _distinct_recipients(job, recipients):
         if not has_variables:
             row = RecipientRow(phone, member_id, None, fixed_channel)
         elif link_names:
             row = _row_with_links(
-                phone, member_id, item.get("variables"), template, title_bytes, job, link_names
+                index, phone, member_id, item.get("variables"), template, title_bytes, job, link_names
             )
         else:
-            row = _personalised_row(phone, member_id, item.get("variables"), template, title_bytes, requested)
+            row = _personalised_row(
+                index, phone, member_id, item.get("variables"), template, title_bytes, requested
+            )
         if row.channel == "sms":
             sms.append(row)
         elif row.channel == "lms":
@@ -416,9 +428,11 @@ def _classify_recipients(
 
 def _distinct_recipients(
     job: PreparedJob, recipients: Sequence[Any]
-) -> Iterator[tuple[Mapping[str, Any], str, str | None]]:
-    """Each recipient with a valid number not seen before in the job, as (item, normalised phone,
-    member id). Bad numbers go to ``job.invalid`` with their reason; repeats are counted.
+) -> Iterator[tuple[int, Mapping[str, Any], str, str | None]]:
+    """Each recipient with a valid number not seen before in the job, as (index in the request,
+    item, normalised phone, member id). Bad numbers go to ``job.invalid`` with their reason;
+    repeats are counted. A control character in a number is the request's error, not a bad
+    number: it is no number anyone typed, and it could not be kept to show.
 
     The hot loop of intake (once per recipient): `type(x) is dict` comes before the slower ABC
     check, since decoded JSON objects are plain dicts."""
@@ -431,16 +445,18 @@ def _distinct_recipients(
             member_id = _member_id(member_id, index)
         phone, problem = _phone(item.get("phone"))
         if problem is not None:
+            check_line(phone, f"recipients[{index}].phone")
             job.invalid.append(RecipientRow(phone, member_id, None, None, *problem))
             continue
         if phone in seen:
             job.duplicates_removed += 1
             continue
         seen.add(phone)
-        yield item, phone, member_id
+        yield index, item, phone, member_id
 
 
 def _personalised_row(
+    index: int,
     phone: str,
     member_id: str | None,
     variables: Any,
@@ -464,8 +480,11 @@ def _personalised_row(
         return RecipientRow(
             phone, member_id, None, None, "missing_variable", f"variable {exc.name!r} is missing"
         )
-    if not all(type(v) is str for v in values):
-        values = tuple(map(_as_text, values))
+    for value in values:
+        # Inline, not a call: nearly every value is a printable string, and this runs per recipient.
+        if type(value) is not str or not value.isprintable():
+            values = _checked_values(values, template.variables, index)
+            break
     try:
         body_bytes = encoded_length(template.render(values))
     except UnencodableText as exc:
@@ -478,6 +497,7 @@ def _personalised_row(
 
 
 def _row_with_links(
+    index: int,
     phone: str,
     member_id: str | None,
     variables: Any,
@@ -492,13 +512,15 @@ def _row_with_links(
     if variables is None:
         variables = {}
     if type(variables) is not dict and not isinstance(variables, Mapping):
-        return _personalised_row(phone, member_id, variables, template, title_bytes, job.requested_channel)
+        return _personalised_row(
+            index, phone, member_id, variables, template, title_bytes, job.requested_channel
+        )
     codes = tuple(links.new_code() for _ in link_names)
     merged = {
         **variables,
         **{name: links.short_url(job.link_base_url, c) for name, c in zip(link_names, codes, strict=True)},
     }
-    row = _personalised_row(phone, member_id, merged, template, title_bytes, job.requested_channel)
+    row = _personalised_row(index, phone, member_id, merged, template, title_bytes, job.requested_channel)
     if row.channel is not None:
         row.links = codes
     return row
@@ -545,17 +567,22 @@ def _flag(request: Mapping[str, Any], name: str) -> bool:
     return value
 
 
-def _text(request: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+def _text(
+    request: Mapping[str, Any], name: str, *, required: bool, multiline: bool = False, prefix: str = ""
+) -> str | None:
+    """A string field; ``multiline`` (message text) may carry tab and line breaks, other
+    fields (a title, a template code) no control character at all."""
+    field = prefix + name
     value = request.get(name)
     if value is None:
         if required:
-            raise ValidationError(name, "is required")
+            raise ValidationError(field, "is required")
         return None
     if not isinstance(value, str):
-        raise ValidationError(name, "must be a string")
+        raise ValidationError(field, "must be a string")
     if required and not value.strip():
-        raise ValidationError(name, "must not be empty")
-    return value
+        raise ValidationError(field, "must not be empty")
+    return check_text(value, field) if multiline else check_line(value, field)
 
 
 def _sender(value: Any) -> str:
@@ -577,9 +604,22 @@ def _member_id(value: Any, index: int) -> str | None:
         raise ValidationError(
             f"recipients[{index}].member_id", f"longer than {MEMBER_ID_MAX_LENGTH} characters"
         )
-    return text
+    return text if text.isprintable() else check_line(text, f"recipients[{index}].member_id")
 
 
-def _as_text(value: Any) -> str:
-    """Variable values may come as numbers; they are sent as their text."""
-    return value if isinstance(value, str) else str(value)
+def _checked_values(values: tuple[Any, ...], names: tuple[str, ...], index: int) -> tuple[str, ...]:
+    """A recipient's variable values as text. A number is sent as its text; a string may carry
+    tab and line breaks (as a body may) but no other control character; anything else (an
+    object, a list, true, null) is the request's error, naming ``recipients[i].variables.name``.
+
+    """
+    checked = []
+    for name, value in zip(names, values, strict=True):
+        field = f"recipients[{index}].variables.{name}"
+        if type(value) is str:
+            checked.append(check_text(value, field))
+        elif type(value) in (int, float):
+            checked.append(str(value))
+        else:
+            raise ValidationError(field, "must be a string or a number")
+    return tuple(checked)

@@ -22,8 +22,8 @@ import orjson
 from psycopg import Connection
 
 from engine import attribution
-from engine.clock import KST
 from engine.errors import ValidationError
+from engine.inputs import check_text, parse_instant
 
 ORDER_STATUSES = ("placed", "cancelled")
 #: Most orders in one request; larger backfills are sent in several.
@@ -190,20 +190,15 @@ def _optional_text(item: Mapping[str, Any], name: str, prefix: str) -> str | Non
 def _check_text(value: str, field: str) -> None:
     if len(value) > MAX_TEXT:
         raise ValidationError(field, f"longer than {MAX_TEXT} characters")
-    # PostgreSQL's text and jsonb cannot hold a NUL character.
-    if "\x00" in value:
-        raise ValidationError(field, "must not contain a NUL character")
+    # PostgreSQL's text and jsonb cannot hold a NUL character; no other control but line breaks.
+    check_text(value, field)
 
 
 def _instant(value: Any, field: str) -> datetime:
     if not isinstance(value, str):
         raise ValidationError(field, "is required: ISO 8601, e.g. 2026-11-23T09:00:00+09:00")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(field, "must be ISO 8601, e.g. 2026-11-23T09:00:00+09:00") from None
     # Shops in Korea write local times; an offset given wins.
-    return moment if moment.tzinfo else moment.replace(tzinfo=KST)
+    return parse_instant(field, value)
 
 
 def _money(value: Any, field: str) -> Decimal:

@@ -46,12 +46,15 @@ from engine import billing
 from engine.compliance import check_send_time
 from engine.config import Settings
 from engine.errors import JobStateConflict, NotFound, ResendInProgress, ValidationError
+from engine.inputs import check_line
 from engine.job_store import PartitionCache, StoredJob, claim_idempotency_key
 from engine.lifecycle.statuses import FINISHED_JOB_STATUSES, JobStatus
 from engine.tenants import require_sender
 
 #: At most this many reason codes in one resend request.
 MAX_REASONS = 50
+#: Longest reason code accepted (codes are short identifiers such as ``carrier_3015``).
+MAX_REASON_LENGTH = 100
 
 # The original job's recipients to resend. ``f`` is a KakaoTalk recipient's fallback row
 # (``seq = total + its seq``), which holds its last outcome.
@@ -92,6 +95,10 @@ def validate_reasons(raw: object) -> list[str] | None:
         raise ValidationError("reasons", "must be a non-empty list of reason codes such as 'carrier_3015'")
     if len(raw) > MAX_REASONS:
         raise ValidationError("reasons", f"at most {MAX_REASONS} reason codes")
+    for index, code in enumerate(raw):
+        check_line(code, f"reasons[{index}]")
+        if len(code) > MAX_REASON_LENGTH:
+            raise ValidationError(f"reasons[{index}]", f"longer than {MAX_REASON_LENGTH} characters")
     return sorted(set(raw))
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from psycopg import Connection
 
-from engine.clock import KST
 from engine.errors import ValidationError
+from engine.inputs import parse_instant
 from engine.lifecycle.statuses import JobStatus, RecipientStatus
 
 #: What a job's ``kind`` may be: a caller asks for manual or automatic; ``scheduled`` follows
@@ -59,15 +59,7 @@ def parse_scheduled_at(raw: Any, now: datetime, horizon_days: int) -> datetime:
         raise ValidationError(
             "scheduled_at", "must be an ISO 8601 string such as '2026-12-01T09:00:00+09:00'"
         )
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError(
-            "scheduled_at", f"not an ISO 8601 time: {raw[:40]!r} (e.g. '2026-12-01T09:00:00+09:00')"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=KST)
-    moment = moment.astimezone(UTC)
+    moment = parse_instant("scheduled_at", raw).astimezone(UTC)
     if moment <= now:
         raise ValidationError("scheduled_at", "must be in the future")
     if moment > now + timedelta(days=horizon_days):

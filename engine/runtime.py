@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from carriers.nhn_alimtalk import NhnAlimtalkCarrier
 from engine.clock import Clock, SharedOffsetClock, SystemClock
 from engine.config import Settings, get_settings
+from engine.cursors import CursorCodec
 from engine.db import make_pool
 from engine.keys import Keys
 from engine.rate_policy import RatePolicy
@@ -65,6 +66,10 @@ class Runtime:
     @cached_property
     def keys(self) -> Keys:
         return Keys(self.settings.redis_prefix)
+
+    @cached_property
+    def cursors(self) -> CursorCodec:
+        return CursorCodec(self.settings.cursor_secret)
 
     @cached_property
     def sms_carrier(self) -> Carrier:

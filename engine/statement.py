@@ -22,6 +22,7 @@ from psycopg import Connection, sql
 
 from engine.clock import KST
 from engine.errors import NotFound, ValidationError
+from engine.inputs import MAX_YEAR, MIN_YEAR
 
 #: Statement formats.
 FORMATS = ("html", "pdf")
@@ -39,7 +40,7 @@ RESULTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: Channel lines, in order; None is "refused at intake" (never sent).
 CHANNELS: tuple[str | None, ...] = ("sms", "lms", "kakao", None)
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,8 @@ def check_format(value: str) -> str:
 
 def parse_month(value: str) -> tuple[datetime, datetime]:
     """``YYYY-MM`` as the [start, end) of that month in KST."""
-    match = _MONTH.match(value)
-    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 2000:
+    match = _MONTH.fullmatch(value)
+    if match is None or not 1 <= int(match[2]) <= 12 or not MIN_YEAR <= int(match[1]) <= MAX_YEAR:
         raise ValidationError("month", "must be a month written YYYY-MM, such as 2026-11")
     year, month = int(match[1]), int(match[2])
     start = datetime(year, month, 1, tzinfo=KST)

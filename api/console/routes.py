@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import exports, job_actions, orders, statements
+from api import cursors, exports, job_actions, orders, statements
 from api.auth import client_address
 from api.console import labels
 from api.console.session import (
@@ -40,6 +40,7 @@ from api.scopes import Action, allowed
 from engine import history, revenue, views
 from engine.errors import BalsongError, NotFound, SignInThrottled, ValidationError
 from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
+from engine.resend import validate_reasons
 from engine.runtime import get_runtime
 from engine.tenants import tenant_name
 
@@ -170,7 +171,9 @@ def jobs_page(
         "job_kinds": list(labels.KIND.items()),
     }
     rt = get_runtime()
+    scope = cursors.jobs_scope(session.principal.tenant_id)
     try:
+        position = cursors.open_cursor(scope, cursor)
         job_filter = history.JobFilter(
             created_from=history.parse_day("created_from", filters.get("created_from")),
             created_to=history.parse_day("created_to", filters.get("created_to")),
@@ -185,14 +188,15 @@ def jobs_page(
                 rt.keys,
                 session.principal.tenant_id,
                 job_filter,
-                cursor=cursor,
+                cursor=position,
                 limit=JOBS_PER_PAGE,
             )
     except ValidationError as exc:
         return _render(request, "jobs.html", status_code=422, error=_field_error(exc), **context)
     context["jobs"] = page["jobs"]
     if page["next_cursor"]:
-        context["next_url"] = "/console/jobs?" + urlencode({**filters, "cursor": page["next_cursor"]})
+        next_cursor = rt.cursors.sign(scope, page["next_cursor"])
+        context["next_url"] = "/console/jobs?" + urlencode({**filters, "cursor": next_cursor})
     return _render(request, "jobs.html", **context)
 
 
@@ -246,7 +250,9 @@ def job_page(
     if attribution["orders"] or attribution["cancelled_orders"]:
         with rt.pool.connection() as conn:
             context["ordering"] = revenue.job_orders(conn, tenant_id, job_id, limit=ORDERING_MEMBERS_SHOWN)
+    scope = cursors.recipients_scope(tenant_id, job_id)
     try:
+        position = cursors.open_cursor(scope, cursor)
         with rt.pool.connection() as conn:
             page = views.list_recipients(
                 conn,
@@ -258,14 +264,16 @@ def job_page(
                 phone=filters.get("phone"),
                 sent_from=history.parse_instant("sent_from", filters.get("sent_from")),
                 sent_to=history.parse_instant("sent_to", filters.get("sent_to")),
-                after=_seq_cursor(cursor),
+                after=None if position is None else int(position),
                 limit=RECIPIENTS_PER_PAGE,
             )
     except ValidationError as exc:
-        return _render(request, "job.html", status_code=422, error=_field_error(exc), **context)
+        # The context has an "error" (a refused action's) already: this one replaces it.
+        context["error"] = _field_error(exc)
+        return _render(request, "job.html", status_code=422, **context)
     context["recipients"] = page["recipients"]
     if page["next_cursor"]:
-        query = urlencode({**filters, "cursor": page["next_cursor"]})
+        query = urlencode({**filters, "cursor": rt.cursors.sign(scope, page["next_cursor"])})
         context["next_url"] = f"/console/jobs/{job_id}?{query}#recipients"
     return _render(request, "job.html", **context)
 
@@ -349,7 +357,7 @@ def resend(
         stored = job_actions.perform_resend(
             session.principal.tenant_id,
             job_id,
-            [reason] if reason else None,
+            validate_reasons([reason]) if reason else None,
             f"console-{request_token}" if request_token else None,
         )
     except BalsongError as exc:
@@ -388,14 +396,6 @@ def _can_resend(job: dict[str, Any], session: ConsoleSession) -> bool:
 
 def _can_cancel(job: dict[str, Any], session: ConsoleSession) -> bool:
     return job["status"] in CANCELLABLE_JOB_STATUSES and allowed(Action.CANCEL, session.principal)
-
-
-def _seq_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit():
-        raise ValidationError("cursor", "not a cursor this page made")
-    return int(cursor)
 
 
 def _field_error(exc: ValidationError) -> str:

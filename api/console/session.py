@@ -153,5 +153,5 @@ def same_origin(request: Request) -> None:
 
 def check_csrf(session: ConsoleSession, submitted: str | None) -> None:
     """Raise CsrfRejected unless a form carried this session's token (compared in constant time)."""
-    if not submitted or not hmac.compare_digest(submitted, session.csrf_token):
+    if not submitted or not hmac.compare_digest(submitted.encode(), session.csrf_token.encode()):
         raise CsrfRejected

@@ -19,6 +19,11 @@ pytestmark = pytest.mark.integration
 TRICKY = ["back\\slash", 'quote"d', "tab\there", "new\nline", "comma,{brace}", "NULL", "\\N", "", "한글 이름"]
 
 
+def member_id(value: str) -> str | None:
+    """An identifier carries no control character (intake refuses one: `engine.inputs`)."""
+    return value.replace("\t", " ").replace("\n", " ") or None
+
+
 def test_values_with_copy_special_characters_round_trip(settings: Settings) -> None:
     # Given a job whose variable values hold every character COPY and array literals treat specially
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -26,10 +31,10 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
         add_sender(conn, tenant_id, "0212345678")
         top_up(conn, tenant_id, Decimal(1000))
         recipients = [
-            {"phone": f"0101234{i:04d}", "variables": {"a": value, "b": "x"}, "member_id": value or None}
+            {"phone": f"0101234{i:04d}", "variables": {"a": value, "b": "x"}, "member_id": member_id(value)}
             for i, value in enumerate(TRICKY)
         ]
-        recipients.append({"phone": "bad\tphone\\", "variables": {"a": "1", "b": "2"}})
+        recipients.append({"phone": "bad,phone\\", "variables": {"a": "1", "b": "2"}})
         job = prepare_job(
             {"channel": "lms", "sender": "02-1234-5678", "body": "#{a} #{b}", "recipients": recipients},
             max_recipients=100,
@@ -53,5 +58,5 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
             (stored.job_id,),
         ).fetchall()
     assert [r[3] for r in rows[: len(TRICKY)]] == [[value, "x"] for value in TRICKY]
-    assert [r[2] for r in rows[: len(TRICKY)]] == [value or None for value in TRICKY]
-    assert rows[-1][1:] == ("bad\tphone\\", None, None, "failed", "invalid_character")
+    assert [r[2] for r in rows[: len(TRICKY)]] == [member_id(value) for value in TRICKY]
+    assert rows[-1][1:] == ("bad,phone\\", None, None, "failed", "invalid_character")
