@@ -5,7 +5,7 @@ batch or hand one to a carrier asks `may_submit`: planning (`engine.planning.pla
 sending of a claimed batch (`engine.sending`: the claim already joins jobs and returns its
 status, so the check costs one comparison; reconciliation goes the same way), and a batch about
 to wait for a retry (`current_status`). A batch that comes up while its job is halted
-(`HALTED_JOB_STATUSES`) ends its slice as ``SliceEnd.HALTED``, and `actors.jobs.finish_slice`
+(`HALTED_JOB_STATUSES`) ends its slice as ``SliceEnd.HALTED``, and `engine.lifecycle.batches.finish_slice`
 decides what becomes of it (for a cancelled job: dropped, its recipients ``cancelled``). A
 paused job is not halted: its batches are never claimed (`JOB_MAY_SUBMIT`) until it resumes.
 """

@@ -1,6 +1,8 @@
 """The recipient and job lifecycle: what a recipient or a job is, and what it may become.
 
-Owns the statuses (`engine.lifecycle.statuses`), defined once as enums. Imports nothing of
-balsong's but the standard library, so every layer (engine, api, actors, scheduler, cli) may
-read the statuses from here.
+Owns the statuses (`statuses`, enums defined once), the one transition table that says what an
+event does to a recipient (`transitions`), and a claimed batch's course after each slice
+(`batches`: retry batches, expiry, hand-back, drop, the job's next batches), which returns what
+to publish rather than publishing it. May import the rest of engine/, carriers/ and metrics/;
+never actors/.
 """
