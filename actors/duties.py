@@ -5,23 +5,21 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 
-from carriers.base import Channel, Outcome
+from carriers.base import Channel
 from engine import attribution, counters, dead_entries
 from engine.completion import finish_completed_jobs
-from engine.dead_entries import DeadEntry
-from engine.entry_checks import Refused, check_report
 from engine.flusher import Flusher
+from engine.lifecycle.reports import ingest_reports
 from engine.planning import BatchRef, jobs_with_unpublished_batches, lost_batches, top_up, unplanned_jobs
 from engine.reconcile import stale_batches
 from engine.resend import unfilled_resends
 from engine.reservations import start_due_reservations
-from engine.results import RecipientOutcome
 from engine.retention import purge_expired
 from engine.retries import release_due
 from engine.runtime import Runtime
 from engine.scheduler import Duty
 from engine.settlement import settle_job, unsettled_jobs
-from metrics import PARTITIONS_DROPPED, REPORTS_RECEIVED, REPORTS_UNMATCHED, RESERVATIONS
+from metrics import PARTITIONS_DROPPED, RESERVATIONS
 
 log = logging.getLogger(__name__)
 
@@ -129,31 +127,7 @@ def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, 
         raw = rt.redis.get(cursor_key)
         since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
         carrier = rt.carrier_for(channel.value)
-        reports = carrier.reports(channel, since - overlap, until)
-        outcomes: list[RecipientOutcome] = []
-        dead: list[DeadEntry] = []
-        not_ours = 0
-        for report in reports:
-            if report.outcome is Outcome.ACCEPTED:
-                continue
-            # Checked one by one: a malformed result is set aside, the page goes on.
-            try:
-                checked = check_report(report, date_required=True)
-            except Refused as exc:
-                dead.append(DeadEntry("poll", exc.reason, str(exc), report._asdict(), carrier.name))
-                continue
-            if checked is None:
-                not_ours += 1
-            else:
-                outcomes.append(checked)
-        # The flusher applies them only to recipients of this carrier's channels.
-        rt.recorder.record_reports(outcomes, carrier=carrier.name)
-        if dead:
-            with rt.pool.connection() as conn:
-                dead_entries.set_aside(conn, dead)
-        REPORTS_RECEIVED.labels(carrier.name, "poll").inc(len(outcomes))
-        if not_ours:
-            REPORTS_UNMATCHED.labels(carrier.name, "unknown_reference").inc(not_ours)
+        ingest_reports(rt, carrier.name, "poll", carrier.reports(channel, since - overlap, until))
         rt.redis.set(cursor_key, until.timestamp())
 
 

@@ -7,6 +7,7 @@ an order notice, a password code — still reaches a number that opted out of ad
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -15,8 +16,20 @@ from psycopg import Connection
 
 from engine.phone import InvalidPhone, mask_phone, normalize_recipient
 
-#: Where a number on the list came from.
+log = logging.getLogger(__name__)
+
+#: Where a number on the list came from (``carrier``: the carrier's 080 opt-out service).
 SOURCES = ("api", "csv", "carrier")
+
+# The tenants whose advertising carried a 080 opt-out line with this number (digits only): the
+# line is required in every advertising message (`engine.compliance`), so it names its sender.
+_TENANTS_OF_080 = r"""
+    SELECT DISTINCT tenant_id FROM jobs
+    WHERE advertisement
+      AND regexp_replace(
+            substring(body from '무료\s*(?:수신\s*)?거부\s*[:：]?\s*(080-?[0-9]{3,4}-?[0-9]{4})'),
+            '-', '', 'g') = %s
+"""
 
 
 @dataclass(slots=True)
@@ -50,6 +63,19 @@ def add(conn: Connection, tenant_id: int, phones: Iterable[str], source: str = "
             )
             result.added = cursor.rowcount
     return result
+
+
+def add_from_080(conn: Connection, line: str, phones: Iterable[str]) -> int:
+    """Opt-outs the carrier's 080 service took on ``line``: onto the list of every tenant whose
+    advertising carried that opt-out number; returns how many entries were added."""
+    digits = "".join(ch for ch in line if ch.isdigit())
+    tenants = [int(row[0]) for row in conn.execute(_TENANTS_OF_080, (digits,))]
+    if not tenants:
+        log.warning(
+            "080 opt-outs for a number no tenant's advertising carried", extra={"count": len(tenants)}
+        )
+    numbers = list(phones)
+    return sum(add(conn, tenant_id, numbers, source="carrier").added for tenant_id in tenants)
 
 
 def remove(conn: Connection, tenant_id: int, phone: str) -> bool:
