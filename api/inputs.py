@@ -38,14 +38,15 @@ async def json_body(request: Request, *, empty: Any = ...) -> Any:
     return load_json(raw)
 
 
-def load_json(raw: bytes) -> Any:
+def load_json(raw: bytes, *, texts: bool = True) -> Any:
     """``raw`` decoded and checked: ValidationError naming the field if it is not JSON, too deep,
-    or carries a control character. orjson itself refuses depth over 1024 (a decode error)."""
+    or (with ``texts``) carries a control character. orjson itself refuses depth over 1024 (a
+    decode error)."""
     try:
         decoded = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValidationError("body", f"not valid JSON: {exc}") from None
-    check_json(decoded)
+    check_json(decoded, texts=texts)
     return decoded
 
 

@@ -84,9 +84,9 @@ def check_line(value: str, field: str) -> str:
     return value
 
 
-def check_json(value: Any, field: str = "", *, max_depth: int = MAX_JSON_DEPTH) -> None:
-    """Refuse a decoded JSON document nested deeper than ``max_depth`` or with a control
-    character (but tab, LF, CR) in any key or string; the error names the JSON path.
+def check_json(value: Any, field: str = "", *, max_depth: int = MAX_JSON_DEPTH, texts: bool = True) -> None:
+    """Refuse a decoded JSON document nested deeper than ``max_depth`` or (with ``texts``) with a
+    control character (but tab, LF, CR) in any key or string; the error names the JSON path.
 
     Iterative, so a deep document cannot exhaust the stack; it stops at ``max_depth`` before
     looking further down."""
@@ -94,22 +94,23 @@ def check_json(value: Any, field: str = "", *, max_depth: int = MAX_JSON_DEPTH) 
     while stack:
         node, path, depth = stack.pop()
         if type(node) is str:
-            check_text(node, path or "body")
+            if texts:
+                check_text(node, path or "body")
         elif type(node) is dict or type(node) is list:
             if depth >= max_depth:
                 raise ValidationError(path or "body", f"nested deeper than {max_depth} levels")
-            for child_path, child in _children(node, path):
+            for child_path, child in _children(node, path, texts):
                 stack.append((child, child_path, depth + 1))
 
 
-def _children(node: dict[str, Any] | list[Any], path: str) -> Iterator[tuple[str, Any]]:
+def _children(node: dict[str, Any] | list[Any], path: str, texts: bool) -> Iterator[tuple[str, Any]]:
     if type(node) is list:
         for index, item in enumerate(node):
             yield f"{path}[{index}]", item
         return
     assert type(node) is dict
     for key, item in node.items():
-        found = control_character(key, multiline=True)
+        found = control_character(key, multiline=True) if texts else None
         if found is not None:
             raise control_error(f"{path}.{key!r}" if path else repr(key), found)
         yield (f"{path}.{key}" if path else key), item

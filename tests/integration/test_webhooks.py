@@ -79,6 +79,8 @@ def test_results_by_webhook_apply_once_and_only_forward(stack: Stack) -> None:
         # "delivered" arrives for the failed one, and a report names a reference not ours
         assert post(stack, [result_hook(delivered, "1000")], hooks_id="h-1").status_code == 200
         post(stack, [result_hook(delivered, "1000"), result_hook(failed, "3018")])
+        # (Calls are applied by several workers at once: "late" means after these were applied.)
+        wait_counts(stack, client, job_id, delivered=1, failed=1)
         post(stack, [result_hook(failed, "1000"), result_hook("not-ours", "1000")])
 
         # Then each counted once, and the failed one stayed failed

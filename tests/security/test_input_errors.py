@@ -17,12 +17,14 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+import psycopg
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from engine.config import Settings
+from engine.platform_keys import create_platform_key
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
@@ -68,7 +70,7 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "recipients": [{"phone": "010-5000-0001", "variables": {"name": "홍길동"}, "member_id": "M1"}],
     },
     ("POST", "/v1/jobs/{job_id}/resend"): {"reasons": ["invalid_phone"]},
-    ("POST", "/v1/balance/top-ups"): {"amount": "1", "memo": "memo"},
+    ("POST", "/v1/balance/top-ups"): {"tenant": "input-tenant", "amount": "1", "memo": "memo"},
     ("POST", "/v1/senders"): {"number": "02-1234-9999"},
     ("POST", "/v1/opt-outs"): {"phones": ["010-5000-0002"]},
     ("POST", "/v1/keys"): {"scopes": ["read"]},
@@ -78,7 +80,11 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "ordered_at": "2026-11-23T09:00:00+09:00",
         "amount": 1000,
     },
-    ("POST", "/v1/carriers/{carrier}/reports"): {"hooksId": "h", "hooks": []},
+    ("POST", "/v1/carriers/{carrier}/reports"): {
+        "hooksId": "h",
+        "event": "MESSAGE_RESULT_UPDATE",
+        "hooks": [],
+    },
 }
 #: Routes that change something and take no JSON body (the console's take forms).
 NO_JSON_BODY = {
@@ -89,6 +95,8 @@ NO_JSON_BODY = {
     ("DELETE", "/v1/opt-outs/{phone}"),
 }
 WEBHOOK_SIGNATURE = "balsong-local-webhook"
+#: Routes only a platform key may call.
+PLATFORM_ROUTES = {"/v1/balance/top-ups"}
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,8 @@ class World:
     client: httpx.Client
     console: httpx.Client
     other: httpx.Client
+    #: A platform key's client: top-ups are the platform's (a tenant's key gets 403 first).
+    platform: httpx.Client
     job_id: int
     key_id: int
     values: dict[str, str]
@@ -171,6 +181,8 @@ class World:
         return path
 
     def caller(self, route: Route) -> httpx.Client:
+        if route.path in PLATFORM_ROUTES:
+            return self.platform
         return self.console if route.console else self.client
 
 
@@ -195,8 +207,14 @@ def world(stack: Stack) -> Iterator[World]:
     )
     assert signed_in.status_code == 303, signed_in.text
     values = {"job_id": str(job_id), "key_id": str(key_id), "phone": "01051000007", "carrier": "nhn_sms"}
-    yield World(client, console, other, job_id, key_id, values)
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        platform_key = create_platform_key(conn, f"input-{uuid.uuid4().hex[:6]}")
+    platform = httpx.Client(
+        base_url=stack.settings.api_url, headers={"Authorization": f"Bearer {platform_key}"}, timeout=60
+    )
+    yield World(client, console, other, platform, job_id, key_id, values)
     console.close()
+    platform.close()
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
@@ -399,7 +417,7 @@ def nested(depth: int) -> bytes:
 def post(world: World, route: Route, body: Any) -> httpx.Response:
     headers = {"X-Toast-Webhook-Signature": WEBHOOK_SIGNATURE, "Content-Type": "application/json"}
     content = body if isinstance(body, bytes) else orjson.dumps(body)
-    return world.client.request(route.method, world.path(route), content=content, headers=headers)
+    return world.caller(route).request(route.method, world.path(route), content=content, headers=headers)
 
 
 def string_paths(value: Any, path: str = "") -> Iterator[tuple[str, list[str | int]]]:
@@ -547,7 +565,9 @@ def test_a_reservation_time_out_of_range_is_a_422_naming_scheduled_at(world: Wor
 def test_resend_reasons_and_top_up_memo_with_a_nul_are_a_422(world: World) -> None:
     resend = world.client.post(f"/v1/jobs/{world.job_id}/resend", json={"reasons": ["\x00"]})
     assert_422_naming(resend, "reasons[0]")
-    memo = world.client.post("/v1/balance/top-ups", json={"amount": "1", "memo": "\x00"})
+    memo = world.platform.post(
+        "/v1/balance/top-ups", json={"tenant": "input-x", "amount": "1", "memo": "\x00"}
+    )
     assert_422_naming(memo, "memo")
 
 
