@@ -87,6 +87,12 @@ INVALID_RECIPIENT: Final = -5000
 
 #: The one delivery result code that means "delivered to the KakaoTalk user".
 DELIVERED: Final = "1000"
+#: The message list API's result filter (``resultCode`` parameter): success and failure.
+RESULT_FILTER_DELIVERED: Final = "MRC01"
+RESULT_FILTER_FAILED: Final = "MRC02"
+#: Every code a result may carry that means "delivered": the result code, and the filter's name
+#: for it, which a webhook hook may carry in its ``resultCode`` instead.
+DELIVERED_CODES: Final[frozenset[str]] = frozenset({DELIVERED, RESULT_FILTER_DELIVERED})
 #: "Not a KakaoTalk user": the number has no KakaoTalk account (fall back to SMS/LMS).
 NOT_KAKAO_USER: Final = "3019"
 #: The user blocked AlimTalk messages (fall back to SMS/LMS).

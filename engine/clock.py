@@ -6,9 +6,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from threading import Lock
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from redis import Redis
+
+from carriers import nhn_time
 
 
 class Clock(Protocol):
@@ -24,8 +25,9 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-#: Korea Standard Time, in which operators read every timestamp.
-KST = ZoneInfo("Asia/Seoul")
+#: Korea Standard Time, in which operators read every timestamp: the carriers' own clock (one
+#: definition, `carriers.nhn_time`; UTC+9 all year).
+KST = nhn_time.KST
 
 
 class SharedOffsetClock:

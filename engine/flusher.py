@@ -22,10 +22,10 @@ channels.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -47,12 +47,14 @@ from engine.lifecycle.statuses import RecipientStatus
 from engine.lifecycle.transitions import STATUSES_WITH_REASON, Standing, report_delta, standing
 from engine.pipeline_metrics import count_intake_failures, count_report_results
 from engine.report_matching import channels_of
-from engine.retries import RetryLedger, backoff_seconds, deadline_seconds, schedule_retry
+from engine.retries import RetryLedger, retry_cutoff, retry_due_at, schedule_retry
 from metrics import FLUSHED_ROWS
 
 log = logging.getLogger(__name__)
 
 GROUP = "flusher"
+#: Jobs whose facts the flusher keeps at once (a few hundred bytes each).
+JOB_CACHE_SIZE = 10_000
 
 #: Errors that say an entry's data cannot be applied, whatever the retries: PostgreSQL refusing
 #: a value (DataError: NUL in text, a number out of range, a bad timestamp) and Python refusing to
@@ -79,7 +81,7 @@ _APPLY_SUBMISSION = """
 """
 
 # A report of a passing failure ("phone off") past the channel's retry deadline.
-_TOO_LATE = """(u.status = 'retry' AND r.first_attempt_at < CASE r.channel WHEN 'kakao' THEN %(cutoff_kakao)s
+_TOO_LATE = """(u.status = 'retry' AND r.first_attempt_at <= CASE r.channel WHEN 'kakao' THEN %(cutoff_kakao)s
                  WHEN 'lms' THEN %(cutoff_lms)s ELSE %(cutoff_sms)s END)"""
 
 # Reports move rows only forward, and only for the attempt they are about (a late report of an
@@ -201,9 +203,10 @@ class Flusher:
         self.ledger = RetryLedger(redis, keys)
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
-        self._created_at: dict[int, datetime] = {}
-        #: Jobs whose Kakao failures fall back to SMS/LMS.
-        self._falls_back: set[int] = set()
+        #: What the flusher needs of each job it meets (its creation time, the partition key,
+        #: and whether its Kakao failures fall back to SMS/LMS): fixed once the job exists, so
+        #: cached, the least recently used dropped past `JOB_CACHE_SIZE`.
+        self._jobs: OrderedDict[int, tuple[datetime, bool]] = OrderedDict()
         self._group_ready = False
         self._own_pending_first = False
 
@@ -419,7 +422,7 @@ class Flusher:
         changes: list[ReportChange] = []
         now = self.clock.now()
         cutoffs = {
-            f"cutoff_{channel}": now - timedelta(seconds=deadline_seconds(self.settings, channel))
+            f"cutoff_{channel}": retry_cutoff(self.settings, channel, now)
             for channel in ("sms", "lms", "kakao")
         }
         with conn.cursor() as cur:
@@ -433,7 +436,7 @@ class Flusher:
                     {
                         "job": job_id,
                         "created_at": created[job_id],
-                        "falls_back": job_id in self._falls_back,
+                        "falls_back": self._jobs[job_id][1],
                         # Entries from before reports named their carrier apply to any channel.
                         "channels": channels_of(carrier) if carrier else None,
                         "low": min(seqs),
@@ -462,9 +465,6 @@ class Flusher:
         for (job_id, channel), group in groups.items():
             attempt = max(c.attempt for c in group)
             first = min((c.first_attempt_at for c in group if c.first_attempt_at), default=now)
-            delay = backoff_seconds(
-                attempt, self.settings.retry_base_seconds, self.settings.retry_cap_seconds
-            )
             schedule_retry(
                 conn,
                 self.ledger,
@@ -473,7 +473,7 @@ class Flusher:
                 seqs=[c.seq for c in group],
                 first_attempt_at=first,
                 attempt=attempt,
-                due_at=now + timedelta(seconds=delay),
+                due_at=retry_due_at(self.settings, attempt, now),
             )
 
     def _create_fallbacks(
@@ -517,14 +517,24 @@ class Flusher:
         count_intake_failures("kakao", unsendable)
 
     def _job_created_at(self, conn: Connection, job_ids: Iterable[int]) -> dict[int, datetime]:
-        missing = [j for j in job_ids if j not in self._created_at]
+        """Creation times of those of ``job_ids`` that exist (their ``_jobs`` entries fresh)."""
+        wanted = list(job_ids)
+        # Room first, so that no job of this call is dropped before the call has used it.
+        while self._jobs and len(self._jobs) + len(wanted) > JOB_CACHE_SIZE:
+            self._jobs.popitem(last=False)
+        missing = [j for j in wanted if j not in self._jobs]
         if missing:
             rows = conn.execute(
                 "SELECT id, created_at, fallback_channel IS NOT NULL FROM jobs WHERE id = ANY(%s)", (missing,)
             ).fetchall()
-            self._created_at.update({int(job): created for job, created, _ in rows})
-            self._falls_back.update(int(job) for job, _, falls_back in rows if falls_back)
-        return {j: self._created_at[j] for j in job_ids if j in self._created_at}
+            for job, created, falls_back in rows:
+                self._jobs[int(job)] = (created, bool(falls_back))
+        found = {}
+        for job_id in wanted:
+            if job_id in self._jobs:
+                self._jobs.move_to_end(job_id)
+                found[job_id] = self._jobs[job_id][0]
+        return found
 
     def _count_report_changes(self, changes: list[ReportChange]) -> None:
         # Summed per job and field first: one HINCRBY per field and job in this round, not two

@@ -147,7 +147,22 @@ def release_due(conn: Connection, batch: DueBatch) -> tuple[str, str, datetime |
     return None if row is None else (row[0], row[1], row[2], int(row[3]))
 
 
+def retry_cutoff(settings: Settings, channel: str, now: datetime) -> datetime:
+    """Recipients of ``channel`` first tried at or before this instant are past its retry
+    deadline: they are expired, not tried again. The one statement of the rule: `past_deadline`
+    and the flusher's SQL (for reports of a passing failure) both compare with it."""
+    return now - timedelta(seconds=deadline_seconds(settings, channel))
+
+
 def past_deadline(settings: Settings, channel: str, first_attempt_at: datetime | None, now: datetime) -> bool:
-    if first_attempt_at is None:
-        return False
-    return now >= first_attempt_at + timedelta(seconds=deadline_seconds(settings, channel))
+    return first_attempt_at is not None and first_attempt_at <= retry_cutoff(settings, channel, now)
+
+
+def retry_delay_seconds(settings: Settings, attempt: int) -> float:
+    """How long retry number ``attempt`` waits: back-off with jitter (`backoff_seconds`)."""
+    return backoff_seconds(attempt, settings.retry_base_seconds, settings.retry_cap_seconds)
+
+
+def retry_due_at(settings: Settings, attempt: int, now: datetime) -> datetime:
+    """When retry number ``attempt`` is due, for a recipient told to try again at ``now``."""
+    return now + timedelta(seconds=retry_delay_seconds(settings, attempt))

@@ -21,7 +21,14 @@ from engine.lifecycle.statuses import JobStatus
 from engine.pausing import pause_if_failing
 from engine.pipeline_metrics import count_expired
 from engine.planning import BatchRef
-from engine.retries import backoff_seconds, deadline_seconds, defer_batch, past_deadline, schedule_retry
+from engine.retries import (
+    deadline_seconds,
+    defer_batch,
+    past_deadline,
+    retry_delay_seconds,
+    retry_due_at,
+    schedule_retry,
+)
 from engine.runtime import Runtime
 from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
 from metrics import BATCH_SLICES, RECIPIENTS_CANCELLED, RETRIES_SCHEDULED
@@ -113,7 +120,9 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
         rest = [seq for seq in claimed.seq_of_reference.values() if seq >= result.next_seq]
         if expire_if_late(rt, claimed, rest):
             return finish_batch(rt, claimed)
-        return wait_in_ledger(rt, claimed, result.next_seq, retry_delay(rt, claimed.retry_attempt + 1))
+        return wait_in_ledger(
+            rt, claimed, result.next_seq, retry_delay_seconds(rt.settings, claimed.retry_attempt + 1)
+        )
     if result.end is SliceEnd.FINISHED:
         return finish_batch(rt, claimed)
     return NOTHING
@@ -187,7 +196,7 @@ def retry_later(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], attempt: in
             seqs=seqs,
             first_attempt_at=claimed.first_attempt_at or now,
             attempt=attempt + 1,
-            due_at=now + timedelta(seconds=retry_delay(rt, attempt + 1)),
+            due_at=retry_due_at(rt.settings, attempt + 1, now),
         )
 
 
@@ -208,7 +217,3 @@ def expire_if_late(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch
         at=now,
     )
     return True
-
-
-def retry_delay(rt: Runtime, attempt: int) -> float:
-    return backoff_seconds(attempt, rt.settings.retry_base_seconds, rt.settings.retry_cap_seconds)
