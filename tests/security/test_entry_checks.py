@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carriers.base import Outcome, SubmitOutcome
-from carriers.nhn_sms import _parse_kst
+from carriers.nhn_time import parse_kst
 from carriers.webhooks import Webhook, message_results
 from engine.dead_entries import entry_text
 from engine.entry_checks import (
@@ -102,7 +102,7 @@ def test_a_reference_parses_only_into_numbers_postgresql_holds(reference: Any) -
 @given(st.text(max_size=40))
 def test_the_sms_carrier_reads_any_result_date_without_raising(text: str) -> None:
     # Year 0001 in KST used to raise OverflowError and stop the report poller.
-    moment = _parse_kst(text)
+    moment = parse_kst(text)
     assert moment is None or moment.tzinfo is not None
 
 
