@@ -24,6 +24,7 @@ from api import (
     statements,
 )
 from api.auth import AuthError
+from api.intake_body import process_budget
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
 from engine.config import get_settings
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
+    app.state.intake_budget = process_budget(get_settings())
     app.include_router(jobs.router)
     app.include_router(job_actions.router)
     app.include_router(carrier_reports.router)
@@ -98,7 +100,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(IntakeLimited)
     async def limited(_: Request, exc: IntakeLimited) -> JSONResponse:
-        return _error(429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)})
+        details = {"limit": exc.limit} if exc.limit else {}
+        return _error(
+            429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)}, **details
+        )
 
     @app.exception_handler(JobNotPaused)
     async def not_paused(_: Request, exc: JobNotPaused) -> JSONResponse:

@@ -84,6 +84,18 @@ class Settings:
     #: limits (``balsong tenant limits``) replace these.
     intake_requests_per_second: float = 200.0
     intake_recipients_per_day: int = 0
+    #: Intake budget (``engine.intake_budget``): job request bytes in flight and job submissions
+    #: in progress at once, per tenant over every API process, and per API process over every
+    #: tenant (0: no limit). Beyond them a submission is answered 429 with Retry-After. A
+    #: submission alone is always admitted: these bound what runs together, not a job's size.
+    intake_max_bytes_in_flight_per_tenant: int = 400 * 1024 * 1024
+    intake_max_concurrent_per_tenant: int = 4
+    intake_max_bytes_in_flight_per_process: int = 600 * 1024 * 1024
+    intake_max_concurrent_per_process: int = 16
+    #: A submission's share of its tenant's budget lapses this long after its API process last
+    #: renewed it (it renews every third of it while the submission runs): a killed process's
+    #: share comes back within this long.
+    intake_lease_seconds: float = 30.0
     #: How often the scheduler's result flusher drains the result stream.
     flush_interval_seconds: float = 0.2
     #: A committed job still unplanned after this long is planned by the scheduler (outbox).

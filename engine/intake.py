@@ -20,7 +20,7 @@ is a seq range and every query for a batch is a range scan.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from engine.channels import ContentTooLong, choose_channel, default_title
 from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
+from engine.job_request import RecipientSegments
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
 from engine.reservations import requested_kind
 from engine.template import MissingVariable, Template
@@ -362,9 +363,10 @@ def _fallback(value: Any, template: Template) -> Fallback | None:
     return Fallback(channel, body, title)
 
 
-def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> list[Any]:
+def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> Collection[Any]:
+    # A list when decoded whole; RecipientSegments (decoded as iterated, once) when streamed.
     recipients = request.get("recipients")
-    if not isinstance(recipients, list) or not recipients:
+    if not isinstance(recipients, list | RecipientSegments) or not recipients:
         raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
     if len(recipients) > max_recipients:
         raise ValidationError(
@@ -386,7 +388,7 @@ def _phone(raw: Any) -> tuple[str, tuple[str, str] | None]:
 
 def _classify_recipients(
     job: PreparedJob,
-    recipients: Sequence[Any],
+    recipients: Iterable[Any],
     template: Template,
     title_bytes: int,
 ) -> None:
@@ -415,7 +417,7 @@ def _classify_recipients(
 
 
 def _distinct_recipients(
-    job: PreparedJob, recipients: Sequence[Any]
+    job: PreparedJob, recipients: Iterable[Any]
 ) -> Iterator[tuple[Mapping[str, Any], str, str | None]]:
     """Each recipient with a valid number not seen before in the job, as (item, normalised phone,
     member id). Bad numbers go to ``job.invalid`` with their reason; repeats are counted.

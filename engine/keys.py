@@ -50,6 +50,10 @@ class Keys:
         """An operator's console session (by the SHA-256 of its cookie), see `api.console.session`."""
         return f"{self.prefix}:console-session:{token_hash}"
 
+    def intake_budget(self, tenant_id: int) -> str:
+        """Hash of a tenant's intakes in flight, lease id -> "expiry ms:bytes" (`engine.intake_budget`)."""
+        return f"{self.prefix}:intake-budget:{tenant_id}"
+
     def intake_rate(self, tenant_id: int, second: int) -> str:
         """Job submissions of a tenant in one second (`engine.intake_limits`)."""
         return f"{self.prefix}:intake-rate:{tenant_id}:{second}"
