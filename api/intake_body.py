@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from engine.config import Settings
-from engine.intake_budget import GROWTH_STEP_BYTES, BudgetLimits, ProcessBudget, TenantLease
+from engine.intake_budget import FIRST_CHUNKED_BYTES, BudgetLimits, ProcessBudget, TenantLease
 from engine.job_request import JobRequest, JobRequestReader
 from engine.runtime import get_runtime
 
@@ -57,7 +57,7 @@ class IntakeSlot:
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> IntakeSlot:
-        first = self.declared if self.declared is not None else GROWTH_STEP_BYTES
+        first = self.declared if self.declared is not None else FIRST_CHUNKED_BYTES
         self.process.enter(first)
         try:
             await run_in_threadpool(self.lease.take, first)
@@ -97,7 +97,8 @@ class IntakeSlot:
         return reader.finish()
 
     async def _grow(self, received: int) -> None:
-        wanted = max(received, self.reserved + GROWTH_STEP_BYTES)
+        # Doubling, up to the largest body there can be (a larger one is refused 413 anyway).
+        wanted = max(received, min(2 * self.reserved, self.settings.max_job_request_bytes))
         self.process.grow(wanted - self.reserved)
         self.reserved = wanted
         await run_in_threadpool(self.lease.take, wanted)

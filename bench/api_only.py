@@ -7,8 +7,7 @@ measured is intake and nothing else competing for the CPU.
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -92,65 +91,3 @@ def rss_mb(pid: int) -> tuple[float, float]:
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-def post_streamed(
-    port: int,
-    path: str,
-    headers: dict[str, str],
-    chunks: Iterable[bytes],
-    *,
-    content_length: int | None = None,
-) -> tuple[int, bytes, int]:
-    """POST a body as it is generated, chunked unless ``content_length`` is given, and stop
-    sending as soon as the server answers: (status, response body, body bytes sent)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=600)
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json"]
-    head += [f"{k}: {v}" for k, v in headers.items()]
-    head.append(
-        f"Content-Length: {content_length}" if content_length is not None else "Transfer-Encoding: chunked"
-    )
-    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-    sent = 0
-    answered = b""
-    try:
-        for chunk in chunks:
-            sock.setblocking(False)
-            try:
-                answered = sock.recv(65536)
-            except BlockingIOError:
-                answered = b""
-            sock.setblocking(True)
-            if answered:
-                break
-            framed = chunk if content_length is not None else b"%x\r\n%s\r\n" % (len(chunk), chunk)
-            sock.sendall(framed)
-            sent += len(chunk)
-        else:
-            if content_length is None:
-                sock.sendall(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    data = answered
-    try:
-        while b"\r\n\r\n" not in data:
-            more = sock.recv(65536)
-            if not more:
-                break
-            data += more
-        head_bytes, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head_bytes.split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        while len(body) < length:
-            more = sock.recv(65536)
-            if not more:
-                break
-            body += more
-    except (ConnectionResetError, TimeoutError):
-        head_bytes, body = data, b""
-    finally:
-        sock.close()
-    status = int(head_bytes.split(b" ", 2)[1]) if head_bytes.startswith(b"HTTP/") else 0
-    return status, body, sent

@@ -30,8 +30,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_only import RunningApi, peak_rss_reset, post_streamed, rss_mb, running_api
+from bench.api_only import RunningApi, peak_rss_reset, rss_mb, running_api
 from engine.db import upgrade
+from tests.support.raw_http import error_of, post_streamed
 from tests.support.services import isolated_settings
 from tests.support.stack import SENDER
 
@@ -90,16 +91,22 @@ def measure(
         ]
         answers = [f.result() for f in futures]
     elapsed = time.monotonic() - started
-    peaks = {pid: rss_mb(pid)[1] for pid in pids}
+    peaks = {pid: _peak(pid) for pid in pids}
     print(f"\n{label} ({elapsed:.1f}s)")
-    for status, body, sent in answers:
-        detail = orjson.loads(body).get("error", {}) if body.startswith(b"{") else {}
-        code = detail.get("code", "") if isinstance(detail, dict) else ""
+    for status, _, body, sent in answers:
+        code = str(error_of(body).get("code", ""))
         print(f"  answer {status} {code:<28} after {sent / 1e6:8.1f} MB sent")
     for pid in pids:
-        print(f"  API process {pid}: RSS {before[pid]:7.0f} MB before, peak {peaks[pid]:7.0f} MB")
+        peak = f"peak {peaks[pid]:7.0f} MB" if peaks[pid] else "gone (killed by uvicorn's supervisor)"
+        print(f"  API process {pid}: RSS {before[pid]:7.0f} MB before, {peak}")
     print(f"  sum of peaks: {sum(peaks.values()):,.0f} MB")
-    return None
+
+
+def _peak(pid: int) -> float:
+    try:
+        return rss_mb(pid)[1]
+    except FileNotFoundError:
+        return 0.0
 
 
 def main() -> int:

@@ -16,7 +16,8 @@ An intake alone in its budget is always admitted, whatever its size (up to the r
 limit): the byte budget limits what runs *together*, never how large one job may be.
 
 A request with a Content-Length reserves that many bytes up front; a chunked one reserves
-`GROWTH_STEP_BYTES` at a time as its bytes arrive, and is refused when a step does not fit.
+`FIRST_CHUNKED_BYTES`, then twice what it holds whenever its bytes pass that (a handful of
+Redis calls for the largest body), and is refused when a step does not fit.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from engine.keys import Keys
 
 log = logging.getLogger(__name__)
 
-#: A chunked body reserves budget this many bytes at a time as it arrives.
-GROWTH_STEP_BYTES = 8 * 1024 * 1024
+#: A chunked body (no Content-Length) first reserves this many bytes of budget.
+FIRST_CHUNKED_BYTES = 256 * 1024
 #: Retry-After of a refusal, in seconds: intakes in flight take seconds, not minutes.
 RETRY_AFTER_SECONDS = 2
 

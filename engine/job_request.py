@@ -148,7 +148,8 @@ class JobRequestReader:
         if self._state == _ELEMENTS:
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)
-            if self._pending_bytes >= self._next_cut_bytes:
+            # A ']' may end the list: look at once, so a field after it is read as it arrives.
+            if self._pending_bytes >= self._next_cut_bytes or b"]" in chunk:
                 self._cut(final=False)
                 self._advance(final=False)
             return
@@ -218,7 +219,7 @@ class JobRequestReader:
                     self._state = _ELEMENTS
                     self._pending, self._pending_bytes = [self._buffer], len(self._buffer)
                     self._buffer = b""
-                    if self._pending_bytes >= self._next_cut_bytes or final:
+                    if self._pending_bytes >= self._next_cut_bytes or final or b"]" in self._pending[0]:
                         self._cut(final=final)
             elif state == _AFTER_VALUE:
                 self._consume(1)
