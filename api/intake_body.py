@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from engine.config import Settings
 from engine.intake_budget import FIRST_CHUNKED_BYTES, BudgetLimits, ProcessBudget, TenantLease
+from engine.intake_limits import IntakeLimits
 from engine.job_request import JobRequest, JobRequestReader
 from engine.runtime import get_runtime
 
@@ -33,9 +34,10 @@ def process_budget(settings: Settings) -> ProcessBudget:
 
 
 class IntakeSlot:
-    """One job submission's place in the intake budget; ``read`` reads its body."""
+    """One job submission's place in the intake budget (``limits``: the tenant's, from
+    `engine.intake_limits`); ``read`` reads its body."""
 
-    def __init__(self, request: Request, tenant_id: int) -> None:
+    def __init__(self, request: Request, tenant_id: int, limits: IntakeLimits) -> None:
         rt = get_runtime()
         self.request = request
         self.settings = rt.settings
@@ -45,8 +47,7 @@ class IntakeSlot:
             rt.keys,
             tenant_id,
             BudgetLimits(
-                max_bytes_in_flight=rt.settings.intake_max_bytes_in_flight_per_tenant,
-                max_concurrent=rt.settings.intake_max_concurrent_per_tenant,
+                max_bytes_in_flight=limits.max_bytes_in_flight, max_concurrent=limits.max_concurrent
             ),
             rt.settings.intake_lease_seconds,
         )

@@ -63,6 +63,12 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
             "description": "Reservation: ISO 8601 time to send at, in the future and at most 60 days ahead; "
             "without an offset it is read as KST (e.g. 2026-12-01T09:00:00 is 09:00 in Korea)",
         },
+        "advertisement": {
+            "type": "boolean",
+            "default": False,
+            "description": "Advertising (광고): the body must carry the label and a free 080 opt-out line, "
+            "and is not sent 21:00-08:00 KST",
+        },
         "track_links": {
             "type": "boolean",
             "default": False,
@@ -99,11 +105,11 @@ async def submit_job(
 ) -> JSONResponse:
     """Accept a job: 202 with its id once the job and every recipient are committed."""
     require("send", who)
-    await run_in_threadpool(_check_request_rate, who.tenant_id)
+    limits = await run_in_threadpool(_check_request_rate, who.tenant_id)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     try:
-        async with IntakeSlot(request, who.tenant_id) as slot:
+        async with IntakeSlot(request, who.tenant_id, limits) as slot:
             job_request = await slot.read()
             stored = await run_in_threadpool(_accept, who.tenant_id, job_request, idempotency_key)
     except ClientDisconnect:
@@ -114,11 +120,13 @@ async def submit_job(
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
 
 
-def _check_request_rate(tenant_id: int) -> None:
+def _check_request_rate(tenant_id: int) -> intake_limits.IntakeLimits:
+    """Count this submission against the tenant's rate; the tenant's limits."""
     rt = get_runtime()
     with rt.pool.connection() as conn:
         limits = intake_limits.limits_for(conn, rt.settings, tenant_id)
     intake_limits.check_request_rate(rt.redis, rt.keys, tenant_id, limits, rt.clock.now())
+    return limits
 
 
 def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None) -> Any:

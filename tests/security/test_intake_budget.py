@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from engine.config import Settings
+from engine.intake_limits import set_limits
 from engine.keys import Keys
 from engine.tenants import tenant_id_by_name
 from tests.support.jobs import wait_finished
@@ -258,3 +259,25 @@ def test_a_streamed_job_keeps_its_idempotency(budget_stack: Stack, tmp_path: Pat
         "/v1/jobs", content=job(["010-8000-0001"]), headers={"Idempotency-Key": "stream-1"}
     )
     assert other.status_code == 422 and other.json()["error"]["field"] == "Idempotency-Key"
+
+
+def test_a_tenants_own_budget_replaces_the_settings(budget_stack: Stack) -> None:
+    # Given a tenant given its own budget of one submission at once (`balsong tenant limits`)
+    tenant = Tenant(budget_stack, "budget-own")
+    with psycopg.connect(budget_stack.settings.database_url, autocommit=True) as conn:
+        set_limits(
+            conn,
+            tenant_id_by_name(conn, "budget-own"),
+            requests_per_second=None,
+            recipients_per_day=None,
+            max_concurrent=1,
+        )
+    held = tenant.hold(job(["010-8200-0001"]))
+
+    # When it submits a second job while the first is in progress, then it waits
+    refused = tenant.submit(job(["010-8200-0002"]))
+    assert refused.status_code == 429
+    assert refused.json()["error"]["limit"] == "intake_max_concurrent_per_tenant"
+    assert "at once" in refused.json()["error"]["message"]
+    status, _, _ = finish(held, job(["010-8200-0001"])[-1:])
+    assert status == 202

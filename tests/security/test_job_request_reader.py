@@ -117,3 +117,9 @@ def test_a_malformed_body_is_refused_naming_where(body: bytes, field: str) -> No
     with pytest.raises(ValidationError) as refused:
         read(body, [len(body) // 2])
     assert refused.value.field == field
+
+
+def test_the_fields_read_are_the_fields_the_api_documents() -> None:
+    from api.jobs import JOB_REQUEST_SCHEMA
+
+    assert set(JOB_REQUEST_SCHEMA["properties"]) == job_request.FIELDS
