@@ -368,7 +368,8 @@ def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> Collecti
     recipients = request.get("recipients")
     if not isinstance(recipients, list | RecipientSegments) or not recipients:
         raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
-    if len(recipients) > max_recipients:
+    # Streamed recipients are counted exactly as they are decoded (RecipientSegments.__iter__).
+    if isinstance(recipients, list) and len(recipients) > max_recipients:
         raise ValidationError(
             "recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}"
         )

@@ -86,19 +86,55 @@ class RecipientSegments(Collection[Any]):
     """The recipients' raw JSON text, cut at element boundaries; iterated once, it yields each
     recipient decoded (segment by segment, each dropped once decoded)."""
 
+    max_recipients: int
     segments: list[bytes] = field(default_factory=list)
-    count: int = 0
+    #: Recipients in each segment: exact where orjson checked the cut, else counted by separators.
+    counts: list[int] = field(default_factory=list)
+    #: Whether every count is exact (every cut checked by orjson).
+    exact: bool = True
 
     def __len__(self) -> int:
-        return self.count
+        """How many recipients there are; exact where the cuts were checked, else counted by the
+        separators between them (which a separator inside a string would add to)."""
+        return sum(self.counts)
 
     def __contains__(self, item: object) -> bool:
         raise TypeError("recipients streamed from a request are only iterated, once")
 
     def __iter__(self) -> Iterator[Any]:
+        """Each recipient, decoded; a cut that was not a boundary after all (a separator inside
+        a string) joins its segment to the next.
+
+        Raises:
+          ValidationError: the text is not valid JSON, or holds more than ``max_recipients``.
+        """
         segments = self.segments
+        decoded = 0
         while segments:
-            yield from orjson.loads(b"[" + segments.pop(0) + b"]")
+            text = segments.pop(0)
+            while True:
+                candidate = b"[" + text + b"]"
+                try:
+                    items = orjson.loads(candidate)
+                    break
+                except orjson.JSONDecodeError as exc:
+                    if not segments or not _fails_at_end(exc, candidate):
+                        raise ValidationError("recipients", f"not valid JSON: {exc.msg}") from None
+                    text = text + b"," + segments.pop(0)
+            decoded += len(items)
+            if decoded > self.max_recipients:
+                raise ValidationError("recipients", f"at most {self.max_recipients} recipients per job")
+            yield from items
+
+    def add(self, segment: bytes, count: int, *, exact: bool) -> None:
+        self.segments.append(segment)
+        self.counts.append(count)
+        self.exact = self.exact and exact
+
+    def take_last(self) -> bytes:
+        """Remove the last segment (to cut it again with what follows); its text."""
+        self.counts.pop()
+        return self.segments.pop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +164,7 @@ class JobRequestReader:
         self._state = _OPEN
         self._name = ""
         self._fields: dict[str, Any] = {}
-        self._recipients = RecipientSegments()
+        self._recipients = RecipientSegments(max_recipients)
         #: Recipients' text not yet cut, as it arrived, and its length.
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -149,9 +185,11 @@ class JobRequestReader:
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)
             # A ']' may end the list: look at once, so a field after it is read as it arrives.
-            if self._pending_bytes >= self._next_cut_bytes or b"]" in chunk:
+            if b"]" in chunk:
                 self._cut(final=False)
                 self._advance(final=False)
+            elif self._pending_bytes >= self._next_cut_bytes:
+                self._cut_between()
             return
         self._buffer = self._buffer + chunk if self._buffer else chunk
         self._advance(final=False)
@@ -209,12 +247,12 @@ class JobRequestReader:
                 self._consume(1)
                 self._state = _ELEMENT
             elif state == _ELEMENT:
-                if byte == ord("]") and not self._recipients.count:
+                if byte == ord("]") and not len(self._recipients):
                     self._consume(1)
                     self._fields["recipients"] = self._recipients
                     self._state = _AFTER_VALUE
                 elif byte != ord("{"):
-                    raise ValidationError(f"recipients[{self._recipients.count}]", _NOT_AN_OBJECT)
+                    raise ValidationError(f"recipients[{len(self._recipients)}]", _NOT_AN_OBJECT)
                 else:
                     self._state = _ELEMENTS
                     self._pending, self._pending_bytes = [self._buffer], len(self._buffer)
@@ -278,15 +316,54 @@ class JobRequestReader:
 
     # -- recipients ------------------------------------------------------------------------
 
+    def _cut_between(self) -> None:
+        """Move the pending recipients' text, up to the last ``},{`` (or ``}, {``) in it, into
+        a segment without parsing it: the fast way for compact JSON (orjson, JSON.stringify, Go,
+        Jackson) and Python's default separators.
+
+        The text starts at a boundary, so the pair is one too if it is outside any string (an
+        even number of unescaped quotes before it; no ``\\`` before it, so each ``\"`` is an
+        escaped quote) and not in an array nested in a recipient (no ``[`` before it: inside an
+        object, ``,`` is followed by a name, never by ``{``). Otherwise the text is cut where
+        orjson says (`_cut`), as is pretty-printed JSON."""
+        text = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        end = max(text.rfind(b"},{"), text.rfind(b"}, {"))
+        head = text[: end + 1]
+        if end < 0 or b"[" in head or b"\\\\" in head or (head.count(b'"') - head.count(b'\\"')) % 2:
+            self._cut(final=False)
+            return
+        count = text.count(b"},{", 0, end + 1) + text.count(b"}, {", 0, end + 1) + 1
+        self._recipients.add(text[: end + 1], count, exact=False)
+        # Past the ',' only: segment + b"," + rest is the text again, should the cut be undone.
+        rest = text[end + 2 :]
+        self._offset += end + 2
+        self._pending, self._pending_bytes = [rest], len(rest)
+        self._next_cut_bytes = SEGMENT_BYTES
+
     def _cut(self, *, final: bool) -> None:
         """Move the pending recipients' text, up to its last whole element, into a segment;
         at the list's end, go back to the top-level object."""
         text = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-        cut = self._last_boundary(text)
+        # A fast cut (`_cut_between`) inside a string shows here as a syntax error at the start
+        # of the text: cut again with the segment before, at most twice (a recipient is at most
+        # RECIPIENT_MAX_BYTES long, about a segment).
+        for attempt in range(3):
+            error = None
+            try:
+                cut = self._last_boundary(text)
+            except _NotJson as exc:
+                cut, error = None, str(exc)
+            if cut is not None or (error is None and not final):
+                break
+            if self._recipients.exact or not self._recipients.segments or attempt == 2:
+                if error is not None:
+                    raise ValidationError("recipients", f"not valid JSON: {error}")
+                break
+            text = self._recipients.take_last() + b"," + text
         if cut is None:
             if len(text) > RECIPIENT_MAX_BYTES + SEGMENT_BYTES:
                 raise ValidationError(
-                    f"recipients[{self._recipients.count}]", f"longer than {RECIPIENT_MAX_BYTES} bytes"
+                    f"recipients[{len(self._recipients)}]", f"longer than {RECIPIENT_MAX_BYTES} bytes"
                 )
             if final:
                 self._syntax("the body ends inside the recipients")
@@ -295,9 +372,8 @@ class JobRequestReader:
             self._next_cut_bytes = len(text) + SEGMENT_BYTES
             return
         end, count = cut
-        self._recipients.segments.append(text[:end])
-        self._recipients.count += count
-        if self._recipients.count > self.max_recipients:
+        self._recipients.add(text[:end], count, exact=True)
+        if self._recipients.exact and len(self._recipients) > self.max_recipients:
             raise ValidationError("recipients", f"at most {self.max_recipients} recipients per job")
         rest = text[end:].lstrip(_WHITESPACE)
         if rest[:1] == b"]":
@@ -318,7 +394,7 @@ class JobRequestReader:
             self._state = _ELEMENT
             return
         if rest[0] != ord("{"):
-            raise ValidationError(f"recipients[{self._recipients.count}]", _NOT_AN_OBJECT)
+            raise ValidationError(f"recipients[{len(self._recipients)}]", _NOT_AN_OBJECT)
         self._pending, self._pending_bytes = [rest], len(rest)
         if final:
             self._cut(final=True)
@@ -347,9 +423,8 @@ class JobRequestReader:
                     if last < 0:
                         return None
                     return last + 1, len(orjson.loads(b"[" + text[: last + 1] + b"]"))
-                # orjson counts characters: a failure before the last one is in the text itself.
-                if exc.pos < len(candidate.translate(None, _UTF8_CONTINUATION)) - 1:
-                    raise ValidationError("recipients", f"not valid JSON: {exc.msg}") from None
+                if not _fails_at_end(exc, candidate):
+                    raise _NotJson(exc.msg) from None
         return None
 
     # -- bytes -----------------------------------------------------------------------------
@@ -367,6 +442,17 @@ class JobRequestReader:
 
     def _syntax(self, reason: str) -> None:
         raise ValidationError("body", f"not valid JSON: {reason} (byte {self._offset})")
+
+
+class _NotJson(Exception):
+    """The recipients' text fails to parse before the end of a candidate cut."""
+
+
+def _fails_at_end(exc: orjson.JSONDecodeError, candidate: bytes) -> bool:
+    """Whether orjson failed on ``candidate`` (``[`` + text + ``]``) only at its very end, as it
+    does when the text is cut inside a string or a nested value, rather than in the text itself.
+    orjson counts characters, not bytes."""
+    return bool(exc.pos >= len(candidate.translate(None, _UTF8_CONTINUATION)) - 1)
 
 
 def _value_end(text: bytes) -> int | None:

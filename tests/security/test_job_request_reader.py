@@ -19,7 +19,13 @@ from engine import job_request
 from engine.errors import ValidationError
 from engine.job_request import JobRequestReader
 
-TEXT = st.text(alphabet=st.sampled_from('ab가나 },{]["\\:\n\t\x01'), max_size=12)
+#: Text with what could be taken for a boundary between recipients ("},{", "}]") inside strings.
+TEXT = st.lists(
+    st.sampled_from(
+        ["a", "가", " ", "}", ",", "{", "]", "[", '"', "\\", ":", "\n", "\x01", "},{", "}, {", "}]"]
+    ),
+    max_size=8,
+).map("".join)
 RECIPIENT = st.fixed_dictionaries(
     {"phone": TEXT},
     optional={"variables": st.dictionaries(TEXT, TEXT, max_size=3), "member_id": TEXT},
@@ -88,15 +94,35 @@ def test_a_known_field_longer_than_its_limit_is_refused_while_it_arrives() -> No
 
 
 def test_too_many_recipients_are_refused_once_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a limit of 10 recipients and segments of ~100 bytes
+    # Given a limit of 10 recipients and segments of ~100 bytes, recipients one per line
     monkeypatch.setattr(job_request, "SEGMENT_BYTES", 100)
     reader = JobRequestReader(10)
     reader.feed(b'{"recipients":[')
     # When recipients keep coming, then the 11th is refused before the list ends
     with pytest.raises(ValidationError) as refused:
         for i in range(1000):
-            reader.feed(b'{"phone":"010%08d"},' % i)
+            reader.feed(b'{"phone":"010%08d"},\n' % i)
     assert refused.value.field == "recipients"
+
+
+def test_too_many_compact_recipients_are_refused_exactly_as_they_are_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given compact JSON (cut at "},{" without parsing) of 11 recipients, one with "},{" in it
+    monkeypatch.setattr(job_request, "SEGMENT_BYTES", 20)
+    phones = [{"phone": f"010{i:08d}"} for i in range(10)] + [{"phone": "},{},{"}]
+    for limit, refused in ((11, False), (10, True)):
+        reader = JobRequestReader(limit)
+        body = orjson.dumps({"recipients": phones})
+        for i in range(0, len(body), 7):
+            reader.feed(body[i : i + 7])
+        recipients = reader.finish().fields["recipients"]
+        # When they are decoded, then the 11th is refused only under a limit of 10
+        if refused:
+            with pytest.raises(ValidationError):
+                list(recipients)
+        else:
+            assert list(recipients) == phones
 
 
 @pytest.mark.parametrize(
