@@ -12,6 +12,9 @@ answered before the body has been sent whole.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -24,11 +27,12 @@ import pytest
 import redis
 
 from engine.config import Settings
-from engine.intake_limits import set_limits
+from engine.intake_limits import limits_for, set_limits
 from engine.keys import Keys
 from engine.tenants import tenant_id_by_name
 from tests.support.jobs import wait_finished
 from tests.support.raw_http import OpenRequest, error_of, post_streamed
+from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack, running_stack
 
 pytestmark = pytest.mark.integration
@@ -281,3 +285,28 @@ def test_a_tenants_own_budget_replaces_the_settings(budget_stack: Stack) -> None
     assert "at once" in refused.json()["error"]["message"]
     status, _, _ = finish(held, job(["010-8200-0001"])[-1:])
     assert status == 202
+
+
+def test_an_operator_sets_and_resets_a_tenants_budget_with_the_cli(budget_stack: Stack) -> None:
+    # Given a tenant with the settings' budget
+    Tenant(budget_stack, "budget-cli")
+    env = {**os.environ, **settings_env(budget_stack.settings)}
+
+    def limits(*flags: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "tenant", "limits", "budget-cli", *flags],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+
+    # When an operator gives it its own budget, then it is shown, and kept
+    shown = limits("--max-bytes-in-flight", "5000000", "--max-concurrent", "3")
+    assert "5000000 request bytes in flight and 3 submissions at once" in shown
+    with psycopg.connect(budget_stack.settings.database_url, autocommit=True) as conn:
+        own = limits_for(conn, budget_stack.settings, tenant_id_by_name(conn, "budget-cli"))
+    assert (own.max_bytes_in_flight, own.max_concurrent) == (5_000_000, 3)
+    # And --reset gives it the settings' budget again
+    assert f"{TENANT_BYTES} request bytes in flight and 2 submissions at once" in limits("--reset")
