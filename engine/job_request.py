@@ -8,11 +8,9 @@ object as it goes. It owns the body's *syntax and shape*, not its meaning (that 
   as its name has arrived, before its value is read; a known field other than ``recipients``
   may be at most `FIELD_MAX_BYTES` long, so no field is ever buffered past that.
 - ``recipients`` is kept as its raw JSON text, cut at element boundaries into segments of about
-  `SEGMENT_BYTES` (a segment is checked with orjson as it is cut, so a syntax error is refused
-  as soon as it arrives, and the count of recipients is known at once: a job over
-  ``max_recipients`` is refused before the rest is read). `RecipientSegments` yields the
-  decoded recipients one segment at a time, dropping each segment as it goes, so the decoded
-  form of the whole list never exists at once.
+  `SEGMENT_BYTES`. `RecipientSegments` yields the decoded recipients one segment at a time,
+  dropping each segment as it goes, so the decoded form of the whole list never exists at once;
+  it counts them exactly as it decodes them (``max_recipients``).
 - The SHA-256 of the body (`engine.intake.request_hash`, for idempotent retries) is computed
   from the chunks as they pass, so no whole copy of the body is kept.
 
@@ -20,11 +18,19 @@ Raw text is the most compact form a recipient has before it is classified (about
 against ~600 for a decoded dict), and, unlike classifying as we read, it does not depend on
 ``channel``, ``body`` or ``title`` coming before ``recipients`` in the object.
 
-Finding an element boundary without a Python loop over every byte: a cut just after a ``}``
-that is followed by ``,`` or ``]`` is tried with orjson on ``[`` + text + ``]``. A cut inside a
-string or a nested object makes that text fail at its very end (the ``]`` added, or the end of
-input); a failure anywhere earlier is a real syntax error. Each recipient must be an object, so
-every element ends with ``}``.
+Finding an element boundary without a Python loop over every byte, two ways:
+
+- Fast, for compact JSON (``},{`` or ``}, {`` between recipients, as orjson, JSON.stringify, Go,
+  Jackson and Python's json write it): the last such pair in the text, if byte counts prove it is
+  outside every string and nested array (`JobRequestReader._cut_between`). Nothing is parsed;
+  the pairs stand for the count of recipients until they are decoded and counted exactly.
+- Checked, for the rest (pretty-printed JSON, recipients with ``[`` or ``\\`` in them) and for
+  a chunk holding a ``]`` (the list may end there, and a field after it must be read as it
+  arrives): a cut just after a ``}`` that is followed by ``,`` or ``]`` is tried with orjson on
+  ``[`` + text + ``]``. A cut inside a string or a nested object makes that text fail at its very
+  end (the ``]`` added, or the end of input); a failure anywhere earlier is a real syntax error,
+  refused at once, and the count is exact: a job over ``max_recipients`` is refused before the
+  rest of it is read. Each recipient must be an object, so every element ends with ``}``.
 """
 
 from __future__ import annotations
@@ -102,8 +108,7 @@ class RecipientSegments(Collection[Any]):
         raise TypeError("recipients streamed from a request are only iterated, once")
 
     def __iter__(self) -> Iterator[Any]:
-        """Each recipient, decoded; a cut that was not a boundary after all (a separator inside
-        a string) joins its segment to the next.
+        """Each recipient, decoded.
 
         Raises:
           ValidationError: the text is not valid JSON, or holds more than ``max_recipients``.
@@ -111,16 +116,10 @@ class RecipientSegments(Collection[Any]):
         segments = self.segments
         decoded = 0
         while segments:
-            text = segments.pop(0)
-            while True:
-                candidate = b"[" + text + b"]"
-                try:
-                    items = orjson.loads(candidate)
-                    break
-                except orjson.JSONDecodeError as exc:
-                    if not segments or not _fails_at_end(exc, candidate):
-                        raise ValidationError("recipients", f"not valid JSON: {exc.msg}") from None
-                    text = text + b"," + segments.pop(0)
+            try:
+                items = orjson.loads(b"[" + segments.pop(0) + b"]")
+            except orjson.JSONDecodeError as exc:
+                raise ValidationError("recipients", f"not valid JSON: {exc.msg}") from None
             decoded += len(items)
             if decoded > self.max_recipients:
                 raise ValidationError("recipients", f"at most {self.max_recipients} recipients per job")
@@ -130,11 +129,6 @@ class RecipientSegments(Collection[Any]):
         self.segments.append(segment)
         self.counts.append(count)
         self.exact = self.exact and exact
-
-    def take_last(self) -> bytes:
-        """Remove the last segment (to cut it again with what follows); its text."""
-        self.counts.pop()
-        return self.segments.pop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +328,7 @@ class JobRequestReader:
             return
         count = text.count(b"},{", 0, end + 1) + text.count(b"}, {", 0, end + 1) + 1
         self._recipients.add(text[: end + 1], count, exact=False)
-        # Past the ',' only: segment + b"," + rest is the text again, should the cut be undone.
-        rest = text[end + 2 :]
+        rest = text[end + 2 :]  # past the comma
         self._offset += end + 2
         self._pending, self._pending_bytes = [rest], len(rest)
         self._next_cut_bytes = SEGMENT_BYTES
@@ -344,22 +337,7 @@ class JobRequestReader:
         """Move the pending recipients' text, up to its last whole element, into a segment;
         at the list's end, go back to the top-level object."""
         text = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-        # A fast cut (`_cut_between`) inside a string shows here as a syntax error at the start
-        # of the text: cut again with the segment before, at most twice (a recipient is at most
-        # RECIPIENT_MAX_BYTES long, about a segment).
-        for attempt in range(3):
-            error = None
-            try:
-                cut = self._last_boundary(text)
-            except _NotJson as exc:
-                cut, error = None, str(exc)
-            if cut is not None or (error is None and not final):
-                break
-            if self._recipients.exact or not self._recipients.segments or attempt == 2:
-                if error is not None:
-                    raise ValidationError("recipients", f"not valid JSON: {error}")
-                break
-            text = self._recipients.take_last() + b"," + text
+        cut = self._last_boundary(text)
         if cut is None:
             if len(text) > RECIPIENT_MAX_BYTES + SEGMENT_BYTES:
                 raise ValidationError(
@@ -423,8 +401,9 @@ class JobRequestReader:
                     if last < 0:
                         return None
                     return last + 1, len(orjson.loads(b"[" + text[: last + 1] + b"]"))
-                if not _fails_at_end(exc, candidate):
-                    raise _NotJson(exc.msg) from None
+                # orjson counts characters: a failure before the last one is in the text itself.
+                if exc.pos < len(candidate.translate(None, _UTF8_CONTINUATION)) - 1:
+                    raise ValidationError("recipients", f"not valid JSON: {exc.msg}") from None
         return None
 
     # -- bytes -----------------------------------------------------------------------------
@@ -442,17 +421,6 @@ class JobRequestReader:
 
     def _syntax(self, reason: str) -> None:
         raise ValidationError("body", f"not valid JSON: {reason} (byte {self._offset})")
-
-
-class _NotJson(Exception):
-    """The recipients' text fails to parse before the end of a candidate cut."""
-
-
-def _fails_at_end(exc: orjson.JSONDecodeError, candidate: bytes) -> bool:
-    """Whether orjson failed on ``candidate`` (``[`` + text + ``]``) only at its very end, as it
-    does when the text is cut inside a string or a nested value, rather than in the text itself.
-    orjson counts characters, not bytes."""
-    return bool(exc.pos >= len(candidate.translate(None, _UTF8_CONTINUATION)) - 1)
 
 
 def _value_end(text: bytes) -> int | None:
