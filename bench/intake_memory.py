@@ -7,8 +7,8 @@ requests from one tenant at once:
 
 1. junk: a valid job of 10 recipients plus a ``"junk"`` string field of ``--junk-mb`` MB, sent
    chunked (no Content-Length) as it is generated, the case of the security review;
-2. valid: a job of ``--valid-recipients`` personalised recipients (0 skips the round), sent
-   with its Content-Length.
+2. valid: ``--valid-jobs`` jobs (4) of ``--valid-recipients`` personalised recipients (0 skips
+   the round), sent with their Content-Length.
 
 For each round: each API process's RSS before and its peak during the round (Linux VmHWM, reset
 before the round), the status codes returned and the bytes each client got to send before the
@@ -97,7 +97,7 @@ def measure(
         code = str(error_of(body).get("code", ""))
         print(f"  answer {status} {code:<28} after {sent / 1e6:8.1f} MB sent")
     for pid in pids:
-        peak = f"peak {peaks[pid]:7.0f} MB" if peaks[pid] else "gone (killed by uvicorn's supervisor)"
+        peak = f"peak {peaks[pid]:7.0f} MB" if peaks[pid] else "gone (no answer to uvicorn's health check)"
         print(f"  API process {pid}: RSS {before[pid]:7.0f} MB before, {peak}")
     print(f"  sum of peaks: {sum(peaks.values()):,.0f} MB")
 
@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument("--junk-mb", type=int, default=190)
     parser.add_argument("--valid-recipients", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--valid-jobs", type=int, default=4, help="valid jobs sent at once")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="balsong-bench-"))
     with isolated_settings() as settings:
@@ -137,10 +138,10 @@ def main() -> int:
                 [(auth, junk_chunks(args.junk_mb, 1 + run), None) for run in range(4)],
             )
             if args.valid_recipients:
-                bodies = [valid_body(args.valid_recipients, run) for run in range(4)]
+                bodies = [valid_body(args.valid_recipients, run) for run in range(args.valid_jobs)]
                 measure(
                     api,
-                    f"4 x valid job of {args.valid_recipients:,} recipients "
+                    f"{args.valid_jobs} x valid job of {args.valid_recipients:,} recipients "
                     f"({len(bodies[0]) / 1e6:.0f} MB) at once",
                     [(auth, in_slices(body), len(body)) for body in bodies],
                 )
