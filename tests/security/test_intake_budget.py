@@ -6,8 +6,8 @@ Given balsong running with small budgets (2 submissions and 1 MB in flight per t
 submissions per API process, 2 MB per request), when submissions are held open mid-body, then
 those past a budget are told to retry (429, Retry-After, the limit named) while nothing already
 admitted is lost, other tenants go on, and every share comes back when its submission ends — by
-a stored job, a refusal, or a client gone mid-body. Oversized bodies and unknown fields are
-answered before the body has been sent whole.
+a stored job, a refusal, or a client gone mid-body — or lapses, when its API process died.
+Oversized bodies and unknown fields are answered before the body has been sent whole.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import pytest
 import redis
 
 from engine.config import Settings
+from engine.errors import IntakeLimited
+from engine.intake_budget import BudgetLimits, TenantLease
 from engine.intake_limits import limits_for, set_limits
 from engine.keys import Keys
 from engine.tenants import tenant_id_by_name
@@ -310,3 +312,28 @@ def test_an_operator_sets_and_resets_a_tenants_budget_with_the_cli(budget_stack:
     assert (own.max_bytes_in_flight, own.max_concurrent) == (5_000_000, 3)
     # And --reset gives it the settings' budget again
     assert f"{TENANT_BYTES} request bytes in flight and 2 submissions at once" in limits("--reset")
+
+
+def test_a_share_whose_api_process_died_lapses_and_is_given_back(settings: Settings) -> None:
+    # Given a tenant allowed one submission at once, whose one share was taken by an API process
+    # that then died (it never renews nor releases it), with a lease of 0.3 s
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    one = BudgetLimits(max_bytes_in_flight=0, max_concurrent=1)
+    TenantLease(client, keys, 990_001, one, ttl_seconds=0.3).take(1000)
+
+    # When another process asks for a share, then it is refused while the lease lives
+    with pytest.raises(IntakeLimited) as refused:
+        TenantLease(client, keys, 990_001, one, ttl_seconds=30).take(1000)
+    assert refused.value.limit == "intake_max_concurrent_per_tenant"
+
+    # And admitted once it has lapsed, the lapsed share dropped from the tenant's budget
+    def admitted() -> bool:
+        try:
+            TenantLease(client, keys, 990_001, one, ttl_seconds=30).take(1000)
+        except IntakeLimited:
+            return False
+        return True
+
+    eventually(admitted)
+    assert client.hlen(keys.intake_budget(990_001)) == 1
