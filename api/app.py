@@ -26,6 +26,7 @@ from api import (
 )
 from api.auth import AuthError
 from api.inputs import ParameterGuard
+from api.intake_body import process_budget
 from api.limits import BodySizeLimit
 from api.responses import JSONResponse, error_response
 from api.security_headers import SecurityHeaders
@@ -55,6 +56,7 @@ def create_app() -> FastAPI:
     # Added first, so it runs inside the size limit: a form it reads is limited like any body.
     app.add_middleware(ParameterGuard)
     app.add_middleware(BodySizeLimit, intake_limit_bytes=get_settings().max_job_request_bytes)
+    app.state.intake_budget = process_budget(get_settings())
     app.add_middleware(SecurityHeaders)  # added last: outermost, so 413s get the headers too
     app.include_router(jobs.router)
     app.include_router(job_actions.router)
@@ -106,7 +108,10 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(IntakeLimited)
     async def limited(_: Request, exc: IntakeLimited) -> JSONResponse:
-        return _error(429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)})
+        details = {"limit": exc.limit} if exc.limit else {}
+        return _error(
+            429, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after_seconds)}, **details
+        )
 
     @app.exception_handler(SignInThrottled)
     async def throttled(_: Request, exc: SignInThrottled) -> JSONResponse:

@@ -6,12 +6,13 @@ import logging
 from collections import Counter
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from api import cursors
 from api.auth import principal, require
+from api.intake_body import IntakeSlot
 from api.job_actions import perform_resume
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
@@ -20,6 +21,7 @@ from engine import history, intake_limits, views
 from engine.compliance import check_send_time
 from engine.errors import ValidationError
 from engine.intake import prepare_job
+from engine.job_request import JobRequest
 from engine.job_store import PartitionCache, store_job
 from engine.pipeline_metrics import count_intake_failures
 from engine.runtime import get_runtime
@@ -64,6 +66,12 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
             "description": "Reservation: ISO 8601 time to send at, in the future and at most 60 days ahead; "
             "without an offset it is read as KST (e.g. 2026-12-01T09:00:00 is 09:00 in Korea)",
         },
+        "advertisement": {
+            "type": "boolean",
+            "default": False,
+            "description": "Advertising (광고): the body must carry the label and a free 080 opt-out line, "
+            "and is not sent 21:00-08:00 KST",
+        },
         "track_links": {
             "type": "boolean",
             "default": False,
@@ -100,38 +108,42 @@ async def submit_job(
 ) -> JSONResponse:
     """Accept a job: 202 with its id once the job and every recipient are committed."""
     require("send", who)
-    await run_in_threadpool(_check_request_rate, who.tenant_id)
+    limits = await run_in_threadpool(_check_request_rate, who.tenant_id)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
-    raw = await request.body()
     try:
-        decoded = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError("body", f"not valid JSON: {exc}") from None
-    stored = await run_in_threadpool(_accept, who.tenant_id, decoded, raw, idempotency_key)
+        async with IntakeSlot(request, who.tenant_id, limits) as slot:
+            job_request = await slot.read()
+            stored = await run_in_threadpool(_accept, who.tenant_id, job_request, idempotency_key)
+    except ClientDisconnect:
+        log.info("job submission abandoned by its client mid-body")
+        return JSONResponse({}, status_code=400)  # nobody is left to read it
     if stored.created and not stored.scheduled:
         await run_in_threadpool(_plan, stored.job_id)
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
 
 
-def _check_request_rate(tenant_id: int) -> None:
+def _check_request_rate(tenant_id: int) -> intake_limits.IntakeLimits:
+    """Count this submission against the tenant's rate; the tenant's limits."""
     rt = get_runtime()
     with rt.pool.connection() as conn:
         limits = intake_limits.limits_for(conn, rt.settings, tenant_id)
     intake_limits.check_request_rate(rt.redis, rt.keys, tenant_id, limits, rt.clock.now())
+    return limits
 
 
-def _accept(tenant_id: int, decoded: Any, raw: bytes, idempotency_key: str | None) -> Any:
+def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None) -> Any:
     rt = get_runtime()
     job = prepare_job(
-        decoded,
+        job_request.fields,
         max_recipients=rt.settings.max_recipients_per_job,
-        raw_body=raw,
         kakao_template=_kakao_template,
         now=rt.clock.now(),
         reservation_horizon_days=rt.settings.reservation_horizon_days,
         link_base_url=rt.settings.link_base_url,
     )
+    # The body was hashed as it streamed by, so no copy of it is kept (engine.intake.request_hash).
+    job.request_hash = job_request.body_sha256
     now = rt.clock.now()
     if job.advertisement:
         # A reservation is judged by when it will go out, not when it was made.

@@ -95,17 +95,27 @@ def cmd_limits(args: argparse.Namespace) -> int:
 
     with _connect() as conn:
         tenant_id = tenant_id_by_name(conn, args.tenant)
-        if args.requests_per_second is not None or args.recipients_per_day is not None or args.reset:
+        given = (
+            args.requests_per_second,
+            args.recipients_per_day,
+            args.max_bytes_in_flight,
+            args.max_concurrent,
+        )
+        if any(value is not None for value in given) or args.reset:
             set_limits(
                 conn,
                 tenant_id,
                 requests_per_second=args.requests_per_second,
                 recipients_per_day=args.recipients_per_day,
+                max_bytes_in_flight=args.max_bytes_in_flight,
+                max_concurrent=args.max_concurrent,
             )
         limits = limits_for(conn, get_settings(), tenant_id)
     print(
         f"{args.tenant}: {limits.requests_per_second:g} job submissions per second, "
-        f"{limits.recipients_per_day or 'unlimited'} recipients per day (0 or unlimited: no limit)"
+        f"{limits.recipients_per_day or 'unlimited'} recipients per day, "
+        f"{limits.max_bytes_in_flight or 'unlimited'} request bytes in flight and "
+        f"{limits.max_concurrent or 'unlimited'} submissions at once (0 or unlimited: no limit)"
     )
     return 0
 
@@ -211,6 +221,8 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
     limits.add_argument("tenant")
     limits.add_argument("--requests-per-second", type=float)
     limits.add_argument("--recipients-per-day", type=int)
+    limits.add_argument("--max-bytes-in-flight", type=int, help="job request bytes in flight at once")
+    limits.add_argument("--max-concurrent", type=int, help="job submissions in progress at once")
     limits.add_argument("--reset", action="store_true", help="back to the settings' limits")
     limits.set_defaults(handler=cmd_limits)
 

@@ -146,6 +146,20 @@ class Settings:
     sign_in_failures_per_client: int = 20
     sign_in_failures_per_key_prefix: int = 20
     sign_in_window_seconds: float = 300.0
+    #: Intake budget (``engine.intake_budget``): job request bytes in flight and job submissions
+    #: in progress at once, per tenant over every API process, and per API process over every
+    #: tenant (0: no limit). Beyond them a submission is answered 429 with Retry-After. A
+    #: submission alone is always admitted: these bound what runs together, not a job's size.
+    #: An intake's memory peaks at ~7x its JSON (1M recipients, 60 MB: ~400 MB while its rows
+    #: are stored), so an API process's intake memory stays within ~7x its bytes budget.
+    intake_max_bytes_in_flight_per_tenant: int = 256 * 1024 * 1024
+    intake_max_concurrent_per_tenant: int = 4
+    intake_max_bytes_in_flight_per_process: int = 256 * 1024 * 1024
+    intake_max_concurrent_per_process: int = 16
+    #: A submission's share of its tenant's budget lapses this long after its API process last
+    #: renewed it (it renews every third of it while the submission runs): a killed process's
+    #: share comes back within this long.
+    intake_lease_seconds: float = 30.0
     #: How often the scheduler's result flusher drains the result stream.
     flush_interval_seconds: float = 0.2
     #: A committed job still unplanned after this long is planned by the scheduler (outbox).

@@ -51,9 +51,11 @@ class InsufficientBalance(BalsongError):
 class IntakeLimited(BalsongError):
     """The tenant is over an intake limit; try again later."""
 
-    def __init__(self, code: str, message: str, retry_after_seconds: int) -> None:
+    def __init__(self, code: str, message: str, retry_after_seconds: int, limit: str | None = None) -> None:
         self.code = code
         self.retry_after_seconds = retry_after_seconds
+        #: The setting that was exceeded, where one was (e.g. ``intake_max_concurrent_per_tenant``).
+        self.limit = limit
         super().__init__(message)
 
 

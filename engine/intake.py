@@ -26,7 +26,7 @@ is a seq range and every query for a batch is a range scan.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ from engine.compliance import check_advertisement
 from engine.encoding import UnencodableText, encoded_length
 from engine.errors import ValidationError
 from engine.inputs import check_line, check_text
+from engine.job_request import RecipientSegments
 from engine.phone import InvalidPhone, normalize_recipient, normalize_sender
 from engine.reservations import requested_kind
 from engine.template import MissingVariable, Template
@@ -372,11 +373,13 @@ def _fallback(value: Any, template: Template) -> Fallback | None:
     return Fallback(channel, body, title)
 
 
-def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> list[Any]:
+def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> Collection[Any]:
+    # A list when decoded whole; RecipientSegments (decoded as iterated, once) when streamed.
     recipients = request.get("recipients")
-    if not isinstance(recipients, list) or not recipients:
+    if not isinstance(recipients, list | RecipientSegments) or not recipients:
         raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
-    if len(recipients) > max_recipients:
+    # Streamed recipients are counted exactly as they are decoded (RecipientSegments.__iter__).
+    if isinstance(recipients, list) and len(recipients) > max_recipients:
         raise ValidationError(
             "recipients", f"at most {max_recipients} recipients per job, got {len(recipients)}"
         )
@@ -396,7 +399,7 @@ def _phone(raw: Any) -> tuple[str, tuple[str, str] | None]:
 
 def _classify_recipients(
     job: PreparedJob,
-    recipients: Sequence[Any],
+    recipients: Iterable[Any],
     template: Template,
     title_bytes: int,
 ) -> None:
@@ -427,7 +430,7 @@ def _classify_recipients(
 
 
 def _distinct_recipients(
-    job: PreparedJob, recipients: Sequence[Any]
+    job: PreparedJob, recipients: Iterable[Any]
 ) -> Iterator[tuple[int, Mapping[str, Any], str, str | None]]:
     """Each recipient with a valid number not seen before in the job, as (index in the request,
     item, normalised phone, member id). Bad numbers go to ``job.invalid`` with their reason;

@@ -5,6 +5,8 @@
 - Recipients per KST day: the sum of the day's jobs in PostgreSQL, checked inside the intake
   transaction while the tenant's balance row is locked, so two jobs at once cannot both slip
   under the limit.
+- Job request bytes in flight and submissions at once: the intake budget, enforced by
+  `engine.intake_budget`; only its per-tenant values are kept here.
 """
 
 from __future__ import annotations
@@ -31,28 +33,46 @@ class IntakeLimits:
     requests_per_second: float
     #: Recipients per KST calendar day (0: no limit).
     recipients_per_day: int
+    #: Job request bytes in flight at once, over every API process (0: no limit).
+    max_bytes_in_flight: int
+    #: Job submissions in progress at once, over every API process (0: no limit).
+    max_concurrent: int
 
 
 def limits_for(conn: Connection, settings: Settings, tenant_id: int) -> IntakeLimits:
     """The tenant's own limits where set, the settings' otherwise."""
     row = conn.execute(
-        "SELECT intake_requests_per_second, intake_recipients_per_day FROM tenants WHERE id = %s",
+        "SELECT intake_requests_per_second, intake_recipients_per_day, intake_max_bytes_in_flight,"
+        " intake_max_concurrent FROM tenants WHERE id = %s",
         (tenant_id,),
     ).fetchone()
-    own_rate, own_daily = row if row else (None, None)
+    own_rate, own_daily, own_bytes, own_concurrent = row if row else (None, None, None, None)
     return IntakeLimits(
         requests_per_second=settings.intake_requests_per_second if own_rate is None else float(own_rate),
         recipients_per_day=settings.intake_recipients_per_day if own_daily is None else int(own_daily),
+        max_bytes_in_flight=(
+            settings.intake_max_bytes_in_flight_per_tenant if own_bytes is None else int(own_bytes)
+        ),
+        max_concurrent=settings.intake_max_concurrent_per_tenant
+        if own_concurrent is None
+        else int(own_concurrent),
     )
 
 
 def set_limits(
-    conn: Connection, tenant_id: int, *, requests_per_second: float | None, recipients_per_day: int | None
+    conn: Connection,
+    tenant_id: int,
+    *,
+    requests_per_second: float | None,
+    recipients_per_day: int | None,
+    max_bytes_in_flight: int | None = None,
+    max_concurrent: int | None = None,
 ) -> None:
     """Give the tenant its own limits; None returns a limit to the settings' value."""
     conn.execute(
-        "UPDATE tenants SET intake_requests_per_second = %s, intake_recipients_per_day = %s WHERE id = %s",
-        (requests_per_second, recipients_per_day, tenant_id),
+        "UPDATE tenants SET intake_requests_per_second = %s, intake_recipients_per_day = %s,"
+        " intake_max_bytes_in_flight = %s, intake_max_concurrent = %s WHERE id = %s",
+        (requests_per_second, recipients_per_day, max_bytes_in_flight, max_concurrent, tenant_id),
     )
 
 

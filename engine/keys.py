@@ -55,6 +55,10 @@ class Keys:
         ``prefix``) or a known-good key's marker (``good``); one hash tag, so one script uses them."""
         return f"{self.prefix}:{{sign-in}}:{kind}:{name}"
 
+    def intake_budget(self, tenant_id: int) -> str:
+        """Hash of a tenant's intakes in flight, lease id -> "expiry ms:bytes" (`engine.intake_budget`)."""
+        return f"{self.prefix}:intake-budget:{tenant_id}"
+
     def intake_rate(self, tenant_id: int, second: int) -> str:
         """Job submissions of a tenant in one second (`engine.intake_limits`)."""
         return f"{self.prefix}:intake-rate:{tenant_id}:{second}"
