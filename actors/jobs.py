@@ -17,9 +17,9 @@ from actors.publish import (
     SEND_TRANSACTIONAL_BATCH,
     publish_batches,
 )
-from engine import planning
+from engine.dispatch import planning
+from engine.dispatch.reconcile import reconcile_batch as reconcile
 from engine.lifecycle import batches
-from engine.reconcile import reconcile_batch as reconcile
 from engine.runtime import get_runtime
 
 log = logging.getLogger(__name__)

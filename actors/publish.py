@@ -13,7 +13,7 @@ from typing import Any
 import dramatiq
 
 from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, REPORTS_QUEUE, send_queue
-from engine.planning import BatchRef
+from engine.dispatch.planning import BatchRef
 
 #: Names the actors are declared with (``@dramatiq.actor(actor_name=...)``).
 PLAN_JOB = "plan_job"

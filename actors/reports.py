@@ -17,8 +17,8 @@ from carriers.webhooks import (
     message_results,
     parse_envelope,
 )
-from engine import dead_entries
-from engine.dead_entries import DeadEntry
+from engine.lifecycle import dead_entries
+from engine.lifecycle.dead_entries import DeadEntry
 from engine.lifecycle.reports import ingest_opt_outs, ingest_reports
 from engine.runtime import get_runtime
 

@@ -6,7 +6,7 @@ import dramatiq
 
 from actors.broker import PLAN_QUEUE
 from actors.publish import RESEND_FAILED, publish_plan
-from engine.resend import fill_resend
+from engine.intake.resend import fill_resend
 from engine.runtime import get_runtime
 
 

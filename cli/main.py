@@ -41,7 +41,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
-    from engine.tenants import create_api_key, create_tenant
+    from engine.accounts.tenants import create_api_key, create_tenant
 
     with _connect() as conn, conn.transaction():
         tenant_id = create_tenant(conn, args.name)
@@ -52,7 +52,7 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_sender_add(args: argparse.Namespace) -> int:
-    from engine.tenants import add_sender, tenant_id_by_name
+    from engine.accounts.tenants import add_sender, tenant_id_by_name
 
     with _connect() as conn:
         number = add_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
@@ -61,9 +61,9 @@ def cmd_sender_add(args: argparse.Namespace) -> int:
 
 
 def cmd_rate_limit(args: argparse.Namespace) -> int:
-    from engine.phone import normalize_sender
-    from engine.rate_policy import clear_rate_limit, list_rate_limits, set_rate_limit
-    from engine.tenants import tenant_id_by_name
+    from engine.accounts.tenants import tenant_id_by_name
+    from engine.dispatch.rate_policy import clear_rate_limit, list_rate_limits, set_rate_limit
+    from engine.intake.phone import normalize_sender
 
     with _connect() as conn:
         tenant_id = tenant_id_by_name(conn, args.tenant)
@@ -97,7 +97,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_recount(args: argparse.Namespace) -> int:
-    from engine import counters
+    from engine.lifecycle import counters
     from engine.runtime import get_runtime
 
     rt = get_runtime()
@@ -116,8 +116,8 @@ def cmd_resend(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from actors.publish import publish_resend
     from engine.errors import BalsongError
-    from engine.job_store import PartitionCache
-    from engine.resend import create_resend, validate_reasons
+    from engine.intake.job_store import PartitionCache
+    from engine.intake.resend import create_resend, validate_reasons
     from engine.runtime import get_runtime
 
     rt = get_runtime()
@@ -151,9 +151,9 @@ def cmd_resend(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from actors.publish import publish_batches
+    from engine.dispatch.planning import top_up
     from engine.errors import BalsongError
-    from engine.pausing import resume_job
-    from engine.planning import top_up
+    from engine.lifecycle.pausing import resume_job
     from engine.runtime import get_runtime
 
     rt = get_runtime()
@@ -182,10 +182,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     prepare(settings, "scheduler")  # before anything imports prometheus_client
 
     from actors.broker import install_broker, queue_names_with_dramatiq_queues
-    from actors.duties import build_duties
     from engine.runtime import get_runtime
-    from engine.scheduler import Scheduler
     from metrics.exposition import process_registry, serve
+    from scheduler.duties import build_duties
+    from scheduler.runner import Scheduler
     from scheduler.system_metrics import SystemCollector, SystemSources
 
     rt = get_runtime()

@@ -142,11 +142,11 @@ class Settings:
     #: API-key guessing (console sign-ins, API calls with an unknown key): failed attempts allowed
     #: per window per client IP address (IPv6: per /64) and per key prefix, beyond which attempts
     #: get 429 without a database lookup until the window ends (0: no limit). A key used
-    #: successfully in the last week is never throttled (engine/sign_in_limits.py).
+    #: successfully in the last week is never throttled (engine/accounts/sign_in_limits.py).
     sign_in_failures_per_client: int = 20
     sign_in_failures_per_key_prefix: int = 20
     sign_in_window_seconds: float = 300.0
-    #: Intake budget (``engine.intake_budget``): job request bytes in flight and job submissions
+    #: Intake budget (``engine.intake.intake_budget``): job request bytes in flight and job submissions
     #: in progress at once, per tenant over every API process, and per API process over every
     #: tenant (0: no limit). Beyond them a submission is answered 429 with Retry-After. A
     #: submission alone is always admitted: these bound what runs together, not a job's size.

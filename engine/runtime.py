@@ -25,13 +25,13 @@ from engine.clock import Clock, SharedOffsetClock, SystemClock
 from engine.config import Settings, get_settings
 from engine.cursors import CursorCodec
 from engine.db import make_pool
+from engine.dispatch.rate_policy import RatePolicy
+from engine.dispatch.ratelimit import RateLimiter
+from engine.dispatch.sending import BatchSender
 from engine.keys import Keys
-from engine.rate_policy import RatePolicy
-from engine.ratelimit import RateLimiter
+from engine.lifecycle.results import ResultRecorder
+from engine.lifecycle.retries import RetryLedger
 from engine.redis_client import make_redis
-from engine.results import ResultRecorder
-from engine.retries import RetryLedger
-from engine.sending import BatchSender
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""The scheduler process: periodic duties and the deployment-wide gauges it serves.
+"""The scheduler process: periodic duties, each under a Redis lease, and the deployment-wide
+gauges it serves.
 
-Owns what runs on a timer rather than on a message (today: the gauges read at scrape time,
-`scheduler.system_metrics`; the duties themselves still live in ``actors/duties.py``). May import
-engine/, carriers/ and metrics/; nothing imports it but cli/.
+`runner` runs duties on their intervals (safe as several replicas: one lease per duty),
+`duties` are the duties themselves (the result flusher, retry and reservation pumps, the report
+poller, outbox, sweeps, settlement, retention), `system_metrics` the gauges read at scrape time.
+May import actors/ (to publish), engine/, carriers/ and metrics/; nothing imports it but cli/.
 """

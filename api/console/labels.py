@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.clock import KST
+from engine.intake.phone import InvalidPhone, format_phone
 from engine.lifecycle.statuses import JOB_STATUS_LABELS, RECIPIENT_STATUS_LABELS
-from engine.phone import InvalidPhone, format_phone
 
 JOB_STATUS = JOB_STATUS_LABELS
 RECIPIENT_STATUS = RECIPIENT_STATUS_LABELS

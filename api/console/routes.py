@@ -1,6 +1,7 @@
 """The operator console: server-rendered pages under ``/console``.
 
-Pages read through the same engine functions as the API (``engine.history``, ``engine.views``),
+Pages read through the same engine functions as the API (``engine.reporting.history``,
+``engine.reporting.views``),
 scoped to the signed-in key's tenant, and each page or form needs the scope the API route doing
 the same needs (one table, `api.scopes`), so the console can show or do nothing the API would
 not. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
@@ -37,12 +38,13 @@ from api.console.session import (
 )
 from api.responses import JSONResponse
 from api.scopes import Action, allowed
-from engine import history, revenue, views
+from engine.accounts.tenants import tenant_name
+from engine.attribution import revenue
 from engine.errors import BalsongError, NotFound, SignInThrottled, ValidationError
+from engine.intake.resend import validate_reasons
 from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
-from engine.resend import validate_reasons
+from engine.reporting import history, views
 from engine.runtime import get_runtime
-from engine.tenants import tenant_name
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -5,7 +5,7 @@ done the job's next batches come into its window.
 
 Nothing here publishes: each step returns the batches to publish (`ToPublish`), and the actor
 publishes them (`actors.jobs`). The recipients' statuses and counters move through the
-recorder (`engine.results`), by the lifecycle's one transition table.
+recorder (`engine.lifecycle.results`), by the lifecycle's one transition table.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from engine import planning
-from engine.compliance import in_quiet_hours, quiet_hours_end
-from engine.job_states import current_status
-from engine.lifecycle.statuses import JobStatus
-from engine.pausing import pause_if_failing
-from engine.pipeline_metrics import count_expired
-from engine.planning import BatchRef
-from engine.retries import (
+from engine.dispatch import planning
+from engine.dispatch.job_states import current_status
+from engine.dispatch.planning import BatchRef
+from engine.dispatch.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
+from engine.intake.compliance import in_quiet_hours, quiet_hours_end
+from engine.lifecycle.pausing import pause_if_failing
+from engine.lifecycle.pipeline_metrics import count_expired
+from engine.lifecycle.retries import (
     deadline_seconds,
     defer_batch,
     past_deadline,
@@ -29,8 +29,8 @@ from engine.retries import (
     retry_due_at,
     schedule_retry,
 )
+from engine.lifecycle.statuses import JobStatus
 from engine.runtime import Runtime
-from engine.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
 from metrics import BATCH_SLICES, RECIPIENTS_CANCELLED, RETRIES_SCHEDULED
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
     )
     if result.end is SliceEnd.HALTED:
         # (Cancelled is the only halted status: a paused job's batches are never claimed, see
-        # engine.sending's JOB_MAY_SUBMIT, so a pause never halts a slice under way.)
+        # engine.dispatch.sending's JOB_MAY_SUBMIT, so a pause never halts a slice under way.)
         return drop_batch(rt, claimed, list(result.unsent_seqs))
     try:
         pause_if_failing(rt.pool, rt.redis, rt.keys, rt.settings, claimed.job_id)

@@ -1,14 +1,14 @@
 """Carrier reports, however they came (a webhook call or a poll of the result API): one way in.
 
-Each report is checked on its own (`engine.entry_checks`): a malformed one is set aside
-(`engine.dead_entries`), one naming no recipient of ours or a recipient another carrier sent is
-counted and dropped (`engine.report_matching`), and the rest go to the result stream, where the
+Each report is checked on its own (`engine.lifecycle.entry_checks`): a malformed one is set aside
+(`engine.lifecycle.dead_entries`), one naming no recipient of ours or a recipient another carrier sent is
+counted and dropped (`engine.lifecycle.report_matching`), and the rest go to the result stream, where the
 flusher applies them by the lifecycle's transition table (a duplicate or late report changes
 nothing; states only move forward). Only an error that may pass (Redis or PostgreSQL down)
 escapes, so the caller retries.
 
 The 080 opt-outs a carrier's webhook reports go onto the opt-out list of the tenant whose
-advertising carried that 080 number (`engine.opt_outs.add_from_080`).
+advertising carried that 080 number (`engine.accounts.opt_outs.add_from_080`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from carriers.base import Outcome, SubmitOutcome
-from engine import dead_entries, opt_outs
-from engine.dead_entries import DeadEntry
-from engine.entry_checks import Refused, check_report
-from engine.report_matching import match_reports
-from engine.results import RecipientOutcome
+from engine.accounts import opt_outs
+from engine.lifecycle import dead_entries
+from engine.lifecycle.dead_entries import DeadEntry
+from engine.lifecycle.entry_checks import Refused, check_report
+from engine.lifecycle.report_matching import match_reports
+from engine.lifecycle.results import RecipientOutcome
 from engine.runtime import Runtime
 from metrics import REPORTS_RECEIVED, REPORTS_UNMATCHED
 

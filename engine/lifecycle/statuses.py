@@ -74,7 +74,7 @@ FINISHED_JOB_STATUSES = frozenset(
 #: Job statuses in which it plans and submits no new batch (batches with a carrier stay, and
 #: are reported); a paused job's batches stay where they are instead (`JOB_MAY_SUBMIT`).
 HALTED_JOB_STATUSES = frozenset({JobStatus.CANCELLED})
-#: Job statuses from which an operator may cancel (`engine.cancel.cancel_job`).
+#: Job statuses from which an operator may cancel (`engine.dispatch.cancel.cancel_job`).
 CANCELLABLE_JOB_STATUSES = frozenset(set(JobStatus) - FINISHED_JOB_STATUSES)
 
 #: Korean labels of recipient statuses, for the console and exports alike.

@@ -9,7 +9,7 @@ Counters are not written transition by transition by hand. Each recipient *stand
 counter values in each state (`standing`: a delivered recipient counts once in ``total``,
 ``sent`` and ``delivered``); a transition moves the counters by the difference between where it
 ends and where it began. So the live counters always equal a recount from the rows
-(`engine.counters.recount` sums `standing` over them), and every counter change has exactly one
+(`engine.lifecycle.counters.recount` sums `standing` over them), and every counter change has exactly one
 transition that made it.
 
 A KakaoTalk recipient handed to SMS/LMS keeps its place in ``total`` (its row becomes
@@ -58,7 +58,7 @@ class FollowUp(StrEnum):
     DROP = "drop"
 
 
-#: The counter each status counts a recipient in (`engine.counters` names them).
+#: The counter each status counts a recipient in (`engine.lifecycle.counters` names them).
 COUNTER_OF_STATUS: Mapping[Status, str] = {
     Status.QUEUED: "queued",
     Status.SUBMITTED: "in_flight",
@@ -100,7 +100,7 @@ class Transition:
     before: Standing
     after: Standing
     follow_up: FollowUp
-    #: Counter changes (fields of `engine.counters`; the reason code's own count moves with
+    #: Counter changes (fields of `engine.lifecycle.counters`; the reason code's own count moves with
     #: ``failed`` / ``expired``: see `reason_moves`).
     counters: Mapping[str, int] = field(default_factory=dict)
 

@@ -12,17 +12,17 @@ from redis import Redis
 
 from api.console.routes import _can_cancel
 from api.console.session import ConsoleSession
-from engine import counters
-from engine.cancel import cancel_job
+from engine.accounts.tenants import Principal, create_tenant, tenant_id_by_name
 from engine.config import Settings
+from engine.dispatch.cancel import cancel_job
+from engine.dispatch.planning import plan_job
+from engine.dispatch.rate_policy import set_rate_limit
 from engine.errors import JobStateConflict
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
+from engine.lifecycle import counters
 from engine.lifecycle.statuses import JobStatus
-from engine.planning import plan_job
-from engine.rate_policy import set_rate_limit
-from engine.tenants import Principal, create_tenant, tenant_id_by_name
 from tests.integration.test_reservations import wait_status
 from tests.support.results import seed_job
 from tests.support.stack import SENDER, Stack

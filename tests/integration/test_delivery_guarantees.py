@@ -11,9 +11,9 @@ import dramatiq
 import psycopg
 import pytest
 
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
-from engine.planning import BatchRef, plan_job
+from engine.dispatch.planning import BatchRef, plan_job
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 

@@ -13,11 +13,11 @@ import httpx
 import psycopg
 import pytest
 
+from engine.accounts.tenants import tenant_id_by_name
 from engine.clock import KST
 from engine.errors import ValidationError
-from engine.job_store import PartitionCache
-from engine.resend import create_resend, fill_resend
-from engine.tenants import tenant_id_by_name
+from engine.intake.job_store import PartitionCache
+from engine.intake.resend import create_resend, fill_resend
 from tests.support.jobs import wait_finished
 from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack

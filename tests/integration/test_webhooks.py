@@ -10,7 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from engine.tenants import tenant_id_by_name
+from engine.accounts.tenants import tenant_id_by_name
 from tests.support.results import seed_job
 from tests.support.stack import Stack, submit_sms
 

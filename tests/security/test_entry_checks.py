@@ -13,17 +13,17 @@ from hypothesis import strategies as st
 from carriers.base import Outcome, SubmitOutcome
 from carriers.nhn_time import parse_kst
 from carriers.webhooks import Webhook, message_results
-from engine.dead_entries import entry_text
-from engine.entry_checks import (
+from engine.dispatch.reconcile import check_known
+from engine.dispatch.references import MAX_JOB_ID, MAX_SEQ, parse_reference
+from engine.lifecycle.dead_entries import entry_text
+from engine.lifecycle.entry_checks import (
     CONTROL_CHARACTERS,
     REPORT_STATUSES,
     SEND_STATUSES,
     Refused,
     check_report,
 )
-from engine.flush_admission import admit, split
-from engine.reconcile import check_known
-from engine.references import MAX_JOB_ID, MAX_SEQ, parse_reference
+from engine.lifecycle.flush_admission import admit, split
 
 #: Why check_report may refuse a webhook's result.
 REPORT_REFUSALS = {"invalid_reference", "invalid_code", "invalid_date", "control_characters"}

@@ -51,7 +51,7 @@ def graph() -> dict[str, set[str]]:
     known = dict(modules())
     edges: dict[str, set[str]] = {}
     for name, path in known.items():
-        # "from engine import counters" names the module engine.counters; "from engine.x import
+        # "from engine import counters" names the module engine.lifecycle.counters; "from engine.x import
         # f" names engine.x: keep only names that are modules.
         edges[name] = {m for m in imports_of(name, path) if m in known and m != name}
     return edges

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from cli.multiprocess import ENV, prepare
-from engine.compliance import OPTED_OUT
 from engine.config import Settings
-from engine.pipeline_metrics import KNOWN_REASONS, reason
-from engine.reservations import MISSED_REASON
-from engine.results import CANCELLED_REASON
+from engine.intake.compliance import OPTED_OUT
+from engine.intake.reservations import MISSED_REASON
+from engine.lifecycle.pipeline_metrics import KNOWN_REASONS, reason
+from engine.lifecycle.results import CANCELLED_REASON
 from metrics.histograms import observe_many, observe_n
 from metrics.labels import OTHER, carrier_of, http_status
 
@@ -139,8 +139,8 @@ def test_report_results_are_counted_by_channel_outcome_and_reason() -> None:
     observations move by exactly those rows (the recipient sent again has no latency)."""
     from prometheus_client import REGISTRY
 
-    from engine.flusher import ReportChange
-    from engine.pipeline_metrics import count_report_results
+    from engine.lifecycle.flusher import ReportChange
+    from engine.lifecycle.pipeline_metrics import count_report_results
 
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
