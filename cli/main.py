@@ -248,10 +248,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from cli.processes import simulator_argv
+    from carriers.simulator.__main__ import serve
 
-    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
-    return _exec(simulator_argv(args.host, args.port, *extra))
+    serve(args)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -335,10 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = add("worker", cmd_worker, "run Dramatiq worker processes")
     worker.add_argument("--processes", type=int)
     worker.add_argument("--threads", type=int)
-    sim = add("simulator", cmd_simulator, "run the carrier simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8070)
-    sim.add_argument("extra", nargs=argparse.REMAINDER, help="further simulator options")
+    from carriers.simulator.options import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(add("simulator", cmd_simulator, "run the carrier simulator"))
     demo = add("demo", cmd_demo, "start everything, send a demo job, show progress and results")
     demo.add_argument("--recipients", type=int, default=100_000)
     return parser

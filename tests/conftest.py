@@ -51,10 +51,12 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture(scope="session")
-def broker(settings: Settings) -> dramatiq.Broker:
+def broker(settings: Settings) -> Iterator[dramatiq.Broker]:
     """The broker installed in the test process, as balsong's processes install theirs at start:
-    for tests that publish messages themselves."""
-    return install_broker(settings)
+    for tests that publish messages themselves. Closed at the end (its connections with it)."""
+    installed = install_broker(settings)
+    yield installed
+    installed.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ and the job ends ``cancelled`` with counts that add up (Redis agrees with Postgr
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -23,6 +23,7 @@ from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
 from engine.lifecycle import counters
 from engine.lifecycle.statuses import JobStatus
+from engine.reporting.statement import job_statement
 from tests.integration.test_reservations import wait_status
 from tests.support.results import seed_job
 from tests.support.stack import SENDER, Stack
@@ -143,3 +144,36 @@ def test_the_console_offers_cancel_exactly_where_the_engine_accepts_it(settings:
             offered = _can_cancel({"status": status}, session)
             assert offered == (engine_accepts and status != JobStatus.CANCELLED), status
         conn.rollback()
+
+
+def test_a_cancelled_job_adds_up_to_its_total_in_history_statement_and_export(stack: Stack) -> None:
+    # Given a reservation of three recipients (and one refused number), cancelled before it goes
+    client = stack.new_tenant("cancel-adds-up")
+    when = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "sms",
+            "sender": SENDER,
+            "body": "취소될 예약",
+            "scheduled_at": when,
+            "recipients": [
+                {"phone": p} for p in ("010-7100-0001", "010-7100-0002", "010-7100-0003", "010-12")
+            ],
+        },
+    )
+    assert response.status_code == 202, response.text
+    job_id = int(response.json()["job_id"])
+    assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    # When each view of it is read
+    listed = next(j for j in client.get("/v1/jobs").json()["jobs"] if j["id"] == job_id)
+    export = client.get(f"/v1/jobs/{job_id}/export", params={"format": "csv"}).content.decode("utf-8-sig")
+    with psycopg.connect(stack.settings.database_url) as conn:
+        statement = job_statement(conn, tenant_id_by_name(conn, "cancel-adds-up"), job_id, datetime.now(UTC))
+    # Then the cancelled recipients are shown and counted in each, and every view adds up to 4
+    counts = listed["counts"]
+    assert counts["cancelled"] == 3 and counts["failed"] == 1
+    parts = ("queued", "in_flight", "delivered", "failed", "expired", "cancelled")
+    assert sum(counts[name] for name in parts) == counts["total"] == 4
+    assert statement.totals.cancelled == 3 and statement.totals.total == 4
+    assert export.count("취소") == 3 and len(export.strip().splitlines()) == 1 + 4
