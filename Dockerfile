@@ -34,6 +34,7 @@ COPY metrics ./metrics
 COPY engine ./engine
 COPY carriers ./carriers
 COPY actors ./actors
+COPY scheduler ./scheduler
 COPY api ./api
 COPY cli ./cli
 COPY pyproject.toml README.md* ./

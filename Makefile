@@ -51,6 +51,6 @@ bench: install services
 
 lint: install promtool
 	$(BIN)/ruff check .
-	$(BIN)/mypy engine actors carriers api cli metrics
+	$(BIN)/mypy engine actors scheduler carriers api cli metrics
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml

@@ -1,18 +1,9 @@
-"""Dramatiq actors. ``dramatiq actors`` imports this package: it installs the broker, then the
-actors. The actors are thin: they parse the message and call engine/ and carriers/."""
+"""Dramatiq actors, thin: they parse the message, call engine/ and carriers/, and publish what
+the engine returns.
 
-from __future__ import annotations
-
-import logging
-
-from actors.broker import install_broker
-from engine.config import get_settings
-
-# One line per carrier request at INFO is noise that costs throughput; failures still log.
-logging.getLogger("httpx").setLevel(logging.WARNING)
-
-broker = install_broker(get_settings())
-
-from actors import jobs, reports, resend  # noqa: E402  (the broker must exist before actors bind to it)
-
-__all__ = ["broker", "jobs", "reports", "resend"]
+Importing this package has no side effect. A process installs the broker explicitly at start
+(`actors.broker.install_broker`): the worker in `actors.worker.boot`, which then imports the
+actor modules (Dramatiq binds an actor to the broker installed when its module is imported);
+the API, the scheduler and the CLI, which only publish (`actors.publish`, by actor name), never
+import an actor module.
+"""

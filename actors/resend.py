@@ -5,12 +5,14 @@ from __future__ import annotations
 import dramatiq
 
 from actors.broker import PLAN_QUEUE
-from actors.publish import publish_plan
-from engine.resend import fill_resend
+from actors.publish import RESEND_FAILED, publish_plan
+from engine.intake.resend import fill_resend
 from engine.runtime import get_runtime
 
 
-@dramatiq.actor(queue_name=PLAN_QUEUE, max_retries=20, min_backoff=1_000, max_backoff=60_000)
+@dramatiq.actor(
+    actor_name=RESEND_FAILED, queue_name=PLAN_QUEUE, max_retries=20, min_backoff=1_000, max_backoff=60_000
+)
 def resend_failed(job_id: int) -> None:
     """Copy the failed recipients into resend job ``job_id`` (once) and publish its plan_job.
 

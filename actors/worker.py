@@ -6,6 +6,7 @@ the environment, then runs Dramatiq's CLI with ``actors.worker:boot`` as the bro
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware.prometheus import Prometheus
 
+from actors.broker import install_broker
 from engine.config import get_settings
 from engine.logs import configure_logging
 from metrics import FAST_BUCKETS
@@ -64,11 +66,18 @@ class WorkerMetrics(Prometheus):
 
 
 def boot() -> dramatiq.Broker:
-    """JSON logs on this process's stderr (Dramatiq's log pipe to the main process), the actors,
-    and the metrics middleware."""
-    configure_logging(get_settings().log_level)
-    get_settings().check_secrets()  # also when Dramatiq is started without `balsong worker`
-    import actors
+    """JSON logs on this process's stderr (Dramatiq's log pipe to the main process), the broker,
+    the actors bound to it, and the metrics middleware."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    settings.check_secrets()  # also when Dramatiq is started without `balsong worker`
+    # One line per carrier request at INFO is noise that costs throughput; failures still log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    broker = install_broker(settings)
+    # Imported only now: each actor binds to the broker installed when its module is imported.
+    import actors.jobs
+    import actors.reports
+    import actors.resend  # noqa: F401
 
-    actors.broker.add_middleware(WorkerMetrics())
-    return actors.broker
+    broker.add_middleware(WorkerMetrics())
+    return broker

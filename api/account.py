@@ -12,12 +12,12 @@ from api import cursors
 from api.auth import platform_principal, principal, require
 from api.inputs import json_body
 from api.responses import JSONResponse
-from engine import billing, opt_outs
+from engine.accounts import billing, opt_outs
+from engine.accounts.platform_keys import PlatformPrincipal
+from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 from engine.errors import ValidationError
-from engine.phone import InvalidPhone
-from engine.platform_keys import PlatformPrincipal
+from engine.intake.phone import InvalidPhone
 from engine.runtime import get_runtime
-from engine.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", default_response_class=JSONResponse)

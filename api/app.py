@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 
+from actors.broker import install_broker
 from api import (
     account,
     carrier_reports,
@@ -49,8 +50,8 @@ _error = error_response
 
 def create_app() -> FastAPI:
     get_settings().check_secrets()  # also when uvicorn is started without `balsong api`
-    import actors  # noqa: F401  (installs the broker the API publishes through)
-
+    # The broker the API publishes through (jobs to plan, webhooks to apply, resends).
+    install_broker(get_settings())
     app = FastAPI(title="balsong", version="0.1.0", default_response_class=JSONResponse)
     # Added first, so it runs inside the size limit: a form it reads is limited like any body.
     app.add_middleware(ParameterGuard)

@@ -1,7 +1,7 @@
 """Bearer API-key authentication; every route depends on it.
 
 A key not in this process's cache is looked up in PostgreSQL only if the sign-in throttle
-(`engine.sign_in_limits`) admits the attempt: guessing keys gets 429, not database work.
+(`engine.accounts.sign_in_limits`) admits the attempt: guessing keys gets 429, not database work.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from threading import Lock
 
 from fastapi import Request
 
-from engine.platform_keys import PlatformPrincipal, authenticate_platform
+from engine.accounts.platform_keys import PlatformPrincipal, authenticate_platform
+from engine.accounts.sign_in_limits import SignInLimits, SignInThrottle
+from engine.accounts.tenants import Principal, authenticate
 from engine.runtime import get_runtime
-from engine.sign_in_limits import SignInLimits, SignInThrottle
-from engine.tenants import Principal, authenticate
 
 #: Seconds an authenticated key is trusted without asking PostgreSQL again (revocation delay).
 CACHE_SECONDS = 10.0

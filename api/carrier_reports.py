@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.inputs import load_json
 from api.responses import JSONResponse, error_response
 from carriers.webhooks import InvalidWebhook, parse_envelope, signature_matches
+from engine.config import Settings
 from engine.errors import ValidationError
 from engine.inputs import check_line
 from engine.runtime import get_runtime
@@ -23,8 +24,14 @@ from metrics import WEBHOOKS
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/carriers", include_in_schema=False)
 
-#: Which setting holds each carrier's webhook signature.
-SIGNATURE_SETTINGS = {"nhn_sms": "sms_webhook_signature", "nhn_alimtalk": "kakao_webhook_signature"}
+
+def webhook_signature(settings: Settings, carrier: str) -> str | None:
+    """The signature ``carrier``'s webhook settings were given; None for no carrier of ours."""
+    return {"nhn_sms": settings.sms_webhook_signature, "nhn_alimtalk": settings.kakao_webhook_signature}.get(
+        carrier
+    )
+
+
 #: How long a hooksId is remembered against replays.
 REPLAY_WINDOW_SECONDS = 7 * 24 * 3600
 
@@ -35,10 +42,11 @@ async def receive(
     request: Request,
     signature: str | None = Header(default=None, alias="X-Toast-Webhook-Signature"),
 ) -> JSONResponse:
-    if carrier not in SIGNATURE_SETTINGS:
-        return error_response(404, "not_found", f"no carrier {carrier!r}")
     rt = get_runtime()
-    if not signature_matches(getattr(rt.settings, SIGNATURE_SETTINGS[carrier]), signature):
+    expected = webhook_signature(rt.settings, carrier)
+    if expected is None:
+        return error_response(404, "not_found", f"no carrier {carrier!r}")
+    if not signature_matches(expected, signature):
         WEBHOOKS.labels(carrier, "bad_signature").inc()
         return error_response(401, "bad_signature", "X-Toast-Webhook-Signature does not match")
     raw = await request.body()
@@ -76,6 +84,6 @@ async def receive(
 
 
 def _enqueue(carrier: str, raw: bytes) -> None:
-    from actors.reports import apply_webhook
+    from actors.publish import publish_webhook
 
-    apply_webhook.send(carrier, raw.decode())
+    publish_webhook(carrier, raw.decode())

@@ -10,10 +10,10 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import principal
 from api.scopes import Action, require_for
-from engine import exports
-from engine.export_xlsx import xlsx_chunks
+from engine.accounts.tenants import Principal
+from engine.reporting import exports
+from engine.reporting.export_xlsx import xlsx_chunks
 from engine.runtime import get_runtime
-from engine.tenants import Principal
 
 router = APIRouter(prefix="/v1/jobs")
 
@@ -36,7 +36,7 @@ def export_job(
         bool, Query(description="whole phone numbers; needs the export:unmasked scope")
     ] = False,
 ) -> StreamingResponse:
-    """Every recipient of the job with its final outcome, one row each (see ``engine.exports``).
+    """Every recipient of the job with its final outcome, one row each (see ``engine.reporting.exports``).
 
     Phone numbers are masked unless ``unmasked=true`` is asked for by a key with the
     ``export:unmasked`` scope (without it: 403). The CSV starts at once and streams as PostgreSQL

@@ -10,7 +10,7 @@
   string is a ``ValidationError`` (422) naming the JSON path.
 
 Job intake reads its (up to 200 MB) body its own way and checks each field as it validates it
-(`engine.intake`), so a million recipients are not walked twice.
+(`engine.intake.intake`), so a million recipients are not walked twice.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""A job request's body, read as it arrives within the intake budget (`engine.intake_budget`).
+"""A job request's body, read as it arrives within the intake budget (`engine.intake.intake_budget`).
 
 `IntakeSlot` holds a share of this API process's budget and of the tenant's (Redis) from before
 the first byte of the body is read until the job is stored, renewing the tenant's lease while it
 runs; leaving the slot (a stored job, a refusal, an error, a client gone mid-body) gives both
-back. The body goes through `engine.job_request.JobRequestReader` chunk by chunk, so an unknown
+back. The body goes through `engine.intake.job_request.JobRequestReader` chunk by chunk, so an unknown
 field, a syntax error or too many recipients is answered before the rest of the body is read.
 """
 
@@ -17,9 +17,9 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from engine.config import Settings
-from engine.intake_budget import FIRST_CHUNKED_BYTES, BudgetLimits, ProcessBudget, TenantLease
-from engine.intake_limits import IntakeLimits
-from engine.job_request import JobRequest, JobRequestReader
+from engine.intake.intake_budget import FIRST_CHUNKED_BYTES, BudgetLimits, ProcessBudget, TenantLease
+from engine.intake.intake_limits import IntakeLimits
+from engine.intake.job_request import JobRequest, JobRequestReader
 from engine.runtime import get_runtime
 
 
@@ -35,7 +35,7 @@ def process_budget(settings: Settings) -> ProcessBudget:
 
 class IntakeSlot:
     """One job submission's place in the intake budget (``limits``: the tenant's, from
-    `engine.intake_limits`); ``read`` reads its body."""
+    `engine.intake.intake_limits`); ``read`` reads its body."""
 
     def __init__(self, request: Request, tenant_id: int, limits: IntakeLimits) -> None:
         rt = get_runtime()

@@ -12,14 +12,15 @@ from api.auth import principal
 from api.inputs import load_json
 from api.responses import JSONResponse, error_response
 from api.scopes import Action, require_for
-from engine import pausing, planning
-from engine.cancel import CancelResult, cancel_job
+from engine.accounts.tenants import Principal
+from engine.dispatch import planning
+from engine.dispatch.cancel import CancelResult, cancel_job
 from engine.errors import JobStateConflict, ResendInProgress, ValidationError
-from engine.job_store import PartitionCache, StoredJob
-from engine.resend import create_resend, validate_reasons
+from engine.intake.job_store import PartitionCache, StoredJob
+from engine.intake.resend import create_resend, validate_reasons
+from engine.lifecycle import pausing
+from engine.reporting.views import kst
 from engine.runtime import get_runtime
-from engine.tenants import Principal
-from engine.views import kst
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)

@@ -16,15 +16,17 @@ from api.intake_body import IntakeSlot
 from api.job_actions import perform_resume
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
-from engine import history, intake_limits, views
-from engine.compliance import check_send_time
-from engine.errors import CarrierRejected, ValidationError
-from engine.intake import prepare_job
-from engine.job_request import JobRequest
-from engine.job_store import PartitionCache, store_job
+from carriers.errors import CarrierRejected
+from engine.accounts.tenants import Principal
+from engine.errors import ValidationError
+from engine.intake import intake_limits
+from engine.intake.compliance import check_send_time
+from engine.intake.intake import prepare_job
+from engine.intake.job_request import JobRequest
+from engine.intake.job_store import PartitionCache, store_job
+from engine.lifecycle.pipeline_metrics import count_intake_failures
+from engine.reporting import history, views
 from engine.runtime import get_runtime
-from engine.tenants import Principal
-from metrics.recording import count_intake_failures
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)
@@ -141,7 +143,7 @@ def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None
         reservation_horizon_days=rt.settings.reservation_horizon_days,
         link_base_url=rt.settings.link_base_url,
     )
-    # The body was hashed as it streamed by, so no copy of it is kept (engine.intake.request_hash).
+    # The body was hashed as it streamed by, so no copy of it is kept (engine.intake.intake.request_hash).
     job.request_hash = job_request.body_sha256
     now = rt.clock.now()
     if job.advertisement:

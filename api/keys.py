@@ -14,9 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from api.auth import AuthError, forget_key, principal, require
 from api.inputs import json_body
 from api.responses import JSONResponse
-from engine.errors import ValidationError
-from engine.runtime import get_runtime
-from engine.tenants import (
+from engine.accounts.tenants import (
     ALL_SCOPES,
     Principal,
     create_api_key,
@@ -24,6 +22,8 @@ from engine.tenants import (
     revoke_api_key,
     rotate_api_key,
 )
+from engine.errors import ValidationError
+from engine.runtime import get_runtime
 
 router = APIRouter(prefix="/v1/keys", default_response_class=JSONResponse)
 Who = Annotated[Principal, Depends(principal)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from engine import links
+from engine.attribution import links
 from engine.runtime import get_runtime
 
 router = APIRouter()

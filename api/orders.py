@@ -14,10 +14,11 @@ from api.auth import principal, require
 from api.inputs import json_body
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
-from engine import exports, order_exports, orders, revenue
+from engine.accounts.tenants import Principal
+from engine.attribution import orders, revenue
 from engine.errors import ValidationError
+from engine.reporting import exports, order_exports
 from engine.runtime import get_runtime
-from engine.tenants import Principal
 
 router = APIRouter(default_response_class=JSONResponse)
 

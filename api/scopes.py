@@ -3,7 +3,7 @@
 An API route and the console page or form that does the same thing (read a job, export its
 results, cancel it ...) look their scope up here under the same :class:`Action`, so the console
 can never show or do what the API would refuse the same key (a rule in one place). A key with
-``admin`` may do everything (`engine.tenants.Principal.allows`).
+``admin`` may do everything (`engine.accounts.tenants.Principal.allows`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from api.auth import require
-from engine.tenants import Principal
+from engine.accounts.tenants import Principal
 
 
 class Action(StrEnum):

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.datastructures import MutableHeaders
 
-from engine.statement_render import SCRIPT_SOURCE, STYLE_SOURCE
+from engine.reporting.statement_render import SCRIPT_SOURCE, STYLE_SOURCE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -9,11 +9,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.auth import principal
 from api.scopes import Action, require_for
-from engine import statement as statements
+from engine.accounts.tenants import Principal
 from engine.errors import ValidationError
+from engine.reporting import statement as statements
+from engine.reporting.statement_render import render_html, render_pdf
 from engine.runtime import get_runtime
-from engine.statement_render import render_html, render_pdf
-from engine.tenants import Principal
 
 router = APIRouter(prefix="/v1/statements")
 

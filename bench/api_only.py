@@ -16,9 +16,9 @@ from pathlib import Path
 import psycopg
 
 from cli.processes import ProcessGroup, api_argv, wait_healthy
-from engine.billing import top_up
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_api_key, create_tenant
 from engine.config import Settings
-from engine.tenants import add_sender, create_api_key, create_tenant
 from tests.support.services import settings_env
 from tests.support.simulator import free_port
 from tests.support.stack import SENDER

@@ -19,7 +19,7 @@ Then, measured:
 - **baseline**: the same last-touch rule done the way one writes it first, one order at a time
   from Python (read the order, find the member's last delivered message in the window with one
   indexed query, write the order), over ``--sample`` orders;
-- **balsong**: ``engine.attribution.attribute_orders`` over every order, one statement.
+- **balsong**: ``engine.attribution.attribution.attribute_orders`` over every order, one statement.
 
 It prints orders/s of both and their ratio, and checks that both credited the sample's orders
 to the same messages.
@@ -37,9 +37,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.attribution import attribute_orders
+from engine.accounts.tenants import create_tenant
+from engine.attribution.attribution import attribute_orders
 from engine.db import upgrade
-from engine.tenants import create_tenant
 from tests.support.services import isolated_settings
 
 JOBS = 100
@@ -56,7 +56,7 @@ _COPY = """
     FROM STDIN
 """
 
-#: The baseline's per-order lookup: the same rule as engine.attribution, for one order.
+#: The baseline's per-order lookup: the same rule as engine.attribution.attribution, for one order.
 _LAST_DELIVERED = """
     SELECT r.job_id, r.seq
     FROM recipients r JOIN jobs j ON j.id = r.job_id

@@ -5,7 +5,8 @@
 Builds the job in an isolated database in one INSERT ... SELECT over generate_series (a
 KakaoTalk job: 90 % delivered, 5 % failed with a reason, 5 % handed to SMS with their fallback
 rows; member ids, some of them formula-like), then runs the exports exactly as the API does
-(``engine.exports.csv_chunks``, ``engine.export_xlsx.xlsx_chunks``), reading every byte. Prints
+(``engine.reporting.exports.csv_chunks``, ``engine.reporting.export_xlsx.xlsx_chunks``), reading
+every byte. Prints
 rows/s against the goals (CSV >= 300,000 rows/s, XLSX >= 50,000 rows/s) as ratios, the time to
 the first byte and to the first rows (both formats send their first bytes before reading a row:
 the CSV its BOM and header, the XLSX the workbook's parts but the sheets; rows follow as soon as
@@ -25,10 +26,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.accounts.tenants import create_tenant
 from engine.db import upgrade
-from engine.export_xlsx import xlsx_chunks
-from engine.exports import ExportJob, csv_chunks, find_job
-from engine.tenants import create_tenant
+from engine.reporting.export_xlsx import xlsx_chunks
+from engine.reporting.exports import ExportJob, csv_chunks, find_job
 from tests.support.services import isolated_settings
 
 GOALS = {"csv": 300_000, "xlsx": 50_000}

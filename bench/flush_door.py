@@ -1,4 +1,4 @@
-"""What the flusher's door (`engine.flush_admission.admit`) costs per outcome, beside decoding the
+"""What the flusher's door (`engine.lifecycle.flush_admission.admit`) costs per outcome, beside decoding the
 entries it had to decode anyway.
 
     .venv/bin/python bench/flush_door.py [--outcomes 30000] [--rounds 20]
@@ -21,7 +21,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.flush_admission import admit
+from engine.lifecycle.flush_admission import admit
 
 
 def entries(outcomes: int) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -1,5 +1,5 @@
 """Intake's CPU per job, in process: the body decoded whole (orjson, as before streaming) against
-read as it arrives (engine.job_request, 64 KiB chunks), each followed by `prepare_job`.
+read as it arrives (engine.intake.job_request, 64 KiB chunks), each followed by `prepare_job`.
 
     .venv/bin/python bench/intake_parse.py [--recipients 200000] [--runs 7]
 
@@ -22,8 +22,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.intake_time import job_payload
-from engine.intake import prepare_job
-from engine.job_request import JobRequestReader
+from engine.intake.intake import prepare_job
+from engine.intake.job_request import JobRequestReader
 
 CHUNK = 64 * 1024
 

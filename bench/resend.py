@@ -22,14 +22,14 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.billing import top_up
-from engine.cancel import cancel_job
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.db import upgrade
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
-from engine.resend import create_resend, fill_resend
-from engine.retention import purge_expired
-from engine.tenants import add_sender, create_tenant
+from engine.dispatch.cancel import cancel_job
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
+from engine.intake.resend import create_resend, fill_resend
+from engine.reporting.retention import purge_expired
 from tests.support.services import isolated_settings
 
 #: A month long past retention, so the bench's partition can be dropped without touching others.

@@ -56,17 +56,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
+from carriers import nhn_time
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected
 from carriers.nhn_alimtalk_codes import (
     ALL_RECIPIENTS_FAILED,
-    DELIVERED,
+    DELIVERED_CODES,
     IDEMPOTENCY_KEY_REUSED,
     MESSAGE_CANCELLED,
     MESSAGE_FAILED,
@@ -78,26 +80,17 @@ from carriers.nhn_alimtalk_codes import (
     result_message,
 )
 from carriers.nhn_http import answer, as_int, call
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected
+from carriers.nhn_time import CLOCK_SLACK, kst_minute, parse_kst, utc
 
-if TYPE_CHECKING:
-    from engine.config import Settings
-
-#: The provider's clock: Korea Standard Time, UTC+9 all year.
-KST = timezone(timedelta(hours=9), "KST")
 #: Most recipients one send request may carry.
 MAX_RECIPIENTS = 1000
 #: Largest page the list and result-update APIs serve.
 PAGE_SIZE = 1000
 #: "The range of delivery request dates is up to 30 days" (less a minute for rounding).
-MAX_QUERY_WINDOW = timedelta(days=30) - timedelta(minutes=1)
+MAX_QUERY_WINDOW = nhn_time.MAX_QUERY_WINDOW - timedelta(minutes=1)
 #: Longest update window asked of the result-update API at once (its limit is unpublished; the
 #: SMS API's equivalent allows one day).
 MAX_UPDATE_WINDOW = timedelta(days=1)
-#: Widening of query windows against clock skew between us and the provider.
-CLOCK_SLACK = timedelta(minutes=10)
-#: Settings read by :meth:`NhnAlimtalkCarrier.from_settings`, in constructor order.
-SETTINGS_FIELDS = ("kakao_api_url", "kakao_app_key", "kakao_secret_key", "kakao_sender_key")
 #: Requests whose references are remembered for :meth:`NhnAlimtalkCarrier.reports`.
 REFERENCE_CACHE_REQUESTS = 512
 
@@ -210,13 +203,6 @@ class NhnAlimtalkCarrier:
         self._references: OrderedDict[str, dict[int, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NhnAlimtalkCarrier:
-        """An adapter configured from balsong's settings (``kakao_*``, ``carrier_timeout_seconds``)."""
-        # Read by name: these fields may be newer than the Settings class type-checked here.
-        url, app_key, secret_key, sender_key = (getattr(settings, name) for name in SETTINGS_FIELDS)
-        return cls(url, app_key, secret_key, sender_key, settings.carrier_timeout_seconds)
-
     # -- submit -----------------------------------------------------------------------------------
 
     def submit(self, batch: Batch) -> list[SubmitOutcome]:
@@ -296,9 +282,9 @@ class NhnAlimtalkCarrier:
         the provider holds several messages for a reference, the most advanced one wins.
         """
         _check_channel(channel)
-        start = _utc(since) - CLOCK_SLACK
+        start = utc(since) - CLOCK_SLACK
         end = min(datetime.now(UTC) + CLOCK_SLACK, start + MAX_QUERY_WINDOW)
-        window = {"startRequestDate": _kst_minute(start), "endRequestDate": _kst_minute(end, ceil=True)}
+        window = {"startRequestDate": kst_minute(start), "endRequestDate": kst_minute(end, ceil=True)}
         found: list[SubmitOutcome] = []
         for reference in dict.fromkeys(references):
             best: SubmitOutcome | None = None
@@ -321,14 +307,14 @@ class NhnAlimtalkCarrier:
         their window are not seen: poll windows that trail the present by a minute or more.
         """
         _check_channel(channel)
-        since, until = _utc(since), _utc(until)
+        since, until = utc(since), utc(until)
         finals: list[SubmitOutcome] = []
         start = since
         while start < until:
             end = min(until, start + MAX_UPDATE_WINDOW)
-            params = {"startUpdateDate": _kst_minute(start), "endUpdateDate": _kst_minute(end, ceil=True)}
+            params = {"startUpdateDate": kst_minute(start), "endUpdateDate": kst_minute(end, ceil=True)}
             for row in self._pages("/message-results", params, ("messages",)):
-                result_at = _parse_kst(row.get("receiveDate"))
+                result_at = parse_kst(row.get("receiveDate"))
                 # A row without a readable date is returned (result_at None) for the poller to
                 # set aside; any other outside the window is another poll's.
                 if result_at is None and not row.get("resultCode"):
@@ -473,8 +459,8 @@ def _row_outcome(row: dict[str, Any], reference: str) -> SubmitOutcome:
     if not final:
         name = "unconfirmed" if code == UNCONFIRMED else (status.lower() or "in flight")
         return SubmitOutcome(reference, Outcome.ACCEPTED, "0", name, carrier_id)
-    result_at = _parse_kst(row.get("receiveDate"))
-    if code == DELIVERED:
+    result_at = parse_kst(row.get("receiveDate"))
+    if code in DELIVERED_CODES:
         return SubmitOutcome(reference, Outcome.DELIVERED, code, result_message(code), carrier_id, result_at)
     if not code or code == UNCONFIRMED:
         code = f"messageStatus:{status}"
@@ -485,38 +471,6 @@ def _row_outcome(row: dict[str, Any], reference: str) -> SubmitOutcome:
 def _check_channel(channel: Channel) -> None:
     if channel is not Channel.KAKAO:
         raise ValueError(f"nhn_alimtalk holds only {Channel.KAKAO} messages, got {channel}")
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _kst_minute(moment: datetime, *, ceil: bool = False) -> str:
-    """``yyyy-MM-dd HH:mm`` in KST; with ``ceil``, the minute holding the instant just before
-    ``moment`` (the API's end minutes are inclusive)."""
-    if ceil:
-        moment -= timedelta(microseconds=1)
-    return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M")
-
-
-def _parse_kst(text: Any) -> datetime | None:
-    """``2018-08-10 10:06:42[.123]`` or ``2018-08-10 10:06`` (KST) as an aware UTC datetime."""
-    if not text:
-        return None
-    whole, _, fraction = str(text).partition(".")
-    for layout in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
-        try:
-            moment = datetime.strptime(whole, layout).replace(tzinfo=KST).astimezone(UTC)
-        except ValueError:
-            continue
-        except OverflowError:  # year 0001 in KST lies before the first UTC instant Python holds
-            return None
-        if moment.year >= 9999:  # no room left for a fraction
-            return None
-        if fraction.isdigit():
-            moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
-        return moment
-    return None
 
 
 def _sending_refusal(code: int, message: str, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -87,17 +87,19 @@ INVALID_RECIPIENT: Final = -5000
 
 #: The one delivery result code that means "delivered to the KakaoTalk user".
 DELIVERED: Final = "1000"
+#: The message list API's result filter (``resultCode`` parameter): success and failure.
+RESULT_FILTER_DELIVERED: Final = "MRC01"
+RESULT_FILTER_FAILED: Final = "MRC02"
+#: Every code a result may carry that means "delivered": the result code, and the filter's name
+#: for it, which a webhook hook may carry in its ``resultCode`` instead.
+DELIVERED_CODES: Final[frozenset[str]] = frozenset({DELIVERED, RESULT_FILTER_DELIVERED})
 #: "Not a KakaoTalk user": the number has no KakaoTalk account (fall back to SMS/LMS).
 NOT_KAKAO_USER: Final = "3019"
 #: The user blocked AlimTalk messages (fall back to SMS/LMS).
 USER_BLOCKED: Final = "3020"
-#: Not an active KakaoTalk user (SIM and KakaoTalk numbers differ, unused for 7 days, sanctioned).
-NOT_ACTIVE_USER: Final = "3018"
 #: "Message sent but not confirmed (success uncertain, stored encrypted on server and can be
 #: received within 3 days)": not final; the message is treated as still in flight.
 UNCONFIRMED: Final = "3005"
-#: Results saying the message did not match its template (sent text, variables, template state).
-TEMPLATE_MISMATCH_RESULTS: Final[frozenset[str]] = frozenset({"3015", "3016", "3025", "4132", "4133", "4134"})
 
 #: Delivery result codes -> message.
 RESULT_CODES: Final[dict[str, str]] = {

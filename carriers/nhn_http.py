@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from metrics import CARRIER_REQUEST_SECONDS, CARRIER_RESPONSES
 from metrics.labels import http_status
 

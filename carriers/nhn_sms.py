@@ -32,15 +32,15 @@ converts from and to aware datetimes (naive ones are taken as UTC) and returns U
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected
 from carriers.nhn_http import answer, as_int, call
 from carriers.nhn_sms_codes import (
     DELIVERED_CODES,
@@ -54,21 +54,12 @@ from carriers.nhn_sms_codes import (
     result_message,
 )
 from carriers.nhn_sms_templates import TemplateRegistry
-from engine.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected
+from carriers.nhn_time import CLOCK_SLACK, MAX_QUERY_WINDOW, kst_second, parse_kst, utc
 
-if TYPE_CHECKING:
-    from engine.config import Settings
-
-#: The provider's clock: Korea Standard Time, UTC+9 all year.
-KST = timezone(timedelta(hours=9), "KST")
 #: Most recipients one send request may carry.
 MAX_RECIPIENTS = 1000
 #: Largest page the list API serves.
 PAGE_SIZE = 1000
-#: The list API refuses windows over a month (-4000).
-MAX_QUERY_WINDOW = timedelta(days=30)
-#: Widening of query windows against clock skew between us and the provider.
-CLOCK_SLACK = timedelta(minutes=10)
 
 _SEND_PATHS = {Channel.SMS: "/sender/sms", Channel.LMS: "/sender/mms"}
 _RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
@@ -121,16 +112,6 @@ class NhnSmsCarrier:
         )
         self._templates = TemplateRegistry(self._query, template_category_id)
         self._report_lookback = timedelta(seconds=report_lookback_seconds)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NhnSmsCarrier:
-        """An adapter configured from balsong's settings."""
-        return cls(
-            settings.sms_api_url,
-            settings.sms_app_key,
-            settings.sms_secret_key,
-            settings.carrier_timeout_seconds,
-        )
 
     # -- submit -----------------------------------------------------------------------------------
 
@@ -251,9 +232,9 @@ class NhnSmsCarrier:
         (of usually one page) per reference. Where the provider holds several messages for a
         reference, the most advanced one wins (delivered, then accepted, then failed).
         """
-        start = _utc(since) - CLOCK_SLACK
+        start = utc(since) - CLOCK_SLACK
         end = min(datetime.now(UTC) + CLOCK_SLACK, start + MAX_QUERY_WINDOW)
-        window = {"startRequestDate": _kst_text(start), "endRequestDate": _kst_text(end)}
+        window = {"startRequestDate": kst_second(start), "endRequestDate": kst_second(end)}
         found: list[SubmitOutcome] = []
         for reference in dict.fromkeys(references):
             best: SubmitOutcome | None = None
@@ -275,13 +256,13 @@ class NhnSmsCarrier:
         window is widened by a second and cut exactly here), inside a request-date window
         reaching ``report_lookback_seconds`` before ``since`` (the API requires one).
         """
-        since, until = _utc(since), _utc(until)
+        since, until = utc(since), utc(until)
         request_start = max(since - self._report_lookback, until + CLOCK_SLACK - MAX_QUERY_WINDOW)
         params = {
-            "startRequestDate": _kst_text(request_start),
-            "endRequestDate": _kst_text(until + CLOCK_SLACK),
-            "startResultDate": _kst_text(since),
-            "endResultDate": _kst_text(until + timedelta(seconds=1)),
+            "startRequestDate": kst_second(request_start),
+            "endRequestDate": kst_second(until + CLOCK_SLACK),
+            "startResultDate": kst_second(since),
+            "endResultDate": kst_second(until + timedelta(seconds=1)),
         }
         finals: list[SubmitOutcome] = []
         for row in self._list(channel, params):
@@ -358,7 +339,7 @@ def _row_outcome(row: dict[str, Any]) -> SubmitOutcome:
         return SubmitOutcome(
             reference, Outcome.ACCEPTED, "0", str(row.get("msgStatusName") or "processing"), carrier_id
         )
-    result_at = _parse_kst(row.get("resultDate"))
+    result_at = parse_kst(row.get("resultDate"))
     if status == MSG_STATUS_COMPLETED and code in DELIVERED_CODES:
         return SubmitOutcome(reference, Outcome.DELIVERED, code, result_message(code), carrier_id, result_at)
     if not code:
@@ -366,36 +347,3 @@ def _row_outcome(row: dict[str, Any]) -> SubmitOutcome:
     message = str(row.get("resultCodeName") or row.get("resultMessage") or result_message(code))
     outcome = Outcome.RETRY if code in TRANSIENT_RESULT_CODES else Outcome.FAILED
     return SubmitOutcome(reference, outcome, code, message, carrier_id, result_at)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _kst_text(moment: datetime) -> str:
-    return moment.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _parse_kst(text: Any) -> datetime | None:
-    """``2018-08-10 10:06:42.0`` (KST, any fraction) as an aware UTC datetime."""
-    if not text:
-        return None
-    whole, _, fraction = str(text).partition(".")
-    moment = _parse_kst_second(whole)
-    if moment is None:
-        return None
-    if fraction.isdigit():
-        moment += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
-    return moment
-
-
-@lru_cache(maxsize=4096)
-def _parse_kst_second(whole: str) -> datetime | None:
-    # A page of reports shares a handful of distinct seconds; strptime is slow, so parse each once.
-    # Year 0001 in KST lies before the first UTC instant Python holds (OverflowError), and
-    # 9999-12-31 23:59:59 leaves no room for a fraction: both are unreadable, not an error.
-    try:
-        moment = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=KST).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    return moment if moment.year < 9999 else None

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from carriers.base import Batch, Channel
+from carriers.errors import CarrierRejected
 from carriers.nhn_sms_codes import TEMPLATE_ALREADY_REGISTERED, TEMPLATE_LIMIT_REACHED
-from engine.errors import CarrierRejected
 
 #: Name of the category balsong's templates are registered under.
 CATEGORY_NAME = "balsong"

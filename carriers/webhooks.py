@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
-from zoneinfo import ZoneInfo
 
 from carriers.base import Outcome, SubmitOutcome
+from carriers.nhn_alimtalk_codes import DELIVERED_CODES
+from carriers.nhn_time import parse_kst
 
-KST = ZoneInfo("Asia/Seoul")
 MESSAGE_RESULT_UPDATE = "MESSAGE_RESULT_UPDATE"
 UNSUBSCRIBE = "UNSUBSCRIBE"
-#: Result codes of KakaoTalk Bizmessage that mean "delivered".
-KAKAO_DELIVERED_CODES = frozenset({"1000", "MRC01"})
 
 
 class InvalidWebhook(ValueError):
@@ -91,7 +89,7 @@ def message_results(webhook: Webhook) -> tuple[list[SubmitOutcome], list[BadHook
         except ValueError as exc:
             bad.append(BadHook(hook, "invalid_date", str(exc)))
             continue
-        outcome = Outcome.DELIVERED if code in KAKAO_DELIVERED_CODES else Outcome.FAILED
+        outcome = Outcome.DELIVERED if code in DELIVERED_CODES else Outcome.FAILED
         carrier_id = f"{hook.get('requestId')}:{hook.get('recipientSeq')}"
         results.append(SubmitOutcome(reference, outcome, code, f"result {code}", carrier_id, result_at))
     return results, bad
@@ -105,13 +103,7 @@ def _parse_date(text: Any) -> datetime | None:
         return None
     if not isinstance(text, str):
         raise ValueError("receiveDate is not a string")
-    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d"):
-        try:
-            moment = datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-        try:
-            return moment.replace(tzinfo=KST).astimezone(UTC)
-        except OverflowError:
-            raise ValueError("receiveDate out of range") from None
-    raise ValueError("receiveDate is not a date")
+    moment = parse_kst(text)
+    if moment is None:
+        raise ValueError("receiveDate is not a date Python can hold")
+    return moment

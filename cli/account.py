@@ -13,9 +13,15 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine import billing, opt_outs
+from engine.accounts import billing, opt_outs
+from engine.accounts.tenants import (
+    ALL_SCOPES,
+    SENDER_STATES,
+    list_senders,
+    set_sender_state,
+    tenant_id_by_name,
+)
 from engine.config import get_settings
-from engine.tenants import ALL_SCOPES, SENDER_STATES, list_senders, set_sender_state, tenant_id_by_name
 
 
 def _connect() -> Any:
@@ -91,7 +97,7 @@ def cmd_price(args: argparse.Namespace) -> int:
 
 
 def cmd_limits(args: argparse.Namespace) -> int:
-    from engine.intake_limits import limits_for, set_limits
+    from engine.intake.intake_limits import limits_for, set_limits
 
     with _connect() as conn:
         tenant_id = tenant_id_by_name(conn, args.tenant)
@@ -121,7 +127,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    from engine.tenants import create_api_key, list_api_keys, revoke_api_key, rotate_api_key
+    from engine.accounts.tenants import create_api_key, list_api_keys, revoke_api_key, rotate_api_key
 
     with _connect() as conn:
         tenant_id = tenant_id_by_name(conn, args.tenant)
@@ -141,7 +147,7 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_platform_key(args: argparse.Namespace) -> int:
-    from engine.platform_keys import create_platform_key, list_platform_keys, revoke_platform_key
+    from engine.accounts.platform_keys import create_platform_key, list_platform_keys, revoke_platform_key
 
     with _connect() as conn:
         if args.platform_key_command == "list":

@@ -113,8 +113,8 @@ DEMO_POINTS = Decimal(10_000_000)
 def _demo_tenant() -> str:
     import psycopg
 
-    from engine.billing import top_up
-    from engine.tenants import add_sender, create_api_key, create_tenant
+    from engine.accounts.billing import top_up
+    from engine.accounts.tenants import add_sender, create_api_key, create_tenant
 
     with psycopg.connect(get_settings().database_url, autocommit=True) as conn, conn.transaction():
         tenant_id = create_tenant(conn, f"demo-{int(time.time())}")

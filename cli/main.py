@@ -41,7 +41,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
-    from engine.tenants import create_api_key, create_tenant
+    from engine.accounts.tenants import create_api_key, create_tenant
 
     with _connect() as conn, conn.transaction():
         tenant_id = create_tenant(conn, args.name)
@@ -52,7 +52,7 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_sender_add(args: argparse.Namespace) -> int:
-    from engine.tenants import add_sender, tenant_id_by_name
+    from engine.accounts.tenants import add_sender, tenant_id_by_name
 
     with _connect() as conn:
         number = add_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
@@ -61,9 +61,9 @@ def cmd_sender_add(args: argparse.Namespace) -> int:
 
 
 def cmd_rate_limit(args: argparse.Namespace) -> int:
-    from engine.phone import normalize_sender
-    from engine.rate_policy import clear_rate_limit, list_rate_limits, set_rate_limit
-    from engine.tenants import tenant_id_by_name
+    from engine.accounts.tenants import tenant_id_by_name
+    from engine.dispatch.rate_policy import clear_rate_limit, list_rate_limits, set_rate_limit
+    from engine.intake.phone import normalize_sender
 
     with _connect() as conn:
         tenant_id = tenant_id_by_name(conn, args.tenant)
@@ -97,7 +97,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_recount(args: argparse.Namespace) -> int:
-    from engine import counters
+    from engine.lifecycle import counters
     from engine.runtime import get_runtime
 
     rt = get_runtime()
@@ -113,14 +113,15 @@ def cmd_recount(args: argparse.Namespace) -> int:
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
-    import actors  # noqa: F401  (publishes resend_failed through the broker)
+    from actors.broker import install_broker
     from actors.publish import publish_resend
     from engine.errors import BalsongError
-    from engine.job_store import PartitionCache
-    from engine.resend import create_resend, validate_reasons
+    from engine.intake.job_store import PartitionCache
+    from engine.intake.resend import create_resend, validate_reasons
     from engine.runtime import get_runtime
 
     rt = get_runtime()
+    install_broker(rt.settings)
     with rt.pool.connection() as conn:
         row = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (args.job,)).fetchone()
         if row is None:
@@ -148,14 +149,15 @@ def cmd_resend(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    import actors  # noqa: F401  (publishes the job's batches through the broker)
+    from actors.broker import install_broker
     from actors.publish import publish_batches
+    from engine.dispatch.planning import top_up
     from engine.errors import BalsongError
-    from engine.pausing import resume_job
-    from engine.planning import top_up
+    from engine.lifecycle.pausing import resume_job
     from engine.runtime import get_runtime
 
     rt = get_runtime()
+    install_broker(rt.settings)
     with rt.pool.connection() as conn:
         try:
             resume_job(conn, args.job)
@@ -179,15 +181,15 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = _process_settings()
     prepare(settings, "scheduler")  # before anything imports prometheus_client
 
-    import actors  # noqa: F401  (the scheduler publishes through the broker)
-    from actors.broker import queue_names_with_dramatiq_queues
-    from actors.duties import build_duties
+    from actors.broker import install_broker, queue_names_with_dramatiq_queues
     from engine.runtime import get_runtime
-    from engine.scheduler import Scheduler
     from metrics.exposition import process_registry, serve
-    from metrics.system import SystemCollector, SystemSources
+    from scheduler.duties import build_duties
+    from scheduler.runner import Scheduler
+    from scheduler.system_metrics import SystemCollector, SystemSources
 
     rt = get_runtime()
+    install_broker(rt.settings)
     sources = SystemSources(
         settings, rt.pool, rt.redis, rt.keys, queue_names_with_dramatiq_queues(), lambda: rt.clock.now()
     )
@@ -246,10 +248,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from cli.processes import simulator_argv
+    from carriers.simulator.__main__ import serve
 
-    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
-    return _exec(simulator_argv(args.host, args.port, *extra))
+    serve(args)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -333,10 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = add("worker", cmd_worker, "run Dramatiq worker processes")
     worker.add_argument("--processes", type=int)
     worker.add_argument("--threads", type=int)
-    sim = add("simulator", cmd_simulator, "run the carrier simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8070)
-    sim.add_argument("extra", nargs=argparse.REMAINDER, help="further simulator options")
+    from carriers.simulator.options import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(add("simulator", cmd_simulator, "run the carrier simulator"))
     demo = add("demo", cmd_demo, "start everything, send a demo job, show progress and results")
     demo.add_argument("--recipients", type=int, default=100_000)
     return parser

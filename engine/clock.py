@@ -6,9 +6,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from threading import Lock
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from redis import Redis
+
+from carriers import nhn_time
 
 
 class Clock(Protocol):
@@ -24,24 +25,9 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class MovableClock:
-    """A clock that stands still until moved: for tests of deadlines."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(UTC)
-        self._lock = Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: timedelta) -> None:
-        with self._lock:
-            self._now += delta
-
-
-#: Korea Standard Time, in which operators read every timestamp.
-KST = ZoneInfo("Asia/Seoul")
+#: Korea Standard Time, in which operators read every timestamp: the carriers' own clock (one
+#: definition, `carriers.nhn_time`; UTC+9 all year).
+KST = nhn_time.KST
 
 
 class SharedOffsetClock:

@@ -39,6 +39,16 @@ class MissingSecrets(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """The settings of one carrier channel, typed: read them with `Settings.channel`."""
+
+    #: Carrier cap in recipients per second, shared by every worker (0: no cap).
+    rate_limit_per_second: float
+    #: Retries stop this long after the first attempt; the recipient is then expired.
+    retry_deadline_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob balsong has. Environment variable: ``BALSONG_`` + the field name in upper case.
 
@@ -132,11 +142,11 @@ class Settings:
     #: API-key guessing (console sign-ins, API calls with an unknown key): failed attempts allowed
     #: per window per client IP address (IPv6: per /64) and per key prefix, beyond which attempts
     #: get 429 without a database lookup until the window ends (0: no limit). A key used
-    #: successfully in the last week is never throttled (engine/sign_in_limits.py).
+    #: successfully in the last week is never throttled (engine/accounts/sign_in_limits.py).
     sign_in_failures_per_client: int = 20
     sign_in_failures_per_key_prefix: int = 20
     sign_in_window_seconds: float = 300.0
-    #: Intake budget (``engine.intake_budget``): job request bytes in flight and job submissions
+    #: Intake budget (``engine.intake.intake_budget``): job request bytes in flight and job submissions
     #: in progress at once, per tenant over every API process, and per API process over every
     #: tenant (0: no limit). Beyond them a submission is answered 429 with Retry-After. A
     #: submission alone is always admitted: these bound what runs together, not a job's size.
@@ -262,6 +272,26 @@ class Settings:
     def pool_size(self) -> int:
         """Connections in each of this process's pools."""
         return self.database_pool_size or self.worker_threads + 4
+
+    def channel(self, channel: str) -> ChannelSettings:
+        """The settings of ``channel`` (``sms``, ``lms`` or ``kakao``)."""
+        if channel == "sms":
+            return ChannelSettings(self.rate_limit_sms_per_second, self.retry_deadline_sms_seconds)
+        if channel == "lms":
+            return ChannelSettings(self.rate_limit_lms_per_second, self.retry_deadline_lms_seconds)
+        if channel == "kakao":
+            return ChannelSettings(self.rate_limit_kakao_per_second, self.retry_deadline_kakao_seconds)
+        raise ValueError(f"no carrier channel {channel!r}")
+
+    def default_prices(self) -> dict[str, float]:
+        """Unit prices in points by price-list key, for tenants without their own."""
+        return {
+            "sms": self.price_sms,
+            "lms": self.price_lms,
+            "kakao": self.price_kakao,
+            "fallback_sms": self.price_fallback_sms,
+            "fallback_lms": self.price_fallback_lms,
+        }
 
     @property
     def link_base_url(self) -> str:

@@ -15,7 +15,7 @@ class Keys:
         self.prefix = prefix
 
     def job_counts(self, job_id: int) -> str:
-        """Hash of a job's live counters (see `engine.counters`)."""
+        """Hash of a job's live counters (see `engine.lifecycle.counters`)."""
         return f"{self.prefix}:{{job:{job_id}}}:counts"
 
     @property
@@ -51,14 +51,15 @@ class Keys:
         return f"{self.prefix}:console-session:{token_hash}"
 
     def sign_in(self, kind: str, name: str) -> str:
-        """Sign-in throttle state (`engine.sign_in_limits`): a failure counter (``client``,
+        """Sign-in throttle state (`engine.accounts.sign_in_limits`): a failure counter (``client``,
         ``prefix``) or a known-good key's marker (``good``); one hash tag, so one script uses them."""
         return f"{self.prefix}:{{sign-in}}:{kind}:{name}"
 
     def intake_budget(self, tenant_id: int) -> str:
-        """Hash of a tenant's intakes in flight, lease id -> "expiry ms:bytes" (`engine.intake_budget`)."""
+        """Hash of a tenant's intakes in flight, lease id -> "expiry ms:bytes"
+        (`engine.intake.intake_budget`)."""
         return f"{self.prefix}:intake-budget:{tenant_id}"
 
     def intake_rate(self, tenant_id: int, second: int) -> str:
-        """Job submissions of a tenant in one second (`engine.intake_limits`)."""
+        """Job submissions of a tenant in one second (`engine.intake.intake_limits`)."""
         return f"{self.prefix}:intake-rate:{tenant_id}:{second}"

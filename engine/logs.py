@@ -4,10 +4,10 @@ One object per line on stderr: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``
 process id, and whatever the call passed in ``extra`` (``job_id``, ``batch_id``, ``duty`` ...), so
 a log pipeline can filter one job's lines without parsing text.
 
-Code masks numbers where it logs them (`engine.phone.mask_phone`); :class:`MaskPhones` is the
+Code masks numbers where it logs them (`engine.intake.phone.mask_phone`); :class:`MaskPhones` is the
 last line of defence, for a number that slips into a message, an exception or a carrier's error
 text: anything that looks like a Korean phone number becomes ``010-****-5678``, whatever digits
-it is written in (full-width ``０１０``, Arabic-Indic ...; Python's ``int`` and ``engine.phone``
+it is written in (full-width ``０１０``, Arabic-Indic ...; Python's ``int`` and ``engine.intake.phone``
 read them all, so a carrier or caller may send them).
 """
 

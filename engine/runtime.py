@@ -25,13 +25,13 @@ from engine.clock import Clock, SharedOffsetClock, SystemClock
 from engine.config import Settings, get_settings
 from engine.cursors import CursorCodec
 from engine.db import make_pool
+from engine.dispatch.rate_policy import RatePolicy
+from engine.dispatch.ratelimit import RateLimiter
+from engine.dispatch.sending import BatchSender
 from engine.keys import Keys
-from engine.rate_policy import RatePolicy
-from engine.ratelimit import RateLimiter
+from engine.lifecycle.results import ResultRecorder
+from engine.lifecycle.retries import RetryLedger
 from engine.redis_client import make_redis
-from engine.results import ResultRecorder
-from engine.retries import RetryLedger
-from engine.sending import BatchSender
 
 
 @dataclass
@@ -75,13 +75,21 @@ class Runtime:
     def sms_carrier(self) -> Carrier:
         from carriers.nhn_sms import NhnSmsCarrier
 
-        return NhnSmsCarrier.from_settings(self.settings)
+        s = self.settings
+        return NhnSmsCarrier(s.sms_api_url, s.sms_app_key, s.sms_secret_key, s.carrier_timeout_seconds)
 
     @cached_property
     def kakao_carrier(self) -> NhnAlimtalkCarrier:
         from carriers.nhn_alimtalk import NhnAlimtalkCarrier
 
-        return NhnAlimtalkCarrier.from_settings(self.settings)
+        s = self.settings
+        return NhnAlimtalkCarrier(
+            s.kakao_api_url,
+            s.kakao_app_key,
+            s.kakao_secret_key,
+            s.kakao_sender_key,
+            s.carrier_timeout_seconds,
+        )
 
     @cached_property
     def recorder(self) -> ResultRecorder:
@@ -143,11 +151,3 @@ def get_runtime() -> Runtime:
             _runtime = Runtime(settings, pool_size=settings.pool_size)
             _pid = os.getpid()
         return _runtime
-
-
-def set_runtime(runtime: Runtime | None) -> None:
-    """Install a runtime (tests, or a process that built its own)."""
-    global _runtime, _pid
-    with _lock:
-        _runtime = runtime
-        _pid = os.getpid() if runtime else None

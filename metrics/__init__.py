@@ -10,7 +10,7 @@ multiprocess mode, set up by `cli.multiprocess` before this module is imported),
 forked worker processes and several uvicorn workers are added up on one endpoint per process kind.
 Hot paths count a whole batch at once (``inc(n)``, `metrics.histograms.observe_n`), never one
 recipient at a time. Gauges that describe the whole system (queue depth, retry ledger, flusher
-lag, jobs by status) are read at scrape time by the scheduler (`metrics.system`), so they are
+lag, jobs by status) are read at scrape time by the scheduler (`scheduler.system_metrics`), so they are
 not multiplied by the number of processes.
 """
 
@@ -107,7 +107,8 @@ REPORTS_UNMATCHED = Counter(
     ["carrier", "reason"],
 )
 #: Entries a stage set aside (dead_entries table): malformed, or failing alone once their batch
-#: was retried entry by entry. Stage: flusher, webhook, poll, reconcile; reason: `engine.entry_checks.Reason`.
+#: was retried entry by entry. Stage: flusher, webhook, poll, reconcile; reason:
+#: `engine.lifecycle.entry_checks.Reason`.
 DEAD_ENTRIES = Counter(
     "balsong_dead_entries_total", "Entries set aside because they cannot be applied", ["stage", "reason"]
 )
@@ -116,7 +117,7 @@ WEBHOOKS = Counter("balsong_webhook_requests_total", "Carrier webhook calls", ["
 
 # -- settlement -------------------------------------------------------------------------------------
 
-#: Jobs settled: their undelivered messages refunded to the tenant's balance (`engine.settlement`).
+#: Jobs settled: their undelivered messages refunded to the tenant's balance (`engine.lifecycle.settlement`).
 JOBS_SETTLED = Counter("balsong_jobs_settled_total", "Jobs settled (undelivered messages refunded)")
 #: Points given back at settlement, summed over jobs (a tenant's refunds are in its ledger).
 SETTLEMENT_REFUNDS = Counter("balsong_settlement_refunded_points_total", "Points refunded at settlement")

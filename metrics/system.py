@@ -1,175 +1,49 @@
-"""Gauges read from the system at scrape time, served by the scheduler only.
-
-Queue depths, the retry ledger, the flusher's lag, jobs by status and recipients in flight are
-facts about the whole deployment, not about one process: counted in every process they would be
-multiplied by the number of processes. The scheduler reads them when Prometheus scrapes it (a
-few cheap queries), so they are always current, even while a duty is stuck. With several
-scheduler replicas each reports the same values: aggregate them with ``max``, not ``sum``.
-
-A source that cannot be read (RabbitMQ down) is reported by ``balsong_system_source_up`` = 0 and
-its gauges are left out, rather than reported as zero.
-"""
+"""The gauges the scheduler reads from the whole deployment at scrape time
+(`scheduler.system_metrics` reads them; they are defined here, with every other metric)."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-import pika
-from pika.exceptions import AMQPError, ChannelClosedByBroker
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from psycopg_pool import ConnectionPool
-from redis import Redis
-
-from engine.config import Settings
-from engine.keys import Keys
-
-log = logging.getLogger(__name__)
-
-#: Open jobs looked at for their live counters (queued, in flight) per scrape.
-OPEN_JOBS_LIMIT = 10_000
 
 
-@dataclass
-class SystemSources:
-    """What the collector reads: the broker's queues, Redis, PostgreSQL and the injected clock."""
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """A gauge made anew at each scrape: its name, help and labels."""
 
-    settings: Settings
-    pool: ConnectionPool
-    redis: Redis
-    keys: Keys
-    queues: Sequence[str]
-    #: balsong's clock (retry due times are on it).
-    now: Callable[[], datetime]
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def family(self, value: float | None = None) -> GaugeMetricFamily:
+        """An empty family to add labelled samples to, or one unlabelled sample ``value``."""
+        if value is not None:
+            return GaugeMetricFamily(self.name, self.help, value=value)
+        return GaugeMetricFamily(self.name, self.help, labels=list(self.labels))
 
 
-class SystemCollector(Collector):
-    def __init__(self, sources: SystemSources) -> None:
-        self.sources = sources
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        up = GaugeMetricFamily(
-            "balsong_system_source_up",
-            "Whether the scheduler could read a source at this scrape",
-            labels=["source"],
-        )
-        for source, read in (
-            ("rabbitmq", self._queues),
-            ("redis", self._redis),
-            ("postgresql", self._postgresql),
-        ):
-            try:
-                families = list(read())
-            except Exception:
-                log.warning("metrics source unreadable", extra={"source": source}, exc_info=True)
-                up.add_metric([source], 0)
-                continue
-            up.add_metric([source], 1)
-            yield from families
-        yield from self._rate_caps()
-        yield up
-
-    def _queues(self) -> Iterable[GaugeMetricFamily]:
-        depth = GaugeMetricFamily(
-            "balsong_queue_messages", "Messages ready in each RabbitMQ queue", labels=["queue"]
-        )
-        consumers = GaugeMetricFamily(
-            "balsong_queue_consumers", "Consumers of each RabbitMQ queue", labels=["queue"]
-        )
-        params = pika.URLParameters(self.sources.settings.broker_url)
-        params.socket_timeout = params.blocked_connection_timeout = 5
-        params.connection_attempts = 1
-        connection = pika.BlockingConnection(params)
-        try:
-            channel = connection.channel()
-            for queue in self.sources.queues:
-                # A passive declare only reads the queue's counts; it never creates one.
-                try:
-                    ok = channel.queue_declare(queue, passive=True).method
-                except ChannelClosedByBroker:
-                    # Not declared yet (no worker has started): nothing to report for it.
-                    channel = connection.channel()
-                    continue
-                depth.add_metric([queue], ok.message_count)
-                consumers.add_metric([queue], ok.consumer_count)
-        finally:
-            with contextlib.suppress(AMQPError):
-                connection.close()
-        return [depth, consumers]
-
-    def _redis(self) -> Iterable[GaugeMetricFamily]:
-        keys, redis = self.sources.keys, self.sources.redis
-        pipe = redis.pipeline(transaction=False)
-        pipe.zcard(keys.retry_ledger)
-        pipe.zrange(keys.retry_ledger, 0, 0, withscores=True)
-        pipe.xrange(keys.results, count=1)
-        pipe.xlen(keys.results)
-        pipe.time()
-        ledger_size, first_due, first_result, stream_length, (server_seconds, server_micros) = pipe.execute()
-        now = self.sources.now().timestamp()
-        overdue = max(0.0, now - float(first_due[0][1])) if first_due else 0.0
-        # Stream entry ids start with Redis's own clock in ms: compare with Redis's time.
-        server_ms = server_seconds * 1000 + server_micros // 1000
-        lag = max(0.0, (server_ms - int(first_result[0][0].split(b"-")[0])) / 1000) if first_result else 0.0
-        return [
-            GaugeMetricFamily(
-                "balsong_retry_ledger_batches", "Retry batches waiting in the retry ledger", value=ledger_size
-            ),
-            GaugeMetricFamily(
-                "balsong_retry_ledger_overdue_seconds",
-                "How far past its due time the earliest waiting retry batch is (0 if none is due)",
-                value=overdue,
-            ),
-            GaugeMetricFamily(
-                "balsong_flusher_lag_seconds",
-                "Age of the oldest result not yet flushed to PostgreSQL (0 when all are)",
-                value=lag,
-            ),
-            GaugeMetricFamily(
-                "balsong_result_stream_entries", "Result batches waiting for the flusher", value=stream_length
-            ),
-        ]
-
-    def _postgresql(self) -> Iterable[GaugeMetricFamily]:
-        with self.sources.pool.connection() as conn:
-            by_status = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
-            open_jobs = conn.execute(
-                "SELECT id FROM jobs WHERE completed_at IS NULL AND planned_at IS NOT NULL"
-                " ORDER BY id LIMIT %s",
-                (OPEN_JOBS_LIMIT,),
-            ).fetchall()
-        jobs = GaugeMetricFamily("balsong_jobs", "Jobs by status", labels=["status"])
-        for status, count in by_status:
-            jobs.add_metric([status], count)
-        pipe = self.sources.redis.pipeline(transaction=False)
-        for (job_id,) in open_jobs:
-            pipe.hmget(self.sources.keys.job_counts(job_id), "queued", "in_flight")
-        queued = in_flight = 0
-        for q, f in pipe.execute() if open_jobs else []:
-            queued += int(q or 0)
-            in_flight += int(f or 0)
-        return [
-            jobs,
-            GaugeMetricFamily(
-                "balsong_recipients_queued", "Recipients of open jobs waiting to be sent", value=queued
-            ),
-            GaugeMetricFamily(
-                "balsong_recipients_in_flight",
-                "Recipients submitted to a carrier whose final result has not come",
-                value=in_flight,
-            ),
-        ]
-
-    def _rate_caps(self) -> Iterable[GaugeMetricFamily]:
-        caps = GaugeMetricFamily(
-            "balsong_rate_limit_per_second",
-            "Configured carrier cap per channel, recipients per second (0: no cap)",
-            labels=["channel"],
-        )
-        for channel in ("sms", "lms", "kakao"):
-            caps.add_metric([channel], getattr(self.sources.settings, f"rate_limit_{channel}_per_second"))
-        return [caps]
+SOURCE_UP = Gauge(
+    "balsong_system_source_up", "Whether the scheduler could read a source at this scrape", ("source",)
+)
+QUEUE_MESSAGES = Gauge("balsong_queue_messages", "Messages ready in each RabbitMQ queue", ("queue",))
+QUEUE_CONSUMERS = Gauge("balsong_queue_consumers", "Consumers of each RabbitMQ queue", ("queue",))
+RETRY_LEDGER_BATCHES = Gauge("balsong_retry_ledger_batches", "Retry batches waiting in the retry ledger")
+RETRY_LEDGER_OVERDUE = Gauge(
+    "balsong_retry_ledger_overdue_seconds",
+    "How far past its due time the earliest waiting retry batch is (0 if none is due)",
+)
+FLUSHER_LAG = Gauge(
+    "balsong_flusher_lag_seconds", "Age of the oldest result not yet flushed to PostgreSQL (0 when all are)"
+)
+RESULT_STREAM_ENTRIES = Gauge("balsong_result_stream_entries", "Result batches waiting for the flusher")
+JOBS = Gauge("balsong_jobs", "Jobs by status", ("status",))
+RECIPIENTS_QUEUED = Gauge("balsong_recipients_queued", "Recipients of open jobs waiting to be sent")
+RECIPIENTS_IN_FLIGHT = Gauge(
+    "balsong_recipients_in_flight", "Recipients submitted to a carrier whose final result has not come"
+)
+RATE_LIMIT = Gauge(
+    "balsong_rate_limit_per_second",
+    "Configured carrier cap per channel, recipients per second (0: no cap)",
+    ("channel",),
+)

@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import dramatiq
 import psycopg
 import pytest
 
+from actors.broker import install_broker
 from engine.config import Settings, get_settings
 from engine.db import upgrade
 from tests.support.services import isolated_settings, settings_env
@@ -46,6 +48,15 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log_dir: Path = tmp_path_factory.mktemp("logs")
     with running_stack(settings, log_dir, result_delay_ms=300) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def broker(settings: Settings) -> Iterator[dramatiq.Broker]:
+    """The broker installed in the test process, as balsong's processes install theirs at start:
+    for tests that publish messages themselves. Closed at the end (its connections with it)."""
+    installed = install_broker(settings)
+    yield installed
+    installed.close()
 
 
 @pytest.fixture

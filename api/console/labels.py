@@ -5,35 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.clock import KST
-from engine.phone import InvalidPhone, format_phone
+from engine.intake.phone import InvalidPhone, format_phone
+from engine.lifecycle.statuses import JOB_STATUS_LABELS, RECIPIENT_STATUS_LABELS
 
-JOB_STATUS = {
-    "scheduled": "예약",
-    "preparing": "준비 중",
-    "accepted": "접수",
-    "sending": "전송 중",
-    "paused": "일시 정지",
-    "completed": "완료",
-    "partially_failed": "일부 실패",
-    "failed": "실패",
-    "cancelled": "취소",
-    "missed": "예약 누락",
-}
-RECIPIENT_STATUS = {
-    "queued": "대기",
-    "submitted": "전송 중",
-    "delivered": "성공",
-    "failed": "실패",
-    "expired": "만료",
-    "fallback": "대체 발송",
-    "cancelled": "취소",
-}
+JOB_STATUS = JOB_STATUS_LABELS
+RECIPIENT_STATUS = RECIPIENT_STATUS_LABELS
 CHANNEL = {"sms": "SMS", "lms": "LMS", "auto": "자동(SMS/LMS)", "kakao": "알림톡"}
 KIND = {"manual": "수동", "scheduled": "예약", "automatic": "자동"}
 
 LABELS = {"job_status": JOB_STATUS, "recipient_status": RECIPIENT_STATUS, "channel": CHANNEL, "kind": KIND}
-#: Statuses after which nothing about a job changes any more.
-FINAL_JOB_STATUSES = frozenset({"completed", "partially_failed", "failed", "cancelled", "missed"})
 
 
 def label(value: str | None, kind: str) -> str:

@@ -1,6 +1,7 @@
 """The operator console: server-rendered pages under ``/console``.
 
-Pages read through the same engine functions as the API (``engine.history``, ``engine.views``),
+Pages read through the same engine functions as the API (``engine.reporting.history``,
+``engine.reporting.views``),
 scoped to the signed-in key's tenant, and each page or form needs the scope the API route doing
 the same needs (one table, `api.scopes`), so the console can show or do nothing the API would
 not. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
@@ -37,11 +38,13 @@ from api.console.session import (
 )
 from api.responses import JSONResponse
 from api.scopes import Action, allowed
-from engine import history, revenue, views
+from engine.accounts.tenants import tenant_name
+from engine.attribution import revenue
 from engine.errors import BalsongError, NotFound, SignInThrottled, ValidationError
-from engine.resend import validate_reasons
+from engine.intake.resend import validate_reasons
+from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
+from engine.reporting import history, views
 from engine.runtime import get_runtime
-from engine.tenants import tenant_name
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -234,7 +237,7 @@ def job_page(
         "notice": _NOTICES.get(notice or ""),
         "error": _REFUSALS.get(refused or "", "요청을 처리하지 못했습니다." if refused else None),
         "request_token": secrets.token_urlsafe(16),
-        "finished": job["status"] in labels.FINAL_JOB_STATUSES,
+        "finished": job["status"] in FINISHED_JOB_STATUSES,
         "progress": labels.progress_percent(job["counts"]),
         "recipients": [],
         "next_url": None,
@@ -288,7 +291,7 @@ def job_progress(job_id: int, session: ProgressSession) -> JSONResponse:
         {
             "status": job["status"],
             "status_label": labels.label(job["status"], "job_status"),
-            "finished": job["status"] in labels.FINAL_JOB_STATUSES,
+            "finished": job["status"] in FINISHED_JOB_STATUSES,
             "progress": labels.progress_percent(counts),
             "counts": {
                 "total": counts["total"],
@@ -389,14 +392,12 @@ _NOTICES = {
 
 def _can_resend(job: dict[str, Any], session: ConsoleSession) -> bool:
     failed = job["counts"]["failed"] + job["counts"]["expired"]
-    finished = job["status"] in labels.FINAL_JOB_STATUSES
+    finished = job["status"] in FINISHED_JOB_STATUSES
     return bool(failed) and finished and allowed(Action.RESEND, session.principal)
 
 
 def _can_cancel(job: dict[str, Any], session: ConsoleSession) -> bool:
-    return job["status"] in ("scheduled", "accepted", "sending", "paused") and allowed(
-        Action.CANCEL, session.principal
-    )
+    return job["status"] in CANCELLABLE_JOB_STATUSES and allowed(Action.CANCEL, session.principal)
 
 
 def _field_error(exc: ValidationError) -> str:

@@ -22,8 +22,8 @@ from fastapi import Request
 
 from api.auth import sign_in_throttle
 from api.scopes import NEEDS, Action, allowed
+from engine.accounts.tenants import Principal, authenticate, principal_by_key_id
 from engine.runtime import get_runtime
-from engine.tenants import Principal, authenticate, principal_by_key_id
 
 #: Name of the session cookie.
 COOKIE = "balsong_console"

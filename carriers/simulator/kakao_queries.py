@@ -14,17 +14,19 @@ from carriers.nhn_alimtalk_codes import (
     MESSAGE_COMPLETED,
     MESSAGE_FAILED,
     MESSAGE_READY,
+    RESULT_FILTER_DELIVERED,
+    RESULT_FILTER_FAILED,
     TEMPLATE_NOT_FOUND,
     TEMPLATE_STATUS_NAMES,
     result_message,
 )
+from carriers.nhn_time import KST, PROVIDER_MAX_WINDOW
 from carriers.simulator.kakao_sending import header, refusal
 from carriers.simulator.kakao_state import KakaoMessage, KakaoState, KakaoTemplate
 from carriers.simulator.queries import format_date
-from carriers.simulator.state import KST
 
 #: "Search is possible within 31 days." (-4003)
-MAX_WINDOW_SECONDS = 31 * 86400
+MAX_WINDOW_SECONDS = PROVIDER_MAX_WINDOW.total_seconds()
 MAX_PAGE_SIZE = 1000
 PLUS_FRIEND_ID = "@balsong"
 
@@ -137,9 +139,9 @@ def list_messages(state: KakaoState, params: Mapping[str, str], kakao_now: float
         }
         if any(wanted is not None and values[key] != wanted for key, wanted in filters.items()):
             continue
-        if result_filter == "MRC01" and code != DELIVERED:
+        if result_filter == RESULT_FILTER_DELIVERED and code != DELIVERED:
             continue
-        if result_filter == "MRC02" and (code is None or code == DELIVERED):
+        if result_filter == RESULT_FILTER_FAILED and (code is None or code == DELIVERED):
             continue
         matched.append(message)
     chosen = matched[(page - 1) * size : page * size]

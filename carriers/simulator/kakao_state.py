@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from carriers.nhn_alimtalk_codes import DELIVERED, TEMPLATE_APPROVED
-from carriers.simulator.state import KST
+from carriers.nhn_time import KST
 
 #: ``#{name}`` replacement variables.
 VARIABLE = re.compile(r"#\{([^}]+)\}")

@@ -10,11 +10,12 @@ from functools import lru_cache
 from typing import Any
 
 from carriers.nhn_sms_codes import MSG_STATUS_NAMES, result_message
+from carriers.nhn_time import KST, PROVIDER_MAX_WINDOW
 from carriers.simulator.sending import ProviderError, header
-from carriers.simulator.state import DELIVERED, KST, Message, Store
+from carriers.simulator.state import DELIVERED, Message, Store
 
 #: The list API refuses windows over a month (-4000).
-MAX_WINDOW_SECONDS = 31 * 86400
+MAX_WINDOW_SECONDS = PROVIDER_MAX_WINDOW.total_seconds()
 MAX_PAGE_SIZE = 1000
 
 

@@ -12,11 +12,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
+from carriers.nhn_time import KST
+
 #: The provider's clock: Korea Standard Time.
-KST = timezone(timedelta(hours=9), "KST")
 
 #: Delivered, per the result codes of receiving.
 DELIVERED = "1000"

@@ -65,7 +65,7 @@ def upgrade() -> None:
             WHERE member_id IS NOT NULL;
 
         -- Tracked links: one short code per recipient and link of a job sent with track_links.
-        -- Codes are random (engine.links), unique by this primary key; a collision at intake is
+        -- Codes are random (engine.attribution.links), unique by this primary key; a collision at intake is
         -- retried with fresh codes.
         CREATE TABLE link_codes (
             code              text PRIMARY KEY,

@@ -2,7 +2,7 @@
 
 One malformed carrier report once stopped result writing for every tenant (the flusher failed
 on it, pass after pass). Every stage now sets such an entry aside here and applies the rest;
-see ``engine.dead_entries``. ``entry`` is JSON text with control characters escaped (``jsonb``
+see ``engine.lifecycle.dead_entries``. ``entry`` is JSON text with control characters escaped (``jsonb``
 and ``text`` both refuse NUL, which is what some of these entries hold).
 
 Revision ID: 0014

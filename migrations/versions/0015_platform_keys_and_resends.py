@@ -6,7 +6,7 @@ table of their own, made only by the operator's CLI (``balsong platform-key crea
 tenant key may carry a ``platform`` scope (a CHECK, in case one is ever written by hand).
 
 A resend of a job's failures looks for a resend of the same failures still running (it is
-refused then: `engine.resend`), and retention's ON DELETE SET NULL of ``resent_from`` looks for
+refused then: `engine.intake.resend`), and retention's ON DELETE SET NULL of ``resent_from`` looks for
 the resends of each job it drops: both by ``resent_from``, which had no index.
 
 Revision ID: 0015

@@ -1,7 +1,7 @@
 """A tenant's own intake budget: job request bytes in flight and submissions at once.
 
 NULL: the settings' budget (BALSONG_INTAKE_MAX_BYTES_IN_FLIGHT_PER_TENANT,
-BALSONG_INTAKE_MAX_CONCURRENT_PER_TENANT); 0: no limit. See engine.intake_budget.
+BALSONG_INTAKE_MAX_CONCURRENT_PER_TENANT); 0: no limit. See engine.intake.intake_budget.
 
 Revision ID: 0016
 Revises: 0015

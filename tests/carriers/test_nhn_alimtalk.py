@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from carriers.nhn_alimtalk import NhnAlimtalkCarrier, ProviderFallback
 from carriers.nhn_alimtalk_codes import NOT_KAKAO_USER, USER_BLOCKED
 from carriers.simulator.behaviour import FINAL, draw
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from tests.carriers.contract import CarrierContract, by_reference, eventually, phone, references
 from tests.support.simulator import SimulatorHandle, free_port, running_simulator
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from carriers.nhn_sms import NhnSmsCarrier
 from carriers.simulator.behaviour import FINAL, REJECT, draw
-from engine.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from tests.carriers.contract import CarrierContract, by_reference, eventually, phone, references, sms_batch
 from tests.support.simulator import SimulatorHandle, free_port, running_simulator
 

@@ -22,10 +22,10 @@ import psycopg
 import redis
 
 from cli.processes import worker_argv
-from engine import counters
 from engine.config import Settings
+from engine.dispatch.references import make_reference
 from engine.keys import Keys
-from engine.references import make_reference
+from engine.lifecycle import counters
 from tests.support.stack import Stack, running_stack
 
 #: Recipients of every scenario's job.

@@ -18,9 +18,9 @@ import httpx
 import psycopg
 import pytest
 
+from engine.accounts.platform_keys import create_platform_key
 from engine.clock import KST
 from engine.db import upgrade
-from engine.platform_keys import create_platform_key
 from tests.integration.test_retries import clock_of
 from tests.support.jobs import wait_finished
 from tests.support.services import isolated_settings

@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine import attribution, revenue
+from engine.accounts.tenants import create_tenant
+from engine.attribution import attribution, revenue
+from engine.attribution.orders import parse_orders, store_orders
 from engine.config import Settings
-from engine.orders import parse_orders, store_orders
-from engine.tenants import create_tenant
 from tests.support.deliveries import seed_job_to_members, seed_kakao_fallback, seed_message
 
 pytestmark = pytest.mark.integration

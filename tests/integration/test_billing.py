@@ -16,13 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine import billing, opt_outs
+from engine.accounts import billing, opt_outs
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
 from engine.errors import InsufficientBalance
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
-from engine.settlement import settle_job
-from engine.tenants import add_sender, create_tenant
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
+from engine.lifecycle.settlement import settle_job
 
 pytestmark = pytest.mark.integration
 

@@ -4,20 +4,28 @@ and the job ends ``cancelled`` with counts that add up (Redis agrees with Postgr
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from redis import Redis
 
-from engine import counters
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
+from api.console.routes import _can_cancel
+from api.console.session import ConsoleSession
+from engine.accounts.tenants import Principal, create_tenant, tenant_id_by_name
+from engine.config import Settings
+from engine.dispatch.cancel import cancel_job
+from engine.dispatch.planning import plan_job
+from engine.dispatch.rate_policy import set_rate_limit
+from engine.errors import JobStateConflict
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
-from engine.planning import plan_job
-from engine.rate_policy import set_rate_limit
-from engine.tenants import tenant_id_by_name
+from engine.lifecycle import counters
+from engine.lifecycle.statuses import JobStatus
+from engine.reporting.statement import job_statement
 from tests.integration.test_reservations import wait_status
+from tests.support.results import seed_job
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -114,3 +122,58 @@ def test_a_job_cancelled_before_it_was_planned_is_never_planned(stack: Stack) ->
     assert planned == [] and batches == (0,)
     job = stack.job(client, stored.job_id)
     assert job["status"] == "cancelled" and job["counts"]["cancelled"] == 1
+
+
+def test_the_console_offers_cancel_exactly_where_the_engine_accepts_it(settings: Settings) -> None:
+    # Given one job, put in each status in turn, and a console session that may send
+    with psycopg.connect(settings.database_url) as conn:
+        tenant_id = create_tenant(conn, "cancel-button")
+        job_id = seed_job(conn, tenant_id)
+        session = ConsoleSession(Principal(tenant_id, 0, frozenset({"send", "read"})), "csrf")
+        for status in JobStatus:
+            conn.execute("UPDATE jobs SET status = %s, completed_at = NULL WHERE id = %s", (status, job_id))
+            # When the engine is asked to cancel it, and the console asked whether to offer it
+            try:
+                with conn.transaction(force_rollback=True):
+                    cancel_job(conn, tenant_id, job_id, datetime.now(UTC))
+                engine_accepts = True
+            except JobStateConflict:
+                engine_accepts = False
+            # Then both answer alike (a job already cancelled is accepted again, changing nothing,
+            # but there is nothing left for the button to do)
+            offered = _can_cancel({"status": status}, session)
+            assert offered == (engine_accepts and status != JobStatus.CANCELLED), status
+        conn.rollback()
+
+
+def test_a_cancelled_job_adds_up_to_its_total_in_history_statement_and_export(stack: Stack) -> None:
+    # Given a reservation of three recipients (and one refused number), cancelled before it goes
+    client = stack.new_tenant("cancel-adds-up")
+    when = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "channel": "sms",
+            "sender": SENDER,
+            "body": "취소될 예약",
+            "scheduled_at": when,
+            "recipients": [
+                {"phone": p} for p in ("010-7100-0001", "010-7100-0002", "010-7100-0003", "010-12")
+            ],
+        },
+    )
+    assert response.status_code == 202, response.text
+    job_id = int(response.json()["job_id"])
+    assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+    # When each view of it is read
+    listed = next(j for j in client.get("/v1/jobs").json()["jobs"] if j["id"] == job_id)
+    export = client.get(f"/v1/jobs/{job_id}/export", params={"format": "csv"}).content.decode("utf-8-sig")
+    with psycopg.connect(stack.settings.database_url) as conn:
+        statement = job_statement(conn, tenant_id_by_name(conn, "cancel-adds-up"), job_id, datetime.now(UTC))
+    # Then the cancelled recipients are shown and counted in each, and every view adds up to 4
+    counts = listed["counts"]
+    assert counts["cancelled"] == 3 and counts["failed"] == 1
+    parts = ("queued", "in_flight", "delivered", "failed", "expired", "cancelled")
+    assert sum(counts[name] for name in parts) == counts["total"] == 4
+    assert statement.totals.cancelled == 3 and statement.totals.total == 4
+    assert export.count("취소") == 3 and len(export.strip().splitlines()) == 1 + 4

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from engine.exports import CELL_SEPARATORS, FORMULA_TRIGGERS, guard_cell, guarded
+from engine.reporting.exports import CELL_SEPARATORS, FORMULA_TRIGGERS, guard_cell, guarded
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ SESSION_STATE = re.compile(
 #: The one module allowed a session: retention's DETACH ... CONCURRENTLY cannot run in a
 #: transaction block, so its lock_timeout is a session setting. The scheduler, which runs it,
 #: connects to the primary directly, not through PgBouncer (docs/scaling.md, deploy/k8s).
-SESSION_ALLOWED = ("engine/retention.py",)
+SESSION_ALLOWED = ("engine/reporting/retention.py",)
 
 
 def prepared_statements(pool_settings: Settings, *, executions: int) -> int:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import dramatiq
 import psycopg
 import pytest
 
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
-from engine.planning import BatchRef, plan_job
+from engine.dispatch.planning import BatchRef, plan_job
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
@@ -26,10 +27,7 @@ def tenant_id_of(stack: Stack, name: str) -> int:
     return int(row[0])
 
 
-def wait_queue_drained(queue: str, timeout: float = 20.0) -> None:
-    import dramatiq
-
-    broker = dramatiq.get_broker()
+def wait_queue_drained(broker: dramatiq.Broker, queue: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while broker.get_queue_message_counts(queue)[0] and time.monotonic() < deadline:  # type: ignore[attr-defined]
         time.sleep(0.2)
@@ -80,7 +78,7 @@ def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack
     assert batches == (2,)
 
 
-def test_a_redelivered_batch_message_submits_nobody_twice(stack: Stack) -> None:
+def test_a_redelivered_batch_message_submits_nobody_twice(stack: Stack, broker: dramatiq.Broker) -> None:
     # Given a finished job
     client = stack.new_tenant("redelivery")
     job_id = submit_sms(client, "once", [f"010-6666-{i:04d}" for i in range(2500)])
@@ -90,7 +88,7 @@ def test_a_redelivered_batch_message_submits_nobody_twice(stack: Stack) -> None:
     from actors.publish import publish_batches
 
     publish_batches([BatchRef(job_id, seq, "sms", "bulk") for seq in range(3)] * 2)
-    wait_queue_drained("send.sms")
+    wait_queue_drained(broker, "send.sms")
 
     # Then the carrier saw every recipient exactly once
     seen = stack.submissions(job_id)

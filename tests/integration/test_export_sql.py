@@ -6,9 +6,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from engine.export_xlsx import xml_text
-from engine.exports import guarded, normalised_phone_expression, phone_expression
-from engine.phone import format_phone, mask_phone
+from engine.intake.phone import format_phone, mask_phone
+from engine.reporting.export_xlsx import xml_text
+from engine.reporting.exports import guarded, normalised_phone_expression, phone_expression
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ X = sql.SQL("x")
 
 @pytest.mark.parametrize("phone", NORMALISED + REFUSED)
 def test_sql_masking_matches_mask_phone(conn: psycopg.Connection, phone: str) -> None:
-    # Given any stored number, When SQL masks it, Then it reads as engine.phone.mask_phone would
+    # Given any stored number, When SQL masks it, Then it reads as engine.intake.phone.mask_phone would
     assert evaluate(conn, phone_expression(X, unmasked=False), phone) == mask_phone(phone)
 
 

@@ -13,10 +13,10 @@ import openpyxl
 import psycopg
 import pytest
 
+from engine.accounts.tenants import create_api_key, create_tenant, tenant_id_by_name
 from engine.config import Settings
-from engine.export_xlsx import xlsx_chunks
-from engine.exports import HEADER, ExportJob, find_job
-from engine.tenants import create_api_key, create_tenant, tenant_id_by_name
+from engine.reporting.export_xlsx import xlsx_chunks
+from engine.reporting.exports import HEADER, ExportJob, find_job
 from tests.support.jobs import wait_finished
 from tests.support.results import (
     COMPLETED_KST,

@@ -12,17 +12,18 @@ import psycopg
 import pytest
 import redis
 
-from engine import billing, counters
-from engine.completion import finish_completed_jobs
+from engine.accounts import billing
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
+from engine.dispatch.planning import initialise_counters, plan_job, top_up
+from engine.dispatch.reconcile import renew_claim
+from engine.dispatch.sending import claim_batch
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
-from engine.pausing import pause_if_failing, resume_job
-from engine.planning import initialise_counters, plan_job, top_up
-from engine.reconcile import renew_claim
-from engine.sending import claim_batch
-from engine.tenants import add_sender, create_tenant
+from engine.lifecycle import counters
+from engine.lifecycle.completion import finish_completed_jobs
+from engine.lifecycle.pausing import pause_if_failing, resume_job
 
 pytestmark = pytest.mark.integration
 
@@ -145,8 +146,8 @@ def test_a_batch_missing_outcomes_lost_with_redis_is_not_recorded(settings: Sett
     from carriers.base import Outcome, SubmitOutcome
     from engine.clock import SystemClock
     from engine.db import make_pool
-    from engine.flusher import Flusher
-    from engine.results import ResultRecorder
+    from engine.lifecycle.flusher import Flusher
+    from engine.lifecycle.results import ResultRecorder
 
     cache = redis.Redis.from_url(settings.redis_url)
     # Its own result stream: the session's scheduler, if running, must not flush it meanwhile.

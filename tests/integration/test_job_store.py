@@ -8,11 +8,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from engine.billing import top_up
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, store_job
-from engine.tenants import add_sender, create_tenant
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 
 pytestmark = pytest.mark.integration
 

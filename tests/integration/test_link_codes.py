@@ -10,11 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.billing import top_up
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
-from engine.intake import PreparedJob, prepare_job
-from engine.job_store import PartitionCache, store_job
-from engine.tenants import add_sender, create_tenant
+from engine.intake.intake import PreparedJob, prepare_job
+from engine.intake.job_store import PartitionCache, store_job
 
 pytestmark = pytest.mark.integration
 

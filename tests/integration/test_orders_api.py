@@ -12,8 +12,8 @@ import httpx
 import psycopg
 import pytest
 
-from engine.order_exports import HEADER
-from engine.tenants import tenant_id_by_name
+from engine.accounts.tenants import tenant_id_by_name
+from engine.reporting.order_exports import HEADER
 from tests.support.deliveries import seed_job_to_members
 from tests.support.stack import Stack
 

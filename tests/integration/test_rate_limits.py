@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from engine.accounts.tenants import tenant_id_by_name
 from engine.db import upgrade
-from engine.rate_policy import set_rate_limit
-from engine.tenants import tenant_id_by_name
+from engine.dispatch.rate_policy import set_rate_limit
 from tests.support.arrivals import arrival_times, max_window_count, steady_rate
 from tests.support.jobs import wait_finished
 from tests.support.services import isolated_settings

@@ -10,8 +10,8 @@ import pytest
 from redis import Redis
 
 from engine.config import Settings
+from engine.dispatch.ratelimit import RateLimiter, Reservation, chunk_size
 from engine.keys import Keys
-from engine.ratelimit import RateLimiter, Reservation, chunk_size
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,11 @@ import httpx
 import psycopg
 import pytest
 
-from engine.job_store import PartitionCache
-from engine.resend import create_resend, fill_resend
-from engine.tenants import tenant_id_by_name
+from engine.accounts.tenants import tenant_id_by_name
+from engine.clock import KST
+from engine.errors import ValidationError
+from engine.intake.job_store import PartitionCache
+from engine.intake.resend import create_resend, fill_resend
 from tests.support.jobs import wait_finished
 from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack
@@ -239,3 +241,35 @@ def test_a_resend_job_never_filled_is_filled_by_the_outbox_and_only_once(stack: 
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
         assert fill_resend(conn, stored.job_id) is False
     assert len(rows(stack, "SELECT 1 FROM recipients WHERE job_id = %s", stored.job_id)) == len(expected)
+
+
+def test_an_advertising_resend_keeps_to_the_quiet_hours(stack: Stack) -> None:
+    # Given a finished advertising job with failures
+    client = stack.new_tenant("resend-advert")
+    original, _ = finished_job_with_failures(stack, client, 75_000_000)
+    night = datetime(2026, 12, 8, 22, 30, tzinfo=KST)
+    day = datetime(2026, 12, 8, 10, 0, tzinfo=KST)
+    with psycopg.connect(stack.settings.database_url) as conn:
+        conn.execute("UPDATE jobs SET advertisement = true WHERE id = %s", (original,))
+        tenant_id = tenant_id_by_name(conn, "resend-advert")
+
+        def resend_at(now: datetime) -> int:
+            return create_resend(
+                conn,
+                tenant_id=tenant_id,
+                source_job_id=original,
+                reasons=None,
+                now=now,
+                idempotency_key=None,
+                partitions=PartitionCache(),
+                settings=stack.settings,
+            ).job_id
+
+        # When its failures are resent at 22:30 KST
+        with pytest.raises(ValidationError) as refused:
+            resend_at(night)
+        # Then the resend is refused as any advertising job would be then; at 10:00 it is made
+        assert refused.value.code == "advertising_quiet_hours"
+        assert refused.value.field == "advertisement"
+        assert resend_at(day) > original
+        conn.rollback()

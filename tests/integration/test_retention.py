@@ -11,12 +11,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from engine.billing import top_up
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
-from engine.intake import prepare_job
-from engine.job_store import PartitionCache, StoredJob, store_job
-from engine.retention import purge_expired, recipient_partitions
-from engine.tenants import add_sender, create_tenant
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, StoredJob, store_job
+from engine.reporting.retention import purge_expired, recipient_partitions
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 
-from engine.intake_limits import set_limits
-from engine.tenants import create_api_key, tenant_id_by_name
+from engine.accounts.tenants import create_api_key, tenant_id_by_name
+from engine.intake.intake_limits import set_limits
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 

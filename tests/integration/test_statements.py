@@ -9,11 +9,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from engine import billing
+from engine.accounts import billing
+from engine.accounts.tenants import create_tenant, tenant_id_by_name
 from engine.clock import KST
 from engine.config import Settings
-from engine.statement import ChannelCounts, job_statement, monthly_statement
-from engine.tenants import create_tenant, tenant_id_by_name
+from engine.reporting.statement import ChannelCounts, job_statement, monthly_statement
 from tests.support.results import seed_job
 from tests.support.stack import Stack
 

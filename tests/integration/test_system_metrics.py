@@ -16,7 +16,7 @@ from redis import Redis
 from engine.config import Settings
 from engine.db import make_pool
 from engine.keys import Keys
-from metrics.system import SystemCollector, SystemSources
+from scheduler.system_metrics import SystemCollector, SystemSources
 from tests.support.simulator import free_port
 
 pytestmark = pytest.mark.integration

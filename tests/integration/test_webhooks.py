@@ -7,8 +7,11 @@ import uuid
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from engine.accounts.tenants import tenant_id_by_name
+from tests.support.results import seed_job
 from tests.support.stack import Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -92,3 +95,54 @@ def test_results_by_webhook_apply_once_and_only_forward(stack: Stack) -> None:
     assert rows[1]["reason_code"] == "carrier_3018"
     # And with a recipient still in flight, the job is not finished
     assert stack.job(client, job_id)["status"] == "sending"
+
+
+def test_080_opt_outs_by_webhook_join_the_list_of_the_tenant_whose_advertising_carried_the_number(
+    stack: Stack,
+) -> None:
+    # Given two tenants, one of which sent advertising with the opt-out line 080-123-4567
+    client = stack.new_tenant("optout-080")
+    stack.new_tenant("optout-080-other")
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        advertiser = tenant_id_by_name(conn, "optout-080")
+        bystander = tenant_id_by_name(conn, "optout-080-other")
+        job_id = seed_job(conn, advertiser)
+        conn.execute(
+            "UPDATE jobs SET advertisement = true, body = %s WHERE id = %s",
+            ("(광고) 겨울 세일\n무료수신거부 080-123-4567", job_id),
+        )
+    # When the SMS service's 080 opt-out webhook reports a number (and one malformed hook)
+    hooks = [
+        {
+            "hookId": uuid.uuid4().hex,
+            "recipientNo": "01077776666",
+            "unsubscribeNo": "0801234567",
+            "enterpriseName": "balsong",
+            "createdDateTime": "2026-12-07T11:25:10.000+09:00",
+        },
+        {"hookId": uuid.uuid4().hex, "recipientNo": 1077776666, "unsubscribeNo": "0801234567"},
+    ]
+    response = httpx.post(
+        f"{stack.settings.api_url}/v1/carriers/nhn_sms/reports",
+        json={"hooksId": uuid.uuid4().hex, "productName": "SMS", "event": "UNSUBSCRIBE", "hooks": hooks},
+        headers={"X-Toast-Webhook-Signature": SIGNATURE},
+    )
+    assert response.status_code == 202, response.text
+    # Then the number is on the advertiser's list (from the carrier) and no one else's, and the
+    # malformed hook is set aside
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = client.get("/v1/opt-outs").json()["opt_outs"]
+        if listed:
+            break
+        time.sleep(0.2)
+    assert [(o["phone"], o["source"]) for o in listed] == [("010-****-6666", "carrier")]
+    with psycopg.connect(stack.settings.database_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM opt_outs WHERE tenant_id = %s", (bystander,)
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM dead_entries WHERE stage = 'webhook' AND reason = 'invalid_type'"
+            " AND entry LIKE %s",
+            ("%1077776666%",),
+        ).fetchone() == (1,)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from engine.export_xlsx import cell_columns, row_xml, xml_text
+from engine.reporting.export_xlsx import cell_columns, row_xml, xml_text
 
 pytestmark = pytest.mark.integration
 

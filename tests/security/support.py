@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import httpx
 import psycopg
 
-from engine.tenants import KEY_PREFIX, create_api_key, tenant_id_by_name
+from engine.accounts.tenants import KEY_PREFIX, create_api_key, tenant_id_by_name
 from tests.support.stack import Stack
 
 #: The CSRF token of a signed-in console page's forms.

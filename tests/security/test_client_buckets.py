@@ -1,4 +1,4 @@
-"""Which throttle counter a client address counts against (`engine.sign_in_limits`).
+"""Which throttle counter a client address counts against (`engine.accounts.sign_in_limits`).
 
 Given client addresses, when their counter is named, then an IPv4 address counts alone, an IPv6
 address with the rest of its /64 (one host is given a whole /64 and may change address within
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.sign_in_limits import client_bucket
+from engine.accounts.sign_in_limits import client_bucket
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import zipfile
 import openpyxl
 import pytest
 
-from engine.exports import CELL_SEPARATORS, FORMULA_TRIGGERS
+from engine.reporting.exports import CELL_SEPARATORS, FORMULA_TRIGGERS
 from tests.security.support import unique
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack

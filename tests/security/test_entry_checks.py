@@ -11,19 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carriers.base import Outcome, SubmitOutcome
-from carriers.nhn_sms import _parse_kst
+from carriers.nhn_time import parse_kst
 from carriers.webhooks import Webhook, message_results
-from engine.dead_entries import entry_text
-from engine.entry_checks import (
+from engine.dispatch.reconcile import check_known
+from engine.dispatch.references import MAX_JOB_ID, MAX_SEQ, parse_reference
+from engine.lifecycle.dead_entries import entry_text
+from engine.lifecycle.entry_checks import (
     CONTROL_CHARACTERS,
     REPORT_STATUSES,
     SEND_STATUSES,
     Refused,
     check_report,
 )
-from engine.flush_admission import admit, split
-from engine.reconcile import check_known
-from engine.references import MAX_JOB_ID, MAX_SEQ, parse_reference
+from engine.lifecycle.flush_admission import admit, split
 
 #: Why check_report may refuse a webhook's result.
 REPORT_REFUSALS = {"invalid_reference", "invalid_code", "invalid_date", "control_characters"}
@@ -102,7 +102,7 @@ def test_a_reference_parses_only_into_numbers_postgresql_holds(reference: Any) -
 @given(st.text(max_size=40))
 def test_the_sms_carrier_reads_any_result_date_without_raising(text: str) -> None:
     # Year 0001 in KST used to raise OverflowError and stop the report poller.
-    moment = _parse_kst(text)
+    moment = parse_kst(text)
     assert moment is None or moment.tzinfo is not None
 
 

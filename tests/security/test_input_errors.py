@@ -23,8 +23,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
+from engine.accounts.platform_keys import create_platform_key
 from engine.config import Settings
-from engine.platform_keys import create_platform_key
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 

@@ -27,7 +27,7 @@ from engine.inputs import (
     parse_day,
     parse_instant,
 )
-from engine.intake import prepare_job
+from engine.intake.intake import prepare_job
 
 LINE_BREAKS = "\t\n\r"
 

@@ -26,12 +26,12 @@ import psycopg
 import pytest
 import redis
 
+from engine.accounts.tenants import tenant_id_by_name
 from engine.config import Settings
 from engine.errors import IntakeLimited
-from engine.intake_budget import BudgetLimits, TenantLease
-from engine.intake_limits import limits_for, set_limits
+from engine.intake.intake_budget import BudgetLimits, TenantLease
+from engine.intake.intake_limits import limits_for, set_limits
 from engine.keys import Keys
-from engine.tenants import tenant_id_by_name
 from tests.support.jobs import wait_finished
 from tests.support.raw_http import OpenRequest, error_of, post_streamed
 from tests.support.services import settings_env

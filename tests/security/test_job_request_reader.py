@@ -1,4 +1,4 @@
-"""The job request read as it arrives (`engine.job_request`), without a server.
+"""The job request read as it arrives (`engine.intake.job_request`), without a server.
 
 Given a job request body cut into chunks anywhere, when it is fed to the reader, then it reads
 the same fields and recipients as orjson does on the whole body; and a body that cannot be
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import job_request
 from engine.errors import ValidationError
-from engine.job_request import JobRequestReader
+from engine.intake import job_request
+from engine.intake.job_request import JobRequestReader
 
 #: Text with what could be taken for a boundary between recipients ("},{", "}]") inside strings.
 TEXT = st.lists(

@@ -17,9 +17,9 @@ import httpx
 import psycopg
 import pytest
 
-from engine import billing
-from engine.platform_keys import create_platform_key
-from engine.tenants import create_api_key, tenant_id_by_name
+from engine.accounts import billing
+from engine.accounts.platform_keys import create_platform_key
+from engine.accounts.tenants import create_api_key, tenant_id_by_name
 from tests.support.services import settings_env
 from tests.support.stack import Stack
 

@@ -14,9 +14,9 @@ import httpx
 import psycopg
 
 from cli.processes import ProcessGroup, api_argv, scheduler_argv, wait_healthy, worker_argv
-from engine.billing import top_up
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_api_key, create_tenant
 from engine.config import Settings
-from engine.tenants import add_sender, create_api_key, create_tenant
 from tests.support.services import settings_env
 from tests.support.simulator import SimulatorHandle, free_port, running_simulator
 

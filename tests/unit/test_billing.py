@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from engine.billing import Prices, job_cost
-from engine.intake import PreparedJob, RecipientRow
+from engine.accounts.billing import Prices, job_cost
+from engine.intake.intake import PreparedJob, RecipientRow
 
 PRICES = Prices(
     sms=Decimal("9"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from carriers.base import Channel
-from engine.channels import (
+from engine.intake.channels import (
     LMS_MAX_BYTES,
     LMS_TITLE_MAX_BYTES,
     SMS_MAX_BYTES,
@@ -13,7 +13,7 @@ from engine.channels import (
     choose_channel,
     default_title,
 )
-from engine.encoding import encoded_length
+from engine.intake.encoding import encoded_length
 
 
 def test_limits_are_the_carriers() -> None:

@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 
 from engine.clock import KST
-from engine.compliance import check_advertisement, check_send_time, in_quiet_hours, quiet_hours_end
 from engine.errors import ValidationError
+from engine.intake.compliance import check_advertisement, check_send_time, in_quiet_hours, quiet_hours_end
 
 AD = "(광고) 겨울 세일 30%\n무료수신거부 080-123-4567"
 

@@ -6,8 +6,8 @@ import orjson
 
 from cli.dead_letters import parse
 from engine.config import Settings
-from engine.counters import JobCounts
-from engine.pausing import failure_ratio_reason
+from engine.lifecycle.counters import JobCounts
+from engine.lifecycle.pausing import failure_ratio_reason
 
 
 def test_a_dead_letter_shows_queue_actor_job_batch_and_last_error_but_no_message_body() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.encoding import ENCODING, UnencodableText, encoded_length
+from engine.intake.encoding import ENCODING, UnencodableText, encoded_length
 
 
 def test_cp949_not_euc_kr_is_the_carriers_encoding() -> None:

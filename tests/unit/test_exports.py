@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.errors import ValidationError
-from engine.export_xlsx import SHEET_ROWS, free_text_columns, sheet_names
-from engine.exports import BOM, HEADER, ExportJob, check_format, csv_preamble, filename
+from engine.reporting.export_xlsx import SHEET_ROWS, free_text_columns, sheet_names
+from engine.reporting.exports import BOM, HEADER, ExportJob, check_format, csv_preamble, filename
 
 
 def test_csv_preamble_is_a_bom_then_the_korean_header() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ValidationError
-from engine.intake import prepare_job
+from engine.intake.intake import prepare_job
 
 
 def job(**change: Any) -> dict[str, Any]:

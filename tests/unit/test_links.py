@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from engine import links
-from engine.encoding import encoded_length
+from engine.attribution import links
 from engine.errors import ValidationError
-from engine.intake import prepare_job
-from engine.template import Template
+from engine.intake.encoding import encoded_length
+from engine.intake.intake import prepare_job
+from engine.intake.template import Template
 
 BASE = "https://bs.example"
 #: A short URL's length: "https://bs.example/r/" + 12 characters.

@@ -11,8 +11,12 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from cli.multiprocess import ENV, prepare
 from engine.config import Settings
+from engine.intake.compliance import OPTED_OUT
+from engine.intake.reservations import MISSED_REASON
+from engine.lifecycle.pipeline_metrics import KNOWN_REASONS, reason
+from engine.lifecycle.results import CANCELLED_REASON
 from metrics.histograms import observe_many, observe_n
-from metrics.labels import KNOWN_REASONS, OTHER, carrier_of, http_status, reason
+from metrics.labels import OTHER, carrier_of, http_status
 
 BUCKETS = (0.1, 0.5, 1.0, 5.0)
 
@@ -73,6 +77,9 @@ def test_reason_labels_are_bounded_to_published_and_own_codes() -> None:
     assert reason("carrier_-2019") == "carrier_-2019"
     assert reason("too_short") == "too_short"
     assert reason("expired") == "expired"
+    assert reason(OPTED_OUT) == OPTED_OUT
+    assert reason(CANCELLED_REASON) == CANCELLED_REASON
+    assert reason(MISSED_REASON) == MISSED_REASON
     assert reason("carrier_99999") == OTHER
     assert reason("01012345678") == OTHER
     assert reason(None) == OTHER
@@ -132,8 +139,8 @@ def test_report_results_are_counted_by_channel_outcome_and_reason() -> None:
     observations move by exactly those rows (the recipient sent again has no latency)."""
     from prometheus_client import REGISTRY
 
-    from engine.flusher import ReportChange
-    from metrics.recording import count_report_results
+    from engine.lifecycle.flusher import ReportChange
+    from engine.lifecycle.pipeline_metrics import count_report_results
 
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from engine.attribution.orders import parse_orders
 from engine.errors import ValidationError
-from engine.orders import parse_orders
 
 
 def order(**change: Any) -> dict[str, Any]:

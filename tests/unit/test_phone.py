@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.phone import InvalidPhone, format_phone, mask_phone, normalize_recipient, normalize_sender
+from engine.intake.phone import InvalidPhone, format_phone, mask_phone, normalize_recipient, normalize_sender
 
 # -- accepted -------------------------------------------------------------------------------------
 

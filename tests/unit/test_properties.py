@@ -7,9 +7,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.encoding import UnencodableText, encoded_length
-from engine.phone import InvalidPhone, mask_phone, normalize_recipient
-from engine.template import Template
+from engine.intake.encoding import UnencodableText, encoded_length
+from engine.intake.phone import InvalidPhone, mask_phone, normalize_recipient
+from engine.intake.template import Template
 
 mobile_digits = st.from_regex(r"\A010[0-9]{8}\Z")
 separators = st.sampled_from(["", "-", " ", ".", "- "])

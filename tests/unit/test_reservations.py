@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from engine.errors import ValidationError
-from engine.intake import prepare_job
-from engine.retention import first_kept_month
+from engine.intake.intake import prepare_job
+from engine.reporting.retention import first_kept_month
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # 13:00 KST
 

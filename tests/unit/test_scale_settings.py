@@ -34,7 +34,7 @@ def test_a_redis_cluster_is_chosen_by_the_url_scheme() -> None:
 
 
 def test_the_keys_one_rate_limit_script_touches_share_one_cluster_slot() -> None:
-    # Given the buckets the rate limiter's Lua script reserves from together (engine.ratelimit)
+    # Given the buckets the rate limiter's Lua script reserves from together (engine.dispatch.ratelimit)
     from redis.crc import key_slot
 
     from engine.keys import Keys

@@ -8,8 +8,8 @@ import pytest
 
 from engine.clock import KST
 from engine.errors import ValidationError
-from engine.statement import ChannelCounts, ChargeRow, ReasonCount, Statement, parse_month
-from engine.statement_render import render_html
+from engine.reporting.statement import ChannelCounts, ChargeRow, ReasonCount, Statement, parse_month
+from engine.reporting.statement_render import render_html
 
 
 @pytest.mark.parametrize(

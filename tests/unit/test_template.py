@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.template import MissingVariable, Template
+from engine.intake.template import MissingVariable, Template
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,392 @@
+"""Sending one batch: claim it, submit it to the carrier within the rate limits, record every
+recipient's outcome.
+
+The claim comes before the carrier call and is the guard against double submission: the broker
+delivers at least once, but only the worker whose UPDATE moved the batch from ``planned`` to
+``claimed`` calls the carrier. A redelivered message finds the batch claimed (or recorded) and
+does nothing; a batch left claimed by a worker that died is reconciled by querying the carrier by
+reference (`engine.dispatch.reconcile`), never blindly resent.
+
+A batch is sent in *slices*: under a rate limit its recipients go out a few at a time (see
+`engine.dispatch.ratelimit`), and after ``send_slice_seconds`` the worker records what it sent, notes the
+batch's progress (``next_seq``) and hands the rest back to the queue. Worker threads are thus
+never held for long by one bulk batch: a transactional batch, or another job's, gets the next
+free thread.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+
+from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
+from engine.clock import Clock
+from engine.dispatch.job_states import JOB_MAY_SUBMIT, may_submit
+from engine.dispatch.rate_policy import RatePolicy
+from engine.dispatch.ratelimit import chunk_size
+from engine.dispatch.references import make_reference
+from engine.intake.template import Template
+from engine.lifecycle.pipeline_metrics import count_submission
+from engine.lifecycle.results import ResultRecorder
+from metrics import RATE_LIMIT_WAIT_SECONDS
+
+log = logging.getLogger(__name__)
+
+#: What a batch needs of its job (see `build_claimed`), returned after the batch's own columns.
+JOB_COLUMNS = """j.created_at, j.tenant_id, j.priority, j.sender, j.requested_channel, j.body, j.title,
+              j.variables, j.template_code, j.fallback_channel, j.fallback_body, j.fallback_title,
+              j.advertisement, j.status"""
+
+_CLAIM = (
+    """
+    UPDATE batches b
+    SET state = 'claimed', claimed_at = now(), claimed_by = %(worker)s, attempts = b.attempts + 1,
+        first_attempt_at = coalesce(b.first_attempt_at, %(now)s)
+    FROM jobs j
+    WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND b.state = 'planned' AND j.id = b.job_id
+      AND """
+    + JOB_MAY_SUBMIT
+    + """
+    RETURNING b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at, b.retry_attempt,
+              """
+    + JOB_COLUMNS
+    + """
+"""
+)
+
+# A batch's recipients still to send: from next_seq to the end of its range or, for a retry
+# batch, of its list (the range bounds the scan either way).
+RECIPIENTS_FROM = """
+    SELECT seq, phone, "values", attempt FROM recipients
+    WHERE job_id = %(job)s AND job_created_at = %(created_at)s AND seq BETWEEN %(next)s AND %(last)s
+      AND (%(seqs)s::int[] IS NULL OR seq = ANY(%(seqs)s::int[])) AND status = 'queued'
+    ORDER BY seq
+"""
+
+
+def load_recipients(
+    conn: Connection, job_id: int, created_at: datetime, next_seq: int, last_seq: int, seqs: list[int] | None
+) -> list[tuple[int, str, list[str] | None, int]]:
+    params = {"job": job_id, "created_at": created_at, "next": next_seq, "last": last_seq, "seqs": seqs}
+    return conn.execute(RECIPIENTS_FROM, params).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    job_id: int
+    job_created_at: datetime
+    tenant_id: int
+    priority: str
+    seq: int
+    attempt: int
+    carrier_batch: Batch
+    #: recipient seq of each of ``carrier_batch.recipients``' references
+    seq_of_reference: dict[str, int]
+    #: When the batch's recipients were first tried (their retry deadline runs from here).
+    first_attempt_at: datetime | None = None
+    #: How many times this batch has been put back to wait for a retry.
+    retry_attempt: int = 0
+    #: KakaoTalk with a fallback: a final failure hands the recipient to SMS/LMS.
+    falls_back: bool = False
+    #: An advertising job: it may not send during the night (see `engine.intake.compliance`).
+    advertisement: bool = False
+    #: The job's status when the batch was claimed: a halted (cancelled) job submits nothing.
+    job_status: str = "sending"
+
+    @property
+    def channel(self) -> str:
+        return self.carrier_batch.channel.value
+
+
+class SliceEnd(enum.Enum):
+    #: Every recipient has an outcome (or a place in a retry batch): the batch is done.
+    FINISHED = "finished"
+    #: Part is sent; the rest goes back to the queue (``next_seq``, after ``delay_seconds``).
+    HANDED_BACK = "handed_back"
+    #: The carrier refused the request for now (5xx, connection): the rest of the batch, from
+    #: ``next_seq``, waits for a retry with back-off.
+    DEFERRED = "deferred"
+    #: A call's outcome is unknown: the batch stays claimed until it is reconciled.
+    UNKNOWN = "unknown"
+    #: The job may not submit (it was cancelled): nothing was sent; the recipients in
+    #: ``unsent_seqs`` are given up (cancelled) and the batch is done.
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class SliceResult:
+    end: SliceEnd
+    next_seq: int | None = None
+    delay_seconds: float = 0.0
+    #: Recipients the carrier asked to try again later (they go into a retry batch).
+    retry_seqs: tuple[int, ...] = ()
+    #: HALTED: the batch's recipients that were not submitted.
+    unsent_seqs: tuple[int, ...] = ()
+
+
+def claim_batch(
+    conn: Connection, job_id: int, batch_seq: int, worker: str, now: datetime
+) -> ClaimedBatch | None:
+    """Claim a planned batch and load its recipients still to send; None if someone else has it
+    (or its job may not submit now: see `engine.lifecycle.pausing`)."""
+    with conn.transaction():
+        row = conn.execute(
+            _CLAIM, {"worker": worker, "job": job_id, "batch": batch_seq, "now": now}
+        ).fetchone()
+        if row is None:
+            return None
+        channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
+        recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
+    claimed = build_claimed(job_id, batch_seq, attempt, channel, job, recipients)
+    return replace(claimed, first_attempt_at=first_attempt_at, retry_attempt=retry_attempt)
+
+
+def build_claimed(
+    job_id: int,
+    batch_seq: int,
+    attempt: int,
+    channel: str,
+    job: Sequence[Any],
+    recipients: Sequence[tuple[int, str, Sequence[str] | None, int]],
+) -> ClaimedBatch:
+    """A claimed batch from its recipients and its job's columns (`JOB_COLUMNS`, in order)."""
+    (
+        created_at,
+        tenant_id,
+        priority,
+        sender,
+        requested_channel,
+        body,
+        title,
+        variables,
+        template_code,
+        fallback_channel,
+        fallback_body,
+        fallback_title,
+        advertisement,
+        job_status,
+    ) = job
+    if requested_channel == "kakao" and channel != "kakao":
+        # A KakaoTalk job's SMS/LMS batches carry its fallback text.
+        body, title = fallback_body, fallback_title
+        variables = Template.parse(fallback_body).variables
+        template_code = None
+    seq_of_reference = {}
+    carrier_recipients = []
+    for seq, phone, values, recipient_attempt in recipients:
+        reference = make_reference(job_id, seq, recipient_attempt)
+        seq_of_reference[reference] = seq
+        carrier_recipients.append(Recipient(reference, phone, tuple(values) if values else ()))
+    batch = Batch(
+        channel=Channel(channel),
+        sender=sender,
+        body=body,
+        recipients=carrier_recipients,
+        title=title if channel == Channel.LMS else None,
+        variables=tuple(variables),
+        idempotency_key=f"{job_id}-{batch_seq}-{attempt}",
+        template_code=template_code,
+    )
+    return ClaimedBatch(
+        job_id,
+        created_at,
+        tenant_id,
+        priority,
+        batch_seq,
+        attempt,
+        batch,
+        seq_of_reference,
+        falls_back=channel == "kakao" and fallback_channel is not None,
+        advertisement=bool(advertisement),
+        job_status=job_status,
+    )
+
+
+def mark_sent(conn: Connection, job_id: int, batch_seq: int) -> None:
+    """The worker is done with the batch (every outcome recorded in Redis): it leaves its job's
+    window at once, without waiting for the flusher to make it ``recorded``."""
+    conn.execute(
+        "UPDATE batches SET state = 'sent', sent_at = now()"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed'",
+        (job_id, batch_seq),
+    )
+
+
+def release_batch(conn: Connection, job_id: int, batch_seq: int, next_seq: int | None = None) -> None:
+    """Hand a claimed batch back to ``planned``, noting how far it got; the caller publishes it."""
+    conn.execute(
+        "UPDATE batches SET state = 'planned', next_seq = coalesce(%s, next_seq), enqueued_at = now()"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed'",
+        (next_seq, job_id, batch_seq),
+    )
+
+
+class BatchSender:
+    """Submits a claimed batch's recipients within the rate limits and records what the carrier
+    said, one request at a time."""
+
+    def __init__(
+        self,
+        carrier_for: Callable[[str], Carrier],
+        recorder: ResultRecorder,
+        clock: Clock,
+        policy: RatePolicy,
+        *,
+        on_throttled: Callable[[str], None] = lambda channel: None,
+    ) -> None:
+        self.carrier_for = carrier_for
+        self.recorder = recorder
+        self.clock = clock
+        self.policy = policy
+        self.on_throttled = on_throttled
+        settings = policy.settings
+        self.slice_seconds = settings.send_slice_seconds
+        self.handback_seconds = settings.rate_wait_handback_seconds
+        self.smoothing = settings.rate_smoothing
+
+    def send(self, claimed: ClaimedBatch, known: Sequence[SubmitOutcome] = ()) -> SliceResult:
+        """Send one slice of the batch: every recipient not in ``known`` (outcomes a
+        reconciliation found at the carrier), until done or the slice's time is up."""
+        batch = claimed.carrier_batch
+        channel = claimed.channel
+        retry: list[int] = []
+        if known:
+            self._record(claimed, known, retry, done=False)
+            answered = {o.reference for o in known}
+            batch = replace(batch, recipients=[r for r in batch.recipients if r.reference not in answered])
+        pending = list(batch.recipients)
+        if not may_submit(claimed.job_status):
+            # Checked here, on the claimed row's job status, so that a batch published or
+            # released before its job was cancelled (retry ledger, queue, reconciliation)
+            # is dropped when it comes up, at the cost of one comparison.
+            # (Recipients a reconciliation found the carrier asked to retry are not retried.)
+            unsent = (*retry, *(claimed.seq_of_reference[r.reference] for r in pending))
+            return SliceResult(SliceEnd.HALTED, unsent_seqs=unsent)
+        carrier = self.carrier_for(channel)
+        limits = self.policy.limits(channel, claimed.tenant_id, batch.sender)
+        size = chunk_size(self.policy.effective_rate(channel, limits), self.smoothing)
+        waited = RATE_LIMIT_WAIT_SECONDS.labels(channel)
+        slice_ends = time.monotonic() + self.slice_seconds
+        position = 0
+        while position < len(pending):
+            if position and time.monotonic() >= slice_ends:
+                return self._stop(SliceEnd.HANDED_BACK, claimed, pending[position], retry)
+            part = pending[position : position + size]
+            while True:
+                booking = self.policy.limiter.reserve(channel, len(part), limits, self.handback_seconds)
+                waited.observe(min(booking.wait, self.handback_seconds))
+                if booking.wait > self.handback_seconds:
+                    return self._stop(SliceEnd.HANDED_BACK, claimed, part[0], retry, booking.wait)
+                if booking.wait > 0:
+                    time.sleep(booking.wait)
+                if booking.reserved:
+                    break
+            try:
+                outcomes = carrier.submit(replace(batch, recipients=part))
+            except CarrierRetryable as exc:
+                if exc.partial:
+                    # Part of the request went through: record it; the rest is reconciled later.
+                    self._record(claimed, exc.partial, retry, done=False)
+                    return SliceResult(SliceEnd.UNKNOWN, retry_seqs=tuple(retry))
+                if exc.throttled:
+                    # Too fast for the carrier: slow the channel down and try again shortly.
+                    self.on_throttled(channel)
+                    self.policy.limiter.penalise(channel)
+                    return self._stop(SliceEnd.HANDED_BACK, claimed, part[0], retry, 1.0)
+                log.warning(
+                    "carrier refused a request for now; the rest of the batch waits for a retry",
+                    extra=self._log_extra(claimed, exc),
+                )
+                return self._stop(SliceEnd.DEFERRED, claimed, part[0], retry)
+            except CarrierOutcomeUnknown as exc:
+                log.warning(
+                    "carrier outcome unknown; batch left for reconciliation",
+                    extra=self._log_extra(claimed, exc),
+                )
+                self._record(claimed, exc.partial, retry, done=False)
+                return SliceResult(SliceEnd.UNKNOWN, retry_seqs=tuple(retry))
+            except CarrierRejected as exc:
+                # Refused for good (bad credentials, unregistered sender): so is the rest.
+                log.error("carrier rejected the request", extra=self._log_extra(claimed, exc))
+                answered = {o.reference for o in exc.partial}
+                rest = [
+                    SubmitOutcome(r.reference, Outcome.FAILED, exc.code, str(exc))
+                    for r in pending[position:]
+                    if r.reference not in answered
+                ]
+                self._record(claimed, [*exc.partial, *rest], retry, done=True)
+                return SliceResult(SliceEnd.FINISHED, retry_seqs=tuple(retry))
+            position += len(part)
+            last = position >= len(pending)
+            if not self._record(claimed, outcomes, retry, done=last, expected=part):
+                return SliceResult(SliceEnd.UNKNOWN, retry_seqs=tuple(retry))
+        if not pending:
+            self._record(claimed, [], retry, done=True)
+        return SliceResult(SliceEnd.FINISHED, retry_seqs=tuple(retry))
+
+    @staticmethod
+    def _stop(
+        end: SliceEnd, claimed: ClaimedBatch, first_unsent: Recipient, retry: list[int], delay: float = 0.0
+    ) -> SliceResult:
+        next_seq = claimed.seq_of_reference[first_unsent.reference]
+        return SliceResult(end, next_seq, delay, tuple(retry))
+
+    def _record(
+        self,
+        claimed: ClaimedBatch,
+        outcomes: Sequence[SubmitOutcome],
+        retry: list[int],
+        *,
+        done: bool,
+        expected: Sequence[Recipient] = (),
+    ) -> bool:
+        """Record outcomes, collecting in ``retry`` the recipients the carrier asked to try
+        again later; False (and the batch not done) if some of ``expected`` got no answer."""
+        pairs = []
+        for outcome in outcomes:
+            seq = claimed.seq_of_reference.get(outcome.reference)
+            if seq is None:
+                log.error(
+                    "carrier answered for a reference not in the batch",
+                    extra={"job_id": claimed.job_id, "batch_id": claimed.seq},
+                )
+            elif outcome.outcome is Outcome.RETRY:
+                retry.append(seq)
+            else:
+                pairs.append((seq, outcome))
+        answered = {o.reference for o in outcomes}
+        complete = all(r.reference in answered for r in expected)
+        now = self.clock.now()
+        tally = self.recorder.record_submission(
+            job_id=claimed.job_id,
+            job_created_at=claimed.job_created_at,
+            batch_seq=claimed.seq,
+            outcomes=pairs,
+            # With recipients moved to a retry batch, the batch is done only once that batch
+            # exists (the caller records it): a crash in between leaves this one to reconcile.
+            batch_done=done and complete and not retry,
+            at=now,
+            falls_back=claimed.falls_back,
+        )
+        count_submission(
+            claimed.channel,
+            self.carrier_for(claimed.channel).name,
+            sent=tally.sent,
+            delivered=tally.delivered,
+            fallbacks=tally.fallbacks,
+            reasons=tally.reasons,
+            intake_to_submission_seconds=(now - claimed.job_created_at).total_seconds(),
+        )
+        return complete
+
+    @staticmethod
+    def _log_extra(claimed: ClaimedBatch, exc: Exception) -> dict[str, object]:
+        return {"job_id": claimed.job_id, "batch_id": claimed.seq, "error": str(exc)}

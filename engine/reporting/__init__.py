@@ -1,0 +1,5 @@
+"""Reporting: what operators read. The send history, job and recipient views, CSV/XLSX exports,
+the send statement (HTML/PDF) and retention of results. May import engine's runtime modules,
+engine.lifecycle (statuses, counters), engine.accounts, engine.attribution, carriers/ and
+metrics/.
+"""

@@ -1,0 +1,248 @@
+"""The scheduler's duties: flush results, the outbox, reconciliation, report polling, upkeep."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from carriers.base import Channel
+from engine.attribution import attribution
+from engine.dispatch.planning import (
+    BatchRef,
+    jobs_with_unpublished_batches,
+    lost_batches,
+    top_up,
+    unplanned_jobs,
+)
+from engine.dispatch.reconcile import stale_batches
+from engine.intake.resend import unfilled_resends
+from engine.intake.reservations import start_due_reservations
+from engine.lifecycle import counters, dead_entries
+from engine.lifecycle.completion import finish_completed_jobs
+from engine.lifecycle.flusher import Flusher
+from engine.lifecycle.reports import ingest_reports
+from engine.lifecycle.retries import release_due
+from engine.lifecycle.settlement import settle_job, unsettled_jobs
+from engine.reporting.retention import purge_expired
+from engine.runtime import Runtime
+from metrics import PARTITIONS_DROPPED, RESERVATIONS
+from scheduler.runner import Duty
+
+log = logging.getLogger(__name__)
+
+#: Reports are re-read over this overlap, so one landing late at the carrier is not missed
+#: (re-reading is harmless: applying a report twice changes nothing).
+REPORT_OVERLAP = timedelta(seconds=1)
+#: Polls stop this far behind now, so results still being written at the carrier are not skipped.
+REPORT_SETTLE = timedelta(seconds=2)
+KAKAO_REPORT_OVERLAP = timedelta(seconds=60)
+#: Where the report poller starts when it has no cursor (a fresh or wiped Redis).
+REPORT_START_BACK = timedelta(hours=1)
+FLUSH_PAGE = 500
+
+
+def build_duties(rt: Runtime) -> list[Duty]:
+    flusher = Flusher(rt.pool, rt.redis, rt.keys, consumer=rt.worker_id, settings=rt.settings, clock=rt.clock)
+    settings = rt.settings
+    return [
+        Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
+        Duty("outbox", 2.0, lambda: outbox(rt)),
+        Duty(
+            "reconcile",
+            min(10.0, max(1.0, settings.reconcile_after_seconds / 3)),
+            lambda: reconcile_stale(rt),
+        ),
+        Duty(
+            "poll_reports",
+            2.0,
+            lambda: poll_reports(rt, (Channel.SMS, Channel.LMS), REPORT_SETTLE, REPORT_OVERLAP),
+        ),
+        # KakaoTalk results come by webhook first; the provider's result query has minute
+        # precision, so its poll trails further behind and overlaps a whole minute.
+        Duty(
+            "poll_kakao_reports",
+            settings.kakao_report_poll_seconds,
+            lambda: poll_reports(
+                rt,
+                (Channel.KAKAO,),
+                timedelta(seconds=settings.kakao_report_settle_seconds),
+                KAKAO_REPORT_OVERLAP,
+            ),
+        ),
+        Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
+        Duty("settle_jobs", 30.0, lambda: settle_finished_jobs(rt)),
+        Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
+        Duty("retry_pump", 1.0, lambda: pump_retries(rt)),
+        Duty("retry_ledger_rebuild", 60.0, lambda: rebuild_retry_ledger(rt)),
+        Duty("reservations", settings.reservation_poll_seconds, lambda: start_reservations(rt)),
+        Duty("retention", settings.retention_interval_seconds, lambda: purge_old_results(rt)),
+        Duty("reattribute_orders", 300.0, lambda: reattribute_orders(rt)),
+    ]
+
+
+def flush(flusher: Flusher) -> bool:
+    return flusher.flush_once(FLUSH_PAGE).entries >= FLUSH_PAGE
+
+
+def outbox(rt: Runtime) -> None:
+    """Plan jobs committed but never planned; fill resend jobs never filled; keep every sending
+    job's window of batches full (a worker that died after finishing a batch never published
+    the next); publish again batches whose message seems lost."""
+    from actors.publish import publish_batches, publish_plan, publish_resend
+
+    settings = rt.settings
+    with rt.pool.connection() as conn:
+        jobs = unplanned_jobs(conn, settings.replan_after_seconds)
+        refills = [
+            ref
+            for job_id in jobs_with_unpublished_batches(conn)
+            for ref in top_up(conn, job_id, settings.batch_window)
+        ]
+        lost = lost_batches(conn, settings.republish_after_seconds)
+        resends = unfilled_resends(conn, rt.clock.now(), settings.replan_after_seconds)
+    for job_id in jobs:
+        log.info("planning a job found unplanned", extra={"job_id": job_id})
+        publish_plan(job_id)
+    for job_id in resends:
+        log.info("filling a resend job found unfilled", extra={"job_id": job_id})
+        publish_resend(job_id)
+    if lost:
+        log.warning("publishing again batches whose message seems lost", extra={"batches": len(lost)})
+    publish_batches([*refills, *lost])
+
+
+def reconcile_stale(rt: Runtime) -> None:
+    from actors.publish import publish_reconcile
+
+    with rt.pool.connection() as conn:
+        stale = stale_batches(conn, rt.settings.reconcile_after_seconds)
+    for job_id, batch_seq in stale:
+        publish_reconcile(job_id, batch_seq)
+
+
+def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, overlap: timedelta) -> None:
+    """Ask the carrier for final results since the last poll and queue them for the flusher.
+
+    Polls stop ``settle`` behind now (results still being written are not skipped) and re-read
+    ``overlap`` of the last window (a result filed late is not missed; re-reading is harmless).
+    Windows are in the carrier's time, the wall clock, not balsong's injected clock (which only
+    deadlines read, and which tests move).
+    """
+    until = datetime.now(UTC) - settle
+    for channel in channels:
+        cursor_key = rt.keys.cursor(f"reports:{channel.value}")
+        raw = rt.redis.get(cursor_key)
+        since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
+        carrier = rt.carrier_for(channel.value)
+        ingest_reports(rt, carrier.name, "poll", carrier.reports(channel, since - overlap, until))
+        rt.redis.set(cursor_key, until.timestamp())
+
+
+def sweep_open_jobs(rt: Runtime) -> None:
+    """Finish jobs whose last event was missed, and rebuild counters Redis lost."""
+    with rt.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT id, created_at FROM jobs WHERE completed_at IS NULL AND planned_at IS NOT NULL"
+            " ORDER BY id LIMIT 1000"
+        ).fetchall()
+        for job_id, created_at in rows:
+            # A hash without its total was lost and re-created by a worker's increments.
+            if not rt.redis.hexists(rt.keys.job_counts(job_id), "total"):
+                log.warning("counters missing; recounting from PostgreSQL", extra={"job_id": job_id})
+                counters.replace(rt.redis, rt.keys, job_id, counters.recount(conn, job_id, created_at))
+        finish_completed_jobs(conn, rt.redis, rt.keys, [int(r[0]) for r in rows], use_hints=False)
+
+
+def settle_finished_jobs(rt: Runtime) -> None:
+    """Settle finished jobs that are not yet (a job normally settles in the transaction that
+    finishes it; this catches any other way a job ends, such as a cancelled reservation)."""
+    with rt.pool.connection() as conn:
+        for job_id in unsettled_jobs(conn):
+            settle_job(conn, job_id)
+
+
+def ensure_partitions(rt: Runtime) -> None:
+    """Keep this month's and next month's recipient partitions in place ahead of intake."""
+    today = rt.clock.now().date()
+    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    with rt.pool.connection() as conn:
+        for month in (today.replace(day=1), next_month):
+            conn.execute("SELECT ensure_recipients_partition(%s)", (month,))
+
+
+RETRY_PAGE = 500
+
+
+def pump_retries(rt: Runtime) -> bool:
+    """Publish the retry batches that are due (a page at a time)."""
+    from actors.publish import publish_batches
+
+    due = rt.retry_ledger.due(rt.clock.now(), RETRY_PAGE)
+    if not due:
+        return False
+    refs = []
+    with rt.pool.connection() as conn:
+        for batch in due:
+            released = release_due(conn, batch)
+            if released is not None:
+                channel, priority, _first_attempt, _attempt = released
+                refs.append(BatchRef(batch.job_id, batch.seq, channel, priority))
+    publish_batches(refs)
+    rt.retry_ledger.remove(due)
+    return len(due) >= RETRY_PAGE
+
+
+def rebuild_retry_ledger(rt: Runtime) -> None:
+    """Put back into the ledger any waiting batch Redis lost (a restart keeps nothing)."""
+    with rt.pool.connection() as conn:
+        rt.retry_ledger.rebuild(conn)
+
+
+RESERVATION_PAGE = 500
+
+
+def start_reservations(rt: Runtime) -> bool:
+    """Start due reservations (publish their plan_job) and mark overdue ones missed. A crash
+    after the commit leaves started jobs accepted and unplanned: the outbox plans them."""
+    from actors.publish import publish_plan
+
+    with rt.pool.connection() as conn:
+        pumped = start_due_reservations(
+            conn, rt.clock.now(), rt.settings.reservation_grace_seconds, RESERVATION_PAGE
+        )
+    RESERVATIONS.labels("started").inc(len(pumped.started))
+    RESERVATIONS.labels("missed").inc(len(pumped.missed))
+    for job_id in pumped.missed:
+        log.warning("reservation missed: its time passed while the system was down", extra={"job_id": job_id})
+    for job_id in pumped.started:
+        log.info("reservation due; planning", extra={"job_id": job_id})
+        publish_plan(job_id)
+    return max(len(pumped.started), len(pumped.missed)) >= RESERVATION_PAGE
+
+
+def purge_old_results(rt: Runtime) -> None:
+    """Delete jobs and drop recipients partitions of months wholly past retention."""
+    # Retention detaches only once the coming partitions exist (see engine.reporting.retention); making
+    # them is the partitions duty's work, done here too so a purge never waits an hour for it.
+    ensure_partitions(rt)
+    with rt.pool.connection() as conn:
+        purge = purge_expired(conn, rt.clock.now(), rt.settings.retention_days)
+        dead_entries.purge(conn, rt.clock.now() - timedelta(days=rt.settings.retention_days))
+    if purge.job_ids:
+        pipe = rt.redis.pipeline(transaction=False)
+        for job_id in purge.job_ids:
+            pipe.delete(rt.keys.job_counts(job_id))
+        pipe.execute()
+    PARTITIONS_DROPPED.inc(len(purge.months))
+    if purge.job_ids or purge.months:
+        log.info(
+            "retention: results past %d days removed",
+            rt.settings.retention_days,
+            extra={"jobs": len(purge.job_ids), "months": [f"{m:%Y-%m}" for m in purge.months]},
+        )
+
+
+def reattribute_orders(rt: Runtime) -> None:
+    """Attribute recent orders again: a delivery reported after the order came in may credit it."""
+    with rt.pool.connection() as conn:
+        attribution.reattribute_recent(conn, rt.clock.now())
