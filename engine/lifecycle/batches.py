@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from engine.dispatch import planning
 from engine.dispatch.job_states import current_status
@@ -151,16 +151,21 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
 def drop_batch(rt: Runtime, claimed: ClaimedBatch, seqs: list[int]) -> ToPublish:
     """The batch's job was cancelled: its recipients not submitted end ``cancelled``, and the
     batch is done (its job can finish)."""
+    _cancel(rt, claimed, seqs, batch_done=True, at=rt.clock.now())
+    return finish_batch(rt, claimed)
+
+
+def _cancel(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch_done: bool, at: datetime) -> None:
+    """Record ``seqs`` of the batch ``cancelled``: never submitted, their job was cancelled."""
     RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
     rt.recorder.record_cancelled(
         job_id=claimed.job_id,
         job_created_at=claimed.job_created_at,
         batch_seq=claimed.seq,
         seqs=seqs,
-        batch_done=True,
-        at=rt.clock.now(),
+        batch_done=batch_done,
+        at=at,
     )
-    return finish_batch(rt, claimed)
 
 
 def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> ToPublish:
@@ -178,15 +183,7 @@ def retry_later(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], attempt: in
     with rt.pool.connection() as conn:
         if current_status(conn, claimed.job_id) == JobStatus.CANCELLED:
             # Cancelled meanwhile: these are not tried again.
-            RECIPIENTS_CANCELLED.labels(claimed.channel).inc(len(seqs))
-            rt.recorder.record_cancelled(
-                job_id=claimed.job_id,
-                job_created_at=claimed.job_created_at,
-                batch_seq=claimed.seq,
-                seqs=seqs,
-                batch_done=False,
-                at=now,
-            )
+            _cancel(rt, claimed, seqs, batch_done=False, at=now)
             return
         schedule_retry(
             conn,
