@@ -12,21 +12,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.security.support import browser, csrf_token, key_of, signed_in, unique
+from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EVIL = "https://evil.example"
 
 
@@ -139,14 +138,8 @@ def test_the_console_has_no_inline_script_or_style_and_the_statements_are_hashed
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed: run scripts/ensure-system-packages.sh")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 def test_the_console_runs_in_chromium_within_its_policy(stack: Stack, chromium: Browser) -> None:
