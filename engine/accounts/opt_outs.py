@@ -21,14 +21,16 @@ log = logging.getLogger(__name__)
 #: Where a number on the list came from (``carrier``: the carrier's 080 opt-out service).
 SOURCES = ("api", "csv", "carrier")
 
+#: The free opt-out line every advertising message must carry (`engine.intake.compliance`):
+#: "무료수신거부 080-123-4567", "무료 수신거부: 0801234567", "무료거부 080-1234-5678". Its group is
+#: the 080 number. Read by Python and by PostgreSQL (an ARE), so it uses syntax both share.
+OPT_OUT_LINE = r"무료\s*(?:수신\s*)?거부\s*[:：]?\s*(080-?\d{3,4}-?\d{4})"
+
 # The tenants whose advertising carried a 080 opt-out line with this number (digits only): the
-# line is required in every advertising message (`engine.intake.compliance`), so it names its sender.
-_TENANTS_OF_080 = r"""
+# line is required in every advertising message, so it names its sender.
+_TENANTS_OF_080 = """
     SELECT DISTINCT tenant_id FROM jobs
-    WHERE advertisement
-      AND regexp_replace(
-            substring(body from '무료\s*(?:수신\s*)?거부\s*[:：]?\s*(080-?[0-9]{3,4}-?[0-9]{4})'),
-            '-', '', 'g') = %s
+    WHERE advertisement AND regexp_replace(substring(body from %(line)s), '-', '', 'g') = %(number)s
 """
 
 
@@ -69,7 +71,7 @@ def add_from_080(conn: Connection, line: str, phones: Iterable[str]) -> int:
     """Opt-outs the carrier's 080 service took on ``line``: onto the list of every tenant whose
     advertising carried that opt-out number; returns how many entries were added."""
     digits = "".join(ch for ch in line if ch.isdigit())
-    tenants = [int(row[0]) for row in conn.execute(_TENANTS_OF_080, (digits,))]
+    tenants = [int(row[0]) for row in conn.execute(_TENANTS_OF_080, {"line": OPT_OUT_LINE, "number": digits})]
     if not tenants:
         log.warning(
             "080 opt-outs for a number no tenant's advertising carried", extra={"count": len(tenants)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 
+from engine.accounts.opt_outs import OPT_OUT_LINE
 from engine.clock import KST
 from engine.errors import ValidationError
 
@@ -26,8 +27,7 @@ QUIET_UNTIL = time(8, 0)
 OPTED_OUT = "opted_out"
 OPTED_OUT_TEXT = "the number opted out of this sender's advertising"
 
-# "무료수신거부 080-123-4567", "무료 수신거부: 0801234567", "무료거부 080-1234-5678".
-_OPT_OUT_LINE = re.compile(r"무료\s*(?:수신\s*)?거부\s*[:：]?\s*080-?\d{3,4}-?\d{4}")
+_OPT_OUT_LINE = re.compile(OPT_OUT_LINE)
 
 
 def check_advertisement(body: str, channel: str) -> None:
