@@ -15,10 +15,9 @@ from actors.publish import (
     RECONCILE_BATCH,
     SEND_BATCH,
     SEND_TRANSACTIONAL_BATCH,
-    publish_batches,
+    publish_or_keep,
 )
 from engine.dispatch import planning
-from engine.dispatch.reconcile import reconcile_batch as reconcile
 from engine.lifecycle import batches
 from engine.runtime import get_runtime
 
@@ -38,7 +37,7 @@ def plan_job(job_id: int) -> None:
     with rt.pool.connection() as conn:
         batches = planning.plan_job(conn, job_id, rt.settings.batch_size, rt.settings.batch_window)
         planning.initialise_counters(conn, rt.redis, rt.keys, job_id)
-    publish_batches(batches)
+    publish_or_keep(batches)
     with rt.pool.connection() as conn:
         planning.refresh_statistics(conn, job_id)
 
@@ -73,7 +72,7 @@ def send_transactional_batch(job_id: int, batch_seq: int) -> None:
 
 def _send(job_id: int, batch_seq: int) -> None:
     follow_up = batches.send_batch(get_runtime(), job_id, batch_seq)
-    publish_batches(follow_up.batches, delay_seconds=follow_up.delay_seconds)
+    publish_or_keep(follow_up.batches, delay_seconds=follow_up.delay_seconds)
 
 
 @dramatiq.actor(
@@ -84,31 +83,7 @@ def _send(job_id: int, batch_seq: int) -> None:
     max_backoff=120_000,
 )
 def reconcile_batch(job_id: int, batch_seq: int) -> None:
-    """Resolve a batch left claimed by querying the carrier; submit only what it never saw."""
-    rt = get_runtime()
-    with rt.pool.connection() as conn:
-        channel = conn.execute(
-            "SELECT channel FROM batches WHERE job_id = %s AND seq = %s", (job_id, batch_seq)
-        ).fetchone()
-        carrier = rt.carrier_for(channel[0] if channel else "sms")
-        resolved = reconcile(
-            conn,
-            carrier,
-            rt.batch_sender,
-            job_id=job_id,
-            batch_seq=batch_seq,
-            older_than_seconds=rt.settings.reconcile_after_seconds,
-            worker=rt.worker_id,
-        )
-    if resolved is not None:
-        # Ids in the text: how often this happens (and to which job) is what operators look for.
-        claimed, result = resolved
-        log.warning(
-            "reconciled job %s batch %s with the carrier (attempt %s): %s",
-            job_id,
-            batch_seq,
-            claimed.attempt,
-            result.end.value,
-        )
-        follow_up = batches.finish_slice(rt, claimed, result)
-        publish_batches(follow_up.batches, delay_seconds=follow_up.delay_seconds)
+    """Take over a batch whose holder is gone: query the carrier, submit only what it never saw."""
+    follow_up = batches.take_over(get_runtime(), job_id, batch_seq)
+    if follow_up is not None:
+        publish_or_keep(follow_up.batches, delay_seconds=follow_up.delay_seconds)

@@ -7,13 +7,17 @@ scheduler) never has to declare actors. `ACTOR_NAMES` is what each actor is decl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
 
 from actors.broker import PLAN_QUEUE, RECONCILE_QUEUE, REPORTS_QUEUE, send_queue
-from engine.dispatch.planning import BatchRef
+from engine.dispatch.planning import BatchRef, mark_unpublished
+from engine.runtime import get_runtime
+
+log = logging.getLogger(__name__)
 
 #: Names the actors are declared with (``@dramatiq.actor(actor_name=...)``).
 PLAN_JOB = "plan_job"
@@ -34,6 +38,23 @@ def publish_plan(job_id: int) -> None:
 
 def publish_resend(job_id: int) -> None:
     dramatiq.get_broker().enqueue(_message(RESEND_FAILED, PLAN_QUEUE, job_id))
+
+
+def publish_or_keep(batches: Sequence[BatchRef], delay_seconds: float = 0.0) -> None:
+    """Publish the batches; if the broker is down, leave them to the outbox, which publishes
+    them again as soon as it can (within seconds of the broker's return). The caller's own
+    message then ends normally: what it must hand on is safe in PostgreSQL, not in a publish
+    that failed."""
+    try:
+        publish_batches(batches, delay_seconds)
+    except Exception:
+        log.warning(
+            "could not publish batches (broker down?); the outbox publishes them again",
+            extra={"batches": len(batches)},
+            exc_info=True,
+        )
+        with get_runtime().pool.connection() as conn:
+            mark_unpublished(conn, batches)
 
 
 def publish_batches(batches: Sequence[BatchRef], delay_seconds: float = 0.0) -> None:

@@ -164,8 +164,15 @@ class Settings:
     flush_interval_seconds: float = 0.2
     #: A committed job still unplanned after this long is planned by the scheduler (outbox).
     replan_after_seconds: float = 10.0
-    #: A batch claimed this long ago and still not recorded is reconciled with the carrier.
-    reconcile_after_seconds: float = 60.0
+    #: A batch a worker let go ('sent') whose outcomes are still not in PostgreSQL this long
+    #: after the flusher got past it is reconciled with the carrier: Redis lost them. (A batch
+    #: still *claimed* is taken over as soon as its worker's lease lapses: `worker_lease_seconds`.)
+    reconcile_after_seconds: float = 5.0
+    #: A worker process's lease on the batches it holds: renewed every fifth of this, and a
+    #: claim whose lease is this long without renewal is taken over (reconciled with the
+    #: carrier, then continued). The holder stops calling the carrier once it could not renew
+    #: for this long, so a process that was frozen never sends what was taken from it.
+    worker_lease_seconds: float = 5.0
     #: Carrier caps in recipients per second, shared by every worker (0: no cap). Set them to
     #: the carrier contract's; tenants and senders can have lower caps (table rate_limits).
     rate_limit_sms_per_second: float = 0.0

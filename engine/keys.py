@@ -42,6 +42,15 @@ class Keys:
         """Lease held by the scheduler replica running ``duty``."""
         return f"{self.prefix}:lease:{duty}"
 
+    def takeover(self, job_id: int, batch_seq: int) -> str:
+        """Marks a batch whose takeover was just published (not published again meanwhile)."""
+        return f"{self.prefix}:takeover:{job_id}:{batch_seq}"
+
+    @property
+    def generation(self) -> str:
+        """A token set once per Redis data set: its absence means Redis lost its data."""
+        return f"{self.prefix}:generation"
+
     def cursor(self, name: str) -> str:
         """A duty's persisted position (e.g. the report poller's last result time)."""
         return f"{self.prefix}:cursor:{name}"

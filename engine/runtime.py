@@ -28,6 +28,7 @@ from engine.db import make_pool
 from engine.dispatch.rate_policy import RatePolicy
 from engine.dispatch.ratelimit import RateLimiter
 from engine.dispatch.sending import BatchSender
+from engine.dispatch.worker_leases import WorkerLease
 from engine.keys import Keys
 from engine.lifecycle.results import ResultRecorder
 from engine.lifecycle.retries import RetryLedger
@@ -118,7 +119,19 @@ class Runtime:
             self.clock,
             self.rate_policy,
             on_throttled=lambda channel: CARRIER_THROTTLED.labels(channel).inc(),
+            holds_lease=self._holds_lease,
         )
+
+    def _holds_lease(self, lease_id: str) -> bool:
+        """Whether a batch claimed under ``lease_id`` is still this process's to send. A process
+        that never took a lease (a test driving the claim by hand) is not fenced."""
+        lease = self.__dict__.get("lease")
+        return lease is None or lease.holds(lease_id)
+
+    @cached_property
+    def lease(self) -> WorkerLease:
+        """This process's worker lease: batches are claimed under it (worker processes only)."""
+        return WorkerLease(self.pool.connection, self.settings.worker_lease_seconds)
 
     @cached_property
     def worker_id(self) -> str:
@@ -131,6 +144,9 @@ class Runtime:
     def close(self) -> None:
         if self.__dict__.get("read_pool") is self.__dict__.get("pool"):
             self.__dict__.pop("read_pool", None)  # the primary's pool: closed once, below
+        lease = self.__dict__.pop("lease", None)
+        if lease is not None:
+            lease.stop()
         for name in ("read_pool", "pool", "redis", "sms_carrier", "kakao_carrier"):
             resource = self.__dict__.pop(name, None)
             if resource is not None:

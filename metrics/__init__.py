@@ -49,6 +49,17 @@ RETRIES_SCHEDULED = Counter(
 BATCH_SLICES = Counter(
     "balsong_batch_slices_total", "Batch send slices run by workers, by how they ended", ["channel", "end"]
 )
+#: Batches taken over from a holder that was gone (its lease lapsed, or its outcomes were lost).
+LEASE_TAKEOVERS = Counter(
+    "balsong_lease_takeovers_total",
+    "Batches taken over from a worker whose lease lapsed (reconciled with the carrier)",
+    ["channel"],
+)
+#: Times the scheduler found Redis without its data (restarted empty) and rebuilt it.
+REDIS_DATA_LOST = Counter(
+    "balsong_redis_data_lost_total",
+    "Times Redis was found to have lost its data and was rebuilt from PostgreSQL",
+)
 #: Carrier HTTP requests, timed from sending to the answer (or the transport error).
 CARRIER_REQUEST_SECONDS = Histogram(
     "balsong_carrier_request_duration_seconds",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 
+from redis.exceptions import RedisError
+
 from carriers.base import Channel
 from engine.attribution import attribution
 from engine.dispatch.planning import (
@@ -14,18 +16,20 @@ from engine.dispatch.planning import (
     top_up,
     unplanned_jobs,
 )
-from engine.dispatch.reconcile import stale_batches
+from engine.dispatch.reconcile import ONLY_DEAD_CLAIMS, stale_batches
+from engine.dispatch.worker_leases import dead_claims, forget_lapsed
 from engine.intake.resend import unfilled_resends
 from engine.intake.reservations import start_due_reservations
 from engine.lifecycle import counters, dead_entries
 from engine.lifecycle.completion import finish_completed_jobs
 from engine.lifecycle.flusher import Flusher
 from engine.lifecycle.reports import ingest_reports
+from engine.lifecycle.results import unflushed_age
 from engine.lifecycle.retries import release_due
 from engine.lifecycle.settlement import settle_job, unsettled_jobs
 from engine.reporting.retention import purge_expired
 from engine.runtime import Runtime
-from metrics import PARTITIONS_DROPPED, RESERVATIONS
+from metrics import PARTITIONS_DROPPED, REDIS_DATA_LOST, RESERVATIONS
 from scheduler.runner import Duty
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,10 @@ def build_duties(rt: Runtime) -> list[Duty]:
     return [
         Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
         Duty("outbox", 2.0, lambda: outbox(rt)),
-        Duty(
-            "reconcile",
-            min(10.0, max(1.0, settings.reconcile_after_seconds / 3)),
-            lambda: reconcile_stale(rt),
-        ),
+        # As often as a lease is renewed: a batch whose holder is gone is taken over within a
+        # second of its lease lapsing.
+        Duty("take_over", settings.worker_lease_seconds / 5, lambda: take_over_stale(rt)),
+        Duty("redis_generation", 1.0, lambda: watch_redis_generation(rt)),
         Duty(
             "poll_reports",
             2.0,
@@ -77,6 +80,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty("reservations", settings.reservation_poll_seconds, lambda: start_reservations(rt)),
         Duty("retention", settings.retention_interval_seconds, lambda: purge_old_results(rt)),
         Duty("reattribute_orders", 300.0, lambda: reattribute_orders(rt)),
+        Duty("forget_worker_leases", 600.0, lambda: forget_worker_leases(rt)),
     ]
 
 
@@ -88,7 +92,7 @@ def outbox(rt: Runtime) -> None:
     """Plan jobs committed but never planned; fill resend jobs never filled; keep every sending
     job's window of batches full (a worker that died after finishing a batch never published
     the next); publish again batches whose message seems lost."""
-    from actors.publish import publish_batches, publish_plan, publish_resend
+    from actors.publish import publish_or_keep, publish_plan, publish_resend
 
     settings = rt.settings
     with rt.pool.connection() as conn:
@@ -108,16 +112,67 @@ def outbox(rt: Runtime) -> None:
         publish_resend(job_id)
     if lost:
         log.warning("publishing again batches whose message seems lost", extra={"batches": len(lost)})
-    publish_batches([*refills, *lost])
+    publish_or_keep([*refills, *lost])
 
 
-def reconcile_stale(rt: Runtime) -> None:
-    from actors.publish import publish_reconcile
+#: A takeover published is not published again for this long (its message may be queued).
+TAKEOVER_REPEAT_SECONDS = 10
+#: While a holder is gone, batches published this long ago and still unclaimed are published
+#: again: a frozen process holds the messages it prefetched until RabbitMQ gives up on its
+#: connection (a minute or more). A duplicate message is harmless: only one claim wins.
+PREFETCHED_REPUBLISH_SECONDS = 2.0
 
+
+def take_over_stale(rt: Runtime) -> None:
+    """Publish a takeover (`actors.jobs.reconcile_batch`) for each batch whose holder is gone:
+    claimed under a lapsed lease, or let go while its outcomes, which the flusher should have
+    applied by now, are still not in PostgreSQL (Redis lost them)."""
+    from actors.publish import publish_or_keep, publish_reconcile
+
+    try:
+        # Outcomes are in the result stream before their batch is let go: once the flusher is
+        # past a batch's let-go time (plus the setting's margin), its outcomes were applied.
+        sent_older_than_seconds = unflushed_age(rt.redis, rt.keys) + rt.settings.reconcile_after_seconds
+    except RedisError:
+        sent_older_than_seconds = ONLY_DEAD_CLAIMS  # where the flusher is cannot be told now
     with rt.pool.connection() as conn:
-        stale = stale_batches(conn, rt.settings.reconcile_after_seconds)
+        stale = stale_batches(conn, sent_older_than_seconds)
+        holders_gone = bool(dead_claims(conn, limit=1))
+        prefetched = lost_batches(conn, PREFETCHED_REPUBLISH_SECONDS) if holders_gone else []
     for job_id, batch_seq in stale:
-        publish_reconcile(job_id, batch_seq)
+        if _first_takeover(rt, job_id, batch_seq):
+            publish_reconcile(job_id, batch_seq)
+    if prefetched:
+        log.warning(
+            "a worker is gone: publishing again its batches' messages it may hold",
+            extra={"batches": len(prefetched)},
+        )
+        publish_or_keep(prefetched)
+
+
+def _first_takeover(rt: Runtime, job_id: int, batch_seq: int) -> bool:
+    """True unless this batch's takeover was published moments ago (then its message is still
+    on its way). Without Redis, every takeover is published: a second one finds nothing to do."""
+    try:
+        return bool(rt.redis.set(rt.keys.takeover(job_id, batch_seq), 1, nx=True, ex=TAKEOVER_REPEAT_SECONDS))
+    except RedisError:
+        return True
+
+
+def watch_redis_generation(rt: Runtime) -> None:
+    """Notice at once that Redis lost its data (restarted empty, failed over to an empty
+    replica), and rebuild from PostgreSQL then, not on the next sweep: the retry ledger, the
+    counters of open jobs, and the batches whose outcomes were in the lost result stream."""
+    if rt.redis.get(rt.keys.generation) is not None:
+        return
+    if not rt.redis.set(rt.keys.generation, rt.worker_id, nx=True):
+        return  # another scheduler replica saw it first and rebuilds
+    log.warning("Redis has lost its data (or is new): rebuilding its state from PostgreSQL")
+    REDIS_DATA_LOST.inc()
+    rebuild_retry_ledger(rt)
+    sweep_open_jobs(rt)
+    # Outcomes of batches let go were in the lost stream: the carrier is asked about them once
+    # the flusher's margin has passed (`take_over_stale`, every second).
 
 
 def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, overlap: timedelta) -> None:
@@ -175,7 +230,7 @@ RETRY_PAGE = 500
 
 def pump_retries(rt: Runtime) -> bool:
     """Publish the retry batches that are due (a page at a time)."""
-    from actors.publish import publish_batches
+    from actors.publish import publish_or_keep
 
     due = rt.retry_ledger.due(rt.clock.now(), RETRY_PAGE)
     if not due:
@@ -187,7 +242,7 @@ def pump_retries(rt: Runtime) -> bool:
             if released is not None:
                 channel, priority, _first_attempt, _attempt = released
                 refs.append(BatchRef(batch.job_id, batch.seq, channel, priority))
-    publish_batches(refs)
+    publish_or_keep(refs)
     rt.retry_ledger.remove(due)
     return len(due) >= RETRY_PAGE
 
@@ -240,6 +295,12 @@ def purge_old_results(rt: Runtime) -> None:
             rt.settings.retention_days,
             extra={"jobs": len(purge.job_ids), "months": [f"{m:%Y-%m}" for m in purge.months]},
         )
+
+
+def forget_worker_leases(rt: Runtime) -> None:
+    """Delete worker leases lapsed an hour ago whose batches were all taken over."""
+    with rt.pool.connection() as conn:
+        forget_lapsed(conn)
 
 
 def reattribute_orders(rt: Runtime) -> None:

@@ -8,6 +8,7 @@ re-publishes batches whose message was never confirmed by the broker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -172,6 +173,17 @@ def jobs_with_unpublished_batches(conn: Connection, limit: int = 1000) -> list[i
         (limit,),
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def mark_unpublished(conn: Connection, batches: Sequence[BatchRef]) -> None:
+    """Batches whose message could not be published (the broker is down): the outbox's next
+    sweep (`lost_batches`) publishes them again, without waiting ``republish_after_seconds``."""
+    if batches:
+        conn.execute(
+            "UPDATE batches SET enqueued_at = '-infinity' WHERE state = 'planned'"
+            " AND (job_id, seq) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))",
+            ([b.job_id for b in batches], [b.seq for b in batches]),
+        )
 
 
 def lost_batches(conn: Connection, older_than_seconds: float, limit: int = 1000) -> list[BatchRef]:

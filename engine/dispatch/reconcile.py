@@ -1,15 +1,16 @@
 """Reconciling a batch whose outcome is unknown, by asking the carrier, never by resending.
 
-A batch stays ``claimed`` when its worker died mid-call, or when a call timed out after the
-request left. Once it has been claimed longer than any carrier call can take, the scheduler hands
-it to `reconcile_batch`: the carrier is asked which of the batch's still-queued recipients it
-knows (by our reference); those are recorded as the carrier says; only those it has never seen
-are submitted.
+A batch stays ``claimed`` when its worker died or froze mid-call, or when a call timed out after
+the request left. As soon as the lease it was claimed under has lapsed
+(`engine.dispatch.worker_leases`), the scheduler, or a redelivery of its message, hands it to
+`reconcile_batch`: the carrier is asked which of the batch's still-queued recipients it knows (by
+our reference); those are recorded as the carrier says; only those it has never seen are
+submitted. A batch let go (``sent``) whose outcomes never reached PostgreSQL (Redis lost them) is
+reconciled the same way, after an age or at once when Redis is seen to have lost its data.
 
-Caveat, documented on purpose: a recipient whose outcome was recorded in Redis but not yet
-flushed to PostgreSQL still looks queued here. The claim age threshold (minutes) is far above
-the flusher's lag (sub-second), and PostgreSQL rows only move forward, so this costs at most a
-counter that a recount corrects.
+A recipient whose outcome was recorded in Redis but not yet flushed to PostgreSQL still looks
+queued here: the carrier knows it, so it is recorded again as the carrier says, never resent
+(and PostgreSQL rows only move forward: recording twice changes nothing).
 """
 
 from __future__ import annotations
@@ -28,18 +29,17 @@ from engine.dispatch.sending import (
     build_claimed,
     load_recipients,
 )
+from engine.dispatch.worker_leases import DEAD_CLAIM
 from engine.lifecycle import dead_entries
 from engine.lifecycle.dead_entries import DeadEntry
 from engine.lifecycle.entry_checks import Refused, check_code, clean_text
 
-#: A batch the worker let go ('sent') whose outcomes never reached PostgreSQL (Redis lost
-#: them) is reconciled this many times later than a claimed one: the flusher's normal lag is
-#: far below it.
-SENT_AGE_FACTOR = 5
+#: "Never" as an age: only batches claimed under a lapsed lease are stale then.
+ONLY_DEAD_CLAIMS = 1e9
 
 _STALE = f"""
-    (b.state = 'claimed' AND b.claimed_at < now() - make_interval(secs => %(age)s))
-    OR (b.state = 'sent' AND b.sent_at < now() - make_interval(secs => %(age)s * {SENT_AGE_FACTOR}))
+    ({DEAD_CLAIM})
+    OR (b.state = 'sent' AND b.sent_at < now() - make_interval(secs => %(age)s))
 """
 
 _RECLAIM = (
@@ -82,7 +82,7 @@ def renew_claim(conn: Connection, job_id: int, batch_seq: int, attempt: int) -> 
 
 
 def stale_batches(conn: Connection, older_than_seconds: float, limit: int = 200) -> list[tuple[int, int]]:
-    """Batches claimed longer than any carrier call takes, or let go long ago and still not
+    """Batches claimed under a lapsed lease, or let go ``older_than_seconds`` ago and still not
     recorded: their outcome must be asked of the carrier."""
     rows = conn.execute(
         "SELECT job_id, seq FROM batches b WHERE " + _STALE + " ORDER BY claimed_at LIMIT %(limit)s",
@@ -101,8 +101,10 @@ def reconcile_batch(
     older_than_seconds: float,
     worker: str,
 ) -> tuple[ClaimedBatch, SliceResult] | None:
-    """Resolve a stale claimed batch and send what the carrier never saw; None if the batch is
-    not stale (any more). The caller finishes the slice as after any send."""
+    """Take over a stale batch (see `stale_batches`; ``worker`` is the taker's lease; a batch
+    let go counts from ``older_than_seconds``, or never with `ONLY_DEAD_CLAIMS`) and send what
+    the carrier never saw; None if the batch is not stale (any more). The caller finishes the
+    slice as after any send."""
     with conn.transaction():
         row = conn.execute(
             _RECLAIM, {"worker": worker, "job": job_id, "batch": batch_seq, "age": older_than_seconds}
@@ -125,6 +127,7 @@ def reconcile_batch(
         build_claimed(job_id, batch_seq, attempt, channel, job, recipients),
         first_attempt_at=first_attempt_at,
         retry_attempt=retry_attempt,
+        claimed_by=worker,
     )
     references = list(claimed.seq_of_reference)
     # A batch let go and reconciled from its first recipient may hold requests older than its

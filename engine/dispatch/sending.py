@@ -4,8 +4,10 @@ recipient's outcome.
 The claim comes before the carrier call and is the guard against double submission: the broker
 delivers at least once, but only the worker whose UPDATE moved the batch from ``planned`` to
 ``claimed`` calls the carrier. A redelivered message finds the batch claimed (or recorded) and
-does nothing; a batch left claimed by a worker that died is reconciled by querying the carrier by
-reference (`engine.dispatch.reconcile`), never blindly resent.
+does nothing; a batch left claimed by a worker that died (its lease lapsed, see
+`engine.dispatch.worker_leases`) is taken over at once and reconciled by querying the carrier by
+reference (`engine.dispatch.reconcile`), never blindly resent. The holder checks its lease before
+every carrier call and every record: a batch taken from it is left alone (`SliceEnd.ABANDONED`).
 
 A batch is sent in *slices*: under a rate limit its recipients go out a few at a time (see
 `engine.dispatch.ratelimit`), and after ``send_slice_seconds`` the worker records what it sent, notes the
@@ -100,6 +102,8 @@ class ClaimedBatch:
     advertisement: bool = False
     #: The job's status when the batch was claimed: a halted (cancelled) job submits nothing.
     job_status: str = "sending"
+    #: The lease the batch was claimed under (``batches.claimed_by``).
+    claimed_by: str = ""
 
     @property
     def channel(self) -> str:
@@ -114,11 +118,15 @@ class SliceEnd(enum.Enum):
     #: The carrier refused the request for now (5xx, connection): the rest of the batch, from
     #: ``next_seq``, waits for a retry with back-off.
     DEFERRED = "deferred"
-    #: A call's outcome is unknown: the batch stays claimed until it is reconciled.
+    #: A call's outcome is unknown: the holder lets go of the claim, and the batch is taken
+    #: over and reconciled with the carrier (`hand_over_unknown`).
     UNKNOWN = "unknown"
     #: The job may not submit (it was cancelled): nothing was sent; the recipients in
     #: ``unsent_seqs`` are given up (cancelled) and the batch is done.
     HALTED = "halted"
+    #: The worker's lease lapsed (the process was frozen or cut off from PostgreSQL): the batch
+    #: may have been taken over, so the holder neither sends nor records any more of it.
+    ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,10 @@ class SliceResult:
     retry_seqs: tuple[int, ...] = ()
     #: HALTED: the batch's recipients that were not submitted.
     unsent_seqs: tuple[int, ...] = ()
+
+
+#: The slice of a batch whose lease lapsed: nothing more is done with it here.
+ABANDONED = SliceResult(SliceEnd.ABANDONED)
 
 
 def claim_batch(
@@ -146,7 +158,7 @@ def claim_batch(
         channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
         recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
     claimed = build_claimed(job_id, batch_seq, attempt, channel, job, recipients)
-    return replace(claimed, first_attempt_at=first_attempt_at, retry_attempt=retry_attempt)
+    return replace(claimed, first_attempt_at=first_attempt_at, retry_attempt=retry_attempt, claimed_by=worker)
 
 
 def build_claimed(
@@ -210,22 +222,34 @@ def build_claimed(
     )
 
 
-def mark_sent(conn: Connection, job_id: int, batch_seq: int) -> None:
+def mark_sent(conn: Connection, claimed: ClaimedBatch) -> None:
     """The worker is done with the batch (every outcome recorded in Redis): it leaves its job's
-    window at once, without waiting for the flusher to make it ``recorded``."""
+    window at once, without waiting for the flusher to make it ``recorded``. (Only while the
+    claim is still ours: a batch taken over is its taker's to finish.)"""
     conn.execute(
         "UPDATE batches SET state = 'sent', sent_at = now()"
-        " WHERE job_id = %s AND seq = %s AND state = 'claimed'",
-        (job_id, batch_seq),
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s",
+        (claimed.job_id, claimed.seq, claimed.claimed_by),
     )
 
 
-def release_batch(conn: Connection, job_id: int, batch_seq: int, next_seq: int | None = None) -> None:
+def hand_over_unknown(conn: Connection, claimed: ClaimedBatch) -> None:
+    """A call's outcome is unknown (it timed out after the request left): the holder lets go
+    of its claim, so the batch is taken over within a second and reconciled with the carrier
+    (`engine.dispatch.reconcile`). The request had the whole call timeout to reach the carrier."""
+    conn.execute(
+        "UPDATE batches SET claimed_by = NULL"
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s",
+        (claimed.job_id, claimed.seq, claimed.claimed_by),
+    )
+
+
+def release_batch(conn: Connection, claimed: ClaimedBatch, next_seq: int | None = None) -> None:
     """Hand a claimed batch back to ``planned``, noting how far it got; the caller publishes it."""
     conn.execute(
         "UPDATE batches SET state = 'planned', next_seq = coalesce(%s, next_seq), enqueued_at = now()"
-        " WHERE job_id = %s AND seq = %s AND state = 'claimed'",
-        (next_seq, job_id, batch_seq),
+        " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s",
+        (next_seq, claimed.job_id, claimed.seq, claimed.claimed_by),
     )
 
 
@@ -241,8 +265,10 @@ class BatchSender:
         policy: RatePolicy,
         *,
         on_throttled: Callable[[str], None] = lambda channel: None,
+        holds_lease: Callable[[str], bool] = lambda lease: True,
     ) -> None:
         self.carrier_for = carrier_for
+        self.holds_lease = holds_lease
         self.recorder = recorder
         self.clock = clock
         self.policy = policy
@@ -258,6 +284,8 @@ class BatchSender:
         batch = claimed.carrier_batch
         channel = claimed.channel
         retry: list[int] = []
+        if not self.holds_lease(claimed.claimed_by):
+            return ABANDONED
         if known:
             self._record(claimed, known, retry, done=False)
             answered = {o.reference for o in known}
@@ -289,6 +317,8 @@ class BatchSender:
                     time.sleep(booking.wait)
                 if booking.reserved:
                     break
+            if not self.holds_lease(claimed.claimed_by):
+                return ABANDONED
             try:
                 outcomes = carrier.submit(replace(batch, recipients=part))
             except CarrierRetryable as exc:
@@ -324,6 +354,10 @@ class BatchSender:
                 ]
                 self._record(claimed, [*exc.partial, *rest], retry, done=True)
                 return SliceResult(SliceEnd.FINISHED, retry_seqs=tuple(retry))
+            if not self.holds_lease(claimed.claimed_by):
+                # Frozen during the call: the batch may be its taker's now, who asks the carrier
+                # what it has (these included) and records that.
+                return ABANDONED
             position += len(part)
             last = position >= len(pending)
             if not self._record(claimed, outcomes, retry, done=last, expected=part):

@@ -17,7 +17,16 @@ from datetime import datetime, timedelta
 from engine.dispatch import planning
 from engine.dispatch.job_states import current_status
 from engine.dispatch.planning import BatchRef
-from engine.dispatch.sending import ClaimedBatch, SliceEnd, SliceResult, claim_batch, mark_sent, release_batch
+from engine.dispatch.reconcile import ONLY_DEAD_CLAIMS, reconcile_batch
+from engine.dispatch.sending import (
+    ClaimedBatch,
+    SliceEnd,
+    SliceResult,
+    claim_batch,
+    hand_over_unknown,
+    mark_sent,
+    release_batch,
+)
 from engine.intake.compliance import in_quiet_hours, quiet_hours_end
 from engine.lifecycle.pausing import pause_if_failing
 from engine.lifecycle.pipeline_metrics import count_expired
@@ -31,7 +40,7 @@ from engine.lifecycle.retries import (
 )
 from engine.lifecycle.statuses import JobStatus
 from engine.runtime import Runtime
-from metrics import BATCH_SLICES, RECIPIENTS_CANCELLED, RETRIES_SCHEDULED
+from metrics import BATCH_SLICES, LEASE_TAKEOVERS, RECIPIENTS_CANCELLED, RETRIES_SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +64,20 @@ NOTHING = ToPublish()
 def send_batch(rt: Runtime, job_id: int, batch_seq: int) -> ToPublish:
     """Claim a batch, send a slice of it within the rate limits, record the outcomes; what to
     publish next."""
+    lease = rt.lease.current()
     with rt.pool.connection() as conn:
-        claimed = claim_batch(conn, job_id, batch_seq, rt.worker_id, rt.clock.now())
+        claimed = claim_batch(conn, job_id, batch_seq, lease, rt.clock.now())
     if claimed is None:
-        log.info(
-            "batch already claimed or recorded, or its job is paused; nothing to do",
-            extra={"job_id": job_id, "batch_id": batch_seq},
-        )
-        return NOTHING
+        # A redelivered message (its worker died, or the broker restarted) whose batch is held
+        # under a lapsed lease continues it now rather than wait for the scheduler's sweep.
+        taken = take_over(rt, job_id, batch_seq, only_dead_claims=True)
+        if taken is None:
+            log.info(
+                "batch already claimed or recorded, or its job is paused; nothing to do",
+                extra={"job_id": job_id, "batch_id": batch_seq},
+            )
+            return NOTHING
+        return taken
     if expire_if_late(rt, claimed, list(claimed.seq_of_reference.values())):
         return finish_batch(rt, claimed)
     now = rt.clock.now()
@@ -76,6 +91,42 @@ def send_batch(rt: Runtime, job_id: int, batch_seq: int) -> ToPublish:
     return finish_slice(rt, claimed, rt.batch_sender.send(claimed))
 
 
+def take_over(
+    rt: Runtime, job_id: int, batch_seq: int, *, only_dead_claims: bool = False
+) -> ToPublish | None:
+    """Take over a batch held under a lapsed lease (or, unless ``only_dead_claims``, let go with
+    its outcomes lost): ask the carrier what it has of the batch, record that, send the rest.
+    None if the batch is not stale (its holder is alive, or it is done)."""
+    with rt.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT channel FROM batches WHERE job_id = %s AND seq = %s", (job_id, batch_seq)
+        ).fetchone()
+        if row is None:
+            return None
+        resolved = reconcile_batch(
+            conn,
+            rt.carrier_for(row[0]),
+            rt.batch_sender,
+            job_id=job_id,
+            batch_seq=batch_seq,
+            older_than_seconds=ONLY_DEAD_CLAIMS if only_dead_claims else rt.settings.reconcile_after_seconds,
+            worker=rt.lease.current(),
+        )
+    if resolved is None:
+        return None
+    claimed, result = resolved
+    # Ids in the text: how often this happens (and to which job) is what operators look for.
+    log.warning(
+        "reconciled job %s batch %s with the carrier (attempt %s): %s",
+        job_id,
+        batch_seq,
+        claimed.attempt,
+        result.end.value,
+    )
+    LEASE_TAKEOVERS.labels(claimed.channel).inc()
+    return finish_slice(rt, claimed, result)
+
+
 def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToPublish:
     """After a slice: retry batches for recipients to try again, then hand the rest of the
     batch back, defer it, or publish the job's next batches (none once the job is paused)."""
@@ -84,6 +135,12 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
         "batch slice ended",
         extra={"job_id": claimed.job_id, "batch_id": claimed.seq, "end": result.end.value},
     )
+    if result.end is SliceEnd.ABANDONED:
+        log.warning(
+            "worker lease lapsed: batch left to whoever takes it over",
+            extra={"job_id": claimed.job_id, "batch_id": claimed.seq},
+        )
+        return NOTHING
     if result.end is SliceEnd.HALTED:
         # (Cancelled is the only halted status: a paused job's batches are never claimed, see
         # engine.dispatch.sending's JOB_MAY_SUBMIT, so a pause never halts a slice under way.)
@@ -112,7 +169,7 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
             # Long waits never live in the broker: the batch waits in the retry ledger instead.
             return wait_in_ledger(rt, claimed, result.next_seq, result.delay_seconds)
         with rt.pool.connection() as conn:
-            release_batch(conn, claimed.job_id, claimed.seq, result.next_seq)
+            release_batch(conn, claimed, result.next_seq)
         ref = BatchRef(claimed.job_id, claimed.seq, claimed.channel, claimed.priority)
         return ToPublish([ref], delay_seconds=result.delay_seconds)
     if result.end is SliceEnd.DEFERRED:
@@ -125,6 +182,9 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
         )
     if result.end is SliceEnd.FINISHED:
         return finish_batch(rt, claimed)
+    if result.end is SliceEnd.UNKNOWN:
+        with rt.pool.connection() as conn:
+            hand_over_unknown(conn, claimed)
     return NOTHING
 
 
@@ -135,7 +195,7 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
             # Cancelled while this slice was sent: hand the rest back now rather than after the
             # wait (up to the retry cap); its next claim drops it, and the job ends as soon as
             # its submissions are known.
-            release_batch(conn, claimed.job_id, claimed.seq, next_seq)
+            release_batch(conn, claimed, next_seq)
             return ToPublish([BatchRef(claimed.job_id, claimed.seq, claimed.channel, claimed.priority)])
         defer_batch(
             conn,
@@ -144,6 +204,7 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
             seq=claimed.seq,
             next_seq=next_seq,
             due_at=rt.clock.now() + timedelta(seconds=delay_seconds),
+            claimed_by=claimed.claimed_by,
         )
     return NOTHING
 
@@ -171,7 +232,7 @@ def _cancel(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch_done: 
 def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> ToPublish:
     """The worker is done with the batch: it leaves the job's window, and the next comes in."""
     with rt.pool.connection() as conn:
-        mark_sent(conn, claimed.job_id, claimed.seq)
+        mark_sent(conn, claimed)
         return ToPublish(planning.top_up(conn, claimed.job_id, rt.settings.batch_window))
 
 

@@ -103,6 +103,20 @@ def reason_code(outcome: SubmitOutcome) -> str:
     return f"carrier_{outcome.code}"
 
 
+def unflushed_age(redis: Redis, keys: Keys) -> float:
+    """Seconds since the oldest outcome the flusher has not applied yet was recorded (0 when it
+    has applied every one): where the flusher stands."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.xrange(keys.results, count=1)
+    pipe.time()
+    first, (server_seconds, server_micros) = pipe.execute()
+    if not first:
+        return 0.0
+    # Stream entry ids start with Redis's own clock in ms: compare with Redis's time.
+    server_ms = server_seconds * 1000 + server_micros // 1000
+    return max(0.0, (server_ms - int(first[0][0].split(b"-")[0])) / 1000)
+
+
 class ResultRecorder:
     """Writes outcomes to the result stream and moves the live counters."""
 

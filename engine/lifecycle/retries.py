@@ -120,17 +120,26 @@ def schedule_retry(
 
 
 def defer_batch(
-    conn: Connection, ledger: RetryLedger, *, job_id: int, seq: int, next_seq: int, due_at: datetime
+    conn: Connection,
+    ledger: RetryLedger,
+    *,
+    job_id: int,
+    seq: int,
+    next_seq: int,
+    due_at: datetime,
+    claimed_by: str,
 ) -> None:
-    """Put a claimed batch back to wait (from ``next_seq`` on) until ``due_at``."""
-    conn.execute(
+    """Put a batch claimed under ``claimed_by`` back to wait (from ``next_seq`` on) until
+    ``due_at``; nothing if it was taken over meanwhile."""
+    deferred = conn.execute(
         """
         UPDATE batches SET state = 'waiting', next_seq = %s, due_at = %s, retry_attempt = retry_attempt + 1
-        WHERE job_id = %s AND seq = %s AND state = 'claimed'
+        WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s
         """,
-        (next_seq, due_at, job_id, seq),
-    )
-    ledger.add(job_id, seq, due_at)
+        (next_seq, due_at, job_id, seq, claimed_by),
+    ).rowcount
+    if deferred:
+        ledger.add(job_id, seq, due_at)
 
 
 def release_due(conn: Connection, batch: DueBatch) -> tuple[str, str, datetime | None, int] | None:

@@ -28,12 +28,24 @@ from engine.lifecycle.pausing import pause_if_failing, resume_job
 pytestmark = pytest.mark.integration
 
 
+#: Lease ids the tests here claim batches under, alive while each test runs: a claim under a
+#: lapsed lease would be taken over (and sent) by the session's scheduler, if it runs.
+TEST_LEASES = ("first", "w", "holder")
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers(settings: Settings) -> Iterator[None]:
     """Jobs made here are planned but never sent by the session's processes: their batches are
     removed afterwards, or the scheduler would reconcile (and send) what these tests left claimed."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO worker_leases (id, alive_until) SELECT unnest(%s::text[]), now() + interval '1 hour'"
+            " ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
+            (list(TEST_LEASES),),
+        )
     yield
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM worker_leases WHERE id = ANY(%s)", (list(TEST_LEASES),))
         conn.execute(
             "DELETE FROM batches WHERE job_id IN"
             " (SELECT j.id FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE t.name = ANY(%s))",
@@ -41,7 +53,7 @@ def no_leftovers(settings: Settings) -> Iterator[None]:
         )
 
 
-SCRATCH_TENANTS = ("fencing", "pausing", "drift", "lost-outcomes")
+SCRATCH_TENANTS = ("fencing", "pausing", "drift", "lost-outcomes", "frozen", "unknown-outcome")
 
 
 def planned_job(conn: psycopg.Connection, name: str, recipients: int = 1500) -> int:
@@ -187,3 +199,94 @@ def test_a_batch_missing_outcomes_lost_with_redis_is_not_recorded(settings: Sett
         assert state() == "recorded"
     pool.close()
     cache.close()
+
+
+def test_a_lease_not_renewed_in_time_is_given_up_for_good(settings: Settings) -> None:
+    from engine.dispatch.worker_leases import WorkerLease
+
+    # Given a worker lease, renewed, on a clock the test moves (a long ttl: its renewing
+    # thread stays asleep meanwhile)
+    now = [1000.0]
+    lease = WorkerLease(
+        lambda: psycopg.connect(settings.database_url, autocommit=True), 60.0, monotonic=lambda: now[0]
+    )
+    try:
+        first = lease.current()
+        assert lease.holds(first)
+        # When the process is frozen past the lease's safe life (80 % of it) without a renewal
+        now[0] += 48.5
+        # Then the lease is given up, for good, and claims from now on use a new one
+        assert not lease.holds(first)
+        second = lease.current()
+        assert second != first and lease.holds(second) and not lease.holds(first)
+        # When its row lapses in PostgreSQL before a renewal comes (PostgreSQL was away)
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE worker_leases SET alive_until = now() - interval '1 second' WHERE id = %s", (second,)
+            )
+        # Then the renewal does not revive it: a new lease is started instead
+        assert lease.renew() is False and not lease.holds(second)
+        assert lease.current() not in (first, second)
+    finally:
+        lease.stop()
+
+
+def test_a_batch_whose_holder_froze_is_taken_over_and_its_holder_sends_nothing_more(
+    settings: Settings,
+) -> None:
+    from engine.dispatch.reconcile import stale_batches
+    from engine.dispatch.sending import SliceEnd, mark_sent
+    from engine.dispatch.worker_leases import WorkerLease, dead_claims
+    from engine.runtime import Runtime
+
+    now = [1000.0]
+    lease = WorkerLease(
+        lambda: psycopg.connect(settings.database_url, autocommit=True), 60.0, monotonic=lambda: now[0]
+    )
+    rt = Runtime(settings, pool_size=2)
+    rt.__dict__["lease"] = lease
+    try:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            # Given a batch claimed under a live lease: nobody takes it over
+            job_id = planned_job(conn, "frozen", recipients=100)
+            claimed = claim_batch(conn, job_id, 0, lease.current(), datetime.now(UTC))
+            assert claimed is not None and claimed.claimed_by == lease.current()
+            assert (job_id, 0) not in dead_claims(conn)
+            # When its process freezes (SIGSTOP) long enough for the lease to lapse
+            now[0] += 60
+            conn.execute(
+                "UPDATE worker_leases SET alive_until = now() - interval '1 second' WHERE id = %s",
+                (claimed.claimed_by,),
+            )
+            # Then the batch is stale at once (no fixed timeout), and is taken over
+            assert (job_id, 0) in dead_claims(conn)
+            assert (job_id, 0) in stale_batches(conn, older_than_seconds=3600)
+            conn.execute(
+                "UPDATE batches SET claimed_by = 'holder', attempts = attempts + 1"
+                " WHERE job_id = %s AND seq = 0",
+                (job_id,),
+            )
+            # And when the frozen holder wakes, it sends nothing (no carrier is even asked) ...
+            assert rt.batch_sender.send(claimed).end is SliceEnd.ABANDONED
+            # ... and cannot let go of the batch its taker holds now
+            mark_sent(conn, claimed)
+            assert conn.execute(
+                "SELECT state, claimed_by FROM batches WHERE job_id = %s AND seq = 0", (job_id,)
+            ).fetchone() == ("claimed", "holder")
+    finally:
+        rt.close()
+
+
+def test_a_call_whose_outcome_is_unknown_hands_the_batch_over_at_once(settings: Settings) -> None:
+    from engine.dispatch.sending import hand_over_unknown
+    from engine.dispatch.worker_leases import dead_claims
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        # Given a batch claimed under a live lease
+        job_id = planned_job(conn, "unknown-outcome", recipients=100)
+        claimed = claim_batch(conn, job_id, 0, "w", datetime.now(UTC))
+        assert claimed is not None and (job_id, 0) not in dead_claims(conn)
+        # When a call's outcome is unknown (it timed out after the request left)
+        hand_over_unknown(conn, claimed)
+        # Then the claim is dead: the next sweep takes it over and asks the carrier
+        assert (job_id, 0) in dead_claims(conn)
