@@ -2,8 +2,11 @@
 
 Each worker process holds one lease, a row of ``worker_leases`` whose ``alive_until`` a thread
 of the process pushes ``ttl`` ahead every fifth of it. A batch is claimed under the claimer's
-lease id (``batches.claimed_by``); a claim whose lease has lapsed in PostgreSQL's clock is taken
-over at once (`dead_claims`, then `engine.dispatch.reconcile`).
+lease id (``batches.claimed_by``), and while a thread works on it (`WorkerLease.holding`) each
+renewal also renews the claim (``claimed_at``). A claim is dead, and taken over at once
+(`dead_claims`, then `engine.dispatch.reconcile`), when its lease has lapsed in PostgreSQL's
+clock, or when the lease lives but the claim was not renewed for a ``ttl``: the thread holding it
+failed (Redis or PostgreSQL away mid-slice) and let go of it without handing it back.
 
 Fencing, so that a taken-over batch is never sent by its old holder too: the holder believes
 its lease only until ``ttl`` minus a margin after it *started* its last successful renewal, by
@@ -27,8 +30,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from psycopg import Connection
@@ -39,16 +42,25 @@ log = logging.getLogger(__name__)
 SAFETY_MARGIN_FRACTION = 0.2
 
 _RENEW = """
-    INSERT INTO worker_leases (id, alive_until) VALUES (%(id)s, now() + make_interval(secs => %(ttl)s))
-    ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until
+    INSERT INTO worker_leases (id, alive_until, renewed_at)
+    VALUES (%(id)s, now() + make_interval(secs => %(ttl)s), now())
+    ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until, renewed_at = excluded.renewed_at
     WHERE worker_leases.alive_until > now()
+"""
+_RENEW_CLAIMS = """
+    UPDATE batches SET claimed_at = now()
+    WHERE state = 'claimed' AND claimed_by = %(id)s
+      AND (job_id, seq) IN (SELECT * FROM unnest(%(jobs)s::bigint[], %(seqs)s::int[]))
 """
 
 #: A claim is dead when no live lease holds it (this also takes over claims made before leases
-#: existed, whose ``claimed_by`` names no lease).
+#: existed, whose ``claimed_by`` names no lease), or when its live lease was renewed a ``ttl``
+#: (``alive_until - renewed_at``) after the claim last was: nobody works on it any more.
 DEAD_CLAIM = """
     b.state = 'claimed' AND NOT EXISTS (
-        SELECT 1 FROM worker_leases l WHERE l.id = b.claimed_by AND l.alive_until > now())
+        SELECT 1 FROM worker_leases l
+        WHERE l.id = b.claimed_by AND l.alive_until > now()
+          AND b.claimed_at >= l.renewed_at - (l.alive_until - l.renewed_at))
 """
 
 
@@ -76,6 +88,20 @@ class WorkerLease:
         self._valid_until = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        #: (job, batch) the process's threads are working on: their claims are renewed too.
+        self._held: set[tuple[int, int]] = set()
+
+    @contextmanager
+    def holding(self, job_id: int, batch_seq: int) -> Iterator[None]:
+        """Renew the claim on this batch with the lease while the block runs; however the block
+        ends, the claim is renewed no more (a claim left behind by a failure is taken over)."""
+        with self._lock:
+            self._held.add((job_id, batch_seq))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.discard((job_id, batch_seq))
 
     def current(self) -> str:
         """The lease id to claim a batch under, renewed now if it is not fresh; starts the
@@ -107,9 +133,13 @@ class WorkerLease:
         a new one is started (and renewed) in its place."""
         with self._lock:
             lease_id = self._id
+            held = list(self._held)
         started = self._monotonic()
-        with self._connect() as conn:
+        with self._connect() as conn, conn.transaction():
             renewed = conn.execute(_RENEW, {"id": lease_id, "ttl": self.ttl}).rowcount == 1
+            if renewed and held:
+                jobs, seqs = [job for job, _ in held], [seq for _, seq in held]
+                conn.execute(_RENEW_CLAIMS, {"id": lease_id, "jobs": jobs, "seqs": seqs})
         with self._lock:
             if lease_id != self._id:
                 return False  # given up meanwhile: the next renewal starts the new one

@@ -78,6 +78,12 @@ def send_batch(rt: Runtime, job_id: int, batch_seq: int) -> ToPublish:
             )
             return NOTHING
         return taken
+    with rt.lease.holding(job_id, batch_seq):
+        return _send_claimed(rt, claimed)
+
+
+def _send_claimed(rt: Runtime, claimed: ClaimedBatch) -> ToPublish:
+    job_id, batch_seq = claimed.job_id, claimed.seq
     if expire_if_late(rt, claimed, list(claimed.seq_of_reference.values())):
         return finish_batch(rt, claimed)
     now = rt.clock.now()
@@ -97,6 +103,11 @@ def take_over(
     """Take over a batch held under a lapsed lease (or, unless ``only_dead_claims``, let go with
     its outcomes lost): ask the carrier what it has of the batch, record that, send the rest.
     None if the batch is not stale (its holder is alive, or it is done)."""
+    with rt.lease.holding(job_id, batch_seq):
+        return _take_over(rt, job_id, batch_seq, only_dead_claims)
+
+
+def _take_over(rt: Runtime, job_id: int, batch_seq: int, only_dead_claims: bool) -> ToPublish | None:
     with rt.pool.connection() as conn:
         row = conn.execute(
             "SELECT channel FROM batches WHERE job_id = %s AND seq = %s", (job_id, batch_seq)

@@ -1,6 +1,7 @@
 """Worker leases: each worker process holds a lease it renews every second; a batch is claimed
 under the claimer's lease (``batches.claimed_by``), and a claim whose lease has expired is taken
-over at once (see engine.dispatch.worker_leases).
+over at once, and so is a claim its holder stopped renewing (its thread gave up on it); see
+engine.dispatch.worker_leases.
 
 Revision ID: 0017
 Revises: 0016
@@ -23,6 +24,7 @@ def upgrade() -> None:
         CREATE TABLE worker_leases (
             id text PRIMARY KEY,
             alive_until timestamptz NOT NULL,
+            renewed_at timestamptz NOT NULL DEFAULT now(),
             started_at timestamptz NOT NULL DEFAULT now()
         );
         CREATE INDEX worker_leases_alive_until ON worker_leases (alive_until);

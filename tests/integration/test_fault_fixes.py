@@ -53,7 +53,7 @@ def no_leftovers(settings: Settings) -> Iterator[None]:
         )
 
 
-SCRATCH_TENANTS = ("fencing", "pausing", "drift", "lost-outcomes", "frozen", "unknown-outcome")
+SCRATCH_TENANTS = ("fencing", "pausing", "drift", "lost-outcomes", "frozen", "unknown-outcome", "let-go")
 
 
 def planned_job(conn: psycopg.Connection, name: str, recipients: int = 1500) -> int:
@@ -290,3 +290,25 @@ def test_a_call_whose_outcome_is_unknown_hands_the_batch_over_at_once(settings: 
         hand_over_unknown(conn, claimed)
         # Then the claim is dead: the next sweep takes it over and asks the carrier
         assert (job_id, 0) in dead_claims(conn)
+
+
+def test_a_claim_its_thread_let_go_is_taken_over_while_its_process_lives(settings: Settings) -> None:
+    import time
+
+    from engine.dispatch.worker_leases import WorkerLease, dead_claims
+
+    lease = WorkerLease(lambda: psycopg.connect(settings.database_url, autocommit=True), 2.0)
+    try:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            # Given two batches claimed under one live lease, one still worked on ...
+            job_id = planned_job(conn, "let-go", recipients=2000)
+            for seq in (0, 1):
+                assert claim_batch(conn, job_id, seq, lease.current(), datetime.now(UTC)) is not None
+            with lease.holding(job_id, 0):
+                # ... the other let go by a thread that failed (Redis away mid-slice)
+                time.sleep(5.0)
+                # Then only the one let go is dead: its claim was not renewed with the lease
+                dead = dead_claims(conn)
+            assert (job_id, 1) in dead and (job_id, 0) not in dead
+    finally:
+        lease.stop()
