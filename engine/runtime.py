@@ -26,7 +26,7 @@ from engine.config import Settings, get_settings
 from engine.cursors import CursorCodec
 from engine.db import make_pool
 from engine.dispatch.rate_policy import RatePolicy
-from engine.dispatch.ratelimit import RateLimiter
+from engine.dispatch.ratelimit import RATE_HOLD_AFTER_LOSS_SECONDS, RateLimiter
 from engine.dispatch.sending import BatchSender
 from engine.dispatch.worker_leases import WorkerLease
 from engine.keys import Keys
@@ -103,7 +103,12 @@ class Runtime:
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         s = self.settings
-        return RateLimiter(self.redis, self.keys, backoff_seconds=s.rate_backoff_seconds)
+        return RateLimiter(
+            self.redis,
+            self.keys,
+            backoff_seconds=s.rate_backoff_seconds,
+            hold_after_loss_seconds=RATE_HOLD_AFTER_LOSS_SECONDS,
+        )
 
     @cached_property
     def rate_policy(self) -> RatePolicy:

@@ -215,6 +215,13 @@ class Simulator:
         )
         return Response(body, media_type="application/x-ndjson")
 
+    async def arrivals(self, request: Request) -> Response:
+        """Test route: when each accepted request arrived and how many recipients it carried,
+        ``[[epoch seconds, recipients], ...]`` in arrival order (every channel): the gaps in it
+        are the stalls a fault caused, as the carrier saw them."""
+        requests = [*self.store.accepted, *self.kakao.state.accepted]
+        return _json(sorted([r.accepted_at, len(r)] for r in requests))
+
     async def inject_results(self, request: Request) -> Response:
         """Test route: raw result rows (any JSON, malformed on purpose) for the next report poll
         of ``sms`` or ``mms`` to return as they are."""
@@ -248,6 +255,7 @@ class Simulator:
             Route("/_simulator/config", self.config, methods=["GET", "POST"]),
             Route("/_simulator/ledger", self.ledger, methods=["GET"]),
             Route("/_simulator/ledger/summary", self.summary, methods=["GET"]),
+            Route("/_simulator/ledger/arrivals", self.arrivals, methods=["GET"]),
             Route("/_simulator/reset", self.reset, methods=["POST"]),
             Route("/_simulator/results/{kind:str}", self.inject_results, methods=["POST"]),
         ]

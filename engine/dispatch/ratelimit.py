@@ -12,6 +12,12 @@ channel's own cap (the carrier contract), and optional caps for a tenant or one 
 A carrier's 429 halves the channel's rate for a while (``penalise``): multiplicative decrease,
 and the rate recovers when the penalty expires.
 
+Redis losing its data loses the TATs, and with them the reservations booked ahead (workers
+sleeping until their start): sending from "now" again would put those and the new ones in the
+same second at the carrier. Each channel keeps a marker key that never expires; a reservation
+that finds it missing (Redis restarted empty, or a channel's very first use) starts
+``hold_after_loss`` later, past anything booked before, and sets it again.
+
 Smoothness: a reservation is spent as one request, so a request of ``cost`` recipients is a
 burst of ``cost``. To keep every 1-second window within ``smoothing`` of the cap, callers send
 at most ``chunk_size(rate)`` recipients per request.
@@ -26,11 +32,11 @@ from redis import Redis
 
 from engine.keys import Keys
 
-# KEYS: penalty key, then one TAT key per bucket. ARGV: cost, the longest wait (µs) worth
-# reserving for, the 1-based index among the buckets of the channel's own (the penalty slows
-# it; 0: none), the longest wait (µs) a narrower cap may impose and still reserve, then one
-# rate per bucket. A wait beyond the longest reserves nothing (the caller hands its
-# work back rather than hold capacity it cannot use yet).
+# KEYS: penalty key, marker key, then one TAT key per bucket. ARGV: cost, the longest wait (µs)
+# worth reserving for, the 1-based index among the buckets of the channel's own (the penalty
+# slows it; 0: none), the longest wait (µs) a narrower cap may impose and still reserve, the
+# hold (µs) after a lost marker, then one rate per bucket. A wait beyond the longest reserves
+# nothing (the caller hands its work back rather than hold capacity it cannot use yet).
 # Returns "<1 if reserved, else 0>:<wait in microseconds>" (text: Lua numbers lose precision
 # past 2^53).
 _RESERVE = """
@@ -38,17 +44,21 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cost = tonumber(ARGV[1])
 local longest = tonumber(ARGV[2])
-local penalised = tonumber(ARGV[3]) + 1
+local penalised = tonumber(ARGV[3]) + 2
 local factor = tonumber(redis.call('GET', KEYS[1]) or '1')
 local start = now
-for i = 2, #KEYS do
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  start = now + tonumber(ARGV[5])
+  redis.call('SET', KEYS[2], '1')
+end
+for i = 3, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat > start then start = tat end
 end
 -- A narrower cap (a tenant's, a sender's) that is not due yet reserves nothing: booking the
 -- shared channel ahead for it would idle the channel for everyone else until then.
 local own = now
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if i ~= penalised then
     local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
     if tat > own then own = tat end
@@ -56,7 +66,7 @@ for i = 2, #KEYS do
 end
 if own - now > tonumber(ARGV[4]) then return '0:' .. string.format('%d', own - now) end
 if start - now > longest then return '0:' .. string.format('%d', start - now) end
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local rate = tonumber(ARGV[i + 3])
   if i == penalised then rate = rate * factor end
   local tat = start + math.ceil(cost * 1000000 / rate)
@@ -74,6 +84,9 @@ return tostring(factor)
 """
 
 
+#: After Redis lost its data, reservations start this much later: past what was booked before
+#: (under smoothing, a booking lies at most a fraction of a second ahead).
+RATE_HOLD_AFTER_LOSS_SECONDS = 1.0
 #: A tenant's or sender's own cap books the channel only when it is due within this long.
 NARROW_CAP_HOLD_MICROSECONDS = 20_000
 
@@ -111,8 +124,10 @@ class RateLimiter:
         backoff_factor: float = 0.5,
         backoff_floor: float = 0.05,
         backoff_seconds: float = 10.0,
+        hold_after_loss_seconds: float = 0.0,
     ) -> None:
         self.redis = redis
+        self.hold_after_loss_us = int(hold_after_loss_seconds * 1_000_000)
         self.keys = keys
         self.backoff_factor = backoff_factor
         self.backoff_floor = backoff_floor
@@ -140,12 +155,17 @@ class RateLimiter:
             return Reservation(True, 0.0)
         channel_key = self.keys.rate(channel, "channel")
         penalised = next((i for i, limit in enumerate(limits, 1) if limit.key == channel_key), 0)
-        keys = [self.keys.rate(channel, "penalty"), *(limit.key for limit in limits)]
+        keys = [
+            self.keys.rate(channel, "penalty"),
+            self.keys.rate(channel, "marker"),
+            *(limit.key for limit in limits),
+        ]
         args = [
             cost,
             int(longest_wait * 1_000_000),
             penalised,
             NARROW_CAP_HOLD_MICROSECONDS,
+            self.hold_after_loss_us,
             *(limit.per_second for limit in limits),
         ]
         reserved, _, waited = self._reserve(keys=keys, args=args).decode().partition(":")

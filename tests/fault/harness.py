@@ -8,6 +8,7 @@ time from the end of a fault until the carrier accepts the job's recipients agai
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -143,6 +144,21 @@ class Fault:
             os.kill(proc.pid, signum)
         proc.wait(timeout)
 
+    def busiest_worker_process(self) -> int:
+        """The pid of the worker process holding the most batches now (from the lease ids,
+        ``host:pid:token``, its claims are made under), waiting until one holds any."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with psycopg.connect(self.stack.settings.database_url) as conn:
+                row = conn.execute(
+                    "SELECT claimed_by FROM batches WHERE state = 'claimed' AND claimed_by IS NOT NULL"
+                    " GROUP BY claimed_by ORDER BY count(*) DESC LIMIT 1"
+                ).fetchone()
+            if row is not None:
+                return int(row[0].split(":")[1])
+            time.sleep(0.02)
+        raise AssertionError("no worker process held a batch within 30 s")
+
     def start_workers(self) -> None:
         self.stack.processes.start("worker", worker_argv(WORKER_PROCESSES, WORKER_THREADS))
 
@@ -158,6 +174,14 @@ class Fault:
             ).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def longest_stall(stack: Stack) -> float:
+    """The longest gap, in seconds, between two requests arriving at the carrier, from the first
+    arrival to the last (the stack's one job): how long sending stood still, as the carrier saw
+    it."""
+    times = [at for at, _ in stack.simulator.arrivals()]
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def wait_status(

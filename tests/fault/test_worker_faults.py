@@ -1,8 +1,10 @@
 """Workers that die: kill -9 mid-job (three times), a crash between the carrier's acceptance
-and the recording of the outcome, and SIGTERM during a deploy."""
+and the recording of the outcome, a worker process frozen for a minute (SIGSTOP), and SIGTERM
+during a deploy."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from tests.fault.harness import (
     TableRow,
     check,
     fault_stack,
+    longest_stall,
     phones,
     submit,
     verify,
@@ -91,6 +94,51 @@ def test_a_crash_after_the_carrier_accepted_is_recovered_by_asking_the_carrier(
     table_row.append(row)
     check(row)
     assert reconciled > 0, "no batch went through reconciliation: the fault struck nothing"
+
+
+#: A frozen worker's batches are taken over once its lease lapses (5 s) and the scheduler's next
+#: sweep comes (1 s); the margin is the machine's (two cores shared by the whole stack).
+FROZEN_STALL_LIMIT_SECONDS = 20.0
+
+
+def test_a_worker_frozen_for_a_minute_is_taken_over_and_sends_nothing_twice_when_it_wakes(
+    fault_settings: Settings, tmp_path: Path, table_row: list[TableRow]
+) -> None:
+    with fault_stack(fault_settings, tmp_path) as stack:
+        fault = Fault(stack)
+        client = stack.new_tenant("sigstop")
+        # Given a 20,000-recipient job at 30 %
+        job_id = submit(client, phones())
+        fault.wait_accepted(int(RECIPIENTS * 0.3))
+        # When the worker process holding the most batches is frozen (SIGSTOP) for a minute,
+        # its batches, its prefetched messages and a carrier call perhaps in flight with it
+        frozen = fault.busiest_worker_process()
+        os.kill(frozen, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        baseline = fault.accepted()
+        try:
+            # Then the other process takes its batches over and sends on, long before it wakes
+            recovered = fault.time_to_progress(stopped_at, baseline, timeout=55)
+            time.sleep(max(0.0, 60 - (time.monotonic() - stopped_at)))
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        # And when it wakes it sends nothing it no longer holds: every recipient once
+        wait_status(stack, client, job_id)
+        verdict = verify(stack, job_id)
+        stall = longest_stall(stack)
+        reconciled = fault.reconciled_batches(job_id)
+    row = TableRow(
+        "11 SIGSTOP a worker 60 s",
+        RECIPIENTS,
+        verdict.lost,
+        verdict.duplicated,
+        verdict.counters_equal,
+        recovered,
+    )
+    table_row.append(row)
+    check(row)
+    assert reconciled > 0, "no batch was taken over: the freeze struck nothing"
+    assert stall < FROZEN_STALL_LIMIT_SECONDS, f"sending stood still {stall:.1f} s"
 
 
 def test_sigterm_during_a_job_finishes_in_flight_batches_and_redelivers_the_rest(

@@ -73,3 +73,23 @@ def test_no_limits_means_no_wait(limiter: RateLimiter) -> None:
 @pytest.mark.parametrize(("per_second", "size"), [(300, 3), (5000, 50), (50, 1), (0, 1000), (10**6, 1000)])
 def test_chunks_are_a_hundredth_of_a_second(per_second: float, size: int) -> None:
     assert chunk_size(per_second, 0.01) == size
+
+
+def test_after_redis_lost_its_data_reservations_start_past_anything_booked_before(
+    settings: Settings,
+) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    keys = Keys(f"{settings.redis_prefix}:{uuid.uuid4().hex[:8]}")
+    limiter = RateLimiter(redis, keys, hold_after_loss_seconds=1.0)
+    cap = [limiter.channel_limit("sms", 100)]
+    try:
+        # Given a channel in use (its first reservation held, as after any loss)
+        assert limiter.reserve("sms", 10, cap).wait == pytest.approx(1.0, abs=0.05)
+        # When Redis loses its data (its keys gone: the bookings ahead and the marker)
+        redis.delete(*redis.keys(f"{keys.prefix}:*"))
+        # Then the next reservation starts past anything booked before, not now
+        assert limiter.reserve("sms", 10, cap).wait == pytest.approx(1.0, abs=0.05)
+        # And the one after it queues behind it at the cap
+        assert limiter.reserve("sms", 10, cap).wait == pytest.approx(1.1, abs=0.05)
+    finally:
+        redis.close()

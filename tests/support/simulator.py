@@ -58,6 +58,12 @@ class SimulatorHandle:
         response.raise_for_status()
         return [orjson.loads(line) for line in response.content.splitlines() if line]
 
+    def arrivals(self) -> list[tuple[float, int]]:
+        """(arrival time, recipients) of every accepted request, in arrival order."""
+        response = self._client.get("/_simulator/ledger/arrivals")
+        response.raise_for_status()
+        return [(float(at), int(n)) for at, n in response.json()]
+
     def summary(self) -> dict[str, Any]:
         response = self._client.get("/_simulator/ledger/summary")
         response.raise_for_status()
