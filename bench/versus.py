@@ -67,7 +67,9 @@ def main() -> int:
         baseline_tree = Path(tmp) / "tree"
         subprocess.run(
             ["git", "worktree", "add", "--detach", str(baseline_tree), args.baseline],
-            cwd=ROOT, check=True, capture_output=True,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
         )
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
         try:
@@ -81,8 +83,10 @@ def main() -> int:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(baseline_tree)], cwd=ROOT, check=False
             )
-    print(f"\n{'figure':<14}{'baseline ' + args.baseline + ' median (min-max)':>40}"
-          f"{'this tree median (min-max)':>34}{'ratio':>8}")
+    print(
+        f"\n{'figure':<14}{'baseline ' + args.baseline + ' median (min-max)':>40}"
+        f"{'this tree median (min-max)':>34}{'ratio':>8}"
+    )
     for name in ("durable /s", "finished /s", "naive /s", "x naive"):
         base, here = summary(runs["baseline"], name), summary(runs["this tree"], name)
         print(

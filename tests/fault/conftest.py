@@ -47,7 +47,7 @@ def fault_settings(servers: PrivateServers) -> Iterator[Settings]:
 
 @pytest.fixture
 def table_row() -> Iterator[list[TableRow]]:
-    """A scenario appends its row here; it is written to the fault table (``bench/faults.py``)."""
+    """A scenario appends its row here; it is written to the fault table (``bench/fault_suite.py``)."""
     rows: list[TableRow] = []
     yield rows
     for row in rows:

@@ -79,7 +79,7 @@ def fault_stack(settings: Settings, log_dir: Path) -> AbstractContextManager[Sta
 
 
 def write_row(row: TableRow) -> None:
-    """Append the row to the file ``BALSONG_FAULT_TABLE`` names (bench/faults.py reads it)."""
+    """Append the row to the file ``BALSONG_FAULT_TABLE`` names (bench/fault_suite.py reads it)."""
     path = os.environ.get("BALSONG_FAULT_TABLE")
     if path:
         with open(path, "ab") as out:
