@@ -49,6 +49,10 @@ RETRIES_SCHEDULED = Counter(
 BATCH_SLICES = Counter(
     "balsong_batch_slices_total", "Batch send slices run by workers, by how they ended", ["channel", "end"]
 )
+#: Batches taken over from a worker whose lease expired (it died or stopped renewing it mid-batch).
+LEASE_TAKEOVERS = Counter(
+    "balsong_lease_takeovers_total", "Batches taken over from a worker whose lease expired", ["channel"]
+)
 #: Carrier HTTP requests, timed from sending to the answer (or the transport error).
 CARRIER_REQUEST_SECONDS = Histogram(
     "balsong_carrier_request_duration_seconds",
