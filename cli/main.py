@@ -182,16 +182,20 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     prepare(settings, "scheduler")  # before anything imports prometheus_client
 
     from actors.broker import install_broker, queue_names_with_dramatiq_queues
+    from engine.redis_client import make_redis
     from engine.runtime import get_runtime
     from metrics.exposition import process_registry, serve
     from scheduler.duties import build_duties
     from scheduler.runner import Scheduler
-    from scheduler.system_metrics import SystemCollector, SystemSources
+    from scheduler.system_metrics import PROBE_TIMEOUT_SECONDS, SystemCollector, SystemSources
 
     rt = get_runtime()
     install_broker(rt.settings)
+    # The collector's own Redis client, quick to give up: a scrape reports Redis down rather
+    # than outlasting Prometheus's scrape timeout (the duties' client waits and retries).
+    probe_redis = make_redis(settings.redis_url, timeout_seconds=PROBE_TIMEOUT_SECONDS)
     sources = SystemSources(
-        settings, rt.pool, rt.redis, rt.keys, queue_names_with_dramatiq_queues(), lambda: rt.clock.now()
+        settings, rt.pool, probe_redis, rt.keys, queue_names_with_dramatiq_queues(), lambda: rt.clock.now()
     )
     serve(settings.metrics_host, settings.scheduler_metrics_port, process_registry(SystemCollector(sources)))
     stop = threading.Event()

@@ -23,6 +23,18 @@ class Gauge:
         return GaugeMetricFamily(self.name, self.help, labels=list(self.labels))
 
 
+#: The dependencies the scheduler probes at each scrape (``dependency`` label of `DEPENDENCY_UP`).
+DEPENDENCIES = ("postgresql", "redis", "rabbitmq")
+#: Why recipients of open jobs are not sent yet (``state`` label of `RECIPIENTS_QUEUED`): ready to
+#: send now, waiting in the retry ledger for a retry batch's due time, an advertising job's held
+#: over the 21:00-08:00 KST quiet hours, or their job paused. The states add up to every queued one.
+QUEUED_STATES = ("ready", "retry_ledger", "quiet_hours", "paused")
+
+DEPENDENCY_UP = Gauge(
+    "balsong_dependency_up",
+    "Whether the scheduler reached a dependency at this scrape (1) or not within its timeout (0)",
+    ("dependency",),
+)
 SOURCE_UP = Gauge(
     "balsong_system_source_up", "Whether the scheduler could read a source at this scrape", ("source",)
 )
@@ -38,9 +50,16 @@ FLUSHER_LAG = Gauge(
 )
 RESULT_STREAM_ENTRIES = Gauge("balsong_result_stream_entries", "Result batches waiting for the flusher")
 JOBS = Gauge("balsong_jobs", "Jobs by status", ("status",))
-RECIPIENTS_QUEUED = Gauge("balsong_recipients_queued", "Recipients of open jobs waiting to be sent")
+RECIPIENTS_QUEUED = Gauge(
+    "balsong_recipients_queued",
+    "Recipients of open jobs not sent yet, by what they wait for (ready, retry_ledger, quiet_hours, paused)",
+    ("state",),
+)
 RECIPIENTS_IN_FLIGHT = Gauge(
     "balsong_recipients_in_flight", "Recipients submitted to a carrier whose final result has not come"
+)
+BATCHES_HELD_BY_DEAD_LEASES = Gauge(
+    "balsong_batches_held_by_dead_leases", "Batches still claimed by a worker whose lease has expired"
 )
 RATE_LIMIT = Gauge(
     "balsong_rate_limit_per_second",

@@ -219,8 +219,9 @@ class Simulator:
         """Test route: when each accepted request arrived and how many recipients it carried,
         ``[[epoch seconds, recipients], ...]`` in arrival order (every channel): the gaps in it
         are the stalls a fault caused, as the carrier saw them."""
-        requests = [*self.store.accepted, *self.kakao.state.accepted]
-        return _json(sorted([r.accepted_at, len(r)] for r in requests))
+        arrivals = [[r.accepted_at, len(r)] for r in self.store.accepted]
+        arrivals += [[r.accepted_at, len(r)] for r in self.kakao.state.accepted]
+        return _json(sorted(arrivals))
 
     async def inject_results(self, request: Request) -> Response:
         """Test route: raw result rows (any JSON, malformed on purpose) for the next report poll

@@ -45,6 +45,8 @@ ALLOWED_LABELS = {
     "status",
     "kind",
     "source",
+    "dependency",
+    "state",
     "stage",
     "queue",
     "method",

@@ -119,6 +119,12 @@ def test_grafana_provisioning_points_at_the_dashboard_and_the_datasource_uid() -
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
+#: Every dependency reachable for the hour a scenario may run (the scheduler reports them; without
+#: them BalsongDependencyProbesMissing fires).
+DEPENDENCIES_UP = {
+    f'balsong_dependency_up{{dependency="{d}"}}': "1x60" for d in ("postgresql", "redis", "rabbitmq")
+}
+
 #: (name, input series (PromQL series -> promtool values, one sample a minute), evaluated at
 #: minute, the alerts expected to be firing then). A healthy system raises none.
 SCENARIOS: list[tuple[str, dict[str, str], int, set[str]]] = [
@@ -128,7 +134,7 @@ SCENARIOS: list[tuple[str, dict[str, str], int, set[str]]] = [
             'up{job="balsong-worker"}': "1x40",
             'balsong_queue_messages{queue="send.sms"}': "0x40",
             'balsong_queue_messages{queue="send.sms.XQ"}': "0x40",
-            "balsong_recipients_queued": "0x40",
+            'balsong_recipients_queued{state="ready"}': "0x40",
             "balsong_recipients_in_flight": "50x40",
             'balsong_batch_slices_total{channel="sms",end="finished"}': "0+10x40",
             'balsong_reports_received_total{carrier="nhn_sms",source="poll"}': "0+600x40",
@@ -152,7 +158,7 @@ SCENARIOS: list[tuple[str, dict[str, str], int, set[str]]] = [
     (
         "a campaign stalled",
         {
-            "balsong_recipients_queued": "5000x40",
+            'balsong_recipients_queued{state="ready"}': "5000x40",
             'balsong_batch_slices_total{channel="sms",end="finished"}': "100x40",
         },
         30,
@@ -213,7 +219,9 @@ def test_alerts_fire_when_their_condition_holds(
         "tests": [
             {
                 "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                "input_series": [
+                    {"series": s, "values": v} for s, v in {**DEPENDENCIES_UP, **series}.items()
+                ],
                 "promql_expr_test": [
                     {
                         "expr": 'count by (alertname) (ALERTS{alertstate="firing"})',
