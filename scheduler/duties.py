@@ -115,8 +115,10 @@ def outbox(rt: Runtime) -> None:
     publish_or_keep([*refills, *lost])
 
 
-#: A takeover published is not published again for this long (its message may be queued).
-TAKEOVER_REPEAT_SECONDS = 10
+#: A takeover published is not published again for this long (its message may be queued). Short:
+#: the message may sit in a frozen worker's prefetch, and a second one finds nothing to do once
+#: the first has taken the batch (its claim is then alive).
+TAKEOVER_REPEAT_SECONDS = 2
 #: While a holder is gone, batches published this long ago and still unclaimed are published
 #: again: a frozen process holds the messages it prefetched until RabbitMQ gives up on its
 #: connection (a minute or more). A duplicate message is harmless: only one claim wins.
