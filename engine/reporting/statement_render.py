@@ -24,6 +24,7 @@ RESULT_LABELS = {
     "failed": "실패",
     "expired": "만료",
     "fallback": "대체발송",
+    "unknown": "결과 미수신",
     "cancelled": "취소",
     "in_progress": "진행 중",
 }
