@@ -40,11 +40,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from psycopg import Connection
+from psycopg_pool import ConnectionPool
+from redis import Redis
 
 from carriers.base import Channel, Outcome, SubmitOutcome
 from carriers.errors import CarrierError
 from engine.config import Settings
 from engine.dispatch.references import make_reference
+from engine.keys import Keys
 from engine.lifecycle.completion import finish_completed_jobs
 from engine.lifecycle.pipeline_metrics import count_unknown
 from engine.lifecycle.reports import ingest_reports
@@ -200,7 +203,7 @@ def expire_reports(rt: Runtime, limit: int = PAGE) -> Pass:
         result.reported += len(finals)
         silent.extend(unreported)
     if silent:
-        changed = _mark_unknown(rt, silent, now)
+        changed = mark_unknown(rt.pool, rt.redis, rt.keys, rt.settings, silent, now)
         for channel, count in changed.items():
             count_unknown(channel, count)
         result.unknown = changed
@@ -251,16 +254,23 @@ def _ask_again(
     return finals, [r for r in recipients if r.reference not in final_references]
 
 
-def _mark_unknown(rt: Runtime, recipients: Sequence[Overdue], at: datetime) -> dict[str, int]:
+def mark_unknown(
+    pool: ConnectionPool,
+    redis: Redis,
+    keys: Keys,
+    settings: Settings,
+    recipients: Sequence[Overdue],
+    at: datetime,
+) -> dict[str, int]:
     """End ``recipients`` ``unknown`` (those still in flight in that attempt); the counts changed,
     by channel. The counters move after the commit, by the transition for the rows that moved."""
     by_job: dict[tuple[int, datetime], list[Overdue]] = defaultdict(list)
     for recipient in recipients:
         by_job[recipient.job_id, recipient.job_created_at].append(recipient)
-    texts = {channel: no_report_text(rt.settings, channel) for channel in _CHANNELS}
+    texts = {channel: no_report_text(settings, channel) for channel in _CHANNELS}
     moved: dict[int, int] = {}
     by_channel: dict[str, int] = defaultdict(int)
-    with rt.pool.connection() as conn, conn.transaction():
+    with pool.connection() as conn, conn.transaction():
         for (job_id, created_at), group in by_job.items():
             seqs = [r.seq for r in group]
             rows = conn.execute(
@@ -282,9 +292,9 @@ def _mark_unknown(rt: Runtime, recipients: Sequence[Overdue], at: datetime) -> d
                 moved[job_id] = len(rows)
             for _seq, channel in rows:
                 by_channel[channel or "sms"] += 1
-    pipe = rt.redis.pipeline(transaction=False)
+    pipe = redis.pipeline(transaction=False)
     for job_id, count in moved.items():
         for name, change in NO_REPORT.counters.items():
-            pipe.hincrby(rt.keys.job_counts(job_id), name, change * count)
+            pipe.hincrby(keys.job_counts(job_id), name, change * count)
     pipe.execute()
     return dict(by_channel)
