@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -35,7 +36,7 @@ SEED = 17
 
 @pytest.fixture(scope="module")
 def deadline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    overrides = {
+    overrides: dict[str, Any] = {
         "clock": "shared",
         "report_deadline_sms_seconds": DEADLINE_SECONDS,
         "report_deadline_poll_seconds": 1.0,
