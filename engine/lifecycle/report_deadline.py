@@ -137,7 +137,7 @@ class Pass:
     deferred: int = 0
     #: Jobs finished by the pass.
     jobs_finished: list[int] = field(default_factory=list)
-    #: The pass took a whole page: run it again at once.
+    #: Run the pass again at once (a whole page, every one ended here).
     more: bool = False
 
 
@@ -187,7 +187,7 @@ def expire_reports(rt: Runtime, limit: int = PAGE) -> Pass:
     with rt.pool.connection() as conn:
         overdue, next_after = find_overdue(conn, rt.settings, now, limit, after)
     rt.redis.set(cursor_key, next_after)
-    result = Pass(overdue=len(overdue), more=len(overdue) >= limit)
+    result = Pass(overdue=len(overdue))
     if not overdue:
         return result
     by_channel: dict[str, list[Overdue]] = defaultdict(list)
@@ -202,6 +202,10 @@ def expire_reports(rt: Runtime, limit: int = PAGE) -> Pass:
         finals, unreported = asked
         result.reported += len(finals)
         silent.extend(unreported)
+    # Run again at once only after a whole page all settled here: recipients whose results were
+    # just ingested stay in flight until the flusher applies them (asking again would be waste),
+    # and a carrier that could not be asked is not asked again before the next interval.
+    result.more = len(overdue) >= limit and not result.deferred and not result.reported
     if silent:
         changed = mark_unknown(rt.pool, rt.redis, rt.keys, rt.settings, silent, now)
         for channel, count in changed.items():
