@@ -46,6 +46,9 @@ class ChannelSettings:
     rate_limit_per_second: float
     #: Retries stop this long after the first attempt; the recipient is then expired.
     retry_deadline_seconds: float
+    #: A recipient accepted by the carrier and still without a final result this long after its
+    #: submission is asked about once more, then ends ``unknown`` (`engine.lifecycle.report_deadline`).
+    report_deadline_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,21 @@ class Settings:
     retry_deadline_sms_seconds: float = 48 * 3600.0
     retry_deadline_lms_seconds: float = 48 * 3600.0
     retry_deadline_kakao_seconds: float = 48 * 3600.0
+    #: Report deadlines: a recipient the carrier accepted but never reported on is asked about
+    #: once more this long after its submission, then ends ``unknown`` (reason ``no_report``).
+    #: At the providers' own windows, so that a result they may still give is not cut short.
+    #: SMS/LMS: 72 hours, the window NHN Cloud keeps a result pending. Its published guide
+    #: (TOAST-DOCS/SMS en/api-guide.md) states no number: a message stays "processing"
+    #: (msgStatus 2) until a result code comes, and its carriers end one that cannot be delivered
+    #: themselves ("2000 Delivery time exceeded", "1019 TTL exceeded": en/error-code.md).
+    #: KakaoTalk: 72 hours too, not two days: "3005 Message sent but not confirmed (success
+    #: uncertain, stored encrypted on server and can be received within 3 days)"
+    #: (TOAST-DOCS/Alimtalk en/error-code.md, Delivery Result Code).
+    report_deadline_sms_seconds: float = 72 * 3600.0
+    report_deadline_lms_seconds: float = 72 * 3600.0
+    report_deadline_kakao_seconds: float = 72 * 3600.0
+    #: How often the scheduler looks for recipients past their report deadline.
+    report_deadline_poll_seconds: float = 60.0
     #: Unit prices in points, for tenants without their own (``balsong tenant price``).
     price_sms: float = 9.0
     price_lms: float = 30.0
@@ -283,11 +301,23 @@ class Settings:
     def channel(self, channel: str) -> ChannelSettings:
         """The settings of ``channel`` (``sms``, ``lms`` or ``kakao``)."""
         if channel == "sms":
-            return ChannelSettings(self.rate_limit_sms_per_second, self.retry_deadline_sms_seconds)
+            return ChannelSettings(
+                self.rate_limit_sms_per_second,
+                self.retry_deadline_sms_seconds,
+                self.report_deadline_sms_seconds,
+            )
         if channel == "lms":
-            return ChannelSettings(self.rate_limit_lms_per_second, self.retry_deadline_lms_seconds)
+            return ChannelSettings(
+                self.rate_limit_lms_per_second,
+                self.retry_deadline_lms_seconds,
+                self.report_deadline_lms_seconds,
+            )
         if channel == "kakao":
-            return ChannelSettings(self.rate_limit_kakao_per_second, self.retry_deadline_kakao_seconds)
+            return ChannelSettings(
+                self.rate_limit_kakao_per_second,
+                self.retry_deadline_kakao_seconds,
+                self.report_deadline_kakao_seconds,
+            )
         raise ValueError(f"no carrier channel {channel!r}")
 
     def default_prices(self) -> dict[str, float]:

@@ -26,7 +26,8 @@ SLOW_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 # -- recipients -----------------------------------------------------------------------------------
 
 #: Recipients by outcome: submitted (accepted by the carrier, in flight), delivered, failed,
-#: expired (retries past the deadline), fallback (a Kakao failure handed to SMS/LMS).
+#: expired (retries past the deadline), fallback (a Kakao failure handed to SMS/LMS), unknown
+#: (no result by the channel's report deadline).
 RECIPIENTS = Counter(
     "balsong_recipients_total",
     "Recipients by channel, carrier and outcome",

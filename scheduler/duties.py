@@ -1,4 +1,5 @@
-"""The scheduler's duties: flush results, the outbox, reconciliation, report polling, upkeep."""
+"""The scheduler's duties: flush results, the outbox, reconciliation, report polling, the report
+deadline, upkeep."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from engine.intake.reservations import start_due_reservations
 from engine.lifecycle import counters, dead_entries
 from engine.lifecycle.completion import finish_completed_jobs
 from engine.lifecycle.flusher import Flusher
+from engine.lifecycle.report_deadline import expire_reports
 from engine.lifecycle.reports import ingest_reports
 from engine.lifecycle.results import unflushed_age
 from engine.lifecycle.retries import release_due
@@ -73,6 +75,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
             ),
         ),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
+        Duty("report_deadline", settings.report_deadline_poll_seconds, lambda: expire_reports(rt).more),
         Duty("settle_jobs", 30.0, lambda: settle_finished_jobs(rt)),
         Duty("partitions", 3600.0, lambda: ensure_partitions(rt)),
         Duty("retry_pump", 1.0, lambda: pump_retries(rt)),

@@ -40,7 +40,7 @@ def progress_percent(counts: dict[str, int]) -> int:
     if total <= 0:
         return 0
     done = counts.get("delivered", 0) + counts.get("failed", 0) + counts.get("expired", 0)
-    done += counts.get("cancelled", 0)
+    done += counts.get("cancelled", 0) + counts.get("unknown", 0)
     if done >= total:
         return 100
     return min(99, done * 100 // total)

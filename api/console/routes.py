@@ -300,6 +300,8 @@ def job_progress(job_id: int, session: ProgressSession) -> JSONResponse:
                 "in_flight": counts["in_flight"],
                 "queued": counts["queued"],
                 "fallbacks": counts["fallbacks"],
+                "cancelled": counts["cancelled"],
+                "unknown": counts["unknown"],
             },
         }
     )

@@ -16,6 +16,11 @@ from typing import Any
 FINAL = "final"
 #: Salt of the submit-time refusal draw (``reject_mix``); the attempt number is appended.
 REJECT = "reject"
+#: Salt of the never-reported draw (``no_report_rate``).
+NO_REPORT = "no_report"
+#: The final code of a message whose result never comes: it stays "processing" (SMS/LMS
+#: ``msgStatus`` 2, AlimTalk without a result code) in every answer, for ever.
+NEVER = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,10 @@ class Behaviour:
     #: Added to the real time to make the AlimTalk simulator's clock for results and idempotency
     #: keys, in seconds: moving it forward lets simulated days pass at once.
     clock_offset_seconds: float = 0.0
+    #: Fraction of accepted recipients (SMS, LMS and AlimTalk) whose result never comes: the
+    #: provider goes on listing them as accepted and in progress, and no report ever names them
+    #: (a carrier that lost the handset's receipt). Drawn per reference, like the final result.
+    no_report_rate: float = 0.0
 
     def updated(self, changes: Mapping[str, Any]) -> Behaviour:
         """A copy with ``changes`` applied; raises ``ValueError`` on an unknown or bad knob."""
@@ -100,6 +109,12 @@ def fraction(seed: int, salt: str, reference: str) -> float:
     """A stable number in [0, 1) for (seed, salt, reference)."""
     digest = hashlib.blake2b(f"{seed}:{salt}:{reference}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
+
+
+def never_reported(behaviour: Behaviour, reference: str) -> bool:
+    """True for a recipient whose result ``behaviour`` says never comes (``no_report_rate``)."""
+    rate = behaviour.no_report_rate
+    return rate > 0 and fraction(behaviour.seed, NO_REPORT, reference) < rate
 
 
 def draw(seed: int, salt: str, reference: str, mix: Mapping[str, float]) -> str | None:

@@ -26,7 +26,7 @@ from carriers.nhn_alimtalk_codes import (
     TEMPLATE_PARAMETER_MISMATCH,
     api_message,
 )
-from carriers.simulator.behaviour import FINAL, Behaviour, draw
+from carriers.simulator.behaviour import FINAL, NEVER, Behaviour, draw, never_reported
 from carriers.simulator.kakao_state import VARIABLE, KakaoRequest, KakaoState, KakaoTemplate
 from carriers.simulator.sending import ProviderError
 from carriers.simulator.state import Store
@@ -117,7 +117,11 @@ def send(
             request.numbers.append(number)
             request.seqs.append(seq)
             request.params.append(params)
-            request.finals.append(draw(seed, FINAL, reference or "", mix) or DELIVERED)
+            request.finals.append(
+                NEVER
+                if never_reported(behaviour, reference or "")
+                else draw(seed, FINAL, reference or "", mix) or DELIVERED
+            )
         if code:
             rejected += 1
         results.append(

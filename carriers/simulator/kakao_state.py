@@ -19,6 +19,7 @@ from typing import Any
 
 from carriers.nhn_alimtalk_codes import DELIVERED, TEMPLATE_APPROVED
 from carriers.nhn_time import KST
+from carriers.simulator.behaviour import NEVER
 
 #: ``#{name}`` replacement variables.
 VARIABLE = re.compile(r"#\{([^}]+)\}")
@@ -104,7 +105,7 @@ class KakaoMessage:
         return VARIABLE.sub(lambda m: str(params.get(m.group(1), m.group(0))), self.request.content)
 
     def is_final(self, kakao_now: float) -> bool:
-        return kakao_now >= self.request.result_at
+        return kakao_now >= self.request.result_at and self.request.finals[self.index] != NEVER
 
     def ledger_row(self, kakao_now: float, submissions: int) -> dict[str, Any]:
         """The same fields as an SMS ledger row (``send_no`` holds the sender key)."""

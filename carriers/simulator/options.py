@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kakao-failure-mix", type=json.loads, default=None, help='JSON, e.g. {"3019": 0.05, "3020": 0.01}'
     )
     parser.add_argument("--clock-offset-seconds", type=float, default=0.0, help="AlimTalk clock ahead by")
+    parser.add_argument(
+        "--no-report-rate", type=float, default=0.0, help="fraction of accepted recipients never reported"
+    )
 
 
 def behaviour_from(args: argparse.Namespace) -> Behaviour:
@@ -55,5 +58,6 @@ def behaviour_from(args: argparse.Namespace) -> Behaviour:
             "kakao_failure_mix": args.kakao_failure_mix or {},
             "kakao_result_delay_ms": args.kakao_result_delay_ms,
             "clock_offset_seconds": args.clock_offset_seconds,
+            "no_report_rate": args.no_report_rate,
         }
     )

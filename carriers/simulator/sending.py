@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from carriers.nhn_sms_codes import api_message
-from carriers.simulator.behaviour import FINAL, REJECT, Behaviour, draw
+from carriers.simulator.behaviour import FINAL, NEVER, REJECT, Behaviour, draw, never_reported
 from carriers.simulator.state import DELIVERED, SendRequest, Store, Template
 
 #: Longest texts the provider saves, in characters (api-guide "Caution" table).
@@ -68,7 +68,7 @@ def send(store: Store, behaviour: Behaviour, channel: str, payload: Any, now: fl
     reject_mix, failure_mix, seed = behaviour.reject_mix, behaviour.failure_mix, behaviour.seed
     references, numbers, seqs, params = request.references, request.numbers, request.seqs, request.params
     first_place = store.open_slot(request)
-    finals: list[str] | None = [] if failure_mix else None
+    finals: list[str] | None = [] if failure_mix or behaviour.no_report_rate else None
     request.finals = finals
     results: list[dict[str, Any]] = []
     append = results.append
@@ -102,7 +102,11 @@ def send(store: Store, behaviour: Behaviour, channel: str, payload: Any, now: fl
                 seqs.append(seq)
                 params.append(recipient.get("templateParameter"))
                 if finals is not None:
-                    finals.append(draw(seed, FINAL, reference or "", failure_mix) or DELIVERED)
+                    finals.append(
+                        NEVER
+                        if never_reported(behaviour, reference or "")
+                        else draw(seed, FINAL, reference or "", failure_mix) or DELIVERED
+                    )
         # The parsed entry becomes the answer's entry: cheaper than building a new dict.
         if "templateParameter" in recipient:
             del recipient["templateParameter"]

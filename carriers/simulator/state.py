@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from carriers.nhn_time import KST
+from carriers.simulator.behaviour import NEVER
 
 #: The provider's clock: Korea Standard Time.
 
@@ -91,7 +92,8 @@ class Message:
         return body
 
     def is_final(self, now: float) -> bool:
-        return now >= self.request.result_at
+        finals = self.request.finals
+        return now >= self.request.result_at and (finals is None or finals[self.index] != NEVER)
 
     def ledger_row(self, now: float, submissions: int) -> dict[str, Any]:
         final = self.is_final(now)

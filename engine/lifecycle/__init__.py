@@ -6,7 +6,9 @@ account of it.
   counter changes), which the recorder, the flusher and `counters.recount` all use;
 - `batches`: a claimed batch's course after each slice (retry batches, expiry, hand-back, drop,
   the job's next batches), returning what to publish rather than publishing it;
-- `reports`: the one way in for carrier reports, webhook or poll;
+- `reports`: the one way in for carrier reports, webhook, poll or lookup;
+- `report_deadline`: a recipient in flight past its channel's report deadline, asked about once
+  more, then ended ``unknown``;
 - `results` (the recorder), `flusher` (and its door: `flush_admission`, `entry_checks`,
   `report_matching`, `dead_entries`), `counters`, `retries`, `fallback`, `completion`,
   `settlement`, `pausing`, `pipeline_metrics`.

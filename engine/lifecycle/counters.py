@@ -9,6 +9,8 @@ Fields of the ``{job:ID}:counts`` hash:
 - ``delivered`` / ``failed``: final results (``failed`` includes recipients refused at intake);
 - ``expired``: final, retried until the channel's deadline without success;
 - ``cancelled``: final, never submitted: the job was cancelled (or its reservation missed);
+- ``unknown``: final, accepted by a carrier but no result came by the channel's report deadline
+  (reason ``no_report``; not a failure, and not refunded);
 - ``fallbacks``: KakaoTalk recipients handed to SMS/LMS (their fallback message is then counted
   in the fields above, in their place: fallbacks never add to ``total``);
 - ``reason:<code>``: failed recipients by reason code, ``text:<code>``: a reason text for it.
@@ -36,6 +38,7 @@ COUNT_FIELDS = (
     "expired",
     "cancelled",
     "fallbacks",
+    "unknown",
 )
 
 # Writes the counters only if the hash does not exist yet (a recount or an earlier plan won).
@@ -57,6 +60,7 @@ class JobCounts:
     expired: int = 0
     cancelled: int = 0
     fallbacks: int = 0
+    unknown: int = 0
     #: Failed (and expired) recipients by reason code.
     reasons: dict[str, int] = field(default_factory=dict)
     #: A human text for each reason code.

@@ -32,7 +32,7 @@ from metrics import DEAD_ENTRIES
 log = logging.getLogger(__name__)
 
 #: The stages that apply batches of entries.
-Stage = Literal["flusher", "webhook", "poll", "reconcile"]
+Stage = Literal["flusher", "webhook", "poll", "reconcile", "lookup"]
 #: Longest raw entry kept, in characters (a stream entry holds up to 1000 outcomes).
 MAX_ENTRY_CHARS: Final = 100_000
 #: Longest error text kept.

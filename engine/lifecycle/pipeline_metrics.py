@@ -29,6 +29,7 @@ from metrics.labels import OTHER, carrier_of
 OWN_REASONS: Final[frozenset[str]] = frozenset(
     {
         "expired",
+        "no_report",
         "opted_out",
         "cancelled",
         "reservation_missed",
@@ -120,6 +121,12 @@ def count_submission(
 def count_expired(channel: str, count: int) -> None:
     if count:
         RECIPIENTS.labels(channel, carrier_of(channel), "expired").inc(count)
+
+
+def count_unknown(channel: str, count: int) -> None:
+    """Recipients ended ``unknown``: no result by their channel's report deadline."""
+    if count:
+        RECIPIENTS.labels(channel, carrier_of(channel), "unknown").inc(count)
 
 
 def count_report_results(changes: Sequence[ReportResult]) -> None:

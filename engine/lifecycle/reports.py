@@ -1,4 +1,5 @@
-"""Carrier reports, however they came (a webhook call or a poll of the result API): one way in.
+"""Carrier reports, however they came (a webhook call, a poll of the result API, or a lookup by
+reference at the report deadline): one way in.
 
 Each report is checked on its own (`engine.lifecycle.entry_checks`): a malformed one is set aside
 (`engine.lifecycle.dead_entries`), one naming no recipient of ours or a recipient another carrier sent is
@@ -31,7 +32,9 @@ from metrics import REPORTS_RECEIVED, REPORTS_UNMATCHED
 
 log = logging.getLogger(__name__)
 
-Source = Literal["webhook", "poll"]
+#: How reports came: a webhook call, a poll of the result API, or a lookup by reference of
+#: recipients past their report deadline (`engine.lifecycle.report_deadline`).
+Source = Literal["webhook", "poll", "lookup"]
 
 
 @dataclass(slots=True)

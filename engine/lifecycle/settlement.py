@@ -6,9 +6,11 @@ settlement run twice — by the finishing flusher and by the sweep, or by two re
 
 What is charged, at the prices reserved at intake (``jobs.prices``): each delivered message at
 its channel's price, and a KakaoTalk recipient's delivered fallback at the fallback price of its
-channel. Everything else reserved is refunded: failed, expired and cancelled recipients, Kakao
-recipients whose fallback went instead, and the difference between a Kakao reservation and a
-cheaper outcome.
+channel. Each ``unknown`` message (accepted, but no result by its report deadline) is charged
+too, as the provider does: NHN Cloud charges a message when it accepts it, whatever its carrier
+reports later or never, and the message may well have arrived. Everything else reserved is
+refunded: failed, expired and cancelled recipients, Kakao recipients whose fallback went
+instead, and the difference between a Kakao reservation and a cheaper outcome.
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ from metrics import JOBS_SETTLED, SETTLEMENT_REFUNDS
 
 log = logging.getLogger(__name__)
 
-_DELIVERED_BY_CHANNEL = """
+# Charged messages: delivered, and unknown (the provider charged them on acceptance; see above).
+_CHARGED_BY_CHANNEL = """
     SELECT channel, fallback_of IS NOT NULL, count(*) FROM recipients
-    WHERE job_id = %s AND job_created_at = %s AND status = 'delivered'
+    WHERE job_id = %s AND job_created_at = %s AND status IN ('delivered', 'unknown')
     GROUP BY 1, 2
 """
 
 
 def settle_job(conn: Connection, job_id: int) -> Decimal | None:
-    """Refund the finished job's undelivered messages; the amount refunded, or None if the job is
-    not finished, already settled, or was never charged (jobs from before balances existed)."""
+    """Refund the finished job's messages neither delivered nor unknown; the amount refunded, or
+    None if the job is not finished, already settled, or was never charged (jobs from before
+    balances existed)."""
     with conn.transaction():
         return settle_locked(conn, job_id)
 
@@ -56,7 +60,7 @@ def settle_locked(conn: Connection, job_id: int) -> Decimal | None:
         return None
     prices = billing.Prices.from_json(stored_prices)
     cost = billing.ZERO
-    for channel, is_fallback, count in conn.execute(_DELIVERED_BY_CHANNEL, (job_id, created_at)):
+    for channel, is_fallback, count in conn.execute(_CHARGED_BY_CHANNEL, (job_id, created_at)):
         cost += count * prices.of(f"fallback_{channel}" if is_fallback else channel)
     refund = max(charged - cost, billing.ZERO).quantize(billing.ZERO)
     billing.append(conn, tenant_id, "refund", refund, job_id=job_id, memo="undelivered messages")

@@ -7,6 +7,7 @@ values need no conversion.
 A recipient moves only forward::
 
     queued -> submitted -> delivered | failed | expired
+    submitted -> unknown                 (no final result by its channel's report deadline)
     queued -> cancelled                  (its job was cancelled, or its reservation missed)
     submitted -> fallback                (a KakaoTalk message failed; an SMS/LMS row goes on)
 
@@ -38,6 +39,10 @@ class RecipientStatus(StrEnum):
     FALLBACK = "fallback"
     #: Never submitted: its job was cancelled, or its reservation missed.
     CANCELLED = "cancelled"
+    #: Accepted by the carrier, but no final result came by the channel's report deadline, nor
+    #: when the carrier was asked once more (`engine.lifecycle.report_deadline`): reason
+    #: ``no_report``. The carrier charged it on acceptance, so it is not refunded.
+    UNKNOWN = "unknown"
 
 
 class JobStatus(StrEnum):
@@ -62,9 +67,18 @@ class JobStatus(StrEnum):
 
 #: Recipient statuses after which nothing about the recipient changes any more.
 FINAL_RECIPIENT_STATUSES = frozenset(
-    {RecipientStatus.DELIVERED, RecipientStatus.FAILED, RecipientStatus.EXPIRED, RecipientStatus.CANCELLED}
+    {
+        RecipientStatus.DELIVERED,
+        RecipientStatus.FAILED,
+        RecipientStatus.EXPIRED,
+        RecipientStatus.CANCELLED,
+        RecipientStatus.UNKNOWN,
+    }
 )
 #: Recipient statuses that count as a failure of the job (and are refunded at settlement).
+#: Not ``unknown``: nobody knows it failed (the message may well have arrived), the carrier
+#: charged it, and resending it could deliver it twice; a job whose only shortfall is unknown
+#: results is ``completed``.
 FAILED_RECIPIENT_STATUSES = frozenset({RecipientStatus.FAILED, RecipientStatus.EXPIRED})
 
 #: Job statuses after which nothing of the job is sent any more.
@@ -86,6 +100,7 @@ RECIPIENT_STATUS_LABELS: dict[str, str] = {
     RecipientStatus.EXPIRED: "만료",
     RecipientStatus.FALLBACK: "대체 발송",
     RecipientStatus.CANCELLED: "취소",
+    RecipientStatus.UNKNOWN: "결과 미수신",
 }
 #: Korean labels of job statuses.
 JOB_STATUS_LABELS: dict[str, str] = {

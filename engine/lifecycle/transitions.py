@@ -42,6 +42,9 @@ class Event(StrEnum):
     RETRY = "retry"
     #: Its job was cancelled (or its reservation missed) before it was submitted.
     CANCEL = "cancel"
+    #: Its channel's report deadline passed since its submission, and the carrier, asked once
+    #: more, had no final result either (`engine.lifecycle.report_deadline`).
+    NO_REPORT = "no_report"
 
 
 class FollowUp(StrEnum):
@@ -67,8 +70,10 @@ COUNTER_OF_STATUS: Mapping[Status, str] = {
     Status.EXPIRED: "expired",
     Status.CANCELLED: "cancelled",
     Status.FALLBACK: "fallbacks",
+    Status.UNKNOWN: "unknown",
 }
-#: Statuses whose recipients count under their reason code (``reason:<code>``).
+#: Statuses whose recipients count under their reason code (``reason:<code>``): the failures'
+#: breakdown. ``unknown`` is no failure; its one reason (``no_report``) is its own counter.
 STATUSES_WITH_REASON = frozenset({Status.FAILED, Status.EXPIRED})
 
 
@@ -138,6 +143,7 @@ TABLE: Mapping[Status, Mapping[Event, tuple[Status, FollowUp]]] = {
         Event.DELIVERED: (Status.DELIVERED, FollowUp.NONE),
         Event.FAILED: (Status.FAILED, FollowUp.NONE),
         Event.RETRY: (Status.QUEUED, FollowUp.RETRY_BATCH),
+        Event.NO_REPORT: (Status.UNKNOWN, FollowUp.NONE),
     },
 }
 

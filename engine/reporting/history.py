@@ -204,6 +204,7 @@ def _job_summary(row: tuple[Any, ...], counts: counters.JobCounts) -> dict[str, 
             "failed": counts.failed,
             "expired": counts.expired,
             "cancelled": counts.cancelled,
+            "unknown": counts.unknown,
             "fallbacks": counts.fallbacks,
         },
     }

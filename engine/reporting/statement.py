@@ -33,6 +33,7 @@ RESULTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("failed", ("failed",)),
     ("expired", ("expired",)),
     ("fallback", ("fallback",)),
+    ("unknown", ("unknown",)),
     ("cancelled", ("cancelled",)),
     ("in_progress", ("queued", "submitted")),
 )
@@ -52,6 +53,8 @@ class ChannelCounts:
     failed: int = 0
     expired: int = 0
     fallback: int = 0
+    #: Accepted, but no result by the report deadline (charged, as the provider charges it).
+    unknown: int = 0
     cancelled: int = 0
     in_progress: int = 0
 

@@ -24,6 +24,7 @@ RESULT_LABELS = {
     "failed": "실패",
     "expired": "만료",
     "fallback": "대체발송",
+    "unknown": "결과 미수신",
     "cancelled": "취소",
     "in_progress": "진행 중",
 }
@@ -80,7 +81,9 @@ def render_html(statement: Statement) -> str:
         _channel_table(statement),
         '<p class="note">메시지 단위로 집계합니다. 알림톡이 실패해 SMS/LMS로 대체발송된 수신자는 '
         "알림톡 '대체발송' 1건과 SMS/LMS 1건으로 나뉘어 집계됩니다. "
-        "접수 거부는 접수 단계에서 거부되어 발송되지 않은 수신자입니다.</p>",
+        "접수 거부는 접수 단계에서 거부되어 발송되지 않은 수신자입니다. "
+        "결과 미수신은 통신사가 접수했으나 기한 안에 결과를 알려 오지 않은 메시지로, "
+        "통신사가 접수 시 과금하므로 환불되지 않습니다.</p>",
         "<h2>실패 사유</h2>",
         _reason_table(statement),
     ]

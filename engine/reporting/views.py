@@ -17,8 +17,10 @@ from engine.errors import NotFound, ValidationError
 from engine.intake.phone import InvalidPhone, mask_phone, normalize_recipient
 from engine.keys import Keys
 from engine.lifecycle import counters
+from engine.lifecycle.statuses import RecipientStatus
 
-RECIPIENT_STATUSES = ("queued", "submitted", "delivered", "failed", "expired", "fallback", "cancelled")
+#: The statuses a recipient listing may be filtered by: every one (defined once, in statuses).
+RECIPIENT_STATUSES = tuple(status.value for status in RecipientStatus)
 RECIPIENT_CHANNELS = ("sms", "lms", "kakao")
 MAX_PAGE = 1000
 
@@ -102,6 +104,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
             "failed": live.failed,
             "expired": live.expired,
             "cancelled": live.cancelled,
+            # Accepted, but no result by the report deadline (reason no_report); charged.
+            "unknown": live.unknown,
             "fallbacks": live.fallbacks,
             "in_flight": live.in_flight,
             "by_channel": {

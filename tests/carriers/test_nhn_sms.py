@@ -11,7 +11,8 @@ import pytest
 from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
 from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from carriers.nhn_sms import NhnSmsCarrier
-from carriers.simulator.behaviour import FINAL, REJECT, draw
+from carriers.simulator.behaviour import FINAL, REJECT, draw, fraction
+from carriers.simulator.behaviour import NO_REPORT as NO_REPORT_SALT
 from tests.carriers.contract import CarrierContract, by_reference, eventually, phone, references, sms_batch
 from tests.support.simulator import SimulatorHandle, free_port, running_simulator
 
@@ -257,6 +258,31 @@ def test_reports_carry_result_codes_and_times(sim: SimulatorHandle, carrier: Nhn
     for reference, outcome in reported.items():
         assert outcome.result_at is not None
         assert outcome.result_at.timestamp() >= accepted_at[reference] + RESULT_DELAY_MS / 1000 - 0.01
+
+
+def test_recipients_never_reported_stay_accepted_in_lookups_and_absent_from_reports(
+    sim: SimulatorHandle, carrier: NhnSmsCarrier
+) -> None:
+    """Given a carrier told never to report about 40 % of recipients, when the others' results
+    are in, then reports name only the others, and a lookup still says the silent ones are
+    accepted (in progress), as the provider's list API shows a message without a result."""
+    sim.configure(no_report_rate=0.4, seed=5)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    refs = references(100)
+    carrier.submit(sms_batch(refs))
+    silent = {r for r in refs if fraction(5, NO_REPORT_SALT, r) < 0.4}
+    assert 20 <= len(silent) <= 60
+
+    def complete() -> list[SubmitOutcome] | None:
+        mine = [o for o in carrier.reports(Channel.SMS, since, datetime.now(UTC)) if o.reference in set(refs)]
+        return mine if len(mine) == len(refs) - len(silent) else None
+
+    reported = by_reference(eventually(complete, 5.0))
+    assert set(reported) == set(refs) - silent
+    assert all(o.outcome is Outcome.DELIVERED for o in reported.values())
+    looked_up = by_reference(carrier.lookup(Channel.SMS, sorted(silent), since))
+    assert set(looked_up) == silent
+    assert {o.outcome for o in looked_up.values()} == {Outcome.ACCEPTED}
 
 
 def test_a_wrong_secret_key_is_rejected(sim: SimulatorHandle) -> None:

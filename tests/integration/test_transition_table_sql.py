@@ -1,6 +1,7 @@
 """The flusher applies delivery reports in SQL, many rows at a time; what that SQL does to a row
 is the transition table's word (`engine.lifecycle.transitions.decide`), for every status a row
-can be in, every report, with and without a fallback, before and after the retry deadline."""
+can be in, every report, with and without a fallback, before and after the retry deadline; and so
+is what the report deadline's SQL does to a row left without a report."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from engine.clock import SystemClock
 from engine.config import Settings
 from engine.keys import Keys
 from engine.lifecycle.flusher import Flusher
+from engine.lifecycle.report_deadline import NO_REPORT_REASON, Overdue, mark_unknown
 from engine.lifecycle.results import RecipientOutcome, ResultRecorder
 from engine.lifecycle.statuses import RecipientStatus as Status
 from engine.lifecycle.transitions import Event, Standing, decide
@@ -90,3 +92,50 @@ def test_the_flusher_moves_a_reported_row_exactly_as_the_transition_table_says(s
             checked += 1
     redis.close()
     assert checked >= 70
+
+
+def test_the_report_deadline_moves_a_row_exactly_as_the_transition_table_says(settings: Settings) -> None:
+    # Given one KakaoTalk recipient, in each status a row can be in, submitted or not
+    keys = Keys(f"deadline-{uuid.uuid4().hex[:8]}")
+    redis = make_redis(settings.redis_url)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        job_id = seed_job(conn, create_tenant(conn, f"deadline-{uuid.uuid4().hex[:6]}"))
+        created = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]  # type: ignore[index]
+    submitted_at = datetime.now(UTC) - timedelta(days=4)
+    checked = 0
+    with ConnectionPool(settings.database_url, min_size=1, max_size=2) as pool:
+        for status, submitted in itertools.product(Status, (False, True)):
+            if submitted and status in (Status.QUEUED, Status.CANCELLED):
+                continue  # a row the carrier never took has no submission
+            with psycopg.connect(settings.database_url, autocommit=True) as conn:
+                conn.execute(
+                    """
+                    UPDATE recipients SET status = %s, channel = 'kakao', attempt = 0,
+                        submitted_at = CASE WHEN %s THEN %s::timestamptz END, completed_at = NULL,
+                        reason_code = NULL, reason_text = NULL
+                    WHERE job_id = %s AND job_created_at = %s AND seq = 0
+                    """,
+                    (status, submitted, submitted_at, job_id, created),
+                )
+            redis.delete(keys.job_counts(job_id))
+            # When the report deadline passes for it (the carrier, asked again, had no result)
+            overdue = Overdue(job_id, created, 0, "kakao", 0, submitted_at)
+            changed = mark_unknown(pool, redis, keys, settings, [overdue], datetime.now(UTC))
+            with psycopg.connect(settings.database_url) as conn:
+                row = conn.execute(
+                    "SELECT status, reason_code, submitted_at IS NOT NULL FROM recipients"
+                    " WHERE job_id = %s AND job_created_at = %s AND seq = 0",
+                    (job_id, created),
+                ).fetchone()
+            # Then the row is where the table takes it, and the counters moved by its transition
+            step = decide(Standing(status, submitted), Event.NO_REPORT)
+            counts = {k.decode(): int(v) for k, v in redis.hgetall(keys.job_counts(job_id)).items()}  # type: ignore[union-attr]
+            if step is None:
+                assert row == (status, None, submitted), (status, submitted)
+                assert changed == {} and counts == {}
+            else:
+                assert row == (step.after.status, NO_REPORT_REASON, step.after.submitted)
+                assert changed == {"kakao": 1} and counts == dict(step.counters)
+            checked += 1
+    redis.close()
+    assert checked >= 12

@@ -124,3 +124,19 @@ def test_a_retry_report_past_the_deadline_expires_the_recipient() -> None:
     assert too_late is not None and too_late.after.status is Status.EXPIRED
     assert too_late.follow_up is FollowUp.EXPIRY
     assert report_delta(Status.EXPIRED) == too_late.counters
+
+
+def test_no_report_by_the_deadline_ends_a_recipient_in_flight_unknown() -> None:
+    # Given a recipient in flight, and one in each other status
+    in_flight = Standing(Status.SUBMITTED, submitted=True)
+    # When its report deadline passes with no final result
+    step = decide(in_flight, Event.NO_REPORT)
+    # Then it ends unknown: no longer in flight, still sent (the carrier took it), no failure
+    assert step is not None and step.after == Standing(Status.UNKNOWN, submitted=True)
+    assert step.follow_up is FollowUp.NONE
+    assert step.counters == {"in_flight": -1, "unknown": 1} and step.reason_moves() == 0
+    assert Status.UNKNOWN in FINAL
+    # and for a recipient not in flight (queued, or already final) the deadline changes nothing
+    for status in Status:
+        if status is not Status.SUBMITTED:
+            assert decide(Standing(status, status is not Status.QUEUED), Event.NO_REPORT) is None
