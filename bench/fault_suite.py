@@ -1,5 +1,6 @@
 """Run every fault scenario (tests/fault, marker ``fault``) and print one table: scenario,
-recipients, lost, duplicated carrier submissions, counters = durable rows, time to recover.
+recipients, lost, duplicated carrier submissions, counters = durable rows, time to recover, and
+the longest stall at the carrier (where the scenario measures it).
 
     .venv/bin/python bench/fault_suite.py [pytest arguments, e.g. -k redis]
 
@@ -41,13 +42,17 @@ def main(argv: list[str]) -> int:
         result = subprocess.run(command, cwd=ROOT, env=env, check=False)
         rows = [orjson.loads(line) for line in table.read_bytes().splitlines()] if table.exists() else []
     print()
-    header = ("scenario", "recipients", "lost", "duplicated", "counters = rows", "recover (s)")
-    print(f"{header[0]:<40} {header[1]:>10} {header[2]:>5} {header[3]:>10} {header[4]:>15} {header[5]:>11}")
+    header = ("scenario", "recipients", "lost", "duplicated", "counters = rows", "recover (s)", "stall (s)")
+    print(
+        f"{header[0]:<40} {header[1]:>10} {header[2]:>5} {header[3]:>10} {header[4]:>15} {header[5]:>11}"
+        f" {header[6]:>9}"
+    )
     for row in rows:
         recover = "-" if row["recover_seconds"] is None else f"{row['recover_seconds']:.1f}"
+        stall = "-" if row.get("stall_seconds") is None else f"{row['stall_seconds']:.1f}"
         print(
             f"{row['scenario']:<40} {row['recipients']:>10,} {row['lost']:>5} {row['duplicated']:>10}"
-            f" {'yes' if row['counters_equal'] else 'NO':>15} {recover:>11}"
+            f" {'yes' if row['counters_equal'] else 'NO':>15} {recover:>11} {stall:>9}"
         )
     print(
         f"\npytest exit code {result.returncode} ({'all passed' if result.returncode == 0 else 'FAILURES'})"

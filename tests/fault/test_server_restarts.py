@@ -18,6 +18,7 @@ from tests.fault.harness import (
     TableRow,
     check,
     fault_stack,
+    longest_stall,
     phones,
     submit,
     verify,
@@ -45,8 +46,15 @@ def test_restarting_rabbitmq_mid_job_loses_nothing(
         # Then publishers and consumers reconnect by themselves and the job finishes exactly
         wait_status(stack, client, job_id)
         verdict = verify(stack, job_id)
+        stall = longest_stall(stack)
     row = TableRow(
-        "3 restart RabbitMQ", RECIPIENTS, verdict.lost, verdict.duplicated, verdict.counters_equal, recovered
+        "3 restart RabbitMQ",
+        RECIPIENTS,
+        verdict.lost,
+        verdict.duplicated,
+        verdict.counters_equal,
+        recovered,
+        stall,
     )
     table_row.append(row)
     check(row)
@@ -79,6 +87,7 @@ def test_restarting_redis_mid_job_rebuilds_from_postgresql(
         verdict = verify(stack, job_id)
         # And the rate limit held: no second above the cap, even with its state lost
         peak = peak_second(stack, job_id)
+        stall = longest_stall(stack)
     row = TableRow(
         "4 restart Redis (data lost)",
         RECIPIENTS,
@@ -86,6 +95,7 @@ def test_restarting_redis_mid_job_rebuilds_from_postgresql(
         verdict.duplicated,
         verdict.counters_equal,
         recovered,
+        stall,
     )
     table_row.append(row)
     check(row)
@@ -123,6 +133,7 @@ def test_restarting_postgresql_mid_job_answers_503_and_loses_nothing(
         wait_status(stack, client, job_id)
         verdict = verify(stack, job_id)
         jobs = _job_count(stack)
+        stall = longest_stall(stack)
     row = TableRow(
         "5 restart PostgreSQL",
         RECIPIENTS,
@@ -130,6 +141,7 @@ def test_restarting_postgresql_mid_job_answers_503_and_loses_nothing(
         verdict.duplicated,
         verdict.counters_equal,
         recovered,
+        stall,
     )
     table_row.append(row)
     check(row)
