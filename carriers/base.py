@@ -24,7 +24,7 @@ Contract (tested against every implementation by ``tests/carriers/contract.py``)
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -98,6 +98,30 @@ class SubmitOutcome(NamedTuple):
     result_at: datetime | None = None
 
 
+#: How far one outcome is along, to keep the most advanced where a carrier holds several
+#: messages for one reference (a resubmission).
+OUTCOME_RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
+
+
+def most_advanced(outcomes: Iterable[SubmitOutcome]) -> list[SubmitOutcome]:
+    """One outcome per reference: the most advanced (`OUTCOME_RANK`), in first-seen order."""
+    best: dict[str, SubmitOutcome] = {}
+    for outcome in outcomes:
+        seen = best.get(outcome.reference)
+        if seen is None or OUTCOME_RANK[outcome.outcome] > OUTCOME_RANK[seen.outcome]:
+            best[outcome.reference] = outcome
+    return list(best.values())
+
+
+def request_id_of(carrier_id: str | None) -> str | None:
+    """The carrier request an accepted recipient went in, from its ``carrier_id``
+    (``"<requestId>:<recipientSeq>"`` for every adapter)."""
+    if not carrier_id:
+        return None
+    request_id, separator, _ = carrier_id.rpartition(":")
+    return request_id if separator and request_id and request_id != "None" else None
+
+
 class Carrier(Protocol):
     """A provider API able to send a batch and tell what became of each recipient."""
 
@@ -116,6 +140,12 @@ class Carrier(Protocol):
 
     def lookup(self, channel: Channel, references: Sequence[str], since: datetime) -> list[SubmitOutcome]:
         """What the carrier knows of ``references`` submitted at or after ``since``."""
+        ...
+
+    def lookup_requests(self, channel: Channel, request_ids: Sequence[str]) -> list[SubmitOutcome]:
+        """Every recipient of the carrier's requests ``request_ids`` (the ids it gave when it
+        accepted them, see `request_id_of`), the most advanced outcome per reference: a page of
+        a thousand recipients per query, where `lookup` asks one reference per query."""
         ...
 
     def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:

@@ -64,7 +64,7 @@ import httpx
 import orjson
 
 from carriers import nhn_time
-from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome, most_advanced
 from carriers.errors import CarrierOutcomeUnknown, CarrierRejected
 from carriers.nhn_alimtalk_codes import (
     ALL_RECIPIENTS_FAILED,
@@ -350,6 +350,16 @@ class NhnAlimtalkCarrier:
             self._references.move_to_end(request_id)
             while len(self._references) > REFERENCE_CACHE_REQUESTS:
                 self._references.popitem(last=False)
+
+    def lookup_requests(self, channel: Channel, request_ids: Sequence[str]) -> list[SubmitOutcome]:
+        """Every recipient of ``request_ids``: List Messages by ``requestId``, paged."""
+        _check_channel(channel)
+        rows = (row for rid in dict.fromkeys(request_ids) for row in self._list({"requestId": rid}))
+        return most_advanced(
+            _row_outcome(row, str(row["recipientGroupingKey"]))
+            for row in rows
+            if row.get("recipientGroupingKey")
+        )
 
     def _list(self, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
         return self._pages("/messages", params, ("messageSearchResultResponse", "messages"))

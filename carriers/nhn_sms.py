@@ -39,7 +39,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome, most_advanced
 from carriers.errors import CarrierError, CarrierOutcomeUnknown, CarrierRejected
 from carriers.nhn_http import answer, as_int, call
 from carriers.nhn_sms_codes import (
@@ -247,6 +247,11 @@ class NhnSmsCarrier:
             if best is not None:
                 found.append(best)
         return found
+
+    def lookup_requests(self, channel: Channel, request_ids: Sequence[str]) -> list[SubmitOutcome]:
+        """Every recipient of ``request_ids``: the list API by ``requestId``, paged."""
+        rows = (row for rid in dict.fromkeys(request_ids) for row in self._list(channel, {"requestId": rid}))
+        return most_advanced(_row_outcome(row) for row in rows if row.get("recipientGroupingKey"))
 
     def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
         """Final results whose result date lies in ``[since, until)`` (a passing failure such as

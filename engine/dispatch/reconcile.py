@@ -52,8 +52,8 @@ _RECLAIM = (
     WHERE b.job_id = %(job)s AND b.seq = %(batch)s AND j.id = b.job_id AND ("""
     + _STALE
     + """)
-    RETURNING p.previous, b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts, b.first_attempt_at,
-              b.retry_attempt, """
+    RETURNING p.previous, b.request_ids, b.channel, b.next_seq, b.last_seq, b.seqs, b.attempts,
+              b.first_attempt_at, b.retry_attempt, """
     + JOB_COLUMNS
     + """
 """
@@ -111,7 +111,18 @@ def reconcile_batch(
         ).fetchone()
         if row is None:
             return None
-        previous, channel, next_seq, last, seqs, attempt, first_attempt_at, retry_attempt, *job = row
+        (
+            previous,
+            request_ids,
+            channel,
+            next_seq,
+            last,
+            seqs,
+            attempt,
+            first_attempt_at,
+            retry_attempt,
+            *job,
+        ) = row
         recipients = load_recipients(conn, job_id, job[0], next_seq, last, seqs)
         # Recipients waiting in a retry batch are that batch's to send, not this one's.
         owned = {
@@ -129,22 +140,26 @@ def reconcile_batch(
         retry_attempt=retry_attempt,
         claimed_by=worker,
     )
-    references = list(claimed.seq_of_reference)
+    channel_of_batch = claimed.carrier_batch.channel
+    wanted = set(claimed.seq_of_reference)
+    # First the carrier requests the batch is known to have gone in (a thousand recipients a
+    # query); then, one query per reference, those not found there: the slice in hand when its
+    # holder was lost, whose requests were never noted.
+    known = [o for o in carrier.lookup_requests(channel_of_batch, request_ids or []) if o.reference in wanted]
+    found = {o.reference for o in known}
+    references = [r for r in claimed.seq_of_reference if r not in found]
     # A batch let go and reconciled from its first recipient may hold requests older than its
     # last claim: look from its first attempt then (whichever is earlier).
     since = min(previous, first_attempt_at) if first_attempt_at else previous
-    known = []
-    # The carrier is asked a few references at a time (its query takes one per request), and
-    # the claim is renewed in between: a lookup longer than the stale age must not make the
-    # batch look abandoned, or a second reconciliation would take it and send it too.
+    # The carrier is asked a few references at a time, and the claim is renewed in between: a
+    # takeover by another worker meanwhile (this one frozen) stops this one.
     for start in range(0, len(references), LOOKUP_CHUNK):
         if not renew_claim(conn, job_id, batch_seq, attempt):
             return None
         chunk = references[start : start + LOOKUP_CHUNK]
-        known.extend(carrier.lookup(claimed.carrier_batch.channel, chunk, since=since - LOOKUP_MARGIN))
+        known.extend(carrier.lookup(channel_of_batch, chunk, since=since - LOOKUP_MARGIN))
     if not renew_claim(conn, job_id, batch_seq, attempt):
         return None
-    wanted = set(references)
     checked, dead = check_known([o for o in known if o.reference in wanted], carrier.name)
     dead_entries.set_aside(conn, dead)
     return claimed, sender.send(claimed, known=checked)

@@ -28,7 +28,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome, request_id_of
 from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from engine.clock import Clock
 from engine.dispatch.job_states import JOB_MAY_SUBMIT, may_submit
@@ -138,6 +138,8 @@ class SliceResult:
     retry_seqs: tuple[int, ...] = ()
     #: HALTED: the batch's recipients that were not submitted.
     unsent_seqs: tuple[int, ...] = ()
+    #: The carrier requests this slice's recipients went in (kept on the batch for a takeover).
+    request_ids: tuple[str, ...] = ()
 
 
 #: The slice of a batch whose lease lapsed: nothing more is done with it here.
@@ -222,35 +224,50 @@ def build_claimed(
     )
 
 
-def mark_sent(conn: Connection, claimed: ClaimedBatch) -> None:
+# Every statement letting go of a claim also keeps the carrier requests its slice went in
+# (``request_ids``), for a takeover to ask the carrier about (`engine.dispatch.reconcile`).
+
+
+def mark_sent(conn: Connection, claimed: ClaimedBatch, request_ids: Sequence[str] = ()) -> None:
     """The worker is done with the batch (every outcome recorded in Redis): it leaves its job's
     window at once, without waiting for the flusher to make it ``recorded``. (Only while the
     claim is still ours: a batch taken over is its taker's to finish.)"""
     conn.execute(
-        "UPDATE batches SET state = 'sent', sent_at = now()"
+        "UPDATE batches SET state = 'sent', sent_at = now(), request_ids = request_ids || %s::text[]"
         " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s",
-        (claimed.job_id, claimed.seq, claimed.claimed_by),
+        (list(request_ids), claimed.job_id, claimed.seq, claimed.claimed_by),
     )
 
 
-def hand_over_unknown(conn: Connection, claimed: ClaimedBatch) -> None:
+def hand_over_unknown(conn: Connection, claimed: ClaimedBatch, request_ids: Sequence[str] = ()) -> None:
     """A call's outcome is unknown (it timed out after the request left): the holder lets go
     of its claim, so the batch is taken over within a second and reconciled with the carrier
     (`engine.dispatch.reconcile`). The request had the whole call timeout to reach the carrier."""
     conn.execute(
-        "UPDATE batches SET claimed_by = NULL"
+        "UPDATE batches SET claimed_by = NULL, request_ids = request_ids || %s::text[]"
         " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s",
-        (claimed.job_id, claimed.seq, claimed.claimed_by),
+        (list(request_ids), claimed.job_id, claimed.seq, claimed.claimed_by),
     )
 
 
-def release_batch(conn: Connection, claimed: ClaimedBatch, next_seq: int | None = None) -> None:
+def release_batch(
+    conn: Connection, claimed: ClaimedBatch, next_seq: int | None = None, request_ids: Sequence[str] = ()
+) -> None:
     """Hand a claimed batch back to ``planned``, noting how far it got; the caller publishes it."""
     conn.execute(
-        "UPDATE batches SET state = 'planned', next_seq = coalesce(%s, next_seq), enqueued_at = now()"
+        "UPDATE batches SET state = 'planned', next_seq = coalesce(%s, next_seq), enqueued_at = now(),"
+        " request_ids = request_ids || %s::text[]"
         " WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s",
-        (next_seq, claimed.job_id, claimed.seq, claimed.claimed_by),
+        (next_seq, list(request_ids), claimed.job_id, claimed.seq, claimed.claimed_by),
     )
+
+
+def _note_requests(requests: list[str], outcomes: Sequence[SubmitOutcome]) -> None:
+    """Add the carrier requests ``outcomes`` went in to ``requests``."""
+    for outcome in outcomes:
+        request_id = request_id_of(outcome.carrier_id)
+        if request_id is not None and (not requests or requests[-1] != request_id):
+            requests.append(request_id)
 
 
 class BatchSender:
@@ -280,7 +297,17 @@ class BatchSender:
 
     def send(self, claimed: ClaimedBatch, known: Sequence[SubmitOutcome] = ()) -> SliceResult:
         """Send one slice of the batch: every recipient not in ``known`` (outcomes a
-        reconciliation found at the carrier), until done or the slice's time is up."""
+        reconciliation found at the carrier), until done or the slice's time is up. The result
+        names the carrier requests the slice's recipients went in."""
+        requests: list[str] = []
+        result = self._send(claimed, known, requests)
+        if requests and result.end is not SliceEnd.ABANDONED:
+            result = replace(result, request_ids=tuple(dict.fromkeys(requests)))
+        return result
+
+    def _send(
+        self, claimed: ClaimedBatch, known: Sequence[SubmitOutcome], requests: list[str]
+    ) -> SliceResult:
         batch = claimed.carrier_batch
         channel = claimed.channel
         retry: list[int] = []
@@ -322,6 +349,7 @@ class BatchSender:
             try:
                 outcomes = carrier.submit(replace(batch, recipients=part))
             except CarrierRetryable as exc:
+                _note_requests(requests, exc.partial)
                 if exc.partial:
                     # Part of the request went through: record it; the rest is reconciled later.
                     self._record(claimed, exc.partial, retry, done=False)
@@ -337,6 +365,7 @@ class BatchSender:
                 )
                 return self._stop(SliceEnd.DEFERRED, claimed, part[0], retry)
             except CarrierOutcomeUnknown as exc:
+                _note_requests(requests, exc.partial)
                 log.warning(
                     "carrier outcome unknown; batch left for reconciliation",
                     extra=self._log_extra(claimed, exc),
@@ -354,6 +383,7 @@ class BatchSender:
                 ]
                 self._record(claimed, [*exc.partial, *rest], retry, done=True)
                 return SliceResult(SliceEnd.FINISHED, retry_seqs=tuple(retry))
+            _note_requests(requests, outcomes)
             if not self.holds_lease(claimed.claimed_by):
                 # Frozen during the call: the batch may be its taker's now, who asks the carrier
                 # what it has (these included) and records that.

@@ -11,6 +11,7 @@ recorder (`engine.lifecycle.results`), by the lifecycle's one transition table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -178,35 +179,36 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
         assert result.next_seq is not None
         if result.delay_seconds > MAX_BROKER_DELAY_SECONDS:
             # Long waits never live in the broker: the batch waits in the retry ledger instead.
-            return wait_in_ledger(rt, claimed, result.next_seq, result.delay_seconds)
+            return wait_in_ledger(rt, claimed, result.next_seq, result.delay_seconds, result.request_ids)
         with rt.pool.connection() as conn:
-            release_batch(conn, claimed, result.next_seq)
+            release_batch(conn, claimed, result.next_seq, result.request_ids)
         ref = BatchRef(claimed.job_id, claimed.seq, claimed.channel, claimed.priority)
         return ToPublish([ref], delay_seconds=result.delay_seconds)
     if result.end is SliceEnd.DEFERRED:
         assert result.next_seq is not None
         rest = [seq for seq in claimed.seq_of_reference.values() if seq >= result.next_seq]
         if expire_if_late(rt, claimed, rest):
-            return finish_batch(rt, claimed)
-        return wait_in_ledger(
-            rt, claimed, result.next_seq, retry_delay_seconds(rt.settings, claimed.retry_attempt + 1)
-        )
+            return finish_batch(rt, claimed, result.request_ids)
+        delay = retry_delay_seconds(rt.settings, claimed.retry_attempt + 1)
+        return wait_in_ledger(rt, claimed, result.next_seq, delay, result.request_ids)
     if result.end is SliceEnd.FINISHED:
-        return finish_batch(rt, claimed)
+        return finish_batch(rt, claimed, result.request_ids)
     if result.end is SliceEnd.UNKNOWN:
         with rt.pool.connection() as conn:
-            hand_over_unknown(conn, claimed)
+            hand_over_unknown(conn, claimed, result.request_ids)
     return NOTHING
 
 
-def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seconds: float) -> ToPublish:
+def wait_in_ledger(
+    rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seconds: float, request_ids: Sequence[str] = ()
+) -> ToPublish:
     """Put the rest of the batch (from ``next_seq``) in the retry ledger, due after the delay."""
     with rt.pool.connection() as conn:
         if current_status(conn, claimed.job_id) == JobStatus.CANCELLED:
             # Cancelled while this slice was sent: hand the rest back now rather than after the
             # wait (up to the retry cap); its next claim drops it, and the job ends as soon as
             # its submissions are known.
-            release_batch(conn, claimed, next_seq)
+            release_batch(conn, claimed, next_seq, request_ids)
             return ToPublish([BatchRef(claimed.job_id, claimed.seq, claimed.channel, claimed.priority)])
         defer_batch(
             conn,
@@ -216,6 +218,7 @@ def wait_in_ledger(rt: Runtime, claimed: ClaimedBatch, next_seq: int, delay_seco
             next_seq=next_seq,
             due_at=rt.clock.now() + timedelta(seconds=delay_seconds),
             claimed_by=claimed.claimed_by,
+            request_ids=request_ids,
         )
     return NOTHING
 
@@ -240,10 +243,10 @@ def _cancel(rt: Runtime, claimed: ClaimedBatch, seqs: list[int], *, batch_done: 
     )
 
 
-def finish_batch(rt: Runtime, claimed: ClaimedBatch) -> ToPublish:
+def finish_batch(rt: Runtime, claimed: ClaimedBatch, request_ids: Sequence[str] = ()) -> ToPublish:
     """The worker is done with the batch: it leaves the job's window, and the next comes in."""
     with rt.pool.connection() as conn:
-        mark_sent(conn, claimed)
+        mark_sent(conn, claimed, request_ids)
         return ToPublish(planning.top_up(conn, claimed.job_id, rt.settings.batch_window))
 
 

@@ -128,15 +128,18 @@ def defer_batch(
     next_seq: int,
     due_at: datetime,
     claimed_by: str,
+    request_ids: Sequence[str] = (),
 ) -> None:
     """Put a batch claimed under ``claimed_by`` back to wait (from ``next_seq`` on) until
-    ``due_at``; nothing if it was taken over meanwhile."""
+    ``due_at``, keeping the carrier requests its slice went in; nothing if it was taken over
+    meanwhile."""
     deferred = conn.execute(
         """
-        UPDATE batches SET state = 'waiting', next_seq = %s, due_at = %s, retry_attempt = retry_attempt + 1
+        UPDATE batches SET state = 'waiting', next_seq = %s, due_at = %s, retry_attempt = retry_attempt + 1,
+                           request_ids = request_ids || %s::text[]
         WHERE job_id = %s AND seq = %s AND state = 'claimed' AND claimed_by = %s
         """,
-        (next_seq, due_at, job_id, seq, claimed_by),
+        (next_seq, due_at, list(request_ids), job_id, seq, claimed_by),
     ).rowcount
     if deferred:
         ledger.add(job_id, seq, due_at)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome, request_id_of
 
 T = TypeVar("T")
 
@@ -129,6 +129,19 @@ class CarrierContract:
 
         assert set(found) == set(refs)
         assert all(o.outcome in (Outcome.ACCEPTED, *FINAL) for o in found.values())
+
+    def test_lookup_by_request_finds_every_recipient_the_requests_carried(self, carrier: Carrier) -> None:
+        """Given two requests accepted, when looked up by the request ids their carrier ids name,
+        then every recipient of both is found, once, and nothing else."""
+        first, second = references(3), references(2)
+        accepted = [*carrier.submit(self.batch(first)), *carrier.submit(self.batch(second))]
+        request_ids = {request_id_of(o.carrier_id) for o in accepted}
+        assert None not in request_ids and len(request_ids) == 2
+
+        found = carrier.lookup_requests(self.CHANNEL, sorted(rid for rid in request_ids if rid))
+
+        assert sorted(o.reference for o in found) == sorted([*first, *second])
+        assert all(o.outcome in (Outcome.ACCEPTED, *FINAL) for o in found)
 
     def test_reports_list_final_results_within_the_window(self, carrier: Carrier) -> None:
         """Given accepted recipients, when their results arrive, then reports list each once as
