@@ -252,27 +252,30 @@ def test_a_batch_whose_holder_froze_is_taken_over_and_its_holder_sends_nothing_m
             claimed = claim_batch(conn, job_id, 0, lease.current(), datetime.now(UTC))
             assert claimed is not None and claimed.claimed_by == lease.current()
             assert (job_id, 0) not in dead_claims(conn)
-            # When its process freezes (SIGSTOP) long enough for the lease to lapse
+            # When its process freezes (SIGSTOP) long enough for the lease to lapse (in a
+            # transaction rolled back: the session's scheduler, if running, would take the batch
+            # over at once)
             now[0] += 60
-            conn.execute(
-                "UPDATE worker_leases SET alive_until = now() - interval '1 second' WHERE id = %s",
-                (claimed.claimed_by,),
-            )
-            # Then the batch is stale at once (no fixed timeout), and is taken over
-            assert (job_id, 0) in dead_claims(conn)
-            assert (job_id, 0) in stale_batches(conn, older_than_seconds=3600)
-            conn.execute(
-                "UPDATE batches SET claimed_by = 'holder', attempts = attempts + 1"
-                " WHERE job_id = %s AND seq = 0",
-                (job_id,),
-            )
-            # And when the frozen holder wakes, it sends nothing (no carrier is even asked) ...
-            assert rt.batch_sender.send(claimed).end is SliceEnd.ABANDONED
-            # ... and cannot let go of the batch its taker holds now
-            mark_sent(conn, claimed)
-            assert conn.execute(
-                "SELECT state, claimed_by FROM batches WHERE job_id = %s AND seq = 0", (job_id,)
-            ).fetchone() == ("claimed", "holder")
+            with conn.transaction(force_rollback=True):
+                conn.execute(
+                    "UPDATE worker_leases SET alive_until = now() - interval '1 second' WHERE id = %s",
+                    (claimed.claimed_by,),
+                )
+                # Then the batch is stale at once (no fixed timeout), and is taken over
+                assert (job_id, 0) in dead_claims(conn)
+                assert (job_id, 0) in stale_batches(conn, older_than_seconds=3600)
+                conn.execute(
+                    "UPDATE batches SET claimed_by = 'holder', attempts = attempts + 1"
+                    " WHERE job_id = %s AND seq = 0",
+                    (job_id,),
+                )
+                # And when the frozen holder wakes, it sends nothing (no carrier is even asked) ...
+                assert rt.batch_sender.send(claimed).end is SliceEnd.ABANDONED
+                # ... and cannot let go of the batch its taker holds now
+                mark_sent(conn, claimed)
+                assert conn.execute(
+                    "SELECT state, claimed_by FROM batches WHERE job_id = %s AND seq = 0", (job_id,)
+                ).fetchone() == ("claimed", "holder")
     finally:
         rt.close()
 
@@ -287,27 +290,41 @@ def test_a_call_whose_outcome_is_unknown_hands_the_batch_over_at_once(settings: 
         claimed = claim_batch(conn, job_id, 0, "w", datetime.now(UTC))
         assert claimed is not None and (job_id, 0) not in dead_claims(conn)
         # When a call's outcome is unknown (it timed out after the request left)
-        hand_over_unknown(conn, claimed)
-        # Then the claim is dead: the next sweep takes it over and asks the carrier
-        assert (job_id, 0) in dead_claims(conn)
+        with conn.transaction(force_rollback=True):  # unseen by the session's scheduler
+            hand_over_unknown(conn, claimed)
+            # Then the claim is dead: the next sweep takes it over and asks the carrier
+            assert (job_id, 0) in dead_claims(conn)
 
 
 def test_a_claim_its_thread_let_go_is_taken_over_while_its_process_lives(settings: Settings) -> None:
-    import time
-
     from engine.dispatch.worker_leases import WorkerLease, dead_claims
 
-    lease = WorkerLease(lambda: psycopg.connect(settings.database_url, autocommit=True), 2.0)
+    def claimed_at(conn: psycopg.Connection, seq: int) -> datetime:
+        row = conn.execute("SELECT claimed_at FROM batches WHERE job_id = %s AND seq = %s", (job_id, seq))
+        return row.fetchone()[0]  # type: ignore[index]
+
+    lease = WorkerLease(lambda: psycopg.connect(settings.database_url, autocommit=True), 60.0)
     try:
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             # Given two batches claimed under one live lease, one still worked on ...
             job_id = planned_job(conn, "let-go", recipients=2000)
             for seq in (0, 1):
                 assert claim_batch(conn, job_id, seq, lease.current(), datetime.now(UTC)) is not None
+            before = claimed_at(conn, 0), claimed_at(conn, 1)
+            # When the lease is renewed
             with lease.holding(job_id, 0):
-                # ... the other let go by a thread that failed (Redis away mid-slice)
-                time.sleep(5.0)
-                # Then only the one let go is dead: its claim was not renewed with the lease
+                assert lease.renew()
+            # Then the claim worked on is renewed with it, the one let go (its thread failed) is not
+            assert claimed_at(conn, 0) > before[0] and claimed_at(conn, 1) == before[1]
+            # And once the lease has been renewed a lease-time after that claim, the claim is
+            # dead while its process lives. (Shown in a transaction rolled back: the session's
+            # scheduler, if running, would take the batch over at once.)
+            with conn.transaction(force_rollback=True):
+                conn.execute(
+                    "UPDATE batches SET claimed_at = claimed_at - interval '61 seconds'"
+                    " WHERE job_id = %s AND seq = 1",
+                    (job_id,),
+                )
                 dead = dead_claims(conn)
             assert (job_id, 1) in dead and (job_id, 0) not in dead
     finally:
