@@ -63,7 +63,7 @@ WHERE completed_at IS NULL AND planned_at IS NOT NULL ORDER BY id LIMIT %s
 """
 # Recipients of each job waiting in the retry ledger: the rest of each waiting batch, from its
 # next_seq to the end of its range or, for a retry batch, of its list (as a claim would load
-# them, `engine.dispatch.sending.RECIPIENTS_FROM`). Arithmetic on batch rows, never a scan of
+# them, `engine.dispatch.claims.RECIPIENTS_FROM`). Arithmetic on batch rows, never a scan of
 # recipients: a job held overnight may have a million of them waiting.
 _IN_LEDGER_BY_JOB = """
 SELECT job_id, sum(CASE WHEN seqs IS NULL THEN last_seq - next_seq + 1

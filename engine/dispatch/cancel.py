@@ -6,7 +6,7 @@ filled) is cancelled in one transaction: the job ends ``cancelled`` and every re
 
 A running job becomes ``cancelled`` at once but ends only when what is already with a carrier
 is reported: batches submitted stay and are counted. Its other batches are dropped where every
-batch must pass anyway, the claim (`engine.dispatch.sending`): a cancelled job's batch is claimed, sends
+batch must pass anyway, the claim (`engine.dispatch.claims`): a cancelled job's batch is claimed, sends
 nothing, and its recipients are recorded ``cancelled`` through the result stream, so the Redis
 counters and PostgreSQL move together and `balsong recount` agrees. To drop them promptly
 rather than at their turn, the cancel publishes at once every batch of the job that is waiting

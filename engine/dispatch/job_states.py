@@ -2,7 +2,7 @@
 
 The statuses themselves are `engine.lifecycle.statuses.JobStatus`. Every path that would plan a
 batch or hand one to a carrier asks `may_submit`: planning (`engine.dispatch.planning.plan_job`), the
-sending of a claimed batch (`engine.dispatch.sending`: the claim already joins jobs and returns its
+sending of a claimed batch (`engine.dispatch.claims`: the claim already joins jobs and returns its
 status, so the check costs one comparison; reconciliation goes the same way), and a batch about
 to wait for a retry (`current_status`). A batch that comes up while its job is halted
 (`HALTED_JOB_STATUSES`) ends its slice as ``SliceEnd.HALTED``, and `engine.lifecycle.batches.finish_slice`

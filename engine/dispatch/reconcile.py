@@ -21,14 +21,8 @@ from datetime import timedelta
 from psycopg import Connection
 
 from carriers.base import Carrier, Outcome, SubmitOutcome
-from engine.dispatch.sending import (
-    JOB_COLUMNS,
-    BatchSender,
-    ClaimedBatch,
-    SliceResult,
-    build_claimed,
-    load_recipients,
-)
+from engine.dispatch.claims import JOB_COLUMNS, ClaimedBatch, build_claimed, load_recipients
+from engine.dispatch.sending import BatchSender, SliceResult
 from engine.dispatch.worker_leases import DEAD_CLAIM
 from engine.lifecycle import dead_entries
 from engine.lifecycle.dead_entries import DeadEntry

@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engine.dispatch import planning
+from engine.dispatch.claims import ClaimedBatch, claim_batch, hand_over_unknown, mark_sent, release_batch
 from engine.dispatch.job_states import current_status
 from engine.dispatch.planning import BatchRef
 from engine.dispatch.reconcile import ONLY_DEAD_CLAIMS, reconcile_batch
-from engine.dispatch.sending import (
-    ClaimedBatch,
-    SliceEnd,
-    SliceResult,
-    claim_batch,
-    hand_over_unknown,
-    mark_sent,
-    release_batch,
-)
+from engine.dispatch.sending import SliceEnd, SliceResult
 from engine.intake.compliance import in_quiet_hours, quiet_hours_end
 from engine.lifecycle.pausing import pause_if_failing
 from engine.lifecycle.pipeline_metrics import count_expired
@@ -155,7 +148,7 @@ def finish_slice(rt: Runtime, claimed: ClaimedBatch, result: SliceResult) -> ToP
         return NOTHING
     if result.end is SliceEnd.HALTED:
         # (Cancelled is the only halted status: a paused job's batches are never claimed, see
-        # engine.dispatch.sending's JOB_MAY_SUBMIT, so a pause never halts a slice under way.)
+        # engine.dispatch.claims's JOB_MAY_SUBMIT, so a pause never halts a slice under way.)
         return drop_batch(rt, claimed, list(result.unsent_seqs))
     try:
         pause_if_failing(rt.pool, rt.redis, rt.keys, rt.settings, claimed.job_id)

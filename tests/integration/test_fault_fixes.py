@@ -15,9 +15,9 @@ import redis
 from engine.accounts import billing
 from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
+from engine.dispatch.claims import claim_batch
 from engine.dispatch.planning import initialise_counters, plan_job, top_up
 from engine.dispatch.reconcile import renew_claim
-from engine.dispatch.sending import claim_batch
 from engine.intake.intake import prepare_job
 from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
@@ -234,8 +234,9 @@ def test_a_lease_not_renewed_in_time_is_given_up_for_good(settings: Settings) ->
 def test_a_batch_whose_holder_froze_is_taken_over_and_its_holder_sends_nothing_more(
     settings: Settings,
 ) -> None:
+    from engine.dispatch.claims import mark_sent
     from engine.dispatch.reconcile import stale_batches
-    from engine.dispatch.sending import SliceEnd, mark_sent
+    from engine.dispatch.sending import SliceEnd
     from engine.dispatch.worker_leases import WorkerLease, dead_claims
     from engine.runtime import Runtime
 
@@ -281,7 +282,7 @@ def test_a_batch_whose_holder_froze_is_taken_over_and_its_holder_sends_nothing_m
 
 
 def test_a_call_whose_outcome_is_unknown_hands_the_batch_over_at_once(settings: Settings) -> None:
-    from engine.dispatch.sending import hand_over_unknown
+    from engine.dispatch.claims import hand_over_unknown
     from engine.dispatch.worker_leases import dead_claims
 
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
