@@ -58,6 +58,11 @@ TYPE_PREFIX = "urn:balsong:problem:"
 UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
+#: RFC 9110's names where Python's ``HTTPStatus`` (before 3.13) still has older ones, so a
+#: problem's title does not change with the Python that runs balsong.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
 class ProblemResponse(JSONResponse):
     media_type = MEDIA_TYPE
 
@@ -76,7 +81,7 @@ def problem(
     request_id, path = current_request()
     body: dict[str, object] = {
         "type": TYPE_PREFIX + code,
-        "title": HTTPStatus(status).phrase,
+        "title": _TITLES.get(status) or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "instance": path,
