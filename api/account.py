@@ -16,6 +16,7 @@ from engine.accounts import billing, opt_outs
 from engine.accounts.platform_keys import PlatformPrincipal
 from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 from engine.errors import ValidationError
+from engine.inputs import refuse_unknown
 from engine.intake.phone import InvalidPhone
 from engine.runtime import get_runtime
 
@@ -36,6 +37,18 @@ TOP_UP_REQUEST_SCHEMA: dict[str, Any] = {
         },
         "memo": {"type": "string"},
     },
+    "additionalProperties": False,
+}
+SENDER_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["number"],
+    "properties": {"number": {"type": "string", "description": "The sender number, e.g. 02-1234-5678"}},
+    "additionalProperties": False,
+}
+OPT_OUTS_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["phones"],
+    "properties": {"phones": {"type": "array", "minItems": 1, "items": {"type": "string"}}},
     "additionalProperties": False,
 }
 #: Most numbers in one opt-out request.
@@ -75,9 +88,7 @@ async def top_up(request: Request, who: Platform) -> JSONResponse:
     (``balsong platform-key create``); a tenant's own keys, ``admin`` included, get 403.
     ``{"tenant": "acme", "amount": "10000", "memo"?}``."""
     body = await _json_object(request)
-    unknown = set(body) - {"tenant", "amount", "memo"}
-    if unknown:
-        raise ValidationError(sorted(unknown)[0], "unknown field; a top-up takes tenant, amount and memo")
+    refuse_unknown(body, TOP_UP_REQUEST_SCHEMA["properties"], "a top-up")
     amount = _amount(body.get("amount"))
     tenant = body.get("tenant")
     if not isinstance(tenant, str) or not tenant:
@@ -135,12 +146,19 @@ def get_senders(who: Who) -> JSONResponse:
     return JSONResponse({"senders": [{"number": number, "state": state} for number, state in senders]})
 
 
-@router.post("/senders", status_code=201)
+@router.post(
+    "/senders",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": SENDER_REQUEST_SCHEMA}}}
+    },
+)
 async def register_sender(request: Request, who: Who) -> JSONResponse:
     """Ask to send from a number (admin scope): it is ``pending`` until an operator approves it
     (``balsong sender approve``)."""
     require("admin", who)
     body = await _json_object(request)
+    refuse_unknown(body, SENDER_REQUEST_SCHEMA["properties"], "a sender request")
     number = body.get("number")
     if not isinstance(number, str):
         raise ValidationError("number", "is required: the sender number, e.g. '02-1234-5678'")
@@ -172,11 +190,20 @@ def get_opt_outs(
     return JSONResponse(cursors.signed(page, scope))
 
 
-@router.post("/opt-outs")
+@router.post(
+    "/opt-outs",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": OPT_OUTS_REQUEST_SCHEMA}},
+        }
+    },
+)
 async def add_opt_outs(request: Request, who: Who) -> JSONResponse:
     """Put numbers on the opt-out list: ``{"phones": [...]}``; a bad number is refused alone."""
     require("send", who)
     body = await _json_object(request)
+    refuse_unknown(body, OPT_OUTS_REQUEST_SCHEMA["properties"], "an opt-out request")
     phones = body.get("phones")
     if not isinstance(phones, list) or not phones or not all(isinstance(p, str) for p in phones):
         raise ValidationError("phones", "must be a non-empty list of phone numbers")

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.inputs import load_json
-from api.responses import JSONResponse, error_response
+from api.problems import problem, unavailable
+from api.responses import JSONResponse
 from carriers.webhooks import InvalidWebhook, parse_envelope, signature_matches
 from engine.config import Settings
 from engine.errors import ValidationError
@@ -45,10 +46,10 @@ async def receive(
     rt = get_runtime()
     expected = webhook_signature(rt.settings, carrier)
     if expected is None:
-        return error_response(404, "not_found", f"no carrier {carrier!r}")
+        return problem(404, "not_found", f"no carrier {carrier!r}")
     if not signature_matches(expected, signature):
         WEBHOOKS.labels(carrier, "bad_signature").inc()
-        return error_response(401, "bad_signature", "X-Toast-Webhook-Signature does not match")
+        return problem(401, "bad_signature", "X-Toast-Webhook-Signature does not match")
     raw = await request.body()
     try:
         # The hooks' own text is checked hook by hook by the applier, which sets a bad one aside
@@ -58,10 +59,10 @@ async def receive(
             check_line(value, name)
     except ValidationError as exc:
         WEBHOOKS.labels(carrier, "invalid").inc()
-        return error_response(422, "invalid_webhook", exc.reason, exc.field)
+        return problem(422, "invalid_webhook", exc.reason, exc.field)
     except InvalidWebhook as exc:
         WEBHOOKS.labels(carrier, "invalid").inc()
-        return error_response(422, "invalid_webhook", str(exc), "body")
+        return problem(422, "invalid_webhook", str(exc), "body")
     first_time = await run_in_threadpool(
         rt.redis.set,
         f"{rt.keys.prefix}:webhook:{carrier}:{webhook.hooks_id}",
@@ -78,7 +79,7 @@ async def receive(
         # Forget the id so the provider's retry is processed.
         await run_in_threadpool(rt.redis.delete, f"{rt.keys.prefix}:webhook:{carrier}:{webhook.hooks_id}")
         log.exception("could not queue a webhook", extra={"carrier": carrier})
-        return error_response(503, "unavailable", "could not queue the report; deliver it again")
+        return unavailable("could not queue the report; deliver it again")
     WEBHOOKS.labels(carrier, "accepted").inc()
     return JSONResponse({"status": "accepted"}, status_code=202)
 

@@ -24,7 +24,7 @@ from fastapi import Request
 from starlette.routing import Match
 
 from api.limits import ASGIApp, Message, Receive, Scope, Send
-from api.responses import error_response
+from api.problems import problem
 from engine.errors import ValidationError
 from engine.inputs import check_json, control_character, control_error
 
@@ -51,7 +51,7 @@ def load_json(raw: bytes, *, texts: bool = True) -> Any:
 
 
 class ParameterGuard:
-    """Answer 422 (balsong's error shape, naming the parameter) to a request whose query
+    """Answer 422 (a problem, `api.problems`, naming the parameter) to a request whose query
     parameters or path carry a control character."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -68,7 +68,7 @@ class ParameterGuard:
             refused = _query_error(body)
             receive = _replaying(received, receive)
         if refused is not None:
-            response = error_response(422, refused.code, refused.reason, refused.field)
+            response = problem(422, refused.code, refused.reason, refused.field)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -10,12 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.auth import principal
 from api.inputs import load_json
-from api.responses import JSONResponse, error_response
+from api.problems import problem
+from api.responses import JSONResponse
 from api.scopes import Action, require_for
 from engine.accounts.tenants import Principal
 from engine.dispatch import planning
 from engine.dispatch.cancel import CancelResult, cancel_job
 from engine.errors import JobStateConflict, ResendInProgress, ValidationError
+from engine.inputs import refuse_unknown
 from engine.intake.job_store import PartitionCache, StoredJob
 from engine.intake.resend import create_resend, validate_reasons
 from engine.lifecycle import pausing
@@ -39,13 +41,14 @@ RESEND_REQUEST_SCHEMA: dict[str, Any] = {
             "description": "Only failures with one of these reason codes (default: every failure)",
         }
     },
+    "additionalProperties": False,
 }
 
 
 def _conflict(exc: JobStateConflict) -> JSONResponse:
     if isinstance(exc, ResendInProgress):
-        return error_response(409, exc.code, str(exc), job_id=exc.resend_job_id)
-    return error_response(409, exc.code, str(exc))
+        return problem(409, exc.code, str(exc), job_id=exc.resend_job_id)
+    return problem(409, exc.code, str(exc))
 
 
 @router.post("/{job_id}/cancel")
@@ -111,9 +114,7 @@ async def resend(
         decoded = load_json(raw)
         if not isinstance(decoded, dict):
             raise ValidationError("body", 'must be a JSON object such as {"reasons": ["carrier_3015"]}')
-        unknown = set(decoded) - {"reasons"}
-        if unknown:
-            raise ValidationError(sorted(unknown)[0], "unknown field; a resend takes only 'reasons'")
+        refuse_unknown(decoded, RESEND_REQUEST_SCHEMA["properties"], "a resend")
         reasons = validate_reasons(decoded.get("reasons"))
     try:
         stored = await run_in_threadpool(perform_resend, who.tenant_id, job_id, reasons, idempotency_key)

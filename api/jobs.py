@@ -14,6 +14,7 @@ from api import cursors
 from api.auth import principal, require
 from api.intake_body import IntakeSlot
 from api.job_actions import perform_resume
+from api.problems import problem
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
 from carriers.errors import CarrierRejected
@@ -49,6 +50,7 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
                 "body": {"type": "string"},
                 "title": {"type": "string"},
             },
+            "additionalProperties": False,
         },
         "sender": {"type": "string", "description": "A registered sender number"},
         "title": {"type": "string", "description": "LMS title (at most 40 bytes in EUC-KR)"},
@@ -89,9 +91,11 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
                     "variables": {"type": "object", "additionalProperties": {"type": "string"}},
                     "member_id": {"type": "string"},
                 },
+                "additionalProperties": False,
             },
         },
     },
+    "additionalProperties": False,
 }
 
 
@@ -118,7 +122,7 @@ async def submit_job(
             stored = await run_in_threadpool(_accept, who.tenant_id, job_request, idempotency_key)
     except ClientDisconnect:
         log.info("job submission abandoned by its client mid-body")
-        return JSONResponse({}, status_code=400)  # nobody is left to read it
+        return problem(400, "client_disconnected", "the body ended before it was whole")  # nobody reads it
     if stored.created and not stored.scheduled:
         await run_in_threadpool(_plan, stored.job_id)
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)

@@ -23,6 +23,7 @@ from engine.accounts.tenants import (
     rotate_api_key,
 )
 from engine.errors import ValidationError
+from engine.inputs import refuse_unknown
 from engine.runtime import get_runtime
 
 router = APIRouter(prefix="/v1/keys", default_response_class=JSONResponse)
@@ -46,11 +47,33 @@ def get_keys(who: Who) -> JSONResponse:
     return JSONResponse({"keys": [_shown(key) for key in keys]})
 
 
-@router.post("", status_code=201)
+KEY_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": list(ALL_SCOPES)},
+            "default": ["send", "read"],
+        }
+    },
+    "additionalProperties": False,
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {"required": False, "content": {"application/json": {"schema": KEY_REQUEST_SCHEMA}}}
+    },
+)
 async def create_key(request: Request, who: Who) -> JSONResponse:
     """A new key with the given scopes: ``{"scopes": ["send", "read"]}``; shown this once."""
     require("admin", who)
     body = await json_body(request, empty={})
+    if isinstance(body, dict):
+        refuse_unknown(body, KEY_REQUEST_SCHEMA["properties"], "a key request")
     scopes = body.get("scopes", ["send", "read"]) if isinstance(body, dict) else None
     if isinstance(scopes, list) and "platform" in scopes:
         raise AuthError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
+from api.problems import problem
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,7 +29,7 @@ class BodyTooLarge(Exception):
 
 class BodySizeLimit:
     """Refuse request bodies over ``intake_limit_bytes`` on ``POST /v1/jobs`` and over
-    ``DEFAULT_LIMIT_BYTES`` elsewhere, with 413 and balsong's error shape."""
+    ``DEFAULT_LIMIT_BYTES`` elsewhere, with a 413 problem (`api.problems`)."""
 
     def __init__(self, app: ASGIApp, intake_limit_bytes: int) -> None:
         self.app = app
@@ -47,7 +47,7 @@ class BodySizeLimit:
         limit = self.limit_for(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(send, limit)
+            await _refuse(scope, receive, send, limit)
             return
         received = 0
         started = False
@@ -71,7 +71,7 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _refuse(send, limit)
+                await _refuse(scope, receive, send, limit)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -84,21 +84,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {
-            "error": {
-                "code": "request_too_large",
-                "message": f"the request body is over {limit} bytes; split the job into smaller ones",
-                "field": "body",
-            }
-        }
+async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = problem(
+        413,
+        "request_too_large",
+        f"the request body is over {limit} bytes; split the job into smaller ones",
+        "body",
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await response(scope, receive, send)

@@ -32,6 +32,7 @@ _LINE_SCHEMA: dict[str, Any] = {
         "option": {"type": "string"},
         "quantity": {"type": "integer", "minimum": 1, "default": 1},
     },
+    "additionalProperties": False,
 }
 _ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,6 +45,7 @@ _ORDER_SCHEMA: dict[str, Any] = {
         "status": {"type": "string", "enum": list(orders.ORDER_STATUSES), "default": "placed"},
         "lines": {"type": "array", "items": _LINE_SCHEMA},
     },
+    "additionalProperties": False,
 }
 ORDERS_REQUEST_SCHEMA: dict[str, Any] = {
     "oneOf": [
@@ -52,6 +54,7 @@ ORDERS_REQUEST_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["orders"],
             "properties": {"orders": {"type": "array", "minItems": 1, "items": _ORDER_SCHEMA}},
+            "additionalProperties": False,
         },
     ]
 }

@@ -1,4 +1,4 @@
-"""JSON responses serialised with orjson (fast, and Hangul stays UTF-8)."""
+"""JSON responses serialised with orjson (fast, and Hangul stays UTF-8); errors are `api.problems`."""
 
 from __future__ import annotations
 
@@ -13,18 +13,3 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-    **details: object,
-) -> JSONResponse:
-    """balsong's one error shape: ``{"error": {"code", "message", "field"?, ...details}}``."""
-    body: dict[str, object] = {"code": code, "message": message, **details}
-    if field is not None:
-        body["field"] = field
-    return JSONResponse({"error": body}, status_code=status, headers=headers)

@@ -2,9 +2,9 @@
 
 Routes build their JSON by hand (orjson, no response models on the hot path), so FastAPI cannot
 see their shape; this module states it, in one place, and `document` puts it into the OpenAPI
-document: each operation's success body, balsong's one error shape for every error status, and
-no trace of FastAPI's own ``HTTPValidationError`` (balsong never answers with it: see
-`api.app`). The schema tests (schemathesis) hold the answers to these shapes.
+document: each operation's success body, the problem (`api.problems`, ``application/problem+json``)
+for every error status it may answer, and no trace of FastAPI's own ``HTTPValidationError``
+(balsong never answers with it). The schema tests (schemathesis) hold the answers to these shapes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from api.problems import MEDIA_TYPE, problem_schema
 
 Schema = dict[str, Any]
 
@@ -31,10 +33,6 @@ def page(key: str, item: Schema) -> Schema:
     return obj(key, "next_cursor", **{key: {"type": "array", "items": item}, "next_cursor": NULLABLE_STRING})
 
 
-ERROR: Schema = obj(
-    "error",
-    error=obj("code", "message", code=STRING, message=STRING, field=STRING),
-)
 COUNTS: Schema = obj(
     "total", "queued", "delivered", "failed", total=INTEGER, queued=INTEGER, delivered=INTEGER
 )
@@ -121,15 +119,42 @@ SUCCESS: dict[tuple[str, str], Schema] = {
     ),
 }
 
-#: Error answers any operation may give, with balsong's error shape.
+#: Error answers any operation may give, each a problem.
 ERRORS = {
     "401": "no valid API key",
     "403": "the key lacks the scope this operation needs",
     "404": "not found, or another tenant's",
     "413": "the request body is too large",
-    "422": "a field is not valid (the error names it)",
-    "429": "over an intake limit (Retry-After says when to try again)",
-    "503": "a backing service is unavailable; nothing was accepted",
+    "422": "a field is not valid, or not a field at all (the problem's field names it)",
+    "429": "too many failed API-key attempts, or over an intake limit (Retry-After says when to retry)",
+    "503": "a backing service is unavailable; nothing was accepted (Retry-After says when to retry)",
+}
+_CONFLICT_ON_JOB = "the job's status does not allow this (code says why: job_finished, job_not_finished ...)"
+#: Error answers only some operations give, by (method, path).
+MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/v1/jobs"): {
+        "400": "the client left before sending the whole body (no one reads this answer)",
+        "402": "the balance does not cover the job (needed, available)",
+        "409": "a request with this Idempotency-Key is still being stored",
+    },
+    ("post", "/v1/jobs/{job_id}/cancel"): {"409": _CONFLICT_ON_JOB},
+    ("post", "/v1/jobs/{job_id}/resend"): {
+        "402": "the balance does not cover the resend (needed, available)",
+        "409": _CONFLICT_ON_JOB + "; resend_in_progress names the running resend (job_id)",
+    },
+    ("post", "/v1/jobs/{job_id}/resume"): {"409": "the job is not paused (job_not_paused)"},
+}
+#: Headers a problem of this status carries.
+_HEADERS = {
+    "401": {"WWW-Authenticate": {"schema": STRING, "description": "Bearer"}},
+    "429": {"Retry-After": {"schema": INTEGER, "description": "seconds to wait before trying again"}},
+    "503": {"Retry-After": {"schema": INTEGER, "description": "seconds to wait before trying again"}},
+}
+_REQUEST_ID = {
+    "X-Request-Id": {
+        "schema": STRING,
+        "description": "the caller's X-Request-Id (up to 128 of A-Z a-z 0-9 . _ -), or one made for it",
+    }
 }
 
 
@@ -140,17 +165,23 @@ def document(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        spec.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+        spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = problem_schema()
         for schema_name in ("HTTPValidationError", "ValidationError"):
             spec["components"]["schemas"].pop(schema_name, None)
-        error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        error_content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for path, item in spec["paths"].items():
             for method, operation in item.items():
                 responses = operation.setdefault("responses", {})
-                for status, description in ERRORS.items():
-                    responses[status] = {"description": description, "content": error_content}
+                for status, description in {**ERRORS, **MORE_ERRORS.get((method, path), {})}.items():
+                    responses[status] = {
+                        "description": description,
+                        "content": error_content,
+                        "headers": {**_REQUEST_ID, **_HEADERS.get(status, {})},
+                    }
                 success = SUCCESS.get((method, path))
                 for status, response in responses.items():
+                    if status.startswith("2"):
+                        response.setdefault("headers", {}).update(_REQUEST_ID)
                     if status.startswith("2") and "application/json" in response.get("content", {}):
                         if success is None:
                             # Undescribed: promise no more than a JSON object.

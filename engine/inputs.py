@@ -16,7 +16,7 @@ Imports nothing of balsong's but ``engine.errors`` and ``engine.clock``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "control_error",
     "parse_day",
     "parse_instant",
+    "refuse_unknown",
 ]
 
 #: Earliest and latest year any date or time balsong reads may lie in. Far wider than any job,
@@ -114,6 +115,27 @@ def _children(node: dict[str, Any] | list[Any], path: str, texts: bool) -> Itera
         if found is not None:
             raise control_error(f"{path}.{key!r}" if path else repr(key), found)
         yield (f"{path}.{key}" if path else key), item
+
+
+def refuse_unknown(given: Mapping[str, Any], known: Collection[str], what: str, prefix: str = "") -> None:
+    """Refuse an object with a field not in ``known``: a ``ValidationError`` (code
+    ``unknown_field``) naming the first such field (``prefix`` + name) and listing them all, so a
+    typo (``recipient`` for ``recipients``) is an error rather than a field silently ignored.
+
+    Parameters:
+      given: the decoded JSON object.
+      known: every field it may have.
+      what: what it is, for the message ("a recipient").
+      prefix: its path in the request (``recipients[3].``).
+    """
+    unknown = sorted(str(name)[:64] for name in given if name not in known)
+    if unknown:
+        raise ValidationError(
+            prefix + unknown[0],
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: {what} takes"
+            f" {', '.join(sorted(known))}",
+            code="unknown_field",
+        )
 
 
 def _in_range(field: str, year: int) -> None:

@@ -2,7 +2,8 @@
 
 One object per line on stderr: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, the
 process id, and whatever the call passed in ``extra`` (``job_id``, ``batch_id``, ``duty`` ...), so
-a log pipeline can filter one job's lines without parsing text.
+a log pipeline can filter one job's lines without parsing text. A line written while the API
+answers a request carries its ``request_id`` (`REQUEST_ID`, set by `api.request_id`).
 
 Code masks numbers where it logs them (`engine.intake.phone.mask_phone`); :class:`MaskPhones` is the
 last line of defence, for a number that slips into a message, an exception or a carrier's error
@@ -17,6 +18,7 @@ import logging
 import logging.config
 import re
 import unicodedata
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +31,9 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     # uvicorn repeats its message with terminal colours.
     "color_message",
 }
+
+#: The id of the API request being answered (``X-Request-Id``), on every line logged meanwhile.
+REQUEST_ID: ContextVar[str | None] = ContextVar("balsong_request_id", default=None)
 
 # A Korean number in any usual writing: domestic (0...) or international (+82, 0082, 82, with or
 # without "(0)"), mobile 01X, Seoul 02, area 0[3-6][1-5], internet 070, personal 050X; digits in
@@ -112,6 +117,16 @@ class MaskPhones(logging.Filter):
         return True
 
 
+class RequestContext(logging.Filter):
+    """Puts the id of the request being answered (`REQUEST_ID`), if any, on a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record."""
 
@@ -143,13 +158,13 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"mask_phones": {"()": MaskPhones}},
+        "filters": {"mask_phones": {"()": MaskPhones}, "request_context": {"()": RequestContext}},
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
-                "filters": ["mask_phones"],
+                "filters": ["request_context", "mask_phones"],
                 "formatter": "json",
             }
         },

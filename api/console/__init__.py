@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console.routes import HERE, install_error_pages, router
+from api.console.routes import HERE, install_error_pages, not_found_page, router
+
+__all__ = ["install", "not_found_page"]
 
 
 def install(app: FastAPI) -> None:

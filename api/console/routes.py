@@ -36,6 +36,7 @@ from api.console.session import (
     sign_in,
     sign_out,
 )
+from api.problems import problem
 from api.responses import JSONResponse
 from api.scopes import Action, allowed
 from engine.accounts.tenants import tenant_name
@@ -409,25 +410,25 @@ def _field_error(exc: ValidationError) -> str:
 # -- errors ---------------------------------------------------------------------------------------
 
 
+def not_found_page(request: Request) -> HTMLResponse:
+    """The console's 404 page, for a path under /console that is no page."""
+    return _render(request, "not_found.html", status_code=404)
+
+
 def install_error_pages(app: Any) -> None:
     """Console answers for a missing session (back to sign-in) and a form without its CSRF token."""
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, _: SignInRequired) -> Response:
         if request.url.path.endswith("/progress"):
-            return JSONResponse(
-                {"error": {"code": "unauthorised", "message": "sign in again"}}, status_code=401
-            )
+            return problem(401, "unauthorised", "sign in again")
         return _redirect("/console/login")
 
     @app.exception_handler(ScopeMissing)
     async def scope_missing(request: Request, exc: ScopeMissing) -> Response:
         label = labels.SCOPE.get(exc.scope, exc.scope)
         if request.url.path.endswith("/progress"):
-            return JSONResponse(
-                {"error": {"code": "forbidden", "message": f"this API key lacks the '{exc.scope}' scope"}},
-                status_code=403,
-            )
+            return problem(403, "forbidden", f"this API key lacks the '{exc.scope}' scope")
         context = {"session": exc.session, "scope": exc.scope, "scope_label": label}
         return _render(request, "forbidden.html", status_code=403, **context)
 

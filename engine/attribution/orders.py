@@ -2,7 +2,8 @@
 
 An event is the whole order: ``order_number``, ``member_id``, ``ordered_at`` (ISO 8601; without
 an offset, KST), ``amount`` and ``lines`` (``product_number``, ``product_name``, ``price``,
-``option``, ``quantity``), with ``status`` ``placed`` (the default) or ``cancelled``.
+``option``, ``quantity``), with ``status`` ``placed`` (the default) or ``cancelled``. Any other
+field, in an order or a line, is refused (422 ``unknown_field``, naming it).
 
 Sending the same event again changes nothing. A later event for the same number replaces the
 order's fields (the shop corrected it), except that a cancelled order stays cancelled: events
@@ -23,9 +24,12 @@ from psycopg import Connection
 
 from engine.attribution import attribution
 from engine.errors import ValidationError
-from engine.inputs import check_text, parse_instant
+from engine.inputs import check_text, parse_instant, refuse_unknown
 
 ORDER_STATUSES = ("placed", "cancelled")
+#: Every field of an order event, and of one of its lines.
+ORDER_FIELDS = frozenset({"order_number", "member_id", "ordered_at", "amount", "status", "lines"})
+LINE_FIELDS = frozenset({"product_number", "product_name", "price", "option", "quantity"})
 #: Most orders in one request; larger backfills are sent in several.
 MAX_ORDERS_PER_REQUEST = 1000
 #: Most lines in one order.
@@ -56,6 +60,7 @@ def parse_orders(request: Any) -> list[Order]:
       ValidationError: names the first field at fault (``orders[3].amount``); nothing is stored.
     """
     if isinstance(request, Mapping) and "orders" in request:
+        refuse_unknown(request, ("orders",), 'a request of several orders, {"orders": [...]},')
         items = request["orders"]
         if not isinstance(items, list) or not items:
             raise ValidationError("orders", "must be a non-empty list of orders")
@@ -130,6 +135,7 @@ def store_orders(
 def _order(item: Any, prefix: str) -> Order:
     if not isinstance(item, Mapping):
         raise ValidationError(prefix.rstrip(".") or "body", "must be an order object")
+    refuse_unknown(item, ORDER_FIELDS, "an order", prefix)
     status = item.get("status", "placed")
     if status not in ORDER_STATUSES:
         raise ValidationError(f"{prefix}status", f"must be one of {', '.join(ORDER_STATUSES)}")
@@ -153,6 +159,7 @@ def _line(item: Any, prefix: str) -> dict[str, Any]:
         raise ValidationError(
             prefix.rstrip("."), "must be an object {product_number, product_name, price, option?, quantity}"
         )
+    refuse_unknown(item, LINE_FIELDS, "an order line", prefix)
     quantity = item.get("quantity", 1)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= 1_000_000:
         raise ValidationError(f"{prefix}quantity", "must be a whole number from 1 to 1000000")

@@ -33,11 +33,11 @@ from typing import Any, Protocol
 
 from engine.attribution import links
 from engine.errors import ValidationError
-from engine.inputs import check_line, check_text
+from engine.inputs import check_line, check_text, refuse_unknown
 from engine.intake.channels import ContentTooLong, choose_channel, default_title
 from engine.intake.compliance import check_advertisement
 from engine.intake.encoding import UnencodableText, encoded_length
-from engine.intake.job_request import RecipientSegments
+from engine.intake.job_request import FALLBACK_FIELDS, RECIPIENT_FIELDS, RecipientSegments
 from engine.intake.phone import InvalidPhone, normalize_recipient, normalize_sender
 from engine.intake.reservations import requested_kind
 from engine.intake.template import MissingVariable, Template
@@ -347,6 +347,7 @@ def _fallback(value: Any, template: Template) -> Fallback | None:
         return None
     if not isinstance(value, Mapping):
         raise ValidationError("fallback", "must be an object {channel, body, title?}")
+    refuse_unknown(value, FALLBACK_FIELDS, "fallback", "fallback.")
     channel = _choice(value, "channel", FALLBACK_CHANNELS, default="auto")
     body = _text(value, "body", required=True, multiline=True, prefix="fallback.")
     assert body is not None
@@ -443,6 +444,8 @@ def _distinct_recipients(
     for index, item in enumerate(recipients):
         if type(item) is not dict and not isinstance(item, Mapping):
             raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
+        if not item.keys() <= RECIPIENT_FIELDS:
+            refuse_unknown(item, RECIPIENT_FIELDS, "a recipient", f"recipients[{index}].")
         member_id = item.get("member_id")
         if member_id is not None:
             member_id = _member_id(member_id, index)

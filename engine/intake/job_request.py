@@ -62,6 +62,9 @@ FIELDS = frozenset(
         "recipients",
     }
 )
+#: Every field of a recipient, and of ``fallback`` (`engine.intake.intake` refuses any other).
+RECIPIENT_FIELDS = frozenset({"phone", "variables", "member_id"})
+FALLBACK_FIELDS = frozenset({"channel", "body", "title"})
 #: Longest value of a top-level field other than ``recipients``, in bytes of JSON text. An LMS
 #: body is at most 2000 bytes in EUC-KR (~4 KB of JSON with escapes); this leaves room.
 FIELD_MAX_BYTES = 64 * 1024

@@ -23,6 +23,7 @@ from engine.clock import KST
 from engine.db import upgrade
 from tests.integration.test_retries import clock_of
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.services import isolated_settings
 from tests.support.stack import SENDER, Stack, running_stack
 
@@ -69,7 +70,7 @@ def test_a_job_the_balance_cannot_pay_for_is_refused_with_the_amounts(accounts: 
 
     # Then the job is refused whole, saying what it needed and what there was
     assert response.status_code == 402, response.text
-    error = response.json()["error"]
+    error = problem(response)
     assert (error["code"], error["needed"], error["available"]) == (
         "insufficient_balance",
         "108.00",
@@ -125,7 +126,7 @@ def test_top_ups_need_a_platform_key(accounts: Stack) -> None:
     assert response.status_code == 201, response.text
     assert admin.get("/v1/balance").json()["balance"] == "500.50"
     bad = platform.post("/v1/balance/top-ups", json={"tenant": "topper-admin", "amount": "-5"})
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "amount"
+    assert bad.status_code == 422 and problem(bad)["field"] == "amount"
 
 
 def test_a_sender_registered_through_the_api_cannot_send_until_approved(accounts: Stack) -> None:
@@ -146,9 +147,9 @@ def test_a_sender_registered_through_the_api_cannot_send_until_approved(accounts
         },
     )
     assert response.status_code == 422
-    error = response.json()["error"]
+    error = problem(response)
     assert (error["code"], error["field"]) == ("sender_not_registered", "sender")
-    assert "not yet approved" in error["message"]
+    assert "not yet approved" in error["detail"]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +166,7 @@ def test_advertising_without_its_label_or_opt_out_line_is_refused(
     move_clock_to(accounts, 12)
     response = sms_job(client, 1, body=body, advertisement=True)
     assert response.status_code == 422
-    assert response.json()["error"]["code"] == code
+    assert problem(response)["code"] == code
 
 
 def test_advertising_is_refused_at_night_and_opted_out_numbers_are_left_out(accounts: Stack) -> None:
@@ -179,7 +180,7 @@ def test_advertising_is_refused_at_night_and_opted_out_numbers_are_left_out(acco
     move_clock_to(accounts, 21, 30)
     night = sms_job(client, 3, body=AD, advertisement=True)
     assert night.status_code == 422
-    assert night.json()["error"]["code"] == "advertising_quiet_hours"
+    assert problem(night)["code"] == "advertising_quiet_hours"
 
     # When it submits the same at 10:00, then it goes, except to the opted-out number
     move_clock_to(accounts, 10)
@@ -233,7 +234,7 @@ def test_advertising_reserved_into_the_night_is_refused_and_by_day_accepted(acco
     night = now.replace(hour=22, minute=0).isoformat()
     refused = sms_job(client, 1, body=AD, advertisement=True, scheduled_at=night)
     assert refused.status_code == 422
-    assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+    assert (problem(refused)["code"], problem(refused)["field"]) == (
         "advertising_quiet_hours",
         "scheduled_at",
     )

@@ -3,8 +3,10 @@
 Given the whole of balsong running, when every documented operation is called with requests
 generated from its own schema (valid and invalid), some with a hostile value put in one query
 parameter, path parameter or JSON string (control characters, dates at the ends of what
-``datetime`` holds, non-ASCII digits, overlong numbers), then none answers 5xx and no answer
-breaks the schema the API publishes for it.
+``datetime`` holds, non-ASCII digits, overlong numbers), then none answers 5xx, every status
+answered is one the document lists for the operation, no answer breaks the schema, media type or
+headers published for it (errors: the Problem schema, ``application/problem+json``), and every
+request that breaks the operation's schema (an unknown field among them) is refused with a 4xx.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.support.stack import Stack
 
@@ -115,7 +123,14 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(stack: Stack, fuzzed_tena
         def call(case: Any) -> None:
             case.call_and_validate(
                 headers=fuzzed_tenant,
-                checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
+                checks=[
+                    not_a_server_error,
+                    status_code_conformance,
+                    response_schema_conformance,
+                    content_type_conformance,
+                    response_headers_conformance,
+                    negative_data_rejection,
+                ],
             )
             sent = repr((case.query, case.path_parameters, case.body))
             hostile_sent.extend(value for value in HOSTILE_VALUES if repr(value)[1:-1] in sent)

@@ -15,6 +15,7 @@ from engine.dispatch.planning import BatchRef, plan_job
 from engine.intake.intake import prepare_job
 from engine.intake.job_store import PartitionCache, store_job
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -136,4 +137,4 @@ def test_a_request_still_being_stored_with_the_same_idempotency_key_gets_409(sta
         conn.rollback()
     # Then it is told to retry later
     assert response.status_code == 409, response.text
-    assert response.json()["error"]["code"] == "idempotency_key_in_progress"
+    assert problem(response)["code"] == "idempotency_key_in_progress"

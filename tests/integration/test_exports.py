@@ -18,6 +18,7 @@ from engine.config import Settings
 from engine.reporting.export_xlsx import xlsx_chunks
 from engine.reporting.exports import HEADER, ExportJob, find_job
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.results import (
     COMPLETED_KST,
     FORMULA_MEMBER,
@@ -121,7 +122,7 @@ def test_whole_numbers_need_the_scope_and_the_flag(stack: Stack) -> None:
     # When the read-only key asks for whole numbers, Then it is refused, naming the scope
     refused = reader.get(f"/v1/jobs/{job_id}/export", params={"unmasked": "true"})
     assert refused.status_code == 403
-    assert "export:unmasked" in refused.json()["error"]["message"]
+    assert "export:unmasked" in problem(refused)["detail"]
 
     # When the privileged key does not ask, Then numbers are still masked
     default = by_member(csv_rows(privileged.get(f"/v1/jobs/{job_id}/export")))
@@ -149,8 +150,8 @@ def test_another_tenants_job_is_not_found_and_bad_formats_are_named(stack: Stack
     # When an unknown format is asked for, Then the error names the field and the choices
     response = stranger.get(f"/v1/jobs/{job_id}/export", params={"format": "pdf"})
     assert response.status_code == 422
-    assert response.json()["error"]["field"] == "format"
-    assert "csv, xlsx" in response.json()["error"]["message"]
+    assert problem(response)["field"] == "format"
+    assert "csv, xlsx" in problem(response)["detail"]
 
 
 def test_xlsx_holds_the_same_rows_as_typed_text(stack: Stack) -> None:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -107,7 +108,7 @@ def test_bad_history_filters_are_refused_naming_the_field(
     client = stack.new_tenant(f"history-bad-{field}-{len(params)}-{next(iter(params.values()))}")
     response = client.get("/v1/jobs", params=params)
     assert response.status_code == 422, response.text
-    assert response.json()["error"]["field"] == field
+    assert problem(response)["field"] == field
 
 
 def test_recipient_filters_by_phone_channel_status_and_send_time(stack: Stack) -> None:
@@ -163,4 +164,4 @@ def test_bad_recipient_filters_are_refused_naming_the_field(
     job_id = submit_sms(client, "안내", ["010-7300-0001"])
     response = client.get(f"/v1/jobs/{job_id}/recipients", params=params)
     assert response.status_code == 422, response.text
-    assert response.json()["error"]["field"] == field
+    assert problem(response)["field"] == field

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,7 @@ def test_an_unknown_template_is_refused_and_a_missing_variable_fails_that_recipi
         },
     )
     assert unknown.status_code == 422
-    assert unknown.json()["error"]["field"] == "template_code"
+    assert problem(unknown)["field"] == "template_code"
     partial = [*recipients(2, 52_000_000), {"phone": "01052999999", "variables": {"name": "x"}}]
     response = client.post(
         "/v1/jobs",

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -127,4 +128,4 @@ def test_the_rewritten_body_length_decides_sms_or_lms(stack: Stack) -> None:
     assert job["counts"]["by_channel"]["lms"] == 1 and job["counts"]["by_channel"]["sms"] == 0
     [sent] = [e for e in stack.simulator.ledger() if e["reference"].startswith(f"{job_id}-")]
     assert sent["channel"] == "lms" and f"{stack.settings.api_url}/r/" in sent["body"]
-    assert sms.status_code == 422 and sms.json()["error"]["field"] == "body"
+    assert sms.status_code == 422 and problem(sms)["field"] == "body"

@@ -15,6 +15,7 @@ import pytest
 from engine.accounts.tenants import tenant_id_by_name
 from engine.reporting.order_exports import HEADER
 from tests.support.deliveries import seed_job_to_members
+from tests.support.problems import problem
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -104,7 +105,7 @@ def test_order_intake_needs_the_send_scope_and_names_bad_fields(stack: Stack) ->
     assert reader.post("/v1/orders", json=valid).status_code == 403
     bad = sender.post("/v1/orders", json={"orders": [valid, {**valid, "order_number": "C-2", "amount": -5}]})
     assert bad.status_code == 422
-    assert bad.json()["error"]["field"] == "orders[1].amount"
+    assert problem(bad)["field"] == "orders[1].amount"
 
 
 def test_another_tenants_job_orders_are_not_found(stack: Stack) -> None:
@@ -139,10 +140,8 @@ def test_orders_export_has_one_guarded_row_per_order_line(stack: Stack) -> None:
         ["SMS", "성공", "M1", sent, "D-1", "10000.00", kst, "P-2", "'=HYPERLINK(1)", "4000", "", "1"],
     ]
     # And another format is refused naming the parameter
-    assert (
-        client.get(f"/v1/jobs/{job_id}/orders/export", params={"format": "xlsx"}).json()["error"]["field"]
-        == "format"
-    )
+    refused = client.get(f"/v1/jobs/{job_id}/orders/export", params={"format": "xlsx"})
+    assert problem(refused)["field"] == "format"
 
 
 def test_the_console_job_page_shows_revenue_orders_and_the_orders_download(stack: Stack) -> None:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -139,7 +140,7 @@ def test_idempotency_key_returns_the_same_job_and_refuses_a_different_body(stack
     other = client.post("/v1/jobs", json={**body, "body": "bye"}, headers={"Idempotency-Key": "order-1"})
     assert first.status_code == 202
     assert again.status_code == 200 and again.json()["job_id"] == first.json()["job_id"]
-    assert other.status_code == 422 and other.json()["error"]["field"] == "Idempotency-Key"
+    assert other.status_code == 422 and problem(other)["field"] == "Idempotency-Key"
 
 
 @pytest.mark.parametrize(
@@ -165,10 +166,10 @@ def test_bad_jobs_are_refused_naming_the_field(
     }
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 422, response.text
-    error = response.json()["error"]
+    error = problem(response)
     assert (error["field"], error["code"]) == (field, code)
     if code == "unencodable_text":
-        assert "😀" in error["message"]
+        assert "😀" in error["detail"]
 
 
 def test_requests_without_a_valid_key_are_refused(stack: Stack) -> None:
@@ -176,7 +177,7 @@ def test_requests_without_a_valid_key_are_refused(stack: Stack) -> None:
     assert response.status_code == 401
     response = httpx.get(f"{stack.settings.api_url}/v1/jobs/1", headers={"Authorization": "Bearer nope"})
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthorised"
+    assert problem(response)["code"] == "unauthorised"
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -187,4 +188,5 @@ def test_a_key_without_the_send_scope_cannot_submit(stack: Stack) -> None:
         json={"channel": "sms", "sender": SENDER, "body": "x", "recipients": [{"phone": "01012345678"}]},
     )
     assert response.status_code == 403
-    assert response.json()["error"] == {"code": "forbidden", "message": "this API key lacks the 'send' scope"}
+    refused = problem(response)
+    assert (refused["code"], refused["detail"]) == ("forbidden", "this API key lacks the 'send' scope")

@@ -19,6 +19,7 @@ from engine.errors import ValidationError
 from engine.intake.job_store import PartitionCache
 from engine.intake.resend import create_resend, fill_resend
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack
 
@@ -119,10 +120,10 @@ def test_resend_refuses_what_it_cannot_do(stack: Stack) -> None:
     # A reason no recipient failed with: nothing to resend
     response = client.post(f"/v1/jobs/{original}/resend", json={"reasons": ["carrier_9999"]})
     assert response.status_code == 422
-    assert response.json()["error"]["code"] == "nothing_to_resend"
-    assert response.json()["error"]["field"] == "reasons"
+    assert problem(response)["code"] == "nothing_to_resend"
+    assert problem(response)["field"] == "reasons"
     bad = client.post(f"/v1/jobs/{original}/resend", json={"reasons": "carrier_3015"})
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "reasons"
+    assert bad.status_code == 422 and problem(bad)["field"] == "reasons"
     # Another tenant's job: not found
     assert other.post(f"/v1/jobs/{original}/resend").status_code == 404
     # A job not finished yet: its failures are not all known
@@ -138,11 +139,11 @@ def test_resend_refuses_what_it_cannot_do(stack: Stack) -> None:
         },
     ).json()["job_id"]
     running = client.post(f"/v1/jobs/{reserved}/resend")
-    assert running.status_code == 409 and running.json()["error"]["code"] == "job_not_finished"
+    assert running.status_code == 409 and problem(running)["code"] == "job_not_finished"
     # A job with no failures (once cancelled, the reservation has none either)
     client.post(f"/v1/jobs/{reserved}/cancel")
     none = client.post(f"/v1/jobs/{reserved}/resend")
-    assert none.status_code == 422 and none.json()["error"]["code"] == "nothing_to_resend"
+    assert none.status_code == 422 and problem(none)["code"] == "nothing_to_resend"
 
 
 def test_kakao_recipients_whose_fallback_failed_too_are_resent_by_kakao(stack: Stack) -> None:

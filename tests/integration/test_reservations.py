@@ -19,6 +19,7 @@ from engine.clock import KST
 from engine.db import upgrade
 from tests.integration.test_retries import clock_of
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.services import isolated_settings
 from tests.support.stack import SENDER, Stack, running_stack, submit_sms
 
@@ -142,7 +143,7 @@ def test_cancelling_a_reservation_cancels_it_whole(reserving: Stack) -> None:
     assert reserving.submissions(job_id) == {}
     # And a finished job cannot be cancelled
     refused = client.post(f"/v1/jobs/{later}/cancel")
-    assert refused.status_code == 409 and refused.json()["error"]["code"] == "job_finished"
+    assert refused.status_code == 409 and problem(refused)["code"] == "job_finished"
 
 
 def test_reservation_times_are_checked_against_the_moved_clock(reserving: Stack) -> None:
@@ -161,10 +162,10 @@ def test_reservation_times_are_checked_against_the_moved_clock(reserving: Stack)
             },
         )
         assert response.status_code == 422, response.text
-        return dict(response.json()["error"])
+        return dict(problem(response))
 
     assert refused((now - timedelta(minutes=1)).isoformat())["field"] == "scheduled_at"
-    assert "60 days" in refused((now + timedelta(days=61)).isoformat())["message"]
+    assert "60 days" in refused((now + timedelta(days=61)).isoformat())["detail"]
     # A naive time is KST: the same wall time an hour ahead in Korea is accepted and shown back
     naive = (now + timedelta(hours=1)).astimezone(KST).replace(tzinfo=None, microsecond=0)
     job_id = reserve(client, ["010-5400-0001"], naive.isoformat())

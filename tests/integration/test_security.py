@@ -17,6 +17,7 @@ import pytest
 from engine.accounts.tenants import create_api_key, tenant_id_by_name
 from engine.intake.intake_limits import set_limits
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -115,7 +116,7 @@ def test_each_route_needs_its_scope(
         assert response.status_code < 400, response.text
     else:
         assert response.status_code == 403, response.text
-        assert "scope" in response.json()["error"]["message"]
+        assert "scope" in problem(response)["detail"]
 
 
 def test_a_rotated_key_stops_working_and_its_replacement_works(stack: Stack) -> None:
@@ -153,7 +154,7 @@ def test_oversized_bodies_are_refused_before_they_are_read_whole(stack: Stack) -
     big = b'{"phones": ["' + b"0" * (2 * 1024 * 1024) + b'"]}'
     response = client.post("/v1/opt-outs", content=big, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "request_too_large"
+    assert problem(response)["code"] == "request_too_large"
 
     # And without a Content-Length (chunked), it is cut off as it arrives
     def chunks() -> Any:
@@ -191,7 +192,7 @@ def test_a_tenant_over_its_intake_limits_is_told_to_wait(stack: Stack) -> None:
         },
     )
     assert second.status_code == 429
-    assert second.json()["error"]["code"] == "daily_recipient_limit"
+    assert problem(second)["code"] == "daily_recipient_limit"
     assert int(second.headers["Retry-After"]) > 0
 
     # When it fires ten submissions at once, then those past 2 per second are told to slow down

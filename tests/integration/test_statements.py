@@ -14,6 +14,7 @@ from engine.accounts.tenants import create_tenant, tenant_id_by_name
 from engine.clock import KST
 from engine.config import Settings
 from engine.reporting.statement import ChannelCounts, job_statement, monthly_statement
+from tests.support.problems import problem
 from tests.support.results import seed_job
 from tests.support.stack import Stack
 
@@ -156,7 +157,7 @@ def test_statement_errors_name_the_field_and_hide_other_tenants(stack: Stack) ->
     for params, field in (({"month": "2026-13"}, "month"), ({"month": "11-2026"}, "month"), ({}, "month")):
         response = owner.get("/v1/statements/monthly", params=params)
         assert response.status_code == 422
-        assert response.json()["error"]["field"] == field
+        assert problem(response)["field"] == field
     response = owner.get(f"/v1/statements/jobs/{job_id}", params={"format": "docx"})
     assert response.status_code == 422
-    assert response.json()["error"]["field"] == "format"
+    assert problem(response)["field"] == "format"

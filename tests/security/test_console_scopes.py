@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from api.console.routes import router
 from tests.security.support import another_key, csrf_token, signed_in, unique
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,7 @@ def test_a_send_only_key_sees_no_console_page_that_shows_data(stack: Stack) -> N
             # Then each is refused with 403, naming the missing 'read' permission in Korean
             assert response.status_code == 403, (page, response.status_code, response.text[:200])
             if page.endswith("/progress"):
-                assert response.json()["error"]["code"] == "forbidden"
+                assert problem(response)["code"] == "forbidden"
             else:
                 assert "권한이 없습니다" in response.text and "조회(read)" in response.text, page
             # And none of the job's data is in it: no number, masked or not, no member id

@@ -26,6 +26,7 @@ from starlette.routing import Mount
 from engine.accounts.platform_keys import create_platform_key
 from engine.config import Settings
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -218,8 +219,7 @@ def world(stack: Stack) -> Iterator[World]:
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:
-    assert response.headers["content-type"].startswith("application/json"), response.text[:300]
-    return dict(response.json()["error"])
+    return problem(response)
 
 
 def assert_422_naming(response: httpx.Response, field: str) -> None:

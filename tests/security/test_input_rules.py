@@ -187,4 +187,5 @@ def test_the_parameter_guard_refuses_a_control_character_naming_the_parameter(
     # Then it never reaches the app: 422 naming the parameter
     assert not reached
     assert sent[0]["status"] == 422
-    assert orjson.loads(sent[1]["body"])["error"]["field"] == field
+    assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
+    assert orjson.loads(sent[1]["body"])["field"] == field

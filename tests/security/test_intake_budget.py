@@ -33,6 +33,7 @@ from engine.intake.intake_budget import BudgetLimits, TenantLease
 from engine.intake.intake_limits import limits_for, set_limits
 from engine.keys import Keys
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.raw_http import OpenRequest, error_of, post_streamed
 from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack, running_stack
@@ -118,7 +119,7 @@ def test_submissions_past_the_tenants_concurrency_wait_and_none_admitted_is_lost
 
     # Then the third is told to retry later, naming the limit
     assert refused.status_code == 429
-    error = refused.json()["error"]
+    error = problem(refused)
     assert error["code"] == "tenant_intake_concurrency"
     assert error["limit"] == "intake_max_concurrent_per_tenant"
     assert int(refused.headers["Retry-After"]) > 0
@@ -147,7 +148,7 @@ def test_bytes_in_flight_past_the_tenants_budget_wait_but_one_large_job_alone_is
 
     # Then it is told to retry, naming the byte budget
     assert refused.status_code == 429
-    assert refused.json()["error"]["limit"] == "intake_max_bytes_in_flight_per_tenant"
+    assert problem(refused)["limit"] == "intake_max_bytes_in_flight_per_tenant"
     assert "Retry-After" in refused.headers
     # And once the first has failed (its body is no job), the budget is back
     status, _, answer = finish(first, truncated[-1:])
@@ -183,7 +184,7 @@ def test_the_api_process_has_its_own_budget_for_all_tenants(budget_stack: Stack)
 
     # Then it is told to retry: the server is busy, not the tenant over its own budget
     assert refused.status_code == 429
-    assert refused.json()["error"]["limit"] == "intake_max_concurrent_per_process"
+    assert problem(refused)["limit"] == "intake_max_concurrent_per_process"
     for request in held:
         request.close()
     eventually(lambda: all(t.in_flight() == 0 for t in tenants))
@@ -264,7 +265,7 @@ def test_a_streamed_job_keeps_its_idempotency(budget_stack: Stack, tmp_path: Pat
     other = tenant.client.post(
         "/v1/jobs", content=job(["010-8000-0001"]), headers={"Idempotency-Key": "stream-1"}
     )
-    assert other.status_code == 422 and other.json()["error"]["field"] == "Idempotency-Key"
+    assert other.status_code == 422 and problem(other)["field"] == "Idempotency-Key"
 
 
 def test_a_tenants_own_budget_replaces_the_settings(budget_stack: Stack) -> None:
@@ -283,8 +284,8 @@ def test_a_tenants_own_budget_replaces_the_settings(budget_stack: Stack) -> None
     # When it submits a second job while the first is in progress, then it waits
     refused = tenant.submit(job(["010-8200-0002"]))
     assert refused.status_code == 429
-    assert refused.json()["error"]["limit"] == "intake_max_concurrent_per_tenant"
-    assert "at once" in refused.json()["error"]["message"]
+    assert problem(refused)["limit"] == "intake_max_concurrent_per_tenant"
+    assert "at once" in problem(refused)["detail"]
     status, _, _ = finish(held, job(["010-8200-0001"])[-1:])
     assert status == 202
 

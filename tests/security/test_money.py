@@ -20,6 +20,7 @@ import pytest
 from engine.accounts import billing
 from engine.accounts.platform_keys import create_platform_key
 from engine.accounts.tenants import create_api_key, tenant_id_by_name
+from tests.support.problems import problem
 from tests.support.services import settings_env
 from tests.support.stack import Stack
 
@@ -118,7 +119,7 @@ def test_a_tenant_admin_key_cannot_top_up_its_own_balance(stack: Stack) -> None:
 
     # Then every attempt is refused with 403, and the balance is still zero
     assert [r.status_code for r in refused] == [403, 403, 403], [r.text for r in refused]
-    assert all(r.json()["error"]["code"] == "forbidden" for r in refused)
+    assert all(problem(r)["code"] == "forbidden" for r in refused)
     assert admin.get("/v1/balance").json()["balance"] == "0.00"
 
 
@@ -175,7 +176,7 @@ def test_a_malformed_amount_is_refused_naming_the_field(stack: Stack, amount: st
 
     # Then it is refused with 422 naming the field amount, and nothing is added
     assert response.status_code == 422, response.text
-    assert response.json()["error"]["field"] == "amount"
+    assert problem(response)["field"] == "amount"
     assert client.get("/v1/balance").json()["balance"] == "0.00"
 
 

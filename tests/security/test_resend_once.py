@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack
 
 pytestmark = pytest.mark.integration
@@ -87,8 +88,8 @@ def test_twenty_concurrent_resends_make_one_job_and_no_duplicate_delivery(stack:
     job_id = made[0].json()["job_id"]
     refused = [a for a in answers if a is not made[0]]
     assert {a.status_code for a in refused} == {409}, [a.text for a in refused]
-    assert {a.json()["error"]["code"] for a in refused} == {"resend_in_progress"}
-    assert {a.json()["error"]["job_id"] for a in refused} == {job_id}
+    assert {problem(a)["code"] for a in refused} == {"resend_in_progress"}
+    assert {problem(a)["job_id"] for a in refused} == {job_id}
     assert resend_jobs(stack, original) == [job_id]
 
     # And the one that made it still gets the same job for its key (200), not a refusal
@@ -124,10 +125,10 @@ def test_a_resend_without_a_key_is_refused_while_the_first_runs(stack: Stack) ->
 
         # Then both are refused naming the running resend, and no other job is made
         assert [r.status_code for r in repeats] == [409, 409], [r.text for r in repeats]
-        assert {r.json()["error"]["job_id"] for r in repeats} == {job_id}
+        assert {problem(r)["job_id"] for r in repeats} == {job_id}
         # And so is a resend of some of the same failures (a filter within "every failure")
         some = client.post(f"/v1/jobs/{original}/resend", json={"reasons": ["carrier_3015"]})
-        assert some.status_code == 409 and some.json()["error"]["job_id"] == job_id, some.text
+        assert some.status_code == 409 and problem(some)["job_id"] == job_id, some.text
         assert resend_jobs(stack, original) == [job_id]
     finally:
         stack.simulator.configure(result_delay_ms=300)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.security.support import browser, client_address, key_of, unique, wrong_key
+from tests.support.problems import problem
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,7 @@ def test_wrong_api_keys_are_throttled_like_sign_ins(stack: Stack) -> None:
     assert [r.status_code for r in responses] == [401] * limit + [429] * 3
     for response in responses[limit:]:
         assert_told_to_wait(stack, response)
-        assert response.json()["error"]["code"] == "too_many_attempts"
+        assert problem(response)["code"] == "too_many_attempts"
 
 
 def test_a_good_key_signed_in_between_guesses_earns_no_more_guesses(stack: Stack) -> None:

@@ -111,8 +111,8 @@ def post_streamed(
 
 
 def error_of(body: bytes) -> dict[str, object]:
-    """The ``error`` object of balsong's error answer (empty if there is none)."""
+    """balsong's error answer, a problem (`api.problems`), decoded (empty if there is none)."""
     if not body.startswith(b"{"):
         return {}
-    error = orjson.loads(body).get("error")
-    return error if isinstance(error, dict) else {}
+    answer = orjson.loads(body)
+    return answer if isinstance(answer, dict) and "code" in answer else {}
