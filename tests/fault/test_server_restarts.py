@@ -146,7 +146,7 @@ def test_restarting_postgresql_mid_job_answers_503_and_loses_nothing(
     table_row.append(row)
     check(row)
     assert refused.status_code == 503, refused.text
-    assert refused.json()["error"]["code"] == "unavailable"
+    assert refused.json()["code"] == "unavailable"
     assert jobs == 1, "the refused job must not exist"
 
 
