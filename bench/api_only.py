@@ -10,13 +10,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 
 from cli.processes import ProcessGroup, api_argv, wait_healthy
-from engine.accounts.billing import top_up
+from engine.accounts.billing import MAX_AMOUNT, top_up
 from engine.accounts.tenants import add_sender, create_api_key, create_tenant
 from engine.config import Settings
 from tests.support.services import settings_env
@@ -53,7 +52,7 @@ class RunningApi:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn, conn.transaction():
             tenant_id = create_tenant(conn, name)
             add_sender(conn, tenant_id, SENDER)
-            top_up(conn, tenant_id, Decimal(10**11), memo="bench tenant")
+            top_up(conn, tenant_id, MAX_AMOUNT, memo="bench tenant")  # the most one top-up may add
             return create_api_key(conn, tenant_id, ("send", "read"))
 
 
