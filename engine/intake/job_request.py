@@ -59,6 +59,7 @@ FIELDS = frozenset(
         "scheduled_at",
         "track_links",
         "advertisement",
+        "reference",
         "recipients",
     }
 )
@@ -79,7 +80,7 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NESTED_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{}]')
 _SCALAR = re.compile(rb"[^,}\]" + re.escape(_WHITESPACE) + rb"]*")
 _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
-_NOT_AN_OBJECT = "must be an object {phone, variables?, member_id?}"
+_NOT_AN_OBJECT = "must be an object {phone, variables?, member_id?, reference?}"
 
 # Reader states: where in the top-level object the next byte belongs.
 _OPEN, _FIRST_NAME, _NAME, _COLON, _VALUE, _AFTER_VALUE, _RECIPIENTS_OPEN, _ELEMENT, _ELEMENTS, _DONE = range(
