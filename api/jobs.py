@@ -20,7 +20,7 @@ from api.scopes import Action, require_for
 from carriers.errors import CarrierRejected
 from engine.accounts.tenants import Principal
 from engine.errors import ValidationError
-from engine.intake import intake_limits
+from engine.intake import client_reference, intake_limits
 from engine.intake.compliance import check_send_time
 from engine.intake.intake import prepare_job
 from engine.intake.job_request import JobRequest
@@ -35,6 +35,13 @@ _partitions = PartitionCache()
 
 #: Longest Idempotency-Key accepted.
 IDEMPOTENCY_KEY_MAX = 200
+
+#: A ``reference`` (engine.intake.client_reference): 1 to 100 characters, no control character.
+REFERENCE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": client_reference.MAX_LENGTH,
+}
 
 JOB_REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -80,6 +87,7 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
             "default": False,
             "description": "SMS/LMS: each link becomes a per-recipient short link counting clicks",
         },
+        "reference": {**REFERENCE_SCHEMA, "description": "The caller's own id for the job"},
         "recipients": {
             "type": "array",
             "minItems": 1,
@@ -90,6 +98,10 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
                     "phone": {"type": "string"},
                     "variables": {"type": "object", "additionalProperties": {"type": "string"}},
                     "member_id": {"type": "string"},
+                    "reference": {
+                        **REFERENCE_SCHEMA,
+                        "description": "The caller's own id for the recipient (an order or member number)",
+                    },
                 },
                 "additionalProperties": False,
             },
@@ -204,10 +216,12 @@ def list_jobs(
     status: str | None = None,
     channel: str | None = None,
     kind: str | None = None,
+    reference: Annotated[str | None, Query(description="the job's reference, exactly")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: int = 20,
 ) -> JSONResponse:
-    """The tenant's jobs, newest first, with their counts; filters by creation day, status, channel, kind."""
+    """The tenant's jobs, newest first, with their counts; filters by creation day, status, channel,
+    kind, reference."""
     require_for(Action.LIST_JOBS, who)
     job_filter = history.JobFilter(
         created_from=history.parse_day("created_from", created_from),
@@ -215,6 +229,7 @@ def list_jobs(
         status=status,
         channel=channel,
         kind=kind,
+        reference=reference,
     )
     scope = cursors.jobs_scope(who.tenant_id)
     position = cursors.open_cursor(scope, cursor)
@@ -256,12 +271,14 @@ def get_recipients(
     reason: Annotated[str | None, Query(description="reason code")] = None,
     channel: Annotated[str | None, Query(description="channel actually used: sms, lms or kakao")] = None,
     phone: Annotated[str | None, Query(description="whole phone number or its last four digits")] = None,
+    reference: Annotated[str | None, Query(description="the recipient's reference, exactly")] = None,
     sent_from: Annotated[str | None, Query(description="ISO 8601; without an offset, KST")] = None,
     sent_to: Annotated[str | None, Query(description="ISO 8601, excluded; without an offset, KST")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: int = 100,
 ) -> JSONResponse:
-    """A page of recipients (masked phone numbers), filtered by outcome, channel, number and time."""
+    """A page of recipients (masked phone numbers), filtered by outcome, channel, number, reference
+    and time."""
     require_for(Action.VIEW_RECIPIENTS, who)
     scope = cursors.recipients_scope(who.tenant_id, job_id)
     position = cursors.open_cursor(scope, cursor)
@@ -274,6 +291,7 @@ def get_recipients(
             reason=reason,
             channel=channel,
             phone=phone,
+            reference=reference,
             sent_from=history.parse_instant("sent_from", sent_from),
             sent_to=history.parse_instant("sent_to", sent_to),
             after=None if position is None else int(position),

@@ -36,7 +36,9 @@ def page(key: str, item: Schema) -> Schema:
 COUNTS: Schema = obj(
     "total", "queued", "delivered", "failed", total=INTEGER, queued=INTEGER, delivered=INTEGER
 )
-JOB_SUMMARY: Schema = obj("id", "status", "counts", id=INTEGER, status=STRING, counts=COUNTS)
+JOB_SUMMARY: Schema = obj(
+    "id", "status", "counts", id=INTEGER, status=STRING, counts=COUNTS, reference=NULLABLE_STRING
+)
 JOB: Schema = obj(
     "id",
     "status",
@@ -48,6 +50,7 @@ JOB: Schema = obj(
     status=STRING,
     created_at=STRING,
     content={"type": "object"},
+    reference=NULLABLE_STRING,
     counts=COUNTS,
     failures={"type": "array", "items": obj("reason_code", "count", reason_code=STRING, count=INTEGER)},
     attribution=obj(
@@ -63,7 +66,14 @@ JOB: Schema = obj(
     clicks={"type": ["object", "null"]},
 )
 RECIPIENT: Schema = obj(
-    "seq", "phone", "status", seq=INTEGER, phone=STRING, status=STRING, first_clicked_at=NULLABLE_STRING
+    "seq",
+    "phone",
+    "status",
+    seq=INTEGER,
+    phone=STRING,
+    status=STRING,
+    reference=NULLABLE_STRING,
+    first_clicked_at=NULLABLE_STRING,
 )
 POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 STRINGS: Schema = {"type": "array", "items": STRING}

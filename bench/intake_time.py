@@ -1,9 +1,10 @@
 """Intake time: POST /v1/jobs of a large job until its 202 (job and recipients committed).
 
-    .venv/bin/python bench/intake_time.py [--recipients 200000] [--runs 5]
+    .venv/bin/python bench/intake_time.py [--recipients 200000] [--runs 5] [--references]
 
 The API runs alone (no worker competes for the CPU); each run submits a new job of personalised
-recipients (the body of bench/throughput.py) and the median of the runs is printed.
+recipients (the body of bench/throughput.py) and the median of the runs is printed. With
+``--references`` every recipient carries a ``reference`` too (an order number), and the job one.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ from tests.support.stack import SENDER
 BODY = "[balsong] #{name}님, 주문하신 상품이 발송되었습니다."
 
 
-def job_payload(recipients: int, offset: int) -> bytes:
+def job_payload(recipients: int, offset: int, *, references: bool = False) -> bytes:
     return orjson.dumps(
         {
             "channel": "auto",
             "sender": SENDER,
             "body": BODY,
+            **({"reference": f"bench-{offset}"} if references else {}),
             "recipients": [
-                {"phone": f"010{offset + i:08d}", "variables": {"name": f"고객{i}"}}
+                {
+                    "phone": f"010{offset + i:08d}",
+                    "variables": {"name": f"고객{i}"},
+                    **({"reference": f"ORDER-{offset + i:012d}"} if references else {}),
+                }
                 for i in range(recipients)
             ],
         }
@@ -48,6 +54,7 @@ def main() -> int:
     )
     parser.add_argument("--recipients", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--references", action="store_true", help="every recipient carries a reference")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="balsong-bench-"))
     with isolated_settings() as settings:
@@ -60,7 +67,9 @@ def main() -> int:
             client.post("/v1/jobs", content=job_payload(100, 90_000_000)).raise_for_status()  # warm up
             times = []
             for run in range(args.runs):
-                payload = job_payload(args.recipients, 20_000_000 + run * args.recipients)
+                payload = job_payload(
+                    args.recipients, 20_000_000 + run * args.recipients, references=args.references
+                )
                 started = time.monotonic()
                 response = client.post(
                     "/v1/jobs", content=payload, headers={"Content-Type": "application/json"}

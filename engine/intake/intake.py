@@ -35,6 +35,7 @@ from engine.attribution import links
 from engine.errors import ValidationError
 from engine.inputs import check_line, check_text, refuse_unknown
 from engine.intake.channels import ContentTooLong, choose_channel, default_title
+from engine.intake.client_reference import check_reference
 from engine.intake.compliance import check_advertisement
 from engine.intake.encoding import UnencodableText, encoded_length
 from engine.intake.job_request import FALLBACK_FIELDS, RECIPIENT_FIELDS, RecipientSegments
@@ -65,6 +66,8 @@ class RecipientRow:
     reason_text: str | None = None
     #: Tracked links: this recipient's short codes, one per URL of ``PreparedJob.tracked_urls``.
     links: tuple[str, ...] | None = None
+    #: The caller's own reference for this recipient (`engine.intake.client_reference`).
+    reference: str | None = None
 
 
 @dataclass(slots=True)
@@ -96,6 +99,8 @@ class PreparedJob:
     #: variables ``__link1``...; each recipient's values hold its short URLs (engine.attribution.links).
     tracked_urls: tuple[str, ...] = ()
     link_base_url: str | None = None
+    #: The caller's own reference for the job (`engine.intake.client_reference`).
+    reference: str | None = None
 
     @property
     def total(self) -> int:
@@ -176,6 +181,9 @@ def prepare_job(
     advertisement = _flag(request, "advertisement")
     kind, scheduled_at = requested_kind(request, now or datetime.now(UTC), reservation_horizon_days)
     track_links = _flag(request, "track_links")
+    reference = request.get("reference")
+    if reference is not None:
+        reference = check_reference(reference, "reference")
     if track_links and requested == "kakao":
         raise ValidationError(
             "track_links",
@@ -199,6 +207,7 @@ def prepare_job(
         )
     job.kind, job.scheduled_at = kind, scheduled_at
     job.advertisement = advertisement
+    job.reference = reference
     return job
 
 
@@ -295,7 +304,7 @@ def _prepare_kakao(
         template_code=code,
         fallback=_fallback(request.get("fallback"), template),
     )
-    for index, item, phone, member_id in _distinct_recipients(job, recipients):
+    for index, item, phone, member_id, reference in _distinct_recipients(job, recipients):
         variables = item.get("variables")
         try:
             values = template.values_from(variables if isinstance(variables, Mapping) else {})
@@ -308,6 +317,7 @@ def _prepare_kakao(
                     None,
                     "missing_variable",
                     f"template {code} needs variable {exc.name!r}",
+                    reference=reference,
                 )
             )
             continue
@@ -324,10 +334,11 @@ def _prepare_kakao(
                     None,
                     "content_too_long",
                     f"longer than {KAKAO_MAX_CHARACTERS} characters once filled in",
+                    reference=reference,
                 )
             )
             continue
-        job.kakao.append(RecipientRow(phone, member_id, values, "kakao"))
+        job.kakao.append(RecipientRow(phone, member_id, values, "kakao", reference=reference))
     return job
 
 
@@ -378,7 +389,9 @@ def _recipient_list(request: Mapping[str, Any], max_recipients: int) -> Collecti
     # A list when decoded whole; RecipientSegments (decoded as iterated, once) when streamed.
     recipients = request.get("recipients")
     if not isinstance(recipients, list | RecipientSegments) or not recipients:
-        raise ValidationError("recipients", "must be a non-empty list of {phone, variables?, member_id?}")
+        raise ValidationError(
+            "recipients", "must be a non-empty list of {phone, variables?, member_id?, reference?}"
+        )
     # Streamed recipients are counted exactly as they are decoded (RecipientSegments.__iter__).
     if isinstance(recipients, list) and len(recipients) > max_recipients:
         raise ValidationError(
@@ -411,7 +424,7 @@ def _classify_recipients(
     )
     sms, lms, invalid = job.sms, job.lms, job.invalid
     link_names = tuple(f"{links.LINK_VARIABLE_PREFIX}{i + 1}" for i in range(len(job.tracked_urls)))
-    for index, item, phone, member_id in _distinct_recipients(job, recipients):
+    for index, item, phone, member_id, reference in _distinct_recipients(job, recipients):
         if not has_variables:
             row = RecipientRow(phone, member_id, None, fixed_channel)
         elif link_names:
@@ -422,6 +435,8 @@ def _classify_recipients(
             row = _personalised_row(
                 index, phone, member_id, item.get("variables"), template, title_bytes, requested
             )
+        if reference is not None:
+            row.reference = reference
         if row.channel == "sms":
             sms.append(row)
         elif row.channel == "lms":
@@ -432,9 +447,9 @@ def _classify_recipients(
 
 def _distinct_recipients(
     job: PreparedJob, recipients: Iterable[Any]
-) -> Iterator[tuple[int, Mapping[str, Any], str, str | None]]:
+) -> Iterator[tuple[int, Mapping[str, Any], str, str | None, str | None]]:
     """Each recipient with a valid number not seen before in the job, as (index in the request,
-    item, normalised phone, member id). Bad numbers go to ``job.invalid`` with their reason;
+    item, normalised phone, member id, reference). Bad numbers go to ``job.invalid`` with their reason;
     repeats are counted. A control character in a number is the request's error, not a bad
     number: it is no number anyone typed, and it could not be kept to show.
 
@@ -443,22 +458,27 @@ def _distinct_recipients(
     seen: set[str] = set()
     for index, item in enumerate(recipients):
         if type(item) is not dict and not isinstance(item, Mapping):
-            raise ValidationError(f"recipients[{index}]", "must be an object {phone, variables?, member_id?}")
+            raise ValidationError(
+                f"recipients[{index}]", "must be an object {phone, variables?, member_id?, reference?}"
+            )
         if not item.keys() <= RECIPIENT_FIELDS:
             refuse_unknown(item, RECIPIENT_FIELDS, "a recipient", f"recipients[{index}].")
         member_id = item.get("member_id")
         if member_id is not None:
             member_id = _member_id(member_id, index)
+        reference = item.get("reference")
+        if reference is not None:
+            reference = check_reference(reference, f"recipients[{index}].reference")
         phone, problem = _phone(item.get("phone"))
         if problem is not None:
             check_line(phone, f"recipients[{index}].phone")
-            job.invalid.append(RecipientRow(phone, member_id, None, None, *problem))
+            job.invalid.append(RecipientRow(phone, member_id, None, None, *problem, reference=reference))
             continue
         if phone in seen:
             job.duplicates_removed += 1
             continue
         seen.add(phone)
-        yield index, item, phone, member_id
+        yield index, item, phone, member_id, reference
 
 
 def _personalised_row(

@@ -59,11 +59,12 @@ FIELDS = frozenset(
         "scheduled_at",
         "track_links",
         "advertisement",
+        "reference",
         "recipients",
     }
 )
 #: Every field of a recipient, and of ``fallback`` (`engine.intake.intake` refuses any other).
-RECIPIENT_FIELDS = frozenset({"phone", "variables", "member_id"})
+RECIPIENT_FIELDS = frozenset({"phone", "variables", "member_id", "reference"})
 FALLBACK_FIELDS = frozenset({"channel", "body", "title"})
 #: Longest value of a top-level field other than ``recipients``, in bytes of JSON text. An LMS
 #: body is at most 2000 bytes in EUC-KR (~4 KB of JSON with escapes); this leaves room.
@@ -82,7 +83,7 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NESTED_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{}]')
 _SCALAR = re.compile(rb"[^,}\]" + re.escape(_WHITESPACE) + rb"]*")
 _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
-_NOT_AN_OBJECT = "must be an object {phone, variables?, member_id?}"
+_NOT_AN_OBJECT = "must be an object {phone, variables?, member_id?, reference?}"
 
 # Reader states: where in the top-level object the next byte belongs.
 _OPEN, _FIRST_NAME, _NAME, _COLON, _VALUE, _AFTER_VALUE, _RECIPIENTS_OPEN, _ELEMENT, _ELEMENTS, _DONE = range(

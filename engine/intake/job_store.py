@@ -28,7 +28,7 @@ from engine.intake.intake import PreparedJob
 from engine.lifecycle.statuses import JobStatus
 
 _COPY_RECIPIENTS = """
-    COPY recipients (job_created_at, job_id, seq, phone, member_id, "values", channel, status,
+    COPY recipients (job_created_at, job_id, seq, phone, member_id, reference, "values", channel, status,
                      reason_code, reason_text, completed_at)
     FROM STDIN
 """
@@ -137,9 +137,9 @@ def _insert_job(
         INSERT INTO jobs (tenant_id, created_at, status, requested_channel, priority, sender, title, body,
                           variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
                           invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
-                          fallback_title, kind, scheduled_at, advertisement, prices)
+                          fallback_title, kind, scheduled_at, advertisement, prices, reference)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s)
+                %s, %s, %s)
         RETURNING id
         """,
         (
@@ -168,6 +168,7 @@ def _insert_job(
             job.scheduled_at,
             job.advertisement,
             Jsonb(prices.as_json()),
+            job.reference,
         ),
     ).fetchone()
     assert row is not None
@@ -184,7 +185,8 @@ def _copy_recipients(conn: Connection, job_id: int, job: PreparedJob, now: datet
         seq = 0
         for row in job.valid_rows():
             lines.append(
-                f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
+                f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_text(row.reference)}"
+                f"\t{_array(row.values)}"
                 f"\t{row.channel}\tqueued\t\\N\t\\N\t\\N\n"
             )
             seq += 1
@@ -193,7 +195,8 @@ def _copy_recipients(conn: Connection, job_id: int, job: PreparedJob, now: datet
                 lines.clear()
         for row in job.invalid:
             lines.append(
-                f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_array(row.values)}"
+                f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_text(row.reference)}"
+                f"\t{_array(row.values)}"
                 f"\t\\N\tfailed\t{_text(row.reason_code)}\t{_text(row.reason_text)}\t{created}\n"
             )
             seq += 1

@@ -4,12 +4,12 @@ Two steps, so the caller gets the new job's id at once however many recipients t
 
 1. `create_resend` (API or CLI, one transaction): checks the original job, that it has
    something to resend, and the sender, then stores the new job, status ``preparing``, with the
-   original's content (channel, sender, title, body, template, fallback, priority) and the
-   reason codes asked for (``resend_reasons``). With an idempotency key, a second call returns
-   the same job.
+   original's content (channel, sender, title, body, template, fallback, priority) and
+   ``reference``, and the reason codes asked for (``resend_reasons``). With an idempotency key,
+   a second call returns the same job.
 2. `fill_resend` (the ``resend_failed`` actor): in one transaction, copies the failed
-   recipients with one INSERT ... SELECT (phone, member id, per-recipient values, channel),
-   sets the counts and moves the job to ``accepted``; planning follows as for any job.
+   recipients with one INSERT ... SELECT (phone, member id, reference, per-recipient values,
+   channel), sets the counts and moves the job to ``accepted``; planning follows as for any job.
 
 One at a time: while a resend of a job's failures has not finished, another resend of any of
 the same failures (the same job, and a reason filter that overlaps: either takes every failure,
@@ -71,11 +71,12 @@ _FAILED_RECIPIENTS = """
 # Send order as intake stores it (SMS, LMS, KakaoTalk), so each channel is one seq range.
 _COPY_FAILED = (
     """
-    INSERT INTO recipients (job_created_at, job_id, seq, phone, member_id, "values", channel, status)
+    INSERT INTO recipients (job_created_at, job_id, seq, phone, member_id, reference, "values", channel,
+                            status)
     SELECT %(created)s, %(job)s,
            (row_number() OVER (ORDER BY CASE r.channel WHEN 'sms' THEN 0 WHEN 'lms' THEN 1 ELSE 2 END, r.seq)
             - 1)::int,
-           r.phone, r.member_id, r."values", r.channel, 'queued'
+           r.phone, r.member_id, r.reference, r."values", r.channel, 'queued'
     """
     + _FAILED_RECIPIENTS
 )
@@ -184,11 +185,12 @@ def create_resend(
             INSERT INTO jobs (tenant_id, created_at, status, kind, resent_from, resend_reasons,
                               requested_channel, priority, sender, title, body, variables, template_code,
                               fallback_channel, fallback_body, fallback_title, idempotency_key, request_hash,
-                              total, sms_count, lms_count, kakao_count, invalid_count, advertisement, prices)
+                              total, sms_count, lms_count, kakao_count, invalid_count, advertisement, prices,
+                              reference)
             SELECT tenant_id, %(now)s, %(preparing)s, 'manual', id, %(reasons)s,
                    requested_channel, priority, sender, title, body, variables, template_code,
                    fallback_channel, fallback_body, fallback_title, %(key)s, %(fingerprint)s, 0, 0, 0, 0, 0,
-                   advertisement, %(prices)s
+                   advertisement, %(prices)s, reference
             FROM jobs WHERE id = %(source)s
             RETURNING id, fallback_channel
             """,

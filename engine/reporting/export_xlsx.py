@@ -56,10 +56,10 @@ SHEET_NAME = "발송 결과"
 COMPRESS_LEVEL = 1
 
 #: Column widths, in characters, so the sheet is readable when opened.
-_WIDTHS: list[float] = [10, 6, 8, 15, 16, 10, 16, 30, 20, 20, 8, 16]
+_WIDTHS: list[float] = [10, 6, 8, 15, 16, 10, 16, 30, 20, 20, 8, 16, 16]
 
 #: Column letters, in the order of ``HEADER``.
-_COLUMNS = "ABCDEFGHIJKL"
+_COLUMNS = "ABCDEFGHIJKLM"
 _LAST = _COLUMNS[len(HEADER) - 1]
 
 #: The workbook part that lists the sheets (and their filter ranges).

@@ -21,7 +21,11 @@ Columns (Korean labels, as operators read them; status, kind and channel in Kore
 접수 시각, 완료 시각  KST, ``YYYY-MM-DD HH:MM:SS``
 대체발송             ``Y`` when a Kakao message failed and went by SMS/LMS
 대체발송 전 사유 코드 the Kakao failure that caused the fallback
+고객 참조            the caller's own reference of the recipient (``reference``)
 ==================== ============================================================
+
+고객 참조 comes last, after the columns exports had before it, so a sheet or script reading those
+columns by position reads the same ones.
 
 The CSV is made by PostgreSQL itself (``COPY (SELECT ...) TO STDOUT (FORMAT csv)``): masking,
 KST formatting, labels and the formula guard are SQL expressions, so Python only moves bytes
@@ -66,6 +70,7 @@ HEADER = (
     "완료 시각",
     "대체발송",
     "대체발송 전 사유 코드",
+    "고객 참조",
 )
 
 KIND_LABELS = {"manual": "수동", "scheduled": "예약", "automatic": "자동"}
@@ -88,7 +93,7 @@ BOM = "\ufeff".encode()
 #: costs the web server a thread hop and a socket write.
 CHUNK_BYTES = 256 * 1024
 
-#: What an export does to a cell of free text (a member id, a carrier's reason, a number refused
+#: What an export does to a cell of free text (a member id, a reference, a carrier's reason, a number refused
 #: at intake as it was sent): guard it against formulas (CSV) or escape it for XML (XLSX).
 TextCell = Callable[[sql.Composable], sql.Composable]
 
@@ -284,6 +289,7 @@ def export_columns(job: ExportJob, *, unmasked: bool, text: TextCell) -> list[sq
         _kst(final("completed_at")),
         sql.SQL("CASE WHEN r.status = 'fallback' THEN 'Y' END"),
         text(sql.SQL("CASE WHEN r.status = 'fallback' THEN r.reason_code END")),
+        text(sql.SQL("r.reference")),
     ]
 
 

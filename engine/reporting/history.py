@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from engine import inputs
 from engine.clock import KST
 from engine.errors import ValidationError
+from engine.intake.client_reference import check_reference
 from engine.intake.reservations import REQUESTED_KINDS
 from engine.keys import Keys
 from engine.lifecycle import counters
@@ -41,8 +42,12 @@ class JobFilter:
     status: str | None = None
     channel: str | None = None
     kind: str | None = None
+    #: The caller's reference of the job, exactly as submitted.
+    reference: str | None = None
 
     def __post_init__(self) -> None:
+        if self.reference is not None:
+            check_reference(self.reference, "reference")
         _one_of("status", self.status, JOB_STATUSES)
         _one_of("channel", self.channel, JOB_CHANNELS)
         _one_of("kind", self.kind, REQUESTED_KINDS)
@@ -87,7 +92,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 _LIST_JOBS = """
     SELECT id, created_at, status, kind, requested_channel, priority, sender, title, body,
-           template_code, scheduled_at, first_sent_at, completed_at, resent_from
+           template_code, scheduled_at, first_sent_at, completed_at, resent_from, reference
     FROM jobs
     WHERE tenant_id = %(tenant)s
       AND (%(start)s::timestamptz IS NULL OR created_at >= %(start)s)
@@ -95,6 +100,7 @@ _LIST_JOBS = """
       AND (%(status)s::text IS NULL OR status = %(status)s)
       AND (%(channel)s::text IS NULL OR requested_channel = %(channel)s)
       AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+      AND (%(reference)s::text IS NULL OR reference = %(reference)s)
       AND (%(after_at)s::timestamptz IS NULL OR (created_at, id) < (%(after_at)s, %(after_id)s))
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s
@@ -125,6 +131,7 @@ def list_jobs(
             "status": job_filter.status,
             "channel": job_filter.channel,
             "kind": job_filter.kind,
+            "reference": job_filter.reference,
             "after_at": after_at,
             "after_id": after_id,
             "limit": limit + 1,
@@ -179,11 +186,13 @@ def _job_summary(row: tuple[Any, ...], counts: counters.JobCounts) -> dict[str, 
         first_sent_at,
         completed_at,
         resent_from,
+        reference,
     ) = row
     return {
         "id": job_id,
         "status": status,
         "kind": kind,
+        "reference": reference,
         "channel": channel,
         "priority": priority,
         "sender": sender,

@@ -14,6 +14,7 @@ from engine.accounts import billing
 from engine.attribution import links, revenue
 from engine.clock import KST
 from engine.errors import NotFound, ValidationError
+from engine.intake.client_reference import check_reference
 from engine.intake.phone import InvalidPhone, mask_phone, normalize_recipient
 from engine.keys import Keys
 from engine.lifecycle import counters
@@ -36,7 +37,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         SELECT id, status, created_at, first_sent_at, completed_at, requested_channel, priority, sender,
                title, body, total, sms_count, lms_count, kakao_count, invalid_count, duplicates_removed,
                template_code, fallback_channel, fallback_body, fallback_title,
-               kind, scheduled_at, cancelled_at, resent_from, paused_at, paused_reason
+               kind, scheduled_at, cancelled_at, resent_from, paused_at, paused_reason, reference
         FROM jobs WHERE id = %s AND tenant_id = %s
         """,
         (job_id, tenant_id),
@@ -70,6 +71,7 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         resent_from,
         paused_at,
         paused_reason,
+        reference,
     ) = row
     live = _counts(conn, redis, keys, job_id, created_at)
     money = billing.job_money(conn, job_id)
@@ -77,6 +79,8 @@ def job_view(conn: Connection, redis: Redis, keys: Keys, tenant_id: int, job_id:
         "id": id_,
         "status": status,
         "kind": kind,
+        # The caller's own reference for the job, as submitted (null if none).
+        "reference": reference,
         "created_at": kst(created_at),
         "scheduled_at": kst(scheduled_at),
         "cancelled_at": kst(cancelled_at),
@@ -155,6 +159,7 @@ def list_recipients(
     reason: str | None = None,
     channel: str | None = None,
     phone: str | None = None,
+    reference: str | None = None,
     sent_from: datetime | None = None,
     sent_to: datetime | None = None,
     after: int | None = None,
@@ -168,6 +173,7 @@ def list_recipients(
 
     Parameters:
       phone: the whole number (any form intake accepts) or its last four digits.
+      reference: the caller's reference of the recipient, exactly as submitted.
       sent_from, sent_to: the time the carrier accepted the message, ``[sent_from, sent_to)``.
     """
     if status is not None and status not in RECIPIENT_STATUSES:
@@ -175,6 +181,8 @@ def list_recipients(
     if channel is not None and channel not in RECIPIENT_CHANNELS:
         raise ValidationError("channel", f"must be one of {', '.join(RECIPIENT_CHANNELS)}")
     whole_phone, last_four = _phone_filter(phone)
+    if reference is not None:
+        check_reference(reference, "reference")
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
     job = conn.execute(
@@ -192,6 +200,7 @@ def list_recipients(
         "channel": channel,
         "phone": whole_phone,
         "last4": last_four,
+        "reference": reference,
         "sent_from": sent_from,
         "sent_to": sent_to,
         "limit": limit + 1,
@@ -200,7 +209,7 @@ def list_recipients(
     more = len(rows) > limit
     rows = rows[:limit]
     # One entry per recipient: a KakaoTalk recipient handed to SMS/LMS shows its fallback beside it.
-    fallback_seqs = [row[0] + job[1] for row in rows if row[4] == "fallback"]
+    fallback_seqs = [row[0] + job[1] for row in rows if row[5] == "fallback"]
     fallbacks = {}
     if fallback_seqs:
         fallbacks = {
@@ -220,7 +229,8 @@ def list_recipients(
                 "seq": row[0],
                 "phone": mask_phone(row[1]),
                 "member_id": row[2],
-                **_outcome(row[3:9]),
+                "reference": row[3],
+                **_outcome(row[4:10]),
                 "fallback": _outcome(fallbacks[row[0]]) if row[0] in fallbacks else None,
                 "first_clicked_at": kst(clicked.get(row[0])),
             }
@@ -256,7 +266,7 @@ def _sent_between(bound: str, operator: str) -> str:
 # Filters on a fallback's row are EXISTS lookups by primary key, not a join: before a partition's
 # first ANALYZE, the planner took a join over a whole job's rows for one row per recipient.
 _RECIPIENTS_PAGE = f"""
-    SELECT r.seq, r.phone, r.member_id,
+    SELECT r.seq, r.phone, r.member_id, r.reference,
            r.channel, r.status, r.reason_code, r.reason_text, r.submitted_at, r.completed_at
     FROM recipients r
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
@@ -266,6 +276,7 @@ _RECIPIENTS_PAGE = f"""
       AND {_own_or_fallback("channel")}
       AND (%(phone)s::text IS NULL OR r.phone = %(phone)s)
       AND (%(last4)s::text IS NULL OR right(r.phone, 4) = %(last4)s)
+      AND (%(reference)s::text IS NULL OR r.reference = %(reference)s)
       AND {_sent_between("sent_from", ">=")}
       AND {_sent_between("sent_to", "<")}
     ORDER BY r.seq LIMIT %(limit)s

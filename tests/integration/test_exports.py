@@ -185,7 +185,7 @@ def test_xlsx_holds_the_same_rows_as_typed_text(stack: Stack) -> None:
     # And the header is bold, stays in view when scrolling and has filter buttons over the rows
     assert all(cell.font.b for cell in cells[0])
     assert formula_cell.parent.freeze_panes == "A2"
-    assert formula_cell.parent.auto_filter.ref == "A1:L7"
+    assert formula_cell.parent.auto_filter.ref == "A1:M7"
 
 
 def test_a_job_sent_through_the_pipeline_exports_its_deliveries(stack: Stack) -> None:
@@ -228,7 +228,7 @@ def test_xlsx_rows_past_a_sheets_limit_go_on_to_the_next_sheet(settings: Setting
     for sheet in workbook.worksheets:
         lines = list(sheet.iter_rows(values_only=True))
         assert lines[0] == HEADER and len(lines) == 3
-        assert (sheet.freeze_panes, sheet.auto_filter.ref) == ("A2", "A1:L3")
+        assert (sheet.freeze_panes, sheet.auto_filter.ref) == ("A2", "A1:M3")
         members += [line[4] for line in lines[1:]]
     assert members == [recipient.member_id for recipient in RECIPIENTS]
     # And only the first sheet is selected (several selected sheets would all take every edit)

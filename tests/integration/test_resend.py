@@ -55,6 +55,8 @@ def finished_job_with_failures(stack: Stack, client: httpx.Client, base: int) ->
     try:
         recipients: list[dict[str, Any]] = [
             {"phone": f"010{base + i:08d}", "variables": {"name": f"고객{i}"}, "member_id": f"m{i}"}
+            # Every other recipient carries the caller's reference too.
+            | ({"reference": f"주문-{i}"} if i % 2 else {})
             for i in range(60)
         ]
         recipients.append({"phone": "010-12", "variables": {"name": "x"}})
@@ -65,6 +67,7 @@ def finished_job_with_failures(stack: Stack, client: httpx.Client, base: int) ->
                 "sender": SENDER,
                 "title": "재발송",
                 "body": "#{name}님 안내입니다",
+                "reference": f"campaign-{base}",
                 "recipients": recipients,
             },
         )
@@ -95,21 +98,23 @@ def test_resend_makes_one_linked_job_for_the_failures_with_the_same_content(stac
     resent = wait_finished(stack, client, resend_id)
     assert resent["resent_from"] == original and resent["kind"] == "manual"
     assert resent["content"] == job["content"]
+    assert resent["reference"] == job["reference"] == "campaign-70000000"
     # ... holding exactly the carrier's failures (not the invalid number), sent once each
     assert phones(stack, resend_id) == carrier_failed
     assert resent["counts"]["delivered"] == len(carrier_failed)
     seen = stack.submissions(resend_id)
     assert len(seen) == len(carrier_failed) and set(seen.values()) == {1}
-    # ... each with its own member id and variables
+    # ... each with its own member id, reference and variables
     copied = rows(
         stack,
         'SELECT n.member_id, n."values" FROM recipients n JOIN recipients o ON o.phone = n.phone'
-        ' WHERE n.job_id = %s AND o.job_id = %s AND (n.member_id, n."values") IS DISTINCT FROM'
-        ' (o.member_id, o."values")',
+        ' WHERE n.job_id = %s AND o.job_id = %s AND (n.member_id, n.reference, n."values")'
+        ' IS DISTINCT FROM (o.member_id, o.reference, o."values")',
         resend_id,
         original,
     )
     assert copied == []
+    assert rows(stack, "SELECT 1 FROM recipients WHERE job_id = %s AND reference IS NOT NULL", resend_id)
     assert len(rows(stack, "SELECT 1 FROM jobs WHERE resent_from = %s", original)) == 1
 
 

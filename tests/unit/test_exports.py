@@ -50,9 +50,9 @@ def test_xlsx_keeps_the_spaces_of_free_text_cells_only() -> None:
     # Given a job
     job = ExportJob(id=1, kind="manual", created_at=datetime(2026, 12, 6, tzinfo=UTC), total=3)
 
-    # Then the cells of free text (member id, reason code and text, the pre-fallback reason) are
-    # the ones whose spaces are kept; so is the phone number when unmasked (a refused number shows
-    # as it was sent)
+    # Then the cells of free text (member id, reason code and text, the pre-fallback reason, the
+    # caller's reference) are the ones whose spaces are kept; so is the phone number when unmasked
+    # (a refused number shows as it was sent)
     free = {HEADER[i] for i in free_text_columns(job, unmasked=False)}
-    assert free == {"회원 ID", "사유 코드", "사유", "대체발송 전 사유 코드"}
+    assert free == {"회원 ID", "사유 코드", "사유", "대체발송 전 사유 코드", "고객 참조"}
     assert {HEADER[i] for i in free_text_columns(job, unmasked=True)} == free | {"수신번호"}
