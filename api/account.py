@@ -1,4 +1,5 @@
-"""Account routes: the caller's balance and ledger, sender numbers and advertising opt-outs."""
+"""Account routes: the caller's balance and ledger, sender numbers, advertising opt-outs and the
+default callback URL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from api.responses import JSONResponse
 from engine.accounts import billing, opt_outs
 from engine.accounts.platform_keys import PlatformPrincipal
 from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
+from engine.callbacks.settings import callback_url, set_callback_url
+from engine.callbacks.urls import CallbackUrlRefused, check_callback_url
 from engine.errors import ValidationError
 from engine.inputs import refuse_unknown
 from engine.intake.phone import InvalidPhone
@@ -229,3 +232,60 @@ def remove_opt_out(phone: str, who: Who) -> JSONResponse:
     except InvalidPhone as exc:
         raise ValidationError("phone", exc.reason, code=exc.code) from None
     return JSONResponse({"removed": removed})
+
+
+# -- status callbacks -----------------------------------------------------------------------------
+
+CALLBACK_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "url": {
+            "type": ["string", "null"],
+            "maxLength": 2000,
+            "description": "https URL the tenant's status callbacks go to by default; null: none",
+        }
+    },
+    "additionalProperties": False,
+}
+
+
+@router.get("/callback")
+def get_callback(who: Who) -> JSONResponse:
+    """The tenant's default callback URL (null if none)."""
+    require("read", who)
+    with get_runtime().pool.connection() as conn:
+        url = callback_url(conn, who.tenant_id)
+    return JSONResponse({"url": url})
+
+
+@router.put(
+    "/callback",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": CALLBACK_REQUEST_SCHEMA}},
+        }
+    },
+)
+async def put_callback(request: Request, who: Who) -> JSONResponse:
+    """Set the tenant's default callback URL (admin scope): https, public, never balsong itself
+    (see engine.callbacks.urls); ``null`` clears it. The signing secret is an operator's
+    (``balsong tenant callback-secret``)."""
+    require("admin", who)
+    body = await _json_object(request)
+    refuse_unknown(body, CALLBACK_REQUEST_SCHEMA["properties"], "a callback request")
+    if "url" not in body:
+        raise ValidationError("url", "is required: an https URL, or null for none")
+    url = body["url"]
+    if url is not None:
+        settings = get_runtime().settings
+        try:
+            url = check_callback_url(
+                url, allow_http=settings.callback_allow_http, own_api_url=settings.api_url
+            )
+        except CallbackUrlRefused as exc:
+            raise ValidationError("url", str(exc)) from None
+    with get_runtime().pool.connection() as conn:
+        set_callback_url(conn, who.tenant_id, url)
+    return JSONResponse({"url": url})

@@ -129,6 +129,9 @@ class Settings:
     carrier_timeout_seconds: float = 10.0
     #: HTTP API listen address, used by the CLI and demo to reach the API.
     api_url: str = "http://127.0.0.1:8000"
+    #: Development only: callbacks may go over plain http, and to loopback or private addresses
+    #: (a receiver on the developer's machine). Never in production: see engine.callbacks.urls.
+    callback_allow_http: bool = False
     #: Base of tracked links' short URLs, ``{public_url}/r/{code}``: the API as recipients'
     #: phones reach it, kept short (every character counts against 90 SMS bytes). Empty: api_url.
     public_url: str = ""
