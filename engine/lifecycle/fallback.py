@@ -44,13 +44,13 @@ def create_fallbacks(
     template = Template.parse(body)
     title_bytes = encoded_length(title) if title else 0
     rows = conn.execute(
-        'SELECT seq, phone, member_id, "values" FROM recipients'
+        'SELECT seq, phone, member_id, reference, "values" FROM recipients'
         " WHERE job_id = %s AND job_created_at = %s AND seq = ANY(%s) AND status = 'fallback'",
         (job_id, created_at, list(seqs)),
     ).fetchall()
     new_rows = []
     by_channel: dict[str, list[int]] = {}
-    for seq, phone, member_id, values in rows:
+    for seq, phone, member_id, reference, values in rows:
         filled = template.values_from(dict(zip(names, values or (), strict=False)))
         status, channel, code, text = "queued", None, None, None
         try:
@@ -68,6 +68,7 @@ def create_fallbacks(
                 new_seq,
                 phone,
                 member_id,
+                reference,
                 list(filled) or None,
                 channel,
                 status,
@@ -81,9 +82,9 @@ def create_fallbacks(
     with conn.cursor() as cur:
         cur.executemany(
             """
-            INSERT INTO recipients (job_created_at, job_id, seq, phone, member_id, "values", channel, status,
-                                    reason_code, reason_text, fallback_of)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+            INSERT INTO recipients (job_created_at, job_id, seq, phone, member_id, reference, "values",
+                                    channel, status, reason_code, reason_text, fallback_of)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
             """,
             new_rows,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support.jobs import wait_finished
@@ -32,7 +33,9 @@ def test_kakao_failures_fall_back_to_sms_and_lms_once(stack: Stack) -> None:
                 "channel": "kakao",
                 "sender": SENDER,
                 "template_code": "ORDER_SHIPPED",
-                "recipients": recipients(300, 50_000_000),
+                "recipients": [
+                    {**r, "reference": f"order-{i}"} for i, r in enumerate(recipients(300, 50_000_000))
+                ],
                 "fallback": {
                     "channel": "auto",
                     "title": "배송 안내",
@@ -66,6 +69,15 @@ def test_kakao_failures_fall_back_to_sms_and_lms_once(stack: Stack) -> None:
     assert first["channel"] == "kakao" and first["reason_code"] == "carrier_3019"
     assert first["fallback"]["status"] == "delivered"
     assert first["fallback"]["channel"] in ("sms", "lms")
+    # And each fallback row keeps its recipient's reference (callbacks of the fallback carry it)
+    with psycopg.connect(stack.settings.database_url) as conn:
+        pairs = conn.execute(
+            "SELECT f.reference, k.reference FROM recipients f JOIN recipients k"
+            " ON k.job_id = f.job_id AND k.job_created_at = f.job_created_at AND k.seq = f.fallback_of"
+            " WHERE f.job_id = %s",
+            (job_id,),
+        ).fetchall()
+    assert len(pairs) == counts["fallbacks"] and all(f == k and f for f, k in pairs)
 
 
 def test_an_unknown_template_is_refused_and_a_missing_variable_fails_that_recipient(stack: Stack) -> None:
