@@ -73,6 +73,8 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/jobs/{job_id}/resend"): {"reasons": ["invalid_phone"]},
     ("POST", "/v1/balance/top-ups"): {"tenant": "input-tenant", "amount": "1", "memo": "memo"},
     ("POST", "/v1/senders"): {"number": "02-1234-9999"},
+    # (No string: a public https URL cannot resolve on a machine without the internet.)
+    ("PUT", "/v1/callback"): {"url": None},
     ("POST", "/v1/opt-outs"): {"phones": ["010-5000-0002"]},
     ("POST", "/v1/keys"): {"scopes": ["read"]},
     ("POST", "/v1/orders"): {
