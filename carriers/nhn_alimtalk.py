@@ -95,7 +95,6 @@ MAX_UPDATE_WINDOW = timedelta(days=1)
 REFERENCE_CACHE_REQUESTS = 512
 
 _VARIABLE = re.compile(r"#\{([^}]+)\}")
-_RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,18 +284,12 @@ class NhnAlimtalkCarrier:
         start = utc(since) - CLOCK_SLACK
         end = min(datetime.now(UTC) + CLOCK_SLACK, start + MAX_QUERY_WINDOW)
         window = {"startRequestDate": kst_minute(start), "endRequestDate": kst_minute(end, ceil=True)}
-        found: list[SubmitOutcome] = []
-        for reference in dict.fromkeys(references):
-            best: SubmitOutcome | None = None
-            for row in self._list({**window, "recipientGroupingKey": reference}):
-                if row.get("recipientGroupingKey") != reference:
-                    continue
-                outcome = _row_outcome(row, reference)
-                if best is None or _RANK[outcome.outcome] > _RANK[best.outcome]:
-                    best = outcome
-            if best is not None:
-                found.append(best)
-        return found
+        return most_advanced(
+            _row_outcome(row, reference)
+            for reference in dict.fromkeys(references)
+            for row in self._list({**window, "recipientGroupingKey": reference})
+            if row.get("recipientGroupingKey") == reference
+        )
 
     def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
         """Final results whose receive date lies in ``[since, until)``.

@@ -62,7 +62,6 @@ MAX_RECIPIENTS = 1000
 PAGE_SIZE = 1000
 
 _SEND_PATHS = {Channel.SMS: "/sender/sms", Channel.LMS: "/sender/mms"}
-_RANK = {Outcome.DELIVERED: 3, Outcome.ACCEPTED: 2, Outcome.FAILED: 1, Outcome.RETRY: 0}
 
 
 class NhnSmsCarrier:
@@ -235,18 +234,13 @@ class NhnSmsCarrier:
         start = utc(since) - CLOCK_SLACK
         end = min(datetime.now(UTC) + CLOCK_SLACK, start + MAX_QUERY_WINDOW)
         window = {"startRequestDate": kst_second(start), "endRequestDate": kst_second(end)}
-        found: list[SubmitOutcome] = []
-        for reference in dict.fromkeys(references):
-            best: SubmitOutcome | None = None
-            for row in self._list(channel, {**window, "recipientGroupingKey": reference}):
-                if row.get("recipientGroupingKey") != reference:
-                    continue
-                outcome = _row_outcome(row)
-                if best is None or _RANK[outcome.outcome] > _RANK[best.outcome]:
-                    best = outcome
-            if best is not None:
-                found.append(best)
-        return found
+        rows = (
+            row
+            for reference in dict.fromkeys(references)
+            for row in self._list(channel, {**window, "recipientGroupingKey": reference})
+            if row.get("recipientGroupingKey") == reference
+        )
+        return most_advanced(_row_outcome(row) for row in rows)
 
     def lookup_requests(self, channel: Channel, request_ids: Sequence[str]) -> list[SubmitOutcome]:
         """Every recipient of ``request_ids``: the list API by ``requestId``, paged."""
