@@ -41,6 +41,7 @@ from engine.config import Settings
 from engine.dispatch.worker_leases import dead_claims
 from engine.intake.compliance import in_quiet_hours
 from engine.keys import Keys
+from engine.lifecycle.results import entry_age
 from engine.lifecycle.statuses import JobStatus
 from metrics import system as gauges
 
@@ -212,12 +213,10 @@ class SystemCollector(Collector):
         pipe.xrange(keys.results, count=1)
         pipe.xlen(keys.results)
         pipe.time()
-        ledger_size, first_due, first_result, stream_length, (server_seconds, server_micros) = pipe.execute()
+        ledger_size, first_due, first_result, stream_length, server_time = pipe.execute()
         now = self.sources.now().timestamp()
         overdue = max(0.0, now - float(first_due[0][1])) if first_due else 0.0
-        # Stream entry ids start with Redis's own clock in ms: compare with Redis's time.
-        server_ms = server_seconds * 1000 + server_micros // 1000
-        lag = max(0.0, (server_ms - int(first_result[0][0].split(b"-")[0])) / 1000) if first_result else 0.0
+        lag = entry_age(first_result, server_time)
         return [
             gauges.RETRY_LEDGER_BATCHES.family(ledger_size),
             gauges.RETRY_LEDGER_OVERDUE.family(overdue),

@@ -109,10 +109,17 @@ def unflushed_age(redis: Redis, keys: Keys) -> float:
     pipe = redis.pipeline(transaction=False)
     pipe.xrange(keys.results, count=1)
     pipe.time()
-    first, (server_seconds, server_micros) = pipe.execute()
+    first, server_time = pipe.execute()
+    return entry_age(first, server_time)
+
+
+def entry_age(first: list[Any], server_time: tuple[int, int]) -> float:
+    """Seconds since the stream entry ``first`` (an XRANGE answer of one entry, or none) was
+    added, by Redis's ``TIME`` answer ``server_time``; 0 without an entry. Entry ids start with
+    Redis's own clock in ms, so the two are compared on one clock."""
     if not first:
         return 0.0
-    # Stream entry ids start with Redis's own clock in ms: compare with Redis's time.
+    server_seconds, server_micros = server_time
     server_ms = server_seconds * 1000 + server_micros // 1000
     return max(0.0, (server_ms - int(first[0][0].split(b"-")[0])) / 1000)
 
