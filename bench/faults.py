@@ -38,11 +38,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import get_settings
-from engine.db import upgrade
-from tests.fault.harness import Fault, longest_stall, verify
+from tests.fault.harness import Fault, longest_stall, settings_on, verify
 from tests.support.private_servers import PrivateServers, private_servers
-from tests.support.services import isolated_settings, settings_env
 from tests.support.stack import SENDER, Stack, running_stack
 
 FINISHED = ("completed", "partially_failed", "failed")
@@ -113,46 +110,37 @@ def wait_finished(stack: Stack, job_id: int, timeout: float = 900.0) -> None:
 
 def run(name: str, servers: PrivateServers, recipients: int, at: float, log_dir: Path) -> Outcome:
     strike = SCENARIOS[name]
-    with isolated_settings(
-        admin_database_url=servers.postgres.admin_url,
-        redis_url=servers.redis.url,
-        amqp_host=servers.rabbitmq.amqp_host,
-        rabbitmq_node=servers.rabbitmq.node,
-        **OVERRIDES,
-    ) as settings:
-        upgrade(settings.database_url)
-        os.environ.update(settings_env(settings))
-        get_settings.cache_clear()
-        with running_stack(
-            settings, log_dir, worker_processes=2, worker_threads=8, result_delay_ms=300
-        ) as stack:
-            fault = Fault(stack)
-            client = stack.new_tenant("faults")
-            body = orjson.dumps(
-                {
-                    "channel": "sms",
-                    "sender": SENDER,
-                    "body": "[balsong] 주문하신 상품이 발송되었습니다.",
-                    "recipients": [{"phone": f"010{20_000_000 + i:08d}"} for i in range(recipients)],
-                }
-            )
-            started = time.monotonic()
-            response = client.post(
-                "/v1/jobs", content=body, headers={"Content-Type": "application/json"}, timeout=600
-            )
-            response.raise_for_status()
-            job_id = int(response.json()["job_id"])
-            waker = None
-            if strike is not None:
-                time.sleep(max(0.0, started + at - time.monotonic()))
-                waker = strike(stack, servers, fault)
-            wait_finished(stack, job_id)
-            finished = time.monotonic() - started
-            if isinstance(waker, threading.Thread):
-                waker.join()  # the frozen process woke: let it do whatever it would do
-                time.sleep(5.0)
-            stall = longest_stall(stack)
-            verdict = verify(stack, job_id, recipients)
+    with (
+        settings_on(servers, **OVERRIDES) as settings,
+        running_stack(settings, log_dir, worker_processes=2, worker_threads=8, result_delay_ms=300) as stack,
+    ):
+        fault = Fault(stack)
+        client = stack.new_tenant("faults")
+        body = orjson.dumps(
+            {
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "[balsong] 주문하신 상품이 발송되었습니다.",
+                "recipients": [{"phone": f"010{20_000_000 + i:08d}"} for i in range(recipients)],
+            }
+        )
+        started = time.monotonic()
+        response = client.post(
+            "/v1/jobs", content=body, headers={"Content-Type": "application/json"}, timeout=600
+        )
+        response.raise_for_status()
+        job_id = int(response.json()["job_id"])
+        waker = None
+        if strike is not None:
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            waker = strike(stack, servers, fault)
+        wait_finished(stack, job_id)
+        finished = time.monotonic() - started
+        if isinstance(waker, threading.Thread):
+            waker.join()  # the frozen process woke: let it do whatever it would do
+            time.sleep(5.0)
+        stall = longest_stall(stack)
+        verdict = verify(stack, job_id, recipients)
     return Outcome(name, stall, finished, verdict.lost, verdict.duplicated, verdict.counters_equal)
 
 

@@ -4,16 +4,13 @@ key prefix and vhost on them, migrated."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from engine.config import Settings, get_settings
-from engine.db import upgrade
-from tests.fault.harness import FAULT_OVERRIDES, TableRow, write_row
+from engine.config import Settings
+from tests.fault.harness import FAULT_OVERRIDES, TableRow, settings_on, write_row
 from tests.support.private_servers import PrivateServers, private_servers
-from tests.support.services import isolated_settings, settings_env
 
 
 @pytest.fixture(scope="session")
@@ -26,23 +23,8 @@ def servers() -> Iterator[PrivateServers]:
 def fault_settings(servers: PrivateServers) -> Iterator[Settings]:
     """Settings on the private servers; the test process reads them too (so that what it
     publishes or looks up goes to the same vhost and database as the stack's processes)."""
-    with isolated_settings(
-        admin_database_url=servers.postgres.admin_url,
-        redis_url=servers.redis.url,
-        amqp_host=servers.rabbitmq.amqp_host,
-        rabbitmq_node=servers.rabbitmq.node,
-        **FAULT_OVERRIDES,
-    ) as isolated:
-        upgrade(isolated.database_url)
-        saved = dict(os.environ)
-        os.environ.update(settings_env(isolated))
-        get_settings.cache_clear()
-        try:
-            yield isolated
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            get_settings.cache_clear()
+    with settings_on(servers, **FAULT_OVERRIDES) as isolated:
+        yield isolated
 
 
 @pytest.fixture

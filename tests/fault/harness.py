@@ -12,7 +12,8 @@ import itertools
 import os
 import signal
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,13 @@ import psycopg
 import redis
 
 from cli.processes import worker_argv
-from engine.config import Settings
+from engine.config import Settings, get_settings
+from engine.db import upgrade
 from engine.dispatch.references import make_reference
 from engine.keys import Keys
 from engine.lifecycle import counters
+from tests.support.private_servers import PrivateServers
+from tests.support.services import isolated_settings, settings_env
 from tests.support.stack import Stack, running_stack
 
 #: Recipients of every scenario's job.
@@ -72,6 +76,30 @@ class TableRow:
 #: What a fault scenario allows as its longest stall: the target (bench/faults.py) is 10 s; the
 #: margin is the machine's, which runs the whole stack and its servers on two cores.
 STALL_LIMIT_SECONDS = 30.0
+
+
+@contextmanager
+def settings_on(servers: PrivateServers, **overrides: Any) -> Iterator[Settings]:
+    """Settings for a fresh database, key prefix and vhost on the private ``servers``, migrated;
+    the calling process reads them too while they last (so that what it publishes or looks up
+    goes to the same vhost and database as the stack's processes)."""
+    with isolated_settings(
+        admin_database_url=servers.postgres.admin_url,
+        redis_url=servers.redis.url,
+        amqp_host=servers.rabbitmq.amqp_host,
+        rabbitmq_node=servers.rabbitmq.node,
+        **overrides,
+    ) as isolated:
+        upgrade(isolated.database_url)
+        saved = dict(os.environ)
+        os.environ.update(settings_env(isolated))
+        get_settings.cache_clear()
+        try:
+            yield isolated
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
 
 
 def fault_stack(settings: Settings, log_dir: Path) -> AbstractContextManager[Stack]:
