@@ -17,7 +17,7 @@ from engine.accounts import billing, opt_outs
 from engine.accounts.platform_keys import PlatformPrincipal
 from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 from engine.callbacks.settings import callback_url, set_callback_url
-from engine.callbacks.urls import CallbackUrlRefused, check_callback_url
+from engine.callbacks.urls import check_setting
 from engine.errors import ValidationError
 from engine.inputs import refuse_unknown
 from engine.intake.phone import InvalidPhone
@@ -279,13 +279,7 @@ async def put_callback(request: Request, who: Who) -> JSONResponse:
         raise ValidationError("url", "is required: an https URL, or null for none")
     url = body["url"]
     if url is not None:
-        settings = get_runtime().settings
-        try:
-            url = check_callback_url(
-                url, allow_http=settings.callback_allow_http, own_api_url=settings.api_url
-            )
-        except CallbackUrlRefused as exc:
-            raise ValidationError("url", str(exc)) from None
+        url = check_setting(url, "url", get_runtime().settings)
     with get_runtime().pool.connection() as conn:
         set_callback_url(conn, who.tenant_id, url)
     return JSONResponse({"url": url})

@@ -12,6 +12,7 @@ from api import (
     console,
     exports,
     job_actions,
+    job_callbacks,
     jobs,
     keys,
     links,
@@ -43,6 +44,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestId)  # added last: outermost, so every answer and log line has the id
     app.include_router(jobs.router)
     app.include_router(job_actions.router)
+    app.include_router(job_callbacks.router)
     app.include_router(carrier_reports.router)
     app.include_router(exports.router)
     app.include_router(statements.router)

@@ -19,6 +19,8 @@ from api.responses import JSONResponse
 from api.scopes import Action, require_for
 from carriers.errors import CarrierRejected
 from engine.accounts.tenants import Principal
+from engine.callbacks import urls
+from engine.callbacks.urls import MAX_URL_LENGTH
 from engine.errors import ValidationError
 from engine.intake import client_reference, intake_limits
 from engine.intake.compliance import check_send_time
@@ -88,6 +90,12 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
             "description": "SMS/LMS: each link becomes a per-recipient short link counting clicks",
         },
         "reference": {**REFERENCE_SCHEMA, "description": "The caller's own id for the job"},
+        "callback_url": {
+            "type": "string",
+            "maxLength": MAX_URL_LENGTH,
+            "description": "https URL this job's status callbacks go to (default: the tenant's, see "
+            "PUT /v1/callback); public addresses only, never balsong itself",
+        },
         "recipients": {
             "type": "array",
             "minItems": 1,
@@ -159,6 +167,8 @@ def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None
         reservation_horizon_days=rt.settings.reservation_horizon_days,
         link_base_url=rt.settings.link_base_url,
     )
+    if job.callback_url is not None:
+        job.callback_url = urls.check_setting(job.callback_url, "callback_url", rt.settings)
     # The body was hashed as it streamed by, so no copy of it is kept (engine.intake.intake.request_hash).
     job.request_hash = job_request.body_sha256
     now = rt.clock.now()

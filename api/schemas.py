@@ -123,6 +123,32 @@ SUCCESS: dict[tuple[str, str], Schema] = {
             ),
         },
     ),
+    ("get", "/v1/callback"): obj("url", url=NULLABLE_STRING),
+    ("put", "/v1/callback"): obj("url", url=NULLABLE_STRING),
+    ("get", "/v1/jobs/{job_id}/callbacks"): obj(
+        "url",
+        "events",
+        "last_error",
+        "endpoint",
+        url=NULLABLE_STRING,
+        events=obj("delivered", "pending", "failed", delivered=INTEGER, pending=INTEGER, failed=INTEGER),
+        last_error=NULLABLE_STRING,
+        endpoint=obj(
+            "failures_in_a_row",
+            "next_attempt_at",
+            "last_attempt_at",
+            "last_success_at",
+            "last_error",
+            "disabled_at",
+            failures_in_a_row=INTEGER,
+            next_attempt_at=NULLABLE_STRING,
+            last_attempt_at=NULLABLE_STRING,
+            last_success_at=NULLABLE_STRING,
+            last_error=NULLABLE_STRING,
+            disabled_at=NULLABLE_STRING,
+        ),
+    ),
+    ("post", "/v1/jobs/{job_id}/callbacks/replay"): obj("job_id", "events", job_id=INTEGER, events=INTEGER),
     ("get", "/v1/jobs/{job_id}/orders"): page(
         "members",
         obj("member_id", "revenue", "orders", member_id=STRING, revenue=POINTS, orders={"type": "array"}),
@@ -153,6 +179,7 @@ MORE_ERRORS: dict[tuple[str, str], dict[str, str]] = {
         "409": _CONFLICT_ON_JOB + "; resend_in_progress names the running resend (job_id)",
     },
     ("post", "/v1/jobs/{job_id}/resume"): {"409": "the job is not paused (job_not_paused)"},
+    ("post", "/v1/jobs/{job_id}/callbacks/replay"): {"409": "the job has no callback URL (no_callback_url)"},
 }
 #: Headers a problem of this status carries.
 _HEADERS = {

@@ -28,6 +28,7 @@ class Action(StrEnum):
     CANCEL = "cancel a job"
     RESUME = "resume a job"
     RESEND = "resend a job's failures"
+    REPLAY_CALLBACKS = "replay a job's status callbacks"
 
 
 #: The scope each action needs.
@@ -43,6 +44,7 @@ NEEDS: dict[Action, str] = {
     Action.CANCEL: "send",
     Action.RESUME: "send",
     Action.RESEND: "send",
+    Action.REPLAY_CALLBACKS: "send",
 }
 
 

@@ -16,6 +16,7 @@ import orjson
 from cli.processes import (
     ProcessGroup,
     api_argv,
+    callbacks_argv,
     scheduler_argv,
     simulator_argv,
     wait_healthy,
@@ -67,7 +68,8 @@ def run_demo(recipients: int = 100_000) -> int:
         sim_port = int(settings.sms_api_url.rsplit(":", 1)[1].split("/")[0])
         api_port = int(settings.api_url.rsplit(":", 1)[1].split("/")[0])
         print(
-            f"starting simulator (:{sim_port}), API (:{api_port}), worker and scheduler; logs in .run/logs/"
+            f"starting simulator (:{sim_port}), API (:{api_port}), worker, scheduler and callback dispatcher;"
+            " logs in .run/logs/"
         )
         group.start(
             "simulator",
@@ -76,6 +78,7 @@ def run_demo(recipients: int = 100_000) -> int:
         group.start("api", api_argv("127.0.0.1", api_port))
         group.start("worker", worker_argv(settings.worker_processes, settings.worker_threads))
         group.start("scheduler", scheduler_argv())
+        group.start("callbacks", callbacks_argv())
         wait_healthy(f"{settings.sms_api_url}/_simulator/health", group)
         wait_healthy(f"{settings.api_url}/healthz", group)
         key = _demo_tenant()

@@ -206,6 +206,26 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_callbacks(args: argparse.Namespace) -> int:
+    from cli.multiprocess import prepare
+
+    settings = _process_settings()
+    prepare(settings, "callbacks")  # before anything imports prometheus_client
+
+    from engine.callbacks.dispatcher import Dispatcher, DispatcherLease, run_forever
+    from engine.runtime import get_runtime
+    from metrics.exposition import process_registry, serve
+
+    rt = get_runtime()
+    serve(settings.metrics_host, settings.callbacks_metrics_port, process_registry())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_forever(Dispatcher(rt.pool, settings, rt.clock), DispatcherLease(rt.pool, rt.worker_id), stop)
+    rt.close()
+    return 0
+
+
 def _exec(argv: list[str]) -> int:
     os.execv(argv[0], argv)
     return 0  # not reached
@@ -333,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=1000, help="at most this many messages per queue")
 
     add("scheduler", cmd_scheduler, "run the scheduler (flusher, outbox, reconciliation, report poller)")
+    add("callbacks", cmd_callbacks, "run the status callback dispatcher (one active; others stand by)")
     api = add("api", cmd_api, "run the HTTP API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)

@@ -54,6 +54,11 @@ def scheduler_argv() -> list[str]:
     return [sys.executable, "-m", "cli.main", "scheduler"]
 
 
+def callbacks_argv() -> list[str]:
+    """`balsong callbacks`: the status callback dispatcher."""
+    return [sys.executable, "-m", "cli.main", "callbacks"]
+
+
 def simulator_argv(host: str, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "carriers.simulator", "--host", host, "--port", str(port), *extra]
 

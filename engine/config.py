@@ -132,6 +132,17 @@ class Settings:
     #: Development only: callbacks may go over plain http, and to loopback or private addresses
     #: (a receiver on the developer's machine). Never in production: see engine.callbacks.urls.
     callback_allow_http: bool = False
+    #: Endpoints the callback dispatcher serves at once (each has at most one request in flight,
+    #: which keeps its events in order); a slow endpoint holds one of them, never the others.
+    callback_concurrency: int = 16
+    #: Seconds a callback request may take (connect, send, answer) before it counts as failed.
+    callback_timeout_seconds: float = 10.0
+    #: Hours a callback event is retried for before it is given up (``failed``).
+    callback_retry_hours: float = 24.0
+    #: Longest rest between two tries of a failing endpoint (the rest doubles from 1 s).
+    callback_max_backoff_seconds: float = 600.0
+    #: Seconds events wait to fill a callback request (sent sooner once 1,000 are waiting).
+    callback_batch_seconds: float = 1.0
     #: Base of tracked links' short URLs, ``{public_url}/r/{code}``: the API as recipients'
     #: phones reach it, kept short (every character counts against 90 SMS bytes). Empty: api_url.
     public_url: str = ""
@@ -259,6 +270,7 @@ class Settings:
     #: Dramatiq's Prometheus middleware port (its conventional 9191) and the scheduler's.
     worker_metrics_port: int = 9191
     scheduler_metrics_port: int = 9192
+    callbacks_metrics_port: int = 9193
     #: Log level of every balsong process (logs are JSON lines on stderr).
     log_level: str = "INFO"
 

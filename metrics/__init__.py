@@ -134,6 +134,23 @@ JOBS_SETTLED = Counter("balsong_jobs_settled_total", "Jobs settled (undelivered 
 #: Points given back at settlement, summed over jobs (a tenant's refunds are in its ledger).
 SETTLEMENT_REFUNDS = Counter("balsong_settlement_refunded_points_total", "Points refunded at settlement")
 
+# -- status callbacks ---------------------------------------------------------------------------------
+
+#: Callback requests by how they ended: delivered (2xx), failed (another answer, or none),
+#: gone (410: the endpoint is disabled), refused (the URL may not be reached any more).
+CALLBACK_REQUESTS = Counter(
+    "balsong_callback_requests_total", "Status callback requests by how they ended", ["result"]
+)
+#: Callback events by what finally became of them: delivered, or failed (given up, or the
+#: endpoint disabled).
+CALLBACK_EVENTS = Counter("balsong_callback_events_total", "Status callback events by final state", ["state"])
+#: Seconds from a change to its event's delivery.
+CALLBACK_LAG_SECONDS = Histogram(
+    "balsong_callback_lag_seconds",
+    "Time from a status change to its callback's delivery",
+    buckets=SLOW_BUCKETS,
+)
+
 # -- HTTP API -----------------------------------------------------------------------------------------
 
 #: API requests by route template (never the raw path) and status code.

@@ -1,10 +1,16 @@
-"""Status callbacks to upstream apps: where a tenant's callbacks may go, and how they are signed.
+"""Status callbacks to upstream apps: every status a recipient reaches, pushed to its job's URL.
 
-Owns: the rules for a callback URL (`engine.callbacks.urls`: https only, and never at balsong
-itself or an internal address unless allowed) and the signature every callback carries
-(`engine.callbacks.signing`: ``Balsong-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>``, with
-two secrets valid during a rotation). A tenant's default URL and secrets live on its row
-(`engine.callbacks.settings`).
+Owns:
+- `urls`: the rules for a callback URL (https only, and never at balsong itself or an internal
+  address unless allowed), checked when it is set and before every delivery;
+- `signing`: the signature every callback carries (``Balsong-Signature: t=<unix seconds>,
+  v1=<hex HMAC-SHA256>``, two secrets valid during a rotation);
+- `settings`: a tenant's default URL and secrets, on its row;
+- `outbox`: events written in the transaction of the change that made them;
+- `payloads`: the JSON a receiver gets, built from outbox rows;
+- `dispatcher`: delivery, batched per endpoint, in order, retried with back-off, recorded;
+- `delivery_state`: what became of a job's events (the API and console show it), and replay.
 
-Imports: the standard library and psycopg only.
+Imports: the standard library, psycopg, httpx, orjson, and engine's runtime modules (config,
+clock, the phone mask of intake).
 """

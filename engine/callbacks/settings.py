@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from engine.callbacks.delivery_state import enable_endpoint
 from engine.callbacks.signing import new_secret
 
 #: How long the previous secret stays valid after a rotation.
@@ -21,8 +22,11 @@ ROTATION_OVERLAP = timedelta(hours=24)
 
 def set_callback_url(conn: Connection[Any], tenant_id: int, url: str | None) -> None:
     """Set (or with None clear) the tenant's default callback URL; the caller checked it
-    (`engine.callbacks.urls.check_callback_url`)."""
+    (`engine.callbacks.urls.check_callback_url`). Setting a URL again enables it after a 410
+    and lifts its back-off. Jobs already accepted keep the URL they were accepted with."""
     conn.execute("UPDATE tenants SET callback_url = %s WHERE id = %s", (url, tenant_id))
+    if url is not None:
+        enable_endpoint(conn, tenant_id, url)
 
 
 def callback_url(conn: Connection[Any], tenant_id: int) -> str | None:

@@ -18,6 +18,9 @@ import socket
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from engine.config import Settings
+from engine.errors import ValidationError
+
 #: Longest callback URL accepted, in characters.
 MAX_URL_LENGTH = 2000
 
@@ -100,3 +103,14 @@ def check_callback_url(
     if parts.scheme == "http" and not all(_internal(a) for a in addresses):
         raise CallbackUrlRefused("http is allowed only to loopback or private addresses; use https")
     return url
+
+
+def check_setting(url: str, field: str, settings: Settings, resolve: Resolver = system_resolver) -> str:
+    """``url`` if a callback may go there under ``settings``; else a ValidationError naming
+    ``field`` (a job's ``callback_url``, a tenant's default ``url``)."""
+    try:
+        return check_callback_url(
+            url, allow_http=settings.callback_allow_http, own_api_url=settings.api_url, resolve=resolve
+        )
+    except CallbackUrlRefused as exc:
+        raise ValidationError(field, str(exc)) from None

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from psycopg import Connection
 
+from engine.callbacks.outbox import record_jobs_finished
 from engine.dispatch.planning import BatchRef
 from engine.errors import JobStateConflict, NotFound
 from engine.intake.reservations import cancel_queued_recipients
@@ -78,6 +79,7 @@ def cancel_job(conn: Connection, tenant_id: int, job_id: int, now: datetime) -> 
                 (JobStatus.CANCELLED, now, now, job_id),
             )
             cancel_queued_recipients(conn, [job_id], now, CANCELLED_REASON, "not sent: the job was cancelled")
+            record_jobs_finished(conn, [job_id])
             return CancelResult(job_id, now, finished=True)
         conn.execute(
             "UPDATE jobs SET status = %s, cancelled_at = %s WHERE id = %s", (JobStatus.CANCELLED, now, job_id)

@@ -101,6 +101,9 @@ class PreparedJob:
     link_base_url: str | None = None
     #: The caller's own reference for the job (`engine.intake.client_reference`).
     reference: str | None = None
+    #: Where this job's status callbacks go (checked by the caller, `engine.callbacks.urls`);
+    #: None: the tenant's default, if it has one.
+    callback_url: str | None = None
 
     @property
     def total(self) -> int:
@@ -208,6 +211,10 @@ def prepare_job(
     job.kind, job.scheduled_at = kind, scheduled_at
     job.advertisement = advertisement
     job.reference = reference
+    callback_url = request.get("callback_url")
+    if callback_url is not None and type(callback_url) is not str:
+        raise ValidationError("callback_url", "must be a URL (a string)")
+    job.callback_url = callback_url
     return job
 
 

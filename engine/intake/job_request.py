@@ -60,6 +60,7 @@ FIELDS = frozenset(
         "track_links",
         "advertisement",
         "reference",
+        "callback_url",
         "recipients",
     }
 )

@@ -137,9 +137,12 @@ def _insert_job(
         INSERT INTO jobs (tenant_id, created_at, status, requested_channel, priority, sender, title, body,
                           variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
                           invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
-                          fallback_title, kind, scheduled_at, advertisement, prices, reference)
+                          fallback_title, kind, scheduled_at, advertisement, prices, reference,
+                          callback_url)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s, %s)
+                %s, %s, %s,
+                -- Fixed now: the job's own URL, else the tenant's default at this moment.
+                coalesce(%s, (SELECT callback_url FROM tenants WHERE id = %s)))
         RETURNING id
         """,
         (
@@ -169,6 +172,8 @@ def _insert_job(
             job.advertisement,
             Jsonb(prices.as_json()),
             job.reference,
+            job.callback_url,
+            tenant_id,
         ),
     ).fetchone()
     assert row is not None

@@ -186,11 +186,11 @@ def create_resend(
                               requested_channel, priority, sender, title, body, variables, template_code,
                               fallback_channel, fallback_body, fallback_title, idempotency_key, request_hash,
                               total, sms_count, lms_count, kakao_count, invalid_count, advertisement, prices,
-                              reference)
+                              reference, callback_url)
             SELECT tenant_id, %(now)s, %(preparing)s, 'manual', id, %(reasons)s,
                    requested_channel, priority, sender, title, body, variables, template_code,
                    fallback_channel, fallback_body, fallback_title, %(key)s, %(fingerprint)s, 0, 0, 0, 0, 0,
-                   advertisement, %(prices)s, reference
+                   advertisement, %(prices)s, reference, callback_url
             FROM jobs WHERE id = %(source)s
             RETURNING id, fallback_channel
             """,

@@ -21,6 +21,7 @@ from typing import Any
 
 from psycopg import Connection
 
+from engine.callbacks.outbox import events_from, record_jobs_finished
 from engine.errors import ValidationError
 from engine.inputs import parse_instant
 from engine.lifecycle.statuses import JobStatus, RecipientStatus
@@ -105,6 +106,7 @@ def start_due_reservations(
                 MISSED_REASON,
                 "not sent: the reservation's time passed while the system was down",
             )
+            record_jobs_finished(conn, missed)
         started = [
             int(r[0])
             for r in conn.execute(
@@ -125,14 +127,19 @@ def cancel_queued_recipients(conn: Connection, job_ids: list[int], at: datetime,
     """Give the still-queued recipients of jobs that were never planned their final status,
     ``cancelled`` (set-based; the jobs have no counters in Redis yet, so PostgreSQL alone
     changes: counters are built from it when first read)."""
-    cur = conn.execute(
+    row = conn.execute(
         f"""
-        UPDATE recipients r SET status = '{RecipientStatus.CANCELLED}', reason_code = %(code)s,
-                                reason_text = %(text)s, completed_at = %(at)s
-        FROM jobs j
-        WHERE j.id = ANY(%(jobs)s) AND r.job_id = j.id AND r.job_created_at = j.created_at
-          AND r.status = 'queued'
+        WITH changed AS (
+            UPDATE recipients r SET status = '{RecipientStatus.CANCELLED}', reason_code = %(code)s,
+                                    reason_text = %(text)s, completed_at = %(at)s
+            FROM jobs j
+            WHERE j.id = ANY(%(jobs)s) AND r.job_id = j.id AND r.job_created_at = j.created_at
+              AND r.status = 'queued'
+            RETURNING r.job_id, r.seq, r.attempt, r.status, r.reason_code, r.reason_text, r.completed_at AS at
+        ),
+        events AS ({events_from("changed")})
+        SELECT count(*) FROM changed
         """,
         {"jobs": job_ids, "at": at, "code": code, "text": text},
-    )
-    return cur.rowcount
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -13,6 +13,6 @@ account of it.
   `report_matching`, `dead_entries`), `counters`, `retries`, `fallback`, `completion`,
   `settlement`, `pausing`, `pipeline_metrics`.
 
-May import engine's runtime modules, engine.dispatch, engine.accounts, carriers/ and metrics/;
-never actors/.
+May import engine's runtime modules, engine.dispatch, engine.accounts, engine.callbacks (the
+outbox its changes write their events to), carriers/ and metrics/; never actors/.
 """

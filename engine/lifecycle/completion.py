@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from psycopg import Connection
 from redis import Redis
 
+from engine.callbacks.outbox import record_jobs_finished
 from engine.keys import Keys
 from engine.lifecycle import counters
 from engine.lifecycle.settlement import settle_locked
@@ -92,6 +93,7 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
             " WHERE id = %s",
             (JobStatus.CANCELLED, final_status(total, failed), job_id),
         )
+        record_jobs_finished(conn, [job_id])
         # In the same transaction: a finished job is never seen unsettled by its tenant.
         settle_locked(conn, job_id)
     return True

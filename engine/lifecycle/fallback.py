@@ -16,6 +16,7 @@ from datetime import datetime
 
 from psycopg import Connection
 
+from engine.callbacks.outbox import RecipientEvent, record_events
 from engine.intake.channels import ContentTooLong, choose_channel
 from engine.intake.encoding import UnencodableText, encoded_length
 from engine.intake.template import Template
@@ -30,9 +31,10 @@ class FallbackResult:
 
 
 def create_fallbacks(
-    conn: Connection, job_id: int, created_at: datetime, seqs: Sequence[int]
+    conn: Connection, job_id: int, created_at: datetime, seqs: Sequence[int], now: datetime
 ) -> FallbackResult:
-    """Make the fallback rows and batches for ``seqs`` (Kakao rows now in status ``fallback``)."""
+    """Make the fallback rows and batches for ``seqs`` (Kakao rows now in status ``fallback``);
+    ``now`` is when a fallback that cannot go failed."""
     result = FallbackResult()
     job = conn.execute(
         "SELECT total, variables, fallback_channel, fallback_body, fallback_title FROM jobs WHERE id = %s",
@@ -79,15 +81,28 @@ def create_fallbacks(
         )
         if channel is not None:
             by_channel.setdefault(channel, []).append(new_seq)
+    failed_now: list[RecipientEvent] = []
     with conn.cursor() as cur:
         cur.executemany(
             """
             INSERT INTO recipients (job_created_at, job_id, seq, phone, member_id, reference, "values",
                                     channel, status, reason_code, reason_text, fallback_of)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+            RETURNING seq, status, reason_code, reason_text
             """,
             new_rows,
+            returning=True,
         )
+        # A fallback that cannot go ends here: its event, for the rows this call made.
+        while True:
+            failed_now.extend(
+                RecipientEvent(seq, 0, status, code, text, now)
+                for seq, status, code, text in cur.fetchall()
+                if status == "failed"
+            )
+            if not cur.nextset():
+                break
+    record_events(conn, job_id, failed_now)
     for channel, channel_seqs in by_channel.items():
         ordered = sorted(channel_seqs)
         conn.execute(

@@ -35,6 +35,7 @@ from psycopg_pool import ConnectionPool
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from engine.callbacks.outbox import events_from
 from engine.clock import Clock
 from engine.config import Settings
 from engine.keys import Keys
@@ -80,6 +81,16 @@ _APPLY_SUBMISSION = """
       AND r.status = 'queued'
 """
 
+# The same for a job with a callback URL: its events go to the outbox in the same statement.
+_APPLY_SUBMISSION_WITH_EVENTS = f"""
+    WITH changed AS (
+        {_APPLY_SUBMISSION}
+        RETURNING r.job_id, r.seq, r.attempt, r.status, r.reason_code, r.reason_text,
+                  coalesce(r.completed_at, r.submitted_at, %(at)s) AS at
+    )
+    {events_from("changed")}
+"""
+
 # A report of a passing failure ("phone off") past the channel's retry deadline.
 _TOO_LATE = """(u.status = 'retry' AND r.first_attempt_at <= CASE r.channel WHEN 'kakao' THEN %(cutoff_kakao)s
                  WHEN 'lms' THEN %(cutoff_lms)s ELSE %(cutoff_sms)s END)"""
@@ -87,7 +98,7 @@ _TOO_LATE = """(u.status = 'retry' AND r.first_attempt_at <= CASE r.channel WHEN
 # Reports move rows only forward, and only for the attempt they are about (a late report of an
 # earlier attempt changes nothing). A passing failure sends the recipient again (queued, next
 # attempt) until its deadline; a Kakao failure with a fallback hands it to SMS/LMS.
-_APPLY_REPORTS = f"""
+_UPDATE_FROM_REPORTS = f"""
     UPDATE recipients AS r
     SET status = CASE WHEN {_TOO_LATE} THEN 'expired'
                       WHEN u.status = 'retry' THEN 'queued'
@@ -108,8 +119,17 @@ _APPLY_REPORTS = f"""
       -- Only the carrier that sent a recipient may report on it (a forged or misrouted report
       -- about another channel's recipient changes nothing).
       AND (%(channels)s::text[] IS NULL OR r.channel = ANY (%(channels)s::text[]))
-    RETURNING r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt,
-              extract(epoch FROM r.completed_at - r.submitted_at)::float8
+"""
+# What a report changed, as `ReportChange` reads it.
+_REPORT_CHANGE = """r.seq, r.status, r.reason_code, r.reason_text, r.channel, r.first_attempt_at, r.attempt,
+                    extract(epoch FROM r.completed_at - r.submitted_at)::float8 AS latency"""
+_APPLY_REPORTS = f"{_UPDATE_FROM_REPORTS} RETURNING {_REPORT_CHANGE}"
+# The same for a job with a callback URL: its events go to the outbox in the same statement.
+_APPLY_REPORTS_WITH_EVENTS = f"""
+    WITH changed AS ({_UPDATE_FROM_REPORTS}
+                     RETURNING {_REPORT_CHANGE}, r.job_id, coalesce(r.completed_at, %(now)s) AS at),
+         events AS ({events_from("changed")})
+    SELECT seq, status, reason_code, reason_text, channel, first_attempt_at, attempt, latency FROM changed
 """
 
 
@@ -143,6 +163,16 @@ _RECORD_BATCH = """
 #: recipient keeps that place).
 _FALLBACK_ROW_QUEUED = standing(Standing(RecipientStatus.QUEUED, fallback_row=True))
 _FALLBACK_ROW_FAILED = standing(Standing(RecipientStatus.FAILED, fallback_row=True))
+
+
+class JobFacts(NamedTuple):
+    """What the flusher needs of a job, fixed once the job exists."""
+
+    created_at: datetime
+    #: Its Kakao failures fall back to SMS/LMS.
+    falls_back: bool
+    #: It has a callback URL: its changes write events to the outbox.
+    has_callback: bool
 
 
 class ReportChange(NamedTuple):
@@ -203,10 +233,9 @@ class Flusher:
         self.ledger = RetryLedger(redis, keys)
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
-        #: What the flusher needs of each job it meets (its creation time, the partition key,
-        #: and whether its Kakao failures fall back to SMS/LMS): fixed once the job exists, so
-        #: cached, the least recently used dropped past `JOB_CACHE_SIZE`.
-        self._jobs: OrderedDict[int, tuple[datetime, bool]] = OrderedDict()
+        #: What the flusher needs of each job it meets (`JobFacts`): fixed once the job exists,
+        #: so cached, the least recently used dropped past `JOB_CACHE_SIZE`.
+        self._jobs: OrderedDict[int, JobFacts] = OrderedDict()
         self._group_ready = False
         self._own_pending_first = False
 
@@ -395,8 +424,15 @@ class Flusher:
                 )
             if any(o[1] in (RecipientStatus.SUBMITTED, RecipientStatus.DELIVERED) for o in outcomes):
                 first_sent[entry["job"]] = min(at, first_sent.get(entry["job"], at))
+        with_callback = self._jobs_with_callback(conn, {p["job"] for p in params})
         with conn.cursor() as cur:
-            cur.executemany(_APPLY_SUBMISSION, params)
+            plain = [p for p in params if p["job"] not in with_callback]
+            if plain:
+                cur.executemany(_APPLY_SUBMISSION, plain)
+            if len(plain) < len(params):
+                cur.executemany(
+                    _APPLY_SUBMISSION_WITH_EVENTS, [p for p in params if p["job"] in with_callback]
+                )
             if done_batches:
                 cur.execute(
                     _BATCH_RANGES, ([b["job"] for b in done_batches], [b["seq"] for b in done_batches])
@@ -432,11 +468,12 @@ class Flusher:
                     continue
                 seqs = [i[1] for i in items]
                 cur.execute(
-                    _APPLY_REPORTS,
+                    _APPLY_REPORTS_WITH_EVENTS if self._jobs[job_id].has_callback else _APPLY_REPORTS,
                     {
                         "job": job_id,
                         "created_at": created[job_id],
-                        "falls_back": self._jobs[job_id][1],
+                        "falls_back": self._jobs[job_id].falls_back,
+                        "now": now,
                         # Entries from before reports named their carrier apply to any channel.
                         "channels": channels_of(carrier) if carrier else None,
                         "low": min(seqs),
@@ -493,7 +530,7 @@ class Flusher:
             return []
         created = self._job_created_at(conn, wanted)
         return [
-            (job, create_fallbacks(conn, job, created[job], seqs))
+            (job, create_fallbacks(conn, job, created[job], seqs, self.clock.now()))
             for job, seqs in wanted.items()
             if job in created
         ]
@@ -525,16 +562,23 @@ class Flusher:
         missing = [j for j in wanted if j not in self._jobs]
         if missing:
             rows = conn.execute(
-                "SELECT id, created_at, fallback_channel IS NOT NULL FROM jobs WHERE id = ANY(%s)", (missing,)
+                "SELECT id, created_at, fallback_channel IS NOT NULL, callback_url IS NOT NULL"
+                " FROM jobs WHERE id = ANY(%s)",
+                (missing,),
             ).fetchall()
-            for job, created, falls_back in rows:
-                self._jobs[int(job)] = (created, bool(falls_back))
+            for job, created, falls_back, has_callback in rows:
+                self._jobs[int(job)] = JobFacts(created, bool(falls_back), bool(has_callback))
         found = {}
         for job_id in wanted:
             if job_id in self._jobs:
                 self._jobs.move_to_end(job_id)
-                found[job_id] = self._jobs[job_id][0]
+                found[job_id] = self._jobs[job_id].created_at
         return found
+
+    def _jobs_with_callback(self, conn: Connection, job_ids: Iterable[int]) -> set[int]:
+        """Those of ``job_ids`` whose changes write callback events."""
+        self._job_created_at(conn, job_ids)
+        return {job_id for job_id in job_ids if job_id in self._jobs and self._jobs[job_id].has_callback}
 
     def _count_report_changes(self, changes: list[ReportChange]) -> None:
         # Summed per job and field first: one HINCRBY per field and job in this round, not two

@@ -45,6 +45,7 @@ from redis import Redis
 
 from carriers.base import Channel, Outcome, SubmitOutcome
 from carriers.errors import CarrierError
+from engine.callbacks.outbox import events_from
 from engine.config import Settings
 from engine.dispatch.references import make_reference
 from engine.keys import Keys
@@ -96,14 +97,20 @@ _OVERDUE = """
 
 # Only rows still in flight in the attempt asked about move (a report applied meanwhile, or a
 # later attempt, wins); RETURNING says which did, so the counters move for those alone.
-_MARK_UNKNOWN = """
-    UPDATE recipients AS r
-    SET status = %(status)s, reason_code = %(code)s, reason_text = u.text, completed_at = %(at)s
-    FROM unnest(%(seqs)s::int[], %(attempts)s::int[], %(texts)s::text[]) AS u (seq, attempt, text)
-    WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
-      AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
-      AND r.status = 'submitted'
-    RETURNING r.seq, r.channel
+# Their callback events go to the outbox in the same statement.
+_MARK_UNKNOWN = f"""
+    WITH changed AS (
+        UPDATE recipients AS r
+        SET status = %(status)s, reason_code = %(code)s, reason_text = u.text, completed_at = %(at)s
+        FROM unnest(%(seqs)s::int[], %(attempts)s::int[], %(texts)s::text[]) AS u (seq, attempt, text)
+        WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+          AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
+          AND r.status = 'submitted'
+        RETURNING r.job_id, r.seq, r.attempt, r.status, r.reason_code, r.reason_text, r.completed_at AS at,
+                  r.channel
+    ),
+    events AS ({events_from("changed")})
+    SELECT seq, channel FROM changed
 """
 
 

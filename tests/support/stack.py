@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from cli.processes import ProcessGroup, api_argv, scheduler_argv, wait_healthy, worker_argv
+from cli.processes import ProcessGroup, api_argv, callbacks_argv, scheduler_argv, wait_healthy, worker_argv
 from engine.accounts.billing import top_up
 from engine.accounts.tenants import add_sender, create_api_key, create_tenant
 from engine.config import Settings
@@ -102,6 +102,11 @@ def running_stack(
             metrics_host="127.0.0.1",
             worker_metrics_port=free_port(),
             scheduler_metrics_port=free_port(),
+            callbacks_metrics_port=free_port(),
+            # Callback receivers in tests listen on this machine.
+            callback_allow_http=True,
+            # A receiver that comes back is tried again within seconds, not minutes.
+            callback_max_backoff_seconds=2.0,
         )
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
         group = ProcessGroup(log_dir=log_dir, env=env)
@@ -110,6 +115,7 @@ def running_stack(
             group.start("api", api_argv("127.0.0.1", port))
             group.start("worker", worker_argv(worker_processes, worker_threads))
             group.start("scheduler", scheduler_argv())
+            group.start("callbacks", callbacks_argv())
             wait_healthy(f"{settings.api_url}/healthz", group)
             stack = Stack(settings, simulator, group)
             try:
