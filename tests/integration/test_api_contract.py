@@ -169,7 +169,7 @@ def test_a_request_id_is_echoed_or_made_and_logged(stack: Stack, client: httpx.C
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        (job(callback_url="https://example.com/hook"), "callback_url"),
+        (job(callbackUrl="https://example.com/hook"), "callbackUrl"),
         (
             {k: v for k, v in job().items() if k != "recipients"} | {"recipient": [{"phone": "01012345678"}]},
             "recipient",

@@ -39,7 +39,9 @@ class Receiver:
     port: int = field(default_factory=free_port)
     #: The status answered; or a callable of the request number.
     answer: int | Callable[[int], int] = 200
+    #: Requests answered, in the order their answers went.
     deliveries: list[Delivery] = field(default_factory=list)
+    _requests: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,11 +57,15 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received_at = time.time()
                 with receiver._lock:
-                    number = len(receiver.deliveries)
-                    status = receiver.answer(number) if callable(receiver.answer) else receiver.answer
+                    number = receiver._requests
+                    receiver._requests += 1
+                # Outside the lock: an answer may take its time (a slow or hanging receiver).
+                status = receiver.answer(number) if callable(receiver.answer) else receiver.answer
+                with receiver._lock:
                     receiver.deliveries.append(
-                        Delivery(self.path, body, self.headers.get(HEADER, ""), time.time(), status)
+                        Delivery(self.path, body, self.headers.get(HEADER, ""), received_at, status)
                     )
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
@@ -78,6 +84,11 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def in_flight(self) -> int:
+        """Requests received and not answered yet."""
+        with self._lock:
+            return self._requests - len(self.deliveries)
 
     def accepted(self) -> list[Delivery]:
         """The requests answered 2xx."""
