@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import cursors, exports, job_actions, orders, statements
+from api import cursors, exports, job_actions, job_callbacks, orders, statements
 from api.auth import client_address
 from api.console import labels
 from api.console.session import (
@@ -68,6 +68,7 @@ OrdersExportSession = Annotated[ConsoleSession, Depends(session_for(Action.EXPOR
 StatementSession = Annotated[ConsoleSession, Depends(session_for(Action.VIEW_STATEMENT))]
 CancelSession = Annotated[ConsoleSession, Depends(session_for(Action.CANCEL))]
 ResumeSession = Annotated[ConsoleSession, Depends(session_for(Action.RESUME))]
+ReplaySession = Annotated[ConsoleSession, Depends(session_for(Action.REPLAY_CALLBACKS))]
 ResendSession = Annotated[ConsoleSession, Depends(session_for(Action.RESEND))]
 
 #: Recipients per page of the job page's table.
@@ -248,6 +249,8 @@ def job_page(
         "can_cancel": _can_cancel(job, session),
         "can_resume": job["status"] == "paused" and allowed(Action.RESUME, session.principal),
         "ordering": None,
+        "callbacks": job_callbacks.callback_state(tenant_id, job_id),
+        "can_replay": allowed(Action.REPLAY_CALLBACKS, session.principal),
     }
     attribution = job["attribution"]
     if attribution["orders"] or attribution["cancelled_orders"]:
@@ -347,6 +350,19 @@ def resume(job_id: int, session: ResumeSession, csrf_token: Annotated[str, Form(
     return _redirect(f"/console/jobs/{job_id}?notice=resumed")
 
 
+@router.post("/jobs/{job_id}/callbacks/replay")
+def replay_callbacks(
+    job_id: int, session: ReplaySession, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """Send the job's status callbacks again (the API's replay)."""
+    check_csrf(session, csrf_token)
+    try:
+        job_callbacks.perform_replay(session.principal.tenant_id, job_id)
+    except BalsongError as exc:
+        return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
+    return _redirect(f"/console/jobs/{job_id}?notice=replayed#callbacks")
+
+
 @router.post("/jobs/{job_id}/resend")
 def resend(
     job_id: int,
@@ -378,6 +394,7 @@ _REFUSALS = {
     "insufficient_balance": "잔액이 부족합니다.",
     "job_not_paused": "일시 정지된 발송이 아닙니다.",
     "sender_not_registered": "발신번호가 승인되지 않았습니다.",
+    "no_callback_url": "이 발송에는 결과 콜백 URL이 없습니다.",
 }
 
 
@@ -390,6 +407,7 @@ _NOTICES = {
     "cancelled": "발송을 취소했습니다. 이미 통신사에 전송된 메시지는 결과가 그대로 표시됩니다.",
     "resent": "실패한 수신자에게 재발송하는 새 작업을 만들었습니다.",
     "resumed": "발송을 재개했습니다.",
+    "replayed": "결과 콜백을 처음부터 다시 보냅니다.",
 }
 
 
