@@ -7,7 +7,8 @@ download results and resend failures — and never another tenant's job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
+from tests.support.receiver import running_receiver
 from tests.support.stack import SENDER, Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -222,3 +224,52 @@ def test_a_reservation_is_cancelled_whole_from_the_console(stack: Stack, page: P
     # Then it is cancelled whole, and nothing reached the carrier
     expect(page.locator("#job-status")).to_have_text("취소")
     assert stack.submissions(job_id) == {}
+
+
+def test_the_job_page_shows_its_callbacks_and_replays_them(stack: Stack, page: Page) -> None:
+    # Given a finished job whose callback endpoint answered 410 Gone
+    client = stack.new_tenant("console-callbacks")
+    with running_receiver(answer=410) as receiver:
+        response = client.post(
+            "/v1/jobs",
+            json={
+                "channel": "sms",
+                "sender": SENDER,
+                "body": "콜백 안내",
+                "callback_url": receiver.url,
+                "recipients": [{"phone": "010-8800-0001"}, {"phone": "010-8800-0002"}],
+            },
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        wait_finished(stack, client, job_id)
+        sign_in(page, stack, api_key_of(client))
+
+        # When the operator opens its page once the events have failed
+        def failed_all() -> bool:
+            state = client.get(f"/v1/jobs/{job_id}/callbacks").json()
+            return bool(state["events"]["pending"] == 0 and state["events"]["failed"])
+
+        wait_until(failed_all)
+        page.goto(f"{stack.settings.api_url}/console/jobs/{job_id}")
+
+        # Then it says where they go, that they failed, and why
+        expect(page.locator("#callback-url")).to_have_text(receiver.url)
+        expect(page.locator("#callbacks-delivered")).to_have_text("0")
+        expect(page.locator("#callbacks-disabled")).to_contain_text("410")
+
+        # When the receiver is back and the operator replays the job's callbacks (and confirms)
+        receiver.answer = 200
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#replay-callbacks")
+
+        # Then the page says so, and every event arrives
+        expect(page.locator(".notice").first).to_contain_text("다시 보냅니다")
+        receiver.wait_for(lambda events: any(e["type"] == "job.finished" for e in events))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)

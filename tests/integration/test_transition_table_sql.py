@@ -43,6 +43,8 @@ def test_the_flusher_moves_a_reported_row_exactly_as_the_transition_table_says(s
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         job_id = seed_job(conn, create_tenant(conn, f"transitions-{uuid.uuid4().hex[:6]}"))
         created = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]  # type: ignore[index]
+        # With a callback URL: each change must write its event, and only a change.
+        conn.execute("UPDATE jobs SET callback_url = 'https://example.com/hooks' WHERE id = %s", (job_id,))
     recorder = ResultRecorder(redis, keys)
     checked = 0
     with ConnectionPool(settings.database_url, min_size=1, max_size=2) as pool:
@@ -83,12 +85,20 @@ def test_the_flusher_moves_a_reported_row_exactly_as_the_transition_table_says(s
                     "SELECT status FROM recipients WHERE job_id = %s AND job_created_at = %s AND seq = 0",
                     (job_id, created),
                 ).fetchone()
+                events = conn.execute(
+                    "DELETE FROM callback_events WHERE job_id = %s AND kind = 'recipient' RETURNING statuses",
+                    (job_id,),
+                ).fetchall()
             # Then the row is where the table takes it; a report of a row not in flight changes
             # nothing (its submission's outcome, a duplicate, a late one)
             before = Standing(status, submitted)
             step = decide(before, event, falls_back=falls_back, past_deadline=late)
             expected = step.after.status if (step is not None and status is Status.SUBMITTED) else status
             assert row == (expected,), (status, event, falls_back, late)
+            # And the change, and only a change, wrote its event (a recipient sent back to the
+            # queue makes none: its next status will)
+            changed = expected != status and expected is not Status.QUEUED
+            assert events == ([([str(expected)],)] if changed else []), (status, event, falls_back, late)
             checked += 1
     redis.close()
     assert checked >= 70
@@ -101,6 +111,7 @@ def test_the_report_deadline_moves_a_row_exactly_as_the_transition_table_says(se
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         job_id = seed_job(conn, create_tenant(conn, f"deadline-{uuid.uuid4().hex[:6]}"))
         created = conn.execute("SELECT created_at FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]  # type: ignore[index]
+        conn.execute("UPDATE jobs SET callback_url = 'https://example.com/hooks' WHERE id = %s", (job_id,))
     submitted_at = datetime.now(UTC) - timedelta(days=4)
     checked = 0
     with ConnectionPool(settings.database_url, min_size=1, max_size=2) as pool:
@@ -127,15 +138,21 @@ def test_the_report_deadline_moves_a_row_exactly_as_the_transition_table_says(se
                     " WHERE job_id = %s AND job_created_at = %s AND seq = 0",
                     (job_id, created),
                 ).fetchone()
+                events = conn.execute(
+                    "DELETE FROM callback_events WHERE job_id = %s AND kind = 'recipient' RETURNING statuses",
+                    (job_id,),
+                ).fetchall()
             # Then the row is where the table takes it, and the counters moved by its transition
+            # (and its event was written, if it moved)
             step = decide(Standing(status, submitted), Event.NO_REPORT)
             counts = {k.decode(): int(v) for k, v in redis.hgetall(keys.job_counts(job_id)).items()}  # type: ignore[union-attr]
             if step is None:
                 assert row == (status, None, submitted), (status, submitted)
-                assert changed == {} and counts == {}
+                assert changed == {} and counts == {} and events == []
             else:
                 assert row == (step.after.status, NO_REPORT_REASON, step.after.submitted)
                 assert changed == {"kakao": 1} and counts == dict(step.counters)
+                assert events == [([str(step.after.status)],)]
             checked += 1
     redis.close()
     assert checked >= 12

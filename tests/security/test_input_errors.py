@@ -93,6 +93,7 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
 NO_JSON_BODY = {
     ("POST", "/v1/jobs/{job_id}/cancel"),
     ("POST", "/v1/jobs/{job_id}/resume"),
+    ("POST", "/v1/jobs/{job_id}/callbacks/replay"),
     ("POST", "/v1/keys/{key_id}/rotate"),
     ("DELETE", "/v1/keys/{key_id}"),
     ("DELETE", "/v1/opt-outs/{phone}"),
