@@ -1,6 +1,6 @@
-"""Observability end to end: a job through the real API, worker and scheduler, scraped by a real
-Prometheus; the counts it reports, the dashboard's queries, the endpoints' exposition format, and
-the processes' logs.
+"""Observability end to end: a job through the real API, worker, scheduler and callback
+dispatcher, scraped by a real Prometheus; the counts it reports, the dashboard's queries, the
+endpoints' exposition format, and the processes' logs.
 
 The module runs its own stack on its own database, vhost and Redis prefix: the session stack's
 other jobs would otherwise add to the counts.
@@ -23,6 +23,7 @@ import pytest
 from engine.db import upgrade
 from tests.conftest import TEST_OVERRIDES
 from tests.support.prometheus import PrometheusHandle, require_binary, running_prometheus
+from tests.support.receiver import running_receiver
 from tests.support.services import isolated_settings
 from tests.support.stack import Stack, running_stack, submit_sms
 
@@ -54,6 +55,7 @@ ALLOWED_LABELS = {
     "le",
     "queue_name",
     "actor_name",
+    "result",
 }
 
 T = TypeVar("T")
@@ -73,6 +75,7 @@ class Observed:
             "api": f"{s.api_url}/metrics",
             "worker": f"http://{s.metrics_host}:{s.worker_metrics_port}/metrics",
             "scheduler": f"http://{s.metrics_host}:{s.scheduler_metrics_port}/metrics",
+            "callbacks": f"http://{s.metrics_host}:{s.callbacks_metrics_port}/metrics",
         }
 
 
@@ -90,7 +93,7 @@ def eventually(read: Callable[[], T], done: Callable[[T], bool], seconds: float 
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     """Given a stack (a cap on SMS, so rate-limit gauges have data; 5% of recipients failing in
     reports, 2% refused at submission, one number refused at intake), scraped every second by
-    Prometheus, and one SMS job sent through it to the end."""
+    Prometheus, and one SMS job sent through it to the end, its status callbacks to a receiver."""
     require_binary("promtool")
     workdir = tmp_path_factory.mktemp("observability")
     log_dir = workdir / "logs"
@@ -110,11 +113,16 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
                 "balsong-api": s.api_url.removeprefix("http://"),
                 "balsong-worker": f"127.0.0.1:{s.worker_metrics_port}",
                 "balsong-scheduler": f"127.0.0.1:{s.scheduler_metrics_port}",
+                "balsong-callbacks": f"127.0.0.1:{s.callbacks_metrics_port}",
             }
-            with running_prometheus(workdir / "prometheus", targets) as prometheus:
+            with (
+                running_prometheus(workdir / "prometheus", targets) as prometheus,
+                running_receiver() as receiver,
+            ):
                 client = stack.new_tenant("observed")
                 phones = [f"010{40_000_000 + i:08d}" for i in range(RECIPIENTS)]
-                job_id = submit_sms(client, "관측 테스트", [*phones, "010-12"])
+                # Callbacks, so that the dashboard's Status callbacks row has data.
+                job_id = submit_sms(client, "관측 테스트", [*phones, "010-12"], callback_url=receiver.url)
                 job = eventually(lambda: stack.job(client, job_id), lambda j: j["status"] in FINISHED, 60)
                 assert job["status"] in FINISHED, job
                 yield Observed(stack, prometheus, job, phones, log_dir)
@@ -153,6 +161,7 @@ def test_prometheus_counts_equal_the_jobs_counts(observed: Observed) -> None:
         "balsong-api": True,
         "balsong-worker": True,
         "balsong-scheduler": True,
+        "balsong-callbacks": True,
         "prometheus": True,
     }
 
@@ -176,7 +185,7 @@ def test_every_dashboard_query_returns_data(observed: Observed) -> None:
 
 
 def test_every_endpoint_passes_promtool_and_exports_bounded_labels_only(observed: Observed) -> None:
-    """Given the api, worker and scheduler metrics endpoints after the job
+    """Given the api, worker, scheduler and callbacks metrics endpoints after the job
     When each is scraped and checked by `promtool check metrics`
     Then promtool finds nothing to complain about, and every label is one of the bounded label
     names (no job id, phone number or tenant anywhere)."""

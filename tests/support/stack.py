@@ -25,11 +25,18 @@ SENDER = "02-1234-5678"
 TEST_BALANCE = Decimal(1_000_000_000)
 
 
-def submit_sms(client: httpx.Client, body: str, phones: list[str]) -> int:
-    """Submit an SMS job from the test sender; its id (the API must accept it)."""
+def submit_sms(client: httpx.Client, body: str, phones: list[str], **fields: Any) -> int:
+    """Submit an SMS job from the test sender, with any further ``fields`` of the request
+    (``callback_url``...); its id (the API must accept it)."""
     response = client.post(
         "/v1/jobs",
-        json={"channel": "sms", "sender": SENDER, "body": body, "recipients": [{"phone": p} for p in phones]},
+        json={
+            "channel": "sms",
+            "sender": SENDER,
+            "body": body,
+            "recipients": [{"phone": p} for p in phones],
+            **fields,
+        },
     )
     assert response.status_code == 202, response.text
     return int(response.json()["job_id"])

@@ -17,9 +17,13 @@ import yaml
 
 from tests.unit.test_observability_deploy import ALERTS, run_promtool
 
-#: Every dependency reachable, every sample of the 20 minutes a scenario runs.
+#: The callback dispatcher's scrape target (compose's one replica).
+DISPATCHER_UP = 'up{job="balsong-callbacks",instance="callbacks:9193"}'
+#: Every dependency reachable and the callback dispatcher scraped, every sample of the 20 minutes
+#: a scenario runs.
 DEPENDENCIES_UP = {
-    f'balsong_dependency_up{{dependency="{d}"}}': "1x80" for d in ("postgresql", "redis", "rabbitmq")
+    **{f'balsong_dependency_up{{dependency="{d}"}}': "1x80" for d in ("postgresql", "redis", "rabbitmq")},
+    DISPATCHER_UP: "1x80",
 }
 SLICES = 'balsong_batch_slices_total{channel="sms",end="finished"}'
 QUEUED = "balsong_recipients_queued"
@@ -217,4 +221,68 @@ def test_batches_held_by_a_dead_lease_for_30_seconds_fire_and_clear_once_release
         series,
         {"2m30s": set(), "2m45s": {"BalsongWorkerLeaseExpired"}, "3m15s": set(), "6m30s": set()},
         tmp_path,
+    )
+
+
+# -- status callbacks ------------------------------------------------------------------------------------
+
+GIVEN_UP = 'balsong_callback_events_total{state="failed"}'
+
+
+@pytest.mark.parametrize(
+    ("case", "failed"),
+    [("a counter that grows", "0x12 4x70"), ("a new series: the first give-up since start", "_x13 4x70")],
+)
+def test_callback_events_given_up_fire_at_once_and_clear_fifteen_minutes_later(
+    case: str, failed: str, tmp_path: Path
+) -> None:
+    """Given four callback events given up at 3m15s (their retry window over, or a 410), none after
+    When promtool evaluates the alerts
+    Then BalsongCallbacksFailing fires at the first evaluation that sees them and has cleared by
+    18m30s, fifteen minutes on."""
+    series = {GIVEN_UP: failed, 'balsong_callback_events_total{state="delivered"}': "0+100x83"}
+    firing_at(
+        series,
+        {
+            "3m": set(),
+            "3m15s": {"BalsongCallbacksFailing"},
+            "17m": {"BalsongCallbacksFailing"},
+            "18m30s": set(),
+        },
+        tmp_path,
+    )
+
+
+def test_a_dispatcher_down_for_two_minutes_fires_and_clears_when_it_is_back(tmp_path: Path) -> None:
+    """Given the only callback dispatcher unreachable from 2m15s until 7m, then up again
+    When promtool evaluates the alerts
+    Then BalsongCallbackDispatcherDown (with BalsongProcessDown) fires two minutes on, at 4m15s,
+    and has cleared at the first evaluation after recovery."""
+    firing_at(
+        {DISPATCHER_UP: "1x8 0x19 1x60"},
+        {
+            "4m": set(),
+            "4m30s": {"BalsongProcessDown", "BalsongCallbackDispatcherDown"},
+            "7m": {"BalsongProcessDown", "BalsongCallbackDispatcherDown"},
+            "7m15s": set(),
+        },
+        tmp_path,
+    )
+
+
+def test_a_standby_down_is_a_process_down_not_a_dispatcher_down(tmp_path: Path) -> None:
+    """Given two dispatcher replicas (one active, one standby), one of them unreachable from 2m15s
+    When promtool evaluates the alerts
+    Then only BalsongProcessDown fires: the other replica delivers."""
+    series = {DISPATCHER_UP: "1x80", 'up{job="balsong-callbacks",instance="callbacks-b:9193"}': "1x8 0x72"}
+    firing_at(series, {"4m30s": {"BalsongProcessDown"}, "10m": {"BalsongProcessDown"}}, tmp_path)
+
+
+def test_a_dispatcher_no_longer_scraped_fires_two_minutes_later(tmp_path: Path) -> None:
+    """Given the dispatcher's target gone from 2m15s (a staleness marker, then no sample: its
+    scrape config or its pods removed)
+    When promtool evaluates the alerts
+    Then no BalsongProcessDown can fire, and BalsongCallbackDispatcherDown fires two minutes on."""
+    firing_at(
+        {DISPATCHER_UP: "1x8 stale"}, {"4m": set(), "4m30s": {"BalsongCallbackDispatcherDown"}}, tmp_path
     )

@@ -25,7 +25,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 SETTINGS_ENV = {"BALSONG_" + f.name.upper() for f in fields(Settings)}
-BALSONG_PROCESSES = ("api", "worker", "scheduler", "simulator")
+BALSONG_PROCESSES = ("api", "worker", "scheduler", "callbacks", "simulator")
 
 
 def compose() -> dict[str, Any]:
@@ -80,7 +80,7 @@ def flag(argv: list[str], name: str) -> str:
 def test_procfile_starts_every_balsong_process_on_loopback() -> None:
     """Given the Procfile
     When its entries are read
-    Then it names exactly the api, worker, scheduler and simulator processes,
+    Then it names exactly the api, worker, scheduler, callbacks and simulator processes,
     and the servers among them bind 127.0.0.1 (it runs against local services)."""
     entries = procfile()
 
@@ -158,8 +158,8 @@ def test_every_service_healthy_dependency_has_a_health_check() -> None:
 def test_processes_wait_for_their_dependencies() -> None:
     """Given the long-running balsong processes
     When their depends_on are read
-    Then api, worker and scheduler start only after the migrations finished and PostgreSQL, Redis
-    and RabbitMQ are healthy, and the migrations wait for a healthy PostgreSQL."""
+    Then api, worker, scheduler and callbacks start only after the migrations finished and
+    PostgreSQL, Redis and RabbitMQ are healthy, and the migrations wait for a healthy PostgreSQL."""
     all_services = services()
     needs = {
         "migrate": "service_completed_successfully",
@@ -168,7 +168,7 @@ def test_processes_wait_for_their_dependencies() -> None:
         "rabbitmq": "service_healthy",
     }
 
-    for name in ("api", "worker", "scheduler"):
+    for name in ("api", "worker", "scheduler", "callbacks"):
         deps = depends_on(all_services[name])
         assert {k: deps.get(k) for k in needs} == needs, name
     assert depends_on(all_services["migrate"]) == {"postgres": "service_healthy"}
@@ -235,7 +235,7 @@ def test_the_development_stacks_say_they_are_development() -> None:
     Then each says BALSONG_ENV=development explicitly (unset, a process is production and
     refuses to start without real secrets)."""
     entries = procfile()
-    for name in ("api", "worker", "scheduler"):
+    for name in ("api", "worker", "scheduler", "callbacks"):
         assert entries[name].startswith("env BALSONG_ENV=development balsong "), entries[name]
     for name, svc in balsong_services().items():
         assert environment(svc).get("BALSONG_ENV") == "development", name
@@ -276,6 +276,26 @@ def test_docker_compose_accepts_the_file() -> None:
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_scheduler_and_callbacks_run_their_command_and_are_healthy_while_their_metrics_answer() -> None:
+    """Given the scheduler and callbacks services, and the Procfile
+    When their commands and health checks are read
+    Then each runs its own `balsong` subcommand in both, and its health check fetches its own
+    metrics endpoint (the port Settings gives it) with Python."""
+    all_services = services()
+    entries = procfile()
+    defaults = Settings()
+
+    for name, port in (
+        ("scheduler", defaults.scheduler_metrics_port),
+        ("callbacks", defaults.callbacks_metrics_port),
+    ):
+        assert all_services[name]["command"] == [name], name
+        assert entries[name] == f"env BALSONG_ENV=development balsong {name}", entries[name]
+        test = all_services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], test
+        assert f"http://127.0.0.1:{port}/metrics" in test[3], test
 
 
 # -- Dockerfile -------------------------------------------------------------------------------------

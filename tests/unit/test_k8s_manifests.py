@@ -147,9 +147,9 @@ def test_the_schema_check_refuses_a_misspelt_field() -> None:
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
-def test_api_worker_and_scheduler_run_replicated_with_resources() -> None:
+def test_every_process_runs_replicated_with_resources() -> None:
     deployments = by_kind("Deployment")
-    assert set(deployments) == {"balsong-api", "balsong-worker", "balsong-scheduler"}
+    assert set(deployments) == {"balsong-api", "balsong-worker", "balsong-scheduler", "balsong-callbacks"}
     for name, deployment in deployments.items():
         assert deployment["spec"]["replicas"] >= 2, name
         for container in deployment["spec"]["template"]["spec"]["containers"]:
@@ -182,7 +182,7 @@ def test_every_setting_the_manifests_pass_is_one_balsong_reads() -> None:
 
 
 def test_production_takes_every_secret_from_the_secret() -> None:
-    """Given the ConfigMap and the api, worker and scheduler Deployments
+    """Given the ConfigMap and the api, worker, scheduler and callbacks Deployments
     When their settings are read
     Then they run with BALSONG_ENV=production, every process reads the Secret balsong-secrets,
     no secret has a value in a manifest, and config.yaml names every secret the Secret must hold
@@ -198,6 +198,21 @@ def test_production_takes_every_secret_from_the_secret() -> None:
             assert not secrets & {env["name"] for env in container.get("env", []) if "value" in env}, name
     listed = (K8S / "config.yaml").read_text(encoding="utf-8")
     assert all(secret in listed for secret in secrets)
+
+
+def test_scheduler_and_callbacks_are_probed_on_their_metrics_port() -> None:
+    """Given the scheduler and callbacks Deployments
+    When their containers' ports and probes are read
+    Then each exposes the metrics port Settings gives it, named metrics, and both probes use it."""
+    defaults = Settings()
+    for name, port in (
+        ("scheduler", defaults.scheduler_metrics_port),
+        ("callbacks", defaults.callbacks_metrics_port),
+    ):
+        (container,) = by_kind("Deployment")[f"balsong-{name}"]["spec"]["template"]["spec"]["containers"]
+        assert {"name": "metrics", "containerPort": port} in container["ports"], name
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["tcpSocket"]["port"] == "metrics", (name, probe)
 
 
 def test_workers_scale_on_the_depth_of_every_send_queue() -> None:

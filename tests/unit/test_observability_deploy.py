@@ -80,7 +80,8 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 def test_config_scrapes_every_balsong_process_on_its_port() -> None:
     """Given prometheus.yml
     When its scrape jobs are read
-    Then the API (/metrics on 8000), the worker (9191) and the scheduler (9192) are scraped."""
+    Then the API (/metrics on 8000), the worker (9191), the scheduler (9192) and the callback
+    dispatcher (9193) are scraped."""
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
 
@@ -88,6 +89,7 @@ def test_config_scrapes_every_balsong_process_on_its_port() -> None:
     assert jobs["balsong-api"].get("metrics_path", "/metrics") == "/metrics"
     assert jobs["balsong-worker"]["static_configs"][0]["targets"] == ["worker:9191"]
     assert jobs["balsong-scheduler"]["static_configs"][0]["targets"] == ["scheduler:9192"]
+    assert jobs["balsong-callbacks"]["static_configs"][0]["targets"] == ["callbacks:9193"]
     assert config["rule_files"] == ["alerts.yml"]
 
 
@@ -100,6 +102,30 @@ def test_alerts_and_dashboard_name_only_exported_metrics() -> None:
 
     assert not used - exported_names(), sorted(used - exported_names())
     assert len(dashboard_queries()) > 20
+
+
+def test_dashboard_panels_have_unique_ids_and_a_status_callbacks_row() -> None:
+    """Given the dashboard
+    When its panels are read
+    Then no two share an id (Grafana would mix them up), and a "Status callbacks" row shows the
+    callback events, requests by result and lag percentiles."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    ids = [p["id"] for p in dashboard["panels"]]
+    row_ys = sorted(p["gridPos"]["y"] for p in dashboard["panels"] if p["type"] == "row")
+    (top,) = [p["gridPos"]["y"] for p in dashboard["panels"] if p["title"] == "Status callbacks"]
+    bottom = next((y for y in row_ys if y > top), float("inf"))
+    exprs = " ".join(
+        t["expr"]
+        for p in dashboard["panels"]
+        if top < p["gridPos"]["y"] < bottom
+        for t in p.get("targets", [])
+    )
+
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert "balsong_callback_events_total" in exprs
+    assert "balsong_callback_requests_total" in exprs
+    assert "histogram_quantile(0.5, " in exprs and "histogram_quantile(0.99, " in exprs
+    assert "balsong_callback_lag_seconds_bucket" in exprs
 
 
 def test_grafana_provisioning_points_at_the_dashboard_and_the_datasource_uid() -> None:
@@ -120,9 +146,11 @@ def test_grafana_provisioning_points_at_the_dashboard_and_the_datasource_uid() -
 
 
 #: Every dependency reachable for the hour a scenario may run (the scheduler reports them; without
-#: them BalsongDependencyProbesMissing fires).
+#: them BalsongDependencyProbesMissing fires), and the callback dispatcher scraped (without it
+#: BalsongCallbackDispatcherDown fires).
 DEPENDENCIES_UP = {
-    f'balsong_dependency_up{{dependency="{d}"}}': "1x60" for d in ("postgresql", "redis", "rabbitmq")
+    **{f'balsong_dependency_up{{dependency="{d}"}}': "1x60" for d in ("postgresql", "redis", "rabbitmq")},
+    'up{job="balsong-callbacks"}': "1x60",
 }
 
 #: (name, input series (PromQL series -> promtool values, one sample a minute), evaluated at
@@ -144,11 +172,36 @@ SCENARIOS: list[tuple[str, dict[str, str], int, set[str]]] = [
             "balsong_flusher_lag_seconds": "0.5x40",
             "balsong_retry_ledger_overdue_seconds": "0x40",
             'balsong_system_source_up{source="rabbitmq"}': "1x40",
+            'balsong_callback_events_total{state="delivered"}': "0+600x40",
+            'balsong_callback_requests_total{result="delivered"}': "0+10x40",
+            'balsong_callback_requests_total{result="failed"}': "0+1x40",
+            'balsong_callback_events_total{state="failed"}': "0x40",
         },
         30,
         set(),
     ),
     ("a process down", {'up{job="balsong-worker"}': "0x10"}, 5, {"BalsongProcessDown"}),
+    (
+        "the callback dispatcher down",
+        {'up{job="balsong-callbacks"}': "0x10"},
+        5,
+        {"BalsongProcessDown", "BalsongCallbackDispatcherDown"},
+    ),
+    (
+        "no callback dispatcher scraped",
+        {'up{job="balsong-callbacks"}': "_x10"},
+        5,
+        {"BalsongCallbackDispatcherDown"},
+    ),
+    (
+        "callback events given up",
+        {
+            'balsong_callback_events_total{state="delivered"}': "0+600x40",
+            'balsong_callback_events_total{state="failed"}': "0x10 12x30",
+        },
+        20,
+        {"BalsongCallbacksFailing"},
+    ),
     (
         "a queue growing",
         {'balsong_queue_messages{queue="send.sms"}': "0+50x40"},
@@ -257,5 +310,5 @@ def test_compose_runs_prometheus_and_grafana_with_the_deploy_files() -> None:
     assert prometheus["healthcheck"]["test"] and grafana["healthcheck"]["test"]
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
     assert services["worker"]["environment"]["BALSONG_METRICS_HOST"] == "0.0.0.0"
-    for name, port in (("worker", "9191"), ("scheduler", "9192")):
+    for name, port in (("worker", "9191"), ("scheduler", "9192"), ("callbacks", "9193")):
         assert f"127.0.0.1:{port}/metrics" in services[name]["healthcheck"]["test"][3], name
