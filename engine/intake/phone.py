@@ -276,6 +276,9 @@ def mask_phone(phone: str) -> str:
     Never fails and never returns the middle digits: text that is not a Korean number (garbage,
     a truncated number) becomes ``****`` whole, whatever its length.
     """
+    if len(phone) == 11 and phone.startswith("010") and phone.isdigit() and phone.isascii():
+        # The usual case, a mobile number as stored: asked once per callback event and log line.
+        return f"010-****-{phone[7:]}"
     try:
         number, kind = _normalize(phone)
     except InvalidPhone:
