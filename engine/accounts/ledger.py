@@ -20,6 +20,9 @@ from engine.errors import ValidationError
 
 #: Korean names of the ledger's kinds, as operators read them (the console, the CSV).
 LEDGER_KIND_LABELS = {"charge": "차감", "refund": "환불", "top_up": "충전", "adjustment": "조정"}
+#: What a job's rows are, in operators' words (the statement's); other rows show their memo,
+#: the platform operator's reason for a top-up or an adjustment.
+JOB_ENTRY_TEXT = {"charge": "발송 요금 예치", "refund": "미발송·실패 환불"}
 #: Largest page of ledger rows a caller may ask for.
 MAX_LEDGER_PAGE = 1000
 

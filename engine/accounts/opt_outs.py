@@ -15,13 +15,16 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
 from openpyxl import load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
 from psycopg import Connection
 
+from engine.errors import ValidationError
 from engine.intake.phone import InvalidPhone, mask_phone, normalize_recipient, search_terms
 
 log = logging.getLogger(__name__)
@@ -206,10 +209,17 @@ def csv_numbers(text: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 def xlsx_numbers(binary: IO[bytes]) -> Iterator[tuple[int, str]]:
     """``(row number, first cell)`` of each row of the workbook's first sheet with a value, read
-    row by row (openpyxl's read-only mode). A first row without a digit is a header. A number
-    cell is read as its digits: one whose leading 0 the spreadsheet ate (``1012345678``) is
-    refused with a reason saying so (`engine.intake.phone` guesses no digit back)."""
-    book = load_workbook(binary, read_only=True, data_only=True)
+    row by row (openpyxl's read-only mode); ValidationError on ``file`` if it is no workbook.
+
+    A first row without a digit is a header. A number cell is read as its digits: one whose
+    leading 0 the spreadsheet ate (``1012345678``) is refused with a reason saying so
+    (`engine.intake.phone` guesses no digit back).
+    """
+    try:
+        book = load_workbook(binary, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        reason = f"not an XLSX workbook that can be read ({type(exc).__name__})"
+        raise ValidationError("file", reason) from None
     try:
         sheet = book.worksheets[0]
         first = True

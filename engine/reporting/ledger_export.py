@@ -4,7 +4,8 @@
 One row per ledger row, newest first, over the same rows as the money page
 (`engine.accounts.ledger.LedgerFilter`). Columns: 일시 (KST, ``YYYY-MM-DD HH:MM:SS``), 구분
 (차감 / 환불 / 충전 / 조정), 금액 and 잔액 (points as plain numbers with two decimals and a ``-``
-for money taken, which spreadsheets read as numbers: no separators, no unit), 작업 ID, 메모.
+for money taken, which spreadsheets read as numbers: no separators, no unit), 작업 ID, 내용 (what a
+job's row is, or the memo of a top-up or adjustment, formula-guarded).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 
 from psycopg import Connection, sql
 
-from engine.accounts.ledger import LEDGER_KIND_LABELS, LedgerFilter
+from engine.accounts.ledger import JOB_ENTRY_TEXT, LEDGER_KIND_LABELS, LedgerFilter
 from engine.clock import KST
 from engine.reporting.exports import (
     BOM,
@@ -28,7 +29,7 @@ from engine.reporting.exports import (
     stream_copy,
 )
 
-HEADER = ("일시", "구분", "금액", "잔액", "작업 ID", "메모")
+HEADER = ("일시", "구분", "금액", "잔액", "작업 ID", "내용")
 
 
 def filename(now: datetime) -> str:
@@ -44,7 +45,9 @@ def export_query(narrowed: LedgerFilter, tenant_id: int) -> sql.Composed:
         sql.SQL("amount::text"),
         sql.SQL("balance_after::text"),
         sql.SQL("job_id::text"),
-        guarded(sql.SQL("memo")),
+        sql.SQL("CASE WHEN kind IN ('charge', 'refund') THEN {text} ELSE {memo} END").format(
+            text=labelled(sql.SQL("kind"), JOB_ENTRY_TEXT), memo=guarded(sql.SQL("memo"))
+        ),
     ]
     return sql.SQL("SELECT {columns} FROM ledger WHERE {where} ORDER BY id DESC").format(
         columns=sql.SQL(", ").join(columns), where=narrowed.where(tenant_id)
