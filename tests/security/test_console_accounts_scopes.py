@@ -9,6 +9,7 @@ nothing changes. Another tenant's operator never sees or changes any of it.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import httpx
@@ -107,6 +108,12 @@ def test_a_read_only_key_reads_but_changes_nothing(stack: Stack) -> None:
         sender_page = console.get("/console/senders")
         assert sender_page.status_code == 200 and "031-777-4321" in sender_page.text
         assert 'id="sender-form"' not in sender_page.text
+        money_page = console.get("/console/money")
+        assert money_page.status_code == 200 and "991.00 P" in money_page.text
+        # and, as every console page, with scripts from files only and no inline style or handler
+        for html in (listed.text, sender_page.text, money_page.text):
+            assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+            assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html)
         token = page_token(console)
 
         # When it posts every form anyway, with the session's CSRF token
