@@ -193,10 +193,18 @@ def _decoded(binary: IO[bytes]) -> Iterable[str]:
 
 def csv_numbers(text: Iterable[str]) -> Iterator[tuple[int, str]]:
     """``(line number, first cell)`` of each CSV row with a value. A first row without a digit
-    (``phone``, ``수신번호``) is a header and skipped; later rows are all values."""
+    (``phone``, ``수신번호``) is a header and skipped; later rows are all values. ValidationError on
+    ``file`` for text that is no CSV (a cell beyond csv's field size limit)."""
     reader = csv.reader(text)
     first = True
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell longer than csv's field limit: no file of numbers
+            reason = f"line {reader.line_num}: not CSV that can be read ({exc})"
+            raise ValidationError("file", reason) from None
         value = row[0].strip().lstrip("\ufeff").strip() if row else ""
         if not value:
             continue

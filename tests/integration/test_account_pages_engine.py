@@ -170,3 +170,14 @@ def test_the_list_is_searched_by_whole_number_or_last_four_and_exported_masked(
     assert rows[0] == list(opt_out_export.HEADER)
     assert sorted(row[0] for row in rows[1:]) == ["010-****-2222", "02-***-2222"]
     assert {row[1] for row in rows[1:]} == {"API"}
+
+
+def test_a_file_that_is_no_csv_is_refused_as_a_file(conn: psycopg.Connection) -> None:
+    # Given a "CSV" of one line of a million characters (a binary file, say)
+    tenant = a_tenant(conn)
+    fmt, numbered = opt_outs.read_file(io.BytesIO(b"010-5300-0001\n" + b"x" * 1_000_000))
+
+    # When it is imported, Then it is a ValidationError on the file naming the line
+    with pytest.raises(ValidationError) as refused:
+        opt_outs.import_numbers(conn, tenant, numbered, source=fmt)
+    assert refused.value.field == "file" and "line 2" in refused.value.reason
