@@ -178,8 +178,6 @@ def test_another_tenants_money_senders_and_opt_outs_never_appear(stack: Stack) -
             "/console/money/ledger.csv",
             "/console/senders",
             "/console/opt-outs",
-            "/console/opt-outs?phone=010-7400-5678",
-            "/console/opt-outs?phone=5678",
             "/console/opt-outs/export",
         ):
             response = console.get(path)
@@ -188,6 +186,11 @@ def test_another_tenants_money_senders_and_opt_outs_never_appear(stack: Stack) -
             assert "****" not in response.text, path
             assert f"#{job_id}<" not in response.text and "1,000.00" not in response.text, path
         assert '"충전","5.00","5.00"' in console.get("/console/money/ledger.csv").text
+        # and a search by A's number, whole or its last four digits, finds nothing
+        for search in ("010-7400-5678", "5678"):
+            found = console.get("/console/opt-outs", params={"phone": search})
+            assert found.status_code == 200 and "목록에 없습니다" in found.text
+            assert "****" not in found.text
 
         # When B removes A's opt-out entry by its id, Then it is not found and stays on A's list
         token = page_token(console)
