@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openpyxl
@@ -23,11 +24,12 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from engine.accounts.billing import set_price
+from engine.accounts.billing import set_price, top_up
 from engine.accounts.tenants import set_sender_state, tenant_id_by_name
 from engine.clock import KST
 from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
+from tests.support.problems import problem
 from tests.support.stack import Stack, submit_sms
 
 pytestmark = pytest.mark.integration
@@ -305,3 +307,45 @@ def test_opt_outs_are_added_searched_imported_exported_and_removed_masked(
     expect(rows.first).to_contain_text("목록에 없습니다")
     page.goto(f"{stack.settings.api_url}/console/opt-outs")
     assert fits_a_phone(page)
+
+
+def test_the_apis_ledger_filters_and_pages_as_the_console_does(stack: Stack) -> None:
+    # Given a tenant with a top-up, a job's charge and 4 more top-ups
+    client = stack.new_tenant("ledger-api", balance=Decimal(1000))
+    job_id = submit_sms(client, "원장", ["010-7500-0001"])
+    wait_finished(stack, client, job_id)
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        tenant_id = tenant_id_by_name(conn, "ledger-api")
+        for amount in range(1, 5):
+            top_up(conn, tenant_id, Decimal(amount), memo=f"top-up {amount}")
+
+    # When the API's ledger is read 2 rows a page, Then the pages hold every row once, newest first
+    seen: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 2}
+    while True:
+        page = client.get("/v1/ledger", params=params)
+        assert page.status_code == 200, page.text
+        seen += page.json()["entries"]
+        if page.json()["next_cursor"] is None:
+            break
+        params["cursor"] = page.json()["next_cursor"]
+    ids = [entry["id"] for entry in seen]
+    assert ids == sorted(set(ids), reverse=True)
+    assert [e["kind"] for e in seen if e["kind"] != "refund"] == ["top_up"] * 4 + ["charge", "top_up"]
+
+    # When it is filtered by kind and by KST day, Then the same rows the console shows are left
+    charges = client.get("/v1/ledger", params={"kind": "charge"}).json()["entries"]
+    assert [(e["kind"], e["job_id"], e["amount"]) for e in charges] == [("charge", job_id, "-9.00")]
+    today = datetime.now(KST).date()
+    before = {"created_to": (today - timedelta(days=1)).isoformat()}
+    assert client.get("/v1/ledger", params=before).json()["entries"] == []
+
+    # And a bad filter or another tenant's cursor is a 422 naming the field
+    other = stack.new_tenant("ledger-api-other")
+    for bad, field in (
+        ({"kind": "gift"}, "kind"),
+        ({"created_from": "2026-12-02", "created_to": "2026-12-01"}, "created_to"),
+        ({"cursor": params["cursor"]}, "cursor"),
+    ):
+        refused = other.get("/v1/ledger", params=bad)
+        assert refused.status_code == 422 and problem(refused)["field"] == field, refused.text
