@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 import openpyxl
@@ -21,9 +25,11 @@ from engine.accounts import billing, opt_outs
 from engine.accounts.ledger import LedgerFilter, ledger_page
 from engine.accounts.tenants import create_tenant
 from engine.clock import KST
+from engine.config import Settings
 from engine.errors import ValidationError
 from engine.reporting import ledger_export, opt_out_export
 from tests.security.support import unique
+from tests.support.services import settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -181,3 +187,33 @@ def test_a_file_that_is_no_csv_is_refused_as_a_file(conn: psycopg.Connection) ->
     with pytest.raises(ValidationError) as refused:
         opt_outs.import_numbers(conn, tenant, numbered, source=fmt)
     assert refused.value.field == "file" and "line 2" in refused.value.reason
+
+
+def test_the_cli_imports_a_file_with_the_same_importer(
+    conn: psycopg.Connection, settings: Settings, tmp_path: Path
+) -> None:
+    # Given a tenant and an XLSX file of two numbers and a bad line
+    name = unique("cli-import")
+    tenant = create_tenant(conn, name)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for value in ("수신번호", "010-5400-0001", "010-54", "010-5400-0002"):
+        sheet.append([value])
+    workbook = tmp_path / "numbers.xlsx"
+    book.save(workbook)
+
+    # When an operator runs `balsong opt-out import TENANT FILE`
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "opt-out", "import", name, str(workbook)],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    # Then the numbers are on the list, from an XLSX file, and the bad line is named by its row
+    assert "2 numbers added" in done.stdout and "1 refused" in done.stdout
+    assert "line 3: refused" in done.stderr
+    assert opt_outs.counts(conn, tenant)["xlsx"] == 2
