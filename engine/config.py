@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 #: The RabbitMQ queue types balsong can declare its queues as.
 QUEUE_TYPES = ("classic", "quorum")
@@ -23,19 +28,69 @@ DEVELOPMENT_SECRETS = {
     "kakao_webhook_signature": "balsong-local-webhook",
     "cursor_secret": "balsong-local-cursor-secret",
 }
+#: The carrier API URLs, which point at the local simulator unless set. In production a carrier
+#: URL on a loopback address (the simulator's ``127.0.0.1:8070`` or any other) is refused: a
+#: process sending there would send nothing to any phone while reporting success.
+CARRIER_URLS = ("sms_api_url", "kakao_api_url")
+#: ``BALSONG_*`` variables that are not settings yet are known, and are not reported as unknown:
+#: what reads each.
+OTHER_VARIABLES = {
+    "BALSONG_API_KEY": "the CLI's API key (balsong status, resend), instead of --api-key",
+    "BALSONG_DATABASE_DIRECT_URL": "deploy/k8s: the Secret's direct PostgreSQL URL, which the scheduler"
+    " takes as its BALSONG_DATABASE_URL (every pod sees the Secret's keys)",
+    "BALSONG_TEST_ADMIN_DATABASE_URL": "tests: the PostgreSQL server test databases are made on",
+    "BALSONG_TEST_REDIS_URL": "tests: the Redis server",
+    "BALSONG_TEST_AMQP_HOST": "tests: the RabbitMQ server (host:port)",
+    "BALSONG_FAULT_TABLE": "the fault suite: the file its table rows go to (bench/fault_suite.py)",
+    "BALSONG_FAULT_FINISH_TIMEOUT": "the fault suite: seconds a job may take to finish",
+}
+
+log = logging.getLogger("balsong.config")
 
 
 class MissingSecrets(RuntimeError):
-    """A production process was started without secrets it needs (see `Settings.check_secrets`)."""
+    """A production process was started with development values: secrets it lacks, or carrier
+    URLs that point at the local simulator (see `Settings.check_secrets`).
 
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
+    Parameters:
+      secrets: the variables of the secrets not set or holding their public development value.
+      urls: the variables of the carrier URLs on a loopback address.
+    """
+
+    def __init__(self, secrets: list[str], urls: list[str] | None = None) -> None:
+        self.secrets = secrets
+        self.urls = urls or []
+        #: Every variable to set, secrets first.
+        self.names = [*secrets, *self.urls]
+        problems = []
+        if secrets:
+            problems.append(
+                f"these secrets are not set or still hold the public development values: {', '.join(secrets)}"
+            )
+        if self.urls:
+            problems.append(
+                "these carrier URLs point at the local carrier simulator (a loopback address):"
+                f" {', '.join(self.urls)}"
+            )
         super().__init__(
-            "BALSONG_ENV is production (it is unless set to development), and these secrets are not"
-            f" set or still hold the public development values: {', '.join(names)}. Set them from"
-            " your secret store, or set BALSONG_ENV=development to run against the local simulator"
-            " with its built-in values."
+            "BALSONG_ENV is production (it is unless set to development), and "
+            + "; and ".join(problems)
+            + ". Set them (secrets from your secret store, the URLs to the providers' APIs), or set"
+            " BALSONG_ENV=development to run against the local simulator with its built-in values."
         )
+
+
+class UnknownSetting(NamedTuple):
+    """A ``BALSONG_*`` environment variable that is no setting (`unknown_settings`)."""
+
+    #: The variable as set, e.g. ``BALSONG_DATABSE_URL``.
+    name: str
+    #: The setting's variable it most resembles (``BALSONG_DATABASE_URL``), or None.
+    closest: str | None
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.closest}?)" if self.closest else ""
+        return f"{self.name} is not a balsong setting and is ignored{hint}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +112,13 @@ class Settings:
 
     ``BALSONG_ENV`` is ``production`` unless set to ``development``. In production the secrets
     (`DEVELOPMENT_SECRETS`: carrier app/secret keys, the KakaoTalk sender key, the webhook
-    signatures, the cursor key) have no value unless they are set, and the api, worker and scheduler refuse to
-    start while one is missing (`check_secrets`). In development, a secret not set takes the
-    local simulator's public value.
+    signatures, the cursor key) have no value unless they are set, and the api, worker, scheduler
+    and callbacks dispatcher refuse to start while one is missing or a carrier URL still points at
+    the simulator (`check_secrets`). In development, a secret not set takes the local simulator's
+    public value.
+
+    Each field's ``#:`` comment is its documentation: docs/configuration.md's table of settings is
+    generated from them (``python -m engine.config_doc --write``), and a unit test keeps it so.
     """
 
     #: "development" (local simulator, public built-in secrets) or "production" (the default).
@@ -301,12 +360,20 @@ class Settings:
             if getattr(self, name) in ("", public)
         ]
 
+    def simulator_urls(self) -> list[str]:
+        """The environment variables of the carrier URLs that, in production, still point at the
+        local simulator: any loopback address (``CARRIER_URLS``). Empty in development."""
+        if self.env == "development":
+            return []
+        return ["BALSONG_" + name.upper() for name in CARRIER_URLS if _is_loopback(getattr(self, name))]
+
     def check_secrets(self) -> None:
-        """Raise MissingSecrets, naming every missing secret, unless this process may start:
-        the api, worker and scheduler call it first thing."""
-        missing = self.missing_secrets()
-        if missing:
-            raise MissingSecrets(missing)
+        """Raise MissingSecrets, naming every missing secret and every carrier URL still at the
+        simulator, unless this process may start: the api, worker, scheduler and callbacks
+        dispatcher call it first thing."""
+        secrets, urls = self.missing_secrets(), self.simulator_urls()
+        if secrets or urls:
+            raise MissingSecrets(secrets, urls)
 
     @property
     def pool_size(self) -> int:
@@ -366,6 +433,54 @@ class Settings:
                 raise ValueError(f"BALSONG_{field.name.upper()}: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+
+def setting_variables() -> list[str]:
+    """The environment variable of every setting, in the order of `Settings`' fields."""
+    return ["BALSONG_" + field.name.upper() for field in fields(Settings)]
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[UnknownSetting]:
+    """The ``BALSONG_*`` variables of ``environ`` (the process's environment by default) that are
+    neither a setting nor one of `OTHER_VARIABLES`, each with the setting it most resembles: a
+    misspelt setting is otherwise silently left at its default.
+
+    Not refused, in production either: variables come from shared ConfigMaps and Secrets that may
+    carry keys of other versions (a rollback to a release without a newer setting must start), and
+    the misspellings that would do harm are refused anyway: a misspelt secret or carrier URL leaves
+    it at its development value (`Settings.check_secrets`), a misspelt server URL at a loopback
+    address where a production container reaches nothing."""
+    env = os.environ if environ is None else environ
+    known = setting_variables()
+    found = []
+    for name in sorted(env):
+        if not name.startswith("BALSONG_") or name in known or name in OTHER_VARIABLES:
+            continue
+        closest = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        found.append(UnknownSetting(name, closest[0] if closest else None))
+    return found
+
+
+@cache
+def report_unknown_settings() -> list[UnknownSetting]:
+    """Log a warning for each `unknown_settings` of this process's environment, once per process
+    (however often it is called), and return them. Every process calls it once its logging is set
+    up: the CLI (hence the scheduler and callbacks dispatcher), each API and worker process."""
+    unknown = unknown_settings()
+    for setting in unknown:
+        log.warning(str(setting), extra={"variable": setting.name, "closest": setting.closest})
+    return unknown
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is a loopback address (``127.0.0.0/8``, ``::1``) or ``localhost``."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse(raw: str, default: Any) -> Any:
