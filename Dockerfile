@@ -27,7 +27,8 @@ RUN apt-get update \
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
-# The source, least often changed first. (README.md is optional: the glob lets the build go on without it.)
+# The source, least often changed first. (README.md is optional: the glob lets the build go on
+# without it; LICENSE is not: the package ships it.)
 COPY migrations ./migrations
 COPY metrics ./metrics
 COPY engine ./engine
@@ -36,7 +37,7 @@ COPY actors ./actors
 COPY scheduler ./scheduler
 COPY api ./api
 COPY cli ./cli
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml LICENSE README.md* ./
 
 # The package itself (its dependencies are the lock's, installed above: --no-deps, so nothing
 # unlocked slips in); this installs the `balsong` console script.
