@@ -45,7 +45,7 @@ class Reason(NamedTuple):
 
 
 _FAILED = (RecipientStatus.FAILED,)
-_NEVER_SENT = "Never sent, not charged (the job's reservation for it is refunded at settlement). "
+_NEVER_SENT = "Never sent, never charged. "
 _FIX_NUMBER = _NEVER_SENT + "Correct the number in your data before sending to it again."
 
 #: balsong's own reason codes.
