@@ -15,8 +15,9 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware.prometheus import Prometheus
 
 from actors.broker import install_broker
-from engine.config import get_settings, report_unknown_settings
+from engine.config import get_settings
 from engine.logs import configure_logging
+from engine.unknown_settings import report_unknown_settings
 from metrics import FAST_BUCKETS
 
 

@@ -28,7 +28,8 @@ from api.limits import BodySizeLimit
 from api.request_id import RequestId
 from api.responses import JSONResponse
 from api.security_headers import SecurityHeaders
-from engine.config import get_settings, report_unknown_settings
+from engine.config import get_settings
+from engine.unknown_settings import report_unknown_settings
 
 
 def create_app() -> FastAPI:

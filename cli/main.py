@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from cli import account, callbacks
-from engine.config import MissingSecrets, Settings, get_settings, report_unknown_settings
+from engine.config import MissingSecrets, Settings, get_settings
+from engine.unknown_settings import report_unknown_settings
 
 
 def _connect():  # type: ignore[no-untyped-def]

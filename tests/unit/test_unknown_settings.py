@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine import config
-from engine.config import OTHER_VARIABLES, UnknownSetting, setting_variables, unknown_settings
+from engine import unknown_settings as module
+from engine.unknown_settings import OTHER_VARIABLES, UnknownSetting, setting_variables, unknown_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,9 +60,9 @@ def test_settings_known_variables_and_other_programs_variables_are_not_reported(
 
 @pytest.fixture
 def fresh_report() -> Iterator[None]:
-    config.report_unknown_settings.cache_clear()
+    module.report_unknown_settings.cache_clear()
     yield
-    config.report_unknown_settings.cache_clear()
+    module.report_unknown_settings.cache_clear()
 
 
 def test_a_process_logs_each_one_once(
@@ -73,8 +73,8 @@ def test_a_process_logs_each_one_once(
 
     # When its entry points report unknown settings, more than once (the CLI, then the API app)
     with caplog.at_level(logging.WARNING, logger="balsong.config"):
-        first = config.report_unknown_settings()
-        config.report_unknown_settings()
+        first = module.report_unknown_settings()
+        module.report_unknown_settings()
 
     # Then one warning names it and the setting meant, with both as fields of the log line
     assert first == [UnknownSetting("BALSONG_WORKER_THREAD", "BALSONG_WORKER_THREADS")]
