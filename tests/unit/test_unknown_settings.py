@@ -86,17 +86,26 @@ def test_a_process_logs_each_one_once(
 
 
 def test_the_cli_prints_it_once_whatever_it_runs() -> None:
-    # Given a development environment with a misspelt setting
+    # Given a development environment with a misspelt setting, and a database nobody listens for
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BALSONG_")}
-    environ |= {"BALSONG_ENV": "development", "BALSONG_LOG_LEVL": "DEBUG", "PYTHONPATH": str(ROOT)}
+    environ |= {
+        "BALSONG_ENV": "development",
+        "BALSONG_LOG_LEVL": "DEBUG",
+        "BALSONG_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/balsong?connect_timeout=2",
+        "PYTHONPATH": str(ROOT),
+    }
 
-    # When the CLI runs a command that reads no server (its help)
+    # When the CLI runs a one-shot command (which fails: the database is not there)
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--help"], env=environ, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "cli.main", "recount", "1"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
-    # Then it ran, and its stderr has one JSON warning naming the variable and the setting meant
-    assert done.returncode == 0, done.stderr
+    # Then its stderr has one JSON warning naming the variable and the setting meant, before the failure
+    assert done.returncode != 0
     lines = [orjson.loads(line) for line in done.stderr.splitlines() if "BALSONG_LOG_LEVL" in line]
     assert len(lines) == 1, done.stderr
     assert lines[0]["level"] == "WARNING"
