@@ -304,8 +304,9 @@ def test_scheduler_and_callbacks_run_their_command_and_are_healthy_while_their_m
 def test_dockerfile_runs_balsong_as_a_non_root_user_without_dev_dependencies() -> None:
     """Given the Dockerfile
     When its instructions are read
-    Then it starts from python:3.11-slim, installs the package without extras, copies every
-    package the project declares, switches to a non-root user and has `balsong` as entrypoint."""
+    Then it starts from python:3.11-slim, installs the locked dependencies and the package
+    without extras, copies every package the project declares, switches to a non-root user and
+    has `balsong` as entrypoint."""
     text = DOCKERFILE.read_text(encoding="utf-8")
     instructions = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
 
@@ -313,7 +314,9 @@ def test_dockerfile_runs_balsong_as_a_non_root_user_without_dev_dependencies() -
     assert 'ENTRYPOINT ["balsong"]' in instructions
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert "pip install --no-cache-dir ." in text
+    # The dependencies come from the runtime lock file, hash-checked; the package adds none.
+    assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in text
+    assert "pip install --no-cache-dir --no-deps ." in text
     assert "[dev]" not in text
     for package in ("engine", "actors", "carriers", "metrics", "api", "cli", "migrations"):
         assert f"COPY {package} ./{package}" in instructions, package
