@@ -93,6 +93,55 @@ def test_config_scrapes_every_balsong_process_on_its_port() -> None:
     assert config["rule_files"] == ["alerts.yml"]
 
 
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub (and most Markdown renderers) give a heading: lower case, punctuation
+    dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_sections() -> dict[str, str]:
+    """docs/runbooks.md's level-2 sections: anchor -> text."""
+    sections: dict[str, str] = {}
+    for chunk in re.split(r"^## ", RUNBOOKS.read_text(encoding="utf-8"), flags=re.M)[1:]:
+        heading, _, body = chunk.partition("\n")
+        sections[github_anchor(heading)] = body
+    return sections
+
+
+def test_every_alert_links_its_own_runbook_section() -> None:
+    """Given the alert rules and docs/runbooks.md
+    When each alert's runbook_url is followed
+    Then it is docs/runbooks.md#<anchor>, that anchor is the section titled with the alert's name,
+    the section says what the alert means, how to confirm it and what to do, and there is no
+    section for an alert that does not exist."""
+    sections = runbook_sections()
+    alerts = {rule["alert"]: rule for rule in alert_rules()}
+
+    for name, rule in alerts.items():
+        path, _, anchor = rule["annotations"].get("runbook_url", "").partition("#")
+        assert path == "docs/runbooks.md", (name, path)
+        assert anchor == github_anchor(name), (name, anchor)
+        assert anchor in sections, f"{name}: no section #{anchor} in docs/runbooks.md"
+        for part in ("**Means.**", "**Confirm.**", "**Act.**"):
+            assert part in sections[anchor], (name, part)
+    assert set(sections) == {github_anchor(name) for name in alerts}
+    assert github_anchor("BalsongProcessDown") == "balsongprocessdown"
+    assert github_anchor("Status callbacks: results pushed") == "status-callbacks-results-pushed"
+
+
+def test_runbooks_name_only_exported_metrics() -> None:
+    """Given docs/runbooks.md
+    When the metric names in its queries are compared with what balsong exports
+    Then each is exported (a query naming a metric that does not exist confirms nothing)."""
+    used = referenced_names(RUNBOOKS.read_text(encoding="utf-8"))
+
+    assert "balsong_dependency_up" in used
+    assert not used - exported_names(), sorted(used - exported_names())
+
+
 def test_alerts_and_dashboard_name_only_exported_metrics() -> None:
     """Given every alert expression and dashboard query
     When the metric names in them are compared with what balsong exports
