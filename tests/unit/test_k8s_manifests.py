@@ -474,6 +474,7 @@ def test_a_job_migrates_the_primary_and_every_deployment_waits_for_its_schema() 
 
     configmaps = by_kind("ConfigMap")
     assert max(wave(c) for c in configmaps.values()) < wave(job) < 0
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "Sync"
     for name, deployment in by_kind("Deployment").items():
         assert wave(deployment) == 0, name
         pod = deployment["spec"]["template"]["spec"]
