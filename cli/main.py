@@ -280,9 +280,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cli.multiprocess import prepare
+    from cli.stack import require_free
     from engine.logs import logging_config
 
     settings = _process_settings()
+    require_free("API", args.host, args.port, "--port")
     # uvicorn's workers are fresh interpreters started from here: they inherit the directory.
     prepare(settings, "api")
     uvicorn.run(
