@@ -197,16 +197,43 @@ def cmd_opt_out_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_tenant(conn: Any, name: str) -> int:
+    """`create_tenant`, with a taken name refused in words (CommandError)."""
+    import psycopg
+
+    from cli.exits import CommandError, Exit
+    from engine.accounts.tenants import create_tenant
+
+    try:
+        return create_tenant(conn, name)
+    except psycopg.errors.UniqueViolation:
+        raise CommandError(
+            f"a tenant named {name!r} already exists: choose another name", Exit.REFUSED
+        ) from None
+
+
+def new_sender(conn: Any, tenant_id: int, number: str) -> str:
+    """`add_sender` (approved), with a number that is no sender number refused in words."""
+    from cli.exits import CommandError, Exit
+    from engine.accounts.tenants import add_sender
+    from engine.intake.phone import InvalidPhone
+
+    try:
+        return add_sender(conn, tenant_id, number)
+    except InvalidPhone as exc:
+        raise CommandError(f"sender number {number!r}: {exc}", Exit.USAGE) from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """A tenant ready to send: the tenant, its approved sender number, its points and an API key
     (printed once, on stdout; what to do next on stderr)."""
     from cli.stack import first_job_curl
-    from engine.accounts.tenants import add_sender, create_api_key, create_tenant
+    from engine.accounts.tenants import create_api_key
 
     settings = get_settings()
     with _connect() as conn, conn.transaction():
-        tenant_id = create_tenant(conn, args.tenant)
-        number = add_sender(conn, tenant_id, args.sender)
+        tenant_id = new_tenant(conn, args.tenant)
+        number = new_sender(conn, tenant_id, args.sender)
         balance = (
             billing.top_up(conn, tenant_id, args.top_up, memo="balsong init") if args.top_up else Decimal(0)
         )

@@ -183,10 +183,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
-    from engine.accounts.tenants import create_api_key, create_tenant
+    from engine.accounts.tenants import create_api_key
 
     with _connect() as conn, conn.transaction():
-        tenant_id = create_tenant(conn, args.name)
+        tenant_id = account.new_tenant(conn, args.name)
         key = create_api_key(conn, tenant_id, args.scopes)
     print(f"tenant {args.name} (id {tenant_id}) created; its API key (shown once):", file=sys.stderr)
     print(key)
@@ -194,10 +194,10 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_sender_add(args: argparse.Namespace) -> int:
-    from engine.accounts.tenants import add_sender, tenant_id_by_name
+    from engine.accounts.tenants import tenant_id_by_name
 
     with _connect() as conn:
-        number = add_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
+        number = account.new_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
     print(f"sender {number} registered for {args.tenant}")
     return 0
 

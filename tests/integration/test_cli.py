@@ -68,7 +68,13 @@ def test_init_makes_a_tenant_whose_key_sends_at_once(stack: Stack) -> None:
     # And the same name again is refused in one line
     again = balsong(stack, "init", "init-acme", "--sender", SENDER)
     assert again.returncode == Exit.REFUSED and "Traceback" not in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+    assert again.stderr.strip().splitlines() == [
+        "balsong: a tenant named 'init-acme' already exists: choose another name"
+    ]
+    # And a number that cannot send is a usage error, creating nothing
+    bad = balsong(stack, "init", "init-bad-sender", "--sender", "123")
+    assert bad.returncode == Exit.USAGE and "sender number '123'" in bad.stderr
+    assert balsong(stack, "tenant", "balance", "init-bad-sender").returncode == Exit.NOT_FOUND
 
 
 def test_status_exits_zero_for_a_completed_job_with_its_real_elapsed_time(stack: Stack) -> None:
