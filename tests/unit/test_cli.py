@@ -119,6 +119,11 @@ def test_a_worker_for_an_unknown_queue_is_a_usage_error() -> None:
     assert_one_line(done, Exit.USAGE, "send.fax", "send.sms.tx")
 
 
+def test_a_worker_watching_a_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    done = balsong("worker", "--watch", str(tmp_path / "nowhere"))
+    assert_one_line(done, Exit.USAGE, "--watch", "no such directory")
+
+
 def test_version_is_the_package_version() -> None:
     from importlib.metadata import version
 
