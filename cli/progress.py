@@ -28,6 +28,8 @@ from engine.lifecycle.statuses import FINISHED_JOB_STATUSES, JobStatus
 #: Job statuses at which following stops: finished, or paused (nothing moves until resumed).
 STOP_STATUSES = frozenset({*FINISHED_JOB_STATUSES, JobStatus.PAUSED})
 BAR_WIDTH = 40
+#: The terminal's "erase to the end of the line" (ECMA-48 EL).
+CLEAR_TO_END = "\x1b[K"
 #: Seconds between two plain progress lines when the output is not a terminal.
 PLAIN_INTERVAL_SECONDS = 5.0
 
@@ -126,7 +128,8 @@ class ProgressLine:
     def show(self, line: str, key: object = None, *, force: bool = False) -> None:
         """Show ``line``; ``key`` is what makes a line worth printing at once (the job's status)."""
         if self.tty:
-            self.out.write("\r" + line + " ")
+            # Back to the line's start, the new line, and the rest of a longer old one erased.
+            self.out.write("\r" + line + CLEAR_TO_END)
             self._drawn = True
         else:
             now = self.clock()

@@ -305,7 +305,7 @@ def test_on_a_terminal_progress_is_redrawn_in_place() -> None:
     progress.show("one")
     progress.show("two")
     progress.close()
-    assert out.getvalue() == "\rone \rtwo \n"
+    assert out.getvalue() == "\rone\x1b[K\rtwo\x1b[K\n"
 
 
 # -- the stack's ports -----------------------------------------------------------------------------
