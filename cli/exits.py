@@ -19,7 +19,8 @@ class Exit(IntEnum):
 
     #: Done (``balsong status``: the job completed).
     OK = 0
-    #: An unexpected error: a bug, reported with its traceback.
+    #: An unexpected error: a bug, reported with its traceback; or (run, demo) one of the
+    #: stack's processes died, its log named.
     INTERNAL = 1
     #: A bad command line or argument (argparse's own code too).
     USAGE = 2
@@ -60,7 +61,7 @@ JOB_STATUS_EXITS: dict[str, Exit] = {
 
 _MEANINGS: dict[Exit, str] = {
     Exit.OK: "done (status: the job completed)",
-    Exit.INTERNAL: "unexpected error (a bug: its traceback is printed)",
+    Exit.INTERNAL: "unexpected error: a bug (traceback printed), or a stack process died (log named)",
     Exit.USAGE: "bad command line or argument",
     Exit.NOT_FOUND: "no such tenant, job, key or sender",
     Exit.UNAVAILABLE: "a service is unreachable (PostgreSQL, Redis, RabbitMQ, the API)",
