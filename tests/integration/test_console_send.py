@@ -9,6 +9,7 @@ engine refuses (a short balance, a key without ``send``) is refused on the page,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from openpyxl import Workbook
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
+from engine.clock import KST
 from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
 from tests.support.stack import Stack
@@ -291,3 +293,38 @@ def test_a_double_confirm_makes_one_job(stack: Stack, page: Page) -> None:
     assert first.status == second.status == 303
     assert first.headers["location"].split("?")[0] == second.headers["location"].split("?")[0]
     assert len(client.get("/v1/jobs").json()["jobs"]) == 1
+
+
+def test_advertising_gets_its_marks_its_opt_outs_and_the_night_ban(stack: Stack, page: Page) -> None:
+    # Given a tenant with an opted-out number, and an advertisement reserved for 22:00 KST tomorrow
+    client = stack.new_tenant("send-ad")
+    assert client.post("/v1/opt-outs", json={"phones": ["010-8580-0002"]}).status_code < 300
+    tomorrow = (datetime.now(KST) + timedelta(days=1)).date().isoformat()
+    open_send_page(page, stack, key_of(client))
+    page.fill("#body", "겨울 세일 50%")
+    page.check("#advertisement")
+    page.fill("#opt_out_number", "080-123-4567")
+    page.fill("#scheduled_date", tomorrow)
+    page.fill("#scheduled_time", "22:00")
+    page.fill("#recipients_text", "010-8580-0001\n010-8580-0002")
+    page.click("#next")
+    page.click("#check")
+
+    # Then the engine's night ban refuses it, explained
+    expect(page.locator("#refused")).to_contain_text("21:00~08:00")
+    expect(page.locator("#refused")).to_contain_text("advertising may not be sent")
+
+    # When the operator goes back and reserves it for 10:00 instead
+    page.click("text=← 메시지 수정")
+    expect(page.locator("#body")).to_have_value("겨울 세일 50%")
+    page.fill("#scheduled_time", "10:00")
+    page.click("#next")
+    page.click("#check")
+
+    # Then the message carries the label and the opt-out line, and the opted-out number is left out
+    expect(page.locator("#final-body")).to_have_text("(광고)겨울 세일 50%\n무료수신거부 080-123-4567")
+    expect(page.locator("[data-count=valid]")).to_have_text("1")
+    expect(page.locator("[data-count=opted_out]")).to_have_text("1")
+    expect(page.locator("#send-time")).to_contain_text(f"예약 {tomorrow} 10:00")
+    job_id = confirm(page)
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "scheduled"
