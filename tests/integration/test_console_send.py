@@ -16,9 +16,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from fastapi.routing import APIRoute
 from openpyxl import Workbook
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
+from api.console.send import router as send_router
+from api.scopes import NEEDS, Action
 from engine.clock import KST
 from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
@@ -328,3 +331,14 @@ def test_advertising_gets_its_marks_its_opt_outs_and_the_night_ban(stack: Stack,
     expect(page.locator("#send-time")).to_contain_text(f"예약 {tomorrow} 10:00")
     job_id = confirm(page)
     assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "scheduled"
+
+
+def test_every_send_route_needs_the_send_scope() -> None:
+    # Given the send page's routes, When their dependencies are read, Then each asks `api.scopes`
+    # (through session_for) for Action.SEND, the scope POST /v1/jobs needs
+    routes = [route for route in send_router.routes if isinstance(route, APIRoute)]
+    assert len(routes) == 6
+    for route in routes:
+        names = {dependency.call.__name__ for dependency in route.dependant.dependencies if dependency.call}
+        assert "scoped_session" in names, route.path
+    assert NEEDS[Action.SEND] == "send"
