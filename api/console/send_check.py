@@ -116,6 +116,7 @@ def job_fields(draft: Draft, mapping: recipient_files.ColumnMapping) -> dict[str
         if not (day and at):
             raise ValidationError("scheduled_at", "give both the date and the time of a reservation")
         fields["scheduled_at"] = f"{day}T{at}"  # no offset: KST (engine.intake.reservations)
+        del fields["kind"]  # a reservation is kind "scheduled", which intake gives it
     return fields
 
 
