@@ -423,9 +423,9 @@ def test_the_template_list_holds_the_approved_templates_across_pages(sim: Simula
     for number in range(1005):
         sim.add_kakao_template(f"BULK{number:04d}", f"#{{name}}님 안내 {number}", name=f"대량 {number}")
     sim.add_kakao_template("PENDING", "검토 중 #{what}", status="TSC02")
-    carrier = adapter_for(sim)
-
-    listed = carrier.templates()
+    with adapter_for(sim) as carrier:
+        listed = carrier.templates()
+        everything = {t.code for t in carrier.templates(status=None)}
 
     codes = [t.code for t in listed]
     assert len(codes) == len(set(codes)) == 1005 + 3  # the simulator's three defaults
@@ -433,4 +433,4 @@ def test_the_template_list_holds_the_approved_templates_across_pages(sim: Simula
     bulk = next(t for t in listed if t.code == "BULK1004")
     assert (bulk.name, bulk.variables, bulk.approved) == ("대량 1004", ("name",), True)
     # And every status is listed when asked
-    assert "PENDING" in {t.code for t in carrier.templates(status=None)}
+    assert "PENDING" in everything
