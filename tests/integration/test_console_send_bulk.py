@@ -9,7 +9,10 @@ whole, is `tests/unit/test_recipient_files.py`'s.)
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from tests.security.support import CSRF_TOKEN, key_of, signed_in
@@ -62,3 +65,40 @@ def test_a_100000_row_csv_upload_is_checked_and_sent(stack: Stack) -> None:
         job_id = int(confirmed.headers["location"].split("/")[-1].split("?")[0])
     job = wait_finished(stack, client, job_id, timeout=600)
     assert job["counts"]["total"] == ROWS and job["counts"]["delivered"] == ROWS
+
+
+def test_two_confirms_at_once_make_one_job(stack: Stack) -> None:
+    # Given a checked draft of 20,000 recipients (long enough to store that two requests overlap)
+    rows = 20_000
+    csv = "".join(f"010-{8800 + i // 10000:04d}-{i % 10000:04d}\n" for i in range(rows)).encode()
+    client = stack.new_tenant("send-race")
+    with signed_in(stack, key_of(client)) as console:
+        found = CSRF_TOKEN.search(console.get("/console/send").text)
+        assert found
+        token = found[1]
+        staged = console.post(
+            "/console/send",
+            data={"csrf_token": token, "mode": "text", "sender": SENDER, "body": "동시 확인"},
+            files={"recipients_file": ("race.csv", csv, "text/csv")},
+        )
+        draft = staged.headers["location"]
+        assert console.post(f"{draft}/check", data={"csrf_token": token, "role0": "phone"}).status_code == 303
+
+        # When its confirm is posted twice at the same moment (a double click past the disabled button)
+        barrier = threading.Barrier(2)
+
+        def confirm() -> httpx.Response:
+            barrier.wait()
+            return console.post(f"{draft}/confirm", data={"csrf_token": token})
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: confirm(), range(2)))
+
+    # Then both lead to one job, the only one the tenant has, charged once
+    assert [a.status_code for a in answers] == [303, 303], [a.text[:300] for a in answers]
+    locations = {a.headers["location"].split("?")[0] for a in answers}
+    assert len(locations) == 1
+    jobs = client.get("/v1/jobs").json()["jobs"]
+    assert len(jobs) == 1 and jobs[0]["counts"]["total"] == rows
+    charges = [row for row in client.get("/v1/ledger").json()["entries"] if row["kind"] == "charge"]
+    assert len(charges) == 1
