@@ -77,6 +77,9 @@ COMPOSE_FIELDS = (
     "scheduled_date",
     "scheduled_time",
 )
+#: Largest pasted recipient list, in bytes (larger lists come as a file; Starlette's default
+#: for a form field is 1 MB, some 40,000 lines).
+PASTE_MAX_BYTES = 8 * 1024 * 1024
 #: How long a second confirm of a draft waits for the first one's job, in seconds.
 CONFIRM_WAIT_SECONDS = 30.0
 
@@ -142,7 +145,7 @@ def send_page(request: Request, session: SendSession, draft: str | None = None) 
 @router.post("/send")
 async def stage_recipients(request: Request, session: SendSession) -> Response:
     """Stage the recipients (a file, pasted lines, or the kept draft's) with the composed message."""
-    form = await request.form()
+    form = await request.form(max_part_size=PASTE_MAX_BYTES)
     fields = {name: value for name, value in form.items() if isinstance(value, str)}
     upload = form.get("recipients_file")
     file = upload if isinstance(upload, StarletteUpload) and upload.filename else None
