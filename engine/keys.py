@@ -61,7 +61,7 @@ class Keys:
 
     def send_draft(self, token: str, part: str) -> str:
         """A console send draft (`api.console.send_drafts`): its ``meta`` record or its staged
-        ``rows``; one hash tag per draft, so its keys are copied and expired together."""
+        ``rows``; one hash tag per draft, so its keys live in one Redis Cluster slot."""
         return f"{self.prefix}:{{send-draft:{token}}}:{part}"
 
     def sign_in(self, kind: str, name: str) -> str:

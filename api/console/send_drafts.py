@@ -110,7 +110,8 @@ def stage(
 
 
 def restage(session: ConsoleSession, old: Draft, compose: dict[str, str]) -> Draft:
-    """A new draft of ``compose`` with ``old``'s rows (copied in Redis, not through the API)."""
+    """A new draft of ``compose`` with ``old``'s rows, copied a segment at a time (the two
+    drafts' keys have different hash tags: no COPY across Redis Cluster slots)."""
     rt = get_runtime()
     draft = Draft(
         secrets.token_urlsafe(24),
@@ -123,8 +124,10 @@ def restage(session: ConsoleSession, old: Draft, compose: dict[str, str]) -> Dra
         old.sample,
         old.mapping,
     )
-    rt.redis.copy(_rows_key(old.token), _rows_key(draft.token))
-    rt.redis.expire(_rows_key(draft.token), DRAFT_SECONDS)
+    target = _rows_key(draft.token)
+    for rows in segments(old.token):
+        rt.redis.rpush(target, orjson.dumps(rows))
+        rt.redis.expire(target, DRAFT_SECONDS)
     save(draft)
     return draft
 
