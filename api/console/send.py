@@ -32,8 +32,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from api import submission
-from api.console import routes, send_drafts
-from api.console.send_check import check_result, points, prepared, refusal
+from api.console import labels, routes, send_drafts
+from api.console.send_check import check_result, prepared, refusal
 from api.console.send_drafts import Draft
 from api.console.session import ConsoleSession, check_csrf, same_origin, session_for
 from api.scopes import Action
@@ -59,7 +59,7 @@ SendSession = Annotated[ConsoleSession, Depends(session_for(Action.SEND))]
 
 templates = Jinja2Templates(directory=routes.HERE / "templates")
 templates.env.filters.update(routes.templates.env.filters)
-templates.env.filters["points"] = points
+templates.env.filters["points"] = labels.points
 
 #: Compose fields kept in a draft (the form's names).
 COMPOSE_FIELDS = (

@@ -7,11 +7,11 @@ phone normalisation for the bad numbers by row — and the engine's refusals in 
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
 from typing import Any
 
 from api import submission
-from api.console import send_drafts
+from api.console import labels, send_drafts
+from api.console.labels import points
 from api.console.send_drafts import Draft
 from api.console.session import ConsoleSession
 from engine.accounts import billing
@@ -43,28 +43,16 @@ REFUSALS = {
     "invalid_sender": "발신번호 형식이 올바르지 않습니다.",
     "unsupported_file": "읽을 수 없는 파일입니다. .xlsx 또는 .csv 파일을 올리세요.",
 }
-#: Reasons a recipient fails at intake, in Korean (the engine's code is shown beside).
+#: Reasons a recipient fails at intake other than its number's (`labels.PHONE_REFUSAL`), in Korean
+#: (the engine's code is shown beside).
 REASONS = {
-    "empty": "번호 없음",
-    "invalid_character": "번호에 쓸 수 없는 문자",
-    "not_korean": "국내 번호 아님",
-    "unknown_prefix": "없는 국번",
-    "too_short": "번호가 짧음",
-    "too_long": "번호가 긺",
-    "sender_only": "수신할 수 없는 번호(대표번호)",
-    "invalid_phone": "잘못된 번호",
+    **labels.PHONE_REFUSAL,
+    "invalid_phone": "잘못된 번호입니다",
     "missing_variable": "변수 값 없음",
     "unencodable_text": "보낼 수 없는 글자",
     "content_too_long": "내용이 너무 긺",
     "opted_out": "수신거부",
 }
-
-
-def points(value: Decimal | int | str) -> str:
-    """Points as Korean operators read them: ``12,345 P``, ``8.5 P``."""
-    amount = Decimal(value)
-    text = f"{amount:,.2f}".rstrip("0").rstrip(".")
-    return f"{text} P"
 
 
 def refusal(exc: BalsongError) -> str:
@@ -141,7 +129,7 @@ def _bad_numbers(draft: Draft, mapping: recipient_files.ColumnMapping) -> tuple[
                         "row": number,
                         "value": raw[:40],
                         "code": exc.code,
-                        "reason": REASONS.get(exc.code, exc.reason),
+                        "reason": labels.phone_refusal(exc.code, exc.reason),
                     }
                 )
     return count, shown

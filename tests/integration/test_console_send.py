@@ -110,7 +110,7 @@ def test_an_sms_job_pasted_and_confirmed_reaches_the_carrier_and_its_page(stack:
     expect(page.locator("[data-count=sms]")).to_have_text("2")
     expect(page.locator("[data-count=duplicates]")).to_have_text("1")
     expect(page.locator("#previews li").first).to_contain_text("홍길동님, 주문이 접수되었습니다.")
-    expect(page.locator("#total-cost")).to_have_text("18 P")
+    expect(page.locator("#total-cost")).to_have_text("18.00 P")
 
     # When they confirm, Then they land on the job's page, and the job reaches the carrier
     job_id = confirm(page)
@@ -216,8 +216,8 @@ def test_a_short_balance_is_refused_with_the_amount(stack: Stack, page: Page) ->
     to_check(page)
 
     # Then the page says what is needed and what there is, and offers no confirm
-    expect(page.locator(".error")).to_contain_text("잔액이 부족합니다: 필요 27 P, 잔액 10 P")
-    expect(page.locator("#balance-after")).to_have_text("-17 P")
+    expect(page.locator(".error")).to_contain_text("잔액이 부족합니다: 필요 27.00 P, 잔액 10.00 P")
+    expect(page.locator("#balance-after")).to_have_text("-17.00 P")
     expect(page.locator("#confirm")).to_have_count(0)
 
     # And a confirm posted anyway is refused by the engine, with the amount
@@ -227,7 +227,7 @@ def test_a_short_balance_is_refused_with_the_amount(stack: Stack, page: Page) ->
         f"{stack.settings.api_url}/console/send/{draft}/confirm", form={"csrf_token": token or ""}
     )
     assert refused.status == 422
-    assert "필요 27 P, 잔액 10 P" in refused.text()
+    assert "필요 27.00 P, 잔액 10.00 P" in refused.text()
     assert client.get("/v1/jobs").json()["jobs"] == []
 
 

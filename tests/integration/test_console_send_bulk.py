@@ -57,7 +57,7 @@ def test_a_100000_row_csv_upload_is_checked_and_sent(stack: Stack) -> None:
         # Then every row is counted valid, at 9 points each
         assert check.status_code == 200, check.text[:500]
         assert re.search(r'data-count="valid">100,000<', check.text)
-        assert "900,000 P" in check.text
+        assert "900,000.00 P" in check.text
 
         # When confirmed, Then one job of 100,000 recipients is made, and all reach the carrier
         confirmed = console.post(f"{draft}/confirm", data={"csrf_token": token})
