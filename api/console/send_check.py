@@ -41,7 +41,6 @@ REFUSALS = {
     "template_not_approved": "승인되지 않은 알림톡 템플릿입니다.",
     "sender_not_registered": "승인된 발신번호가 아닙니다.",
     "invalid_sender": "발신번호 형식이 올바르지 않습니다.",
-    "unsupported_file": "읽을 수 없는 파일입니다. .xlsx 또는 .csv 파일을 올리세요.",
 }
 #: Reasons a recipient fails at intake other than its number's (`labels.PHONE_REFUSAL`), in Korean
 #: (the engine's code is shown beside).
@@ -64,6 +63,8 @@ def refusal(exc: BalsongError) -> str:
         )
     if isinstance(exc, ValidationError):
         lead = REFUSALS.get(exc.code, "입력값을 확인하세요.")
+        if exc.field == "file":
+            lead = "읽을 수 없는 파일입니다. .xlsx 또는 .csv 파일을 올리세요."
         return f"{lead} ({exc.field}: {exc.reason})"
     if isinstance(exc, IntakeLimited):
         return f"지금은 발송을 더 받을 수 없습니다. 잠시 후 다시 시도하세요. ({exc})"

@@ -53,7 +53,7 @@ def kind_of(filename: str) -> str:
     for ending, kind in KINDS.items():
         if lowered.endswith(ending):
             return kind
-    raise ValidationError("file", "only .xlsx and .csv files can be read", code="unsupported_file")
+    raise ValidationError("file", "only .xlsx and .csv files can be read")
 
 
 def read_rows(stream: IO[bytes], kind: str) -> Iterator[list[str]]:

@@ -68,7 +68,7 @@ def test_only_xlsx_and_csv_files_are_read() -> None:
     assert kind_of("고객.XLSX") == "xlsx" and kind_of("list.csv") == "csv"
     with pytest.raises(ValidationError) as refused:
         kind_of("고객.xls")
-    assert refused.value.code == "unsupported_file"
+    assert refused.value.field == "file"
     with pytest.raises(ValidationError):
         list(read_rows(io.BytesIO(b"not a zip"), "xlsx"))
 
