@@ -17,6 +17,7 @@ from engine.accounts.tenants import Principal
 class Action(StrEnum):
     """What a key asks to do, where the API and the console both offer it."""
 
+    SEND = "send a job"
     LIST_JOBS = "list jobs"
     VIEW_JOB = "view a job"
     VIEW_RECIPIENTS = "view a job's recipients"
@@ -39,6 +40,7 @@ class Action(StrEnum):
 
 #: The scope each action needs.
 NEEDS: dict[Action, str] = {
+    Action.SEND: "send",
     Action.LIST_JOBS: "read",
     Action.VIEW_JOB: "read",
     Action.VIEW_RECIPIENTS: "read",
