@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from cli import account, callbacks, jobs
+from cli import account, callbacks, jobs, send
 from cli.exits import CommandError, Exit, exit_table
 from engine.config import MissingSecrets, Settings, get_settings
 from engine.unknown_settings import report_unknown_settings
@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=cmd_rate_limit)
 
     jobs.register(sub)
+    send.register(sub)
 
     dead = sub.add_parser("dead-letters", help="messages that failed every retry: list, requeue or purge")
     dead.add_argument(
