@@ -223,8 +223,8 @@ def test_the_dashboard_opens_on_a_row_of_single_stats() -> None:
     """Given the dashboard
     When its first row is read
     Then it holds only single stats: sent per second, success ratio, recipients in flight, the
-    retry backlog, the age of the oldest batch ready to send and the API's 5xx ratio, each from the metrics balsong
-    exports for it."""
+    retry backlog, the age of the oldest batch ready to send and the API's 5xx ratio, each from
+    the metrics balsong exports for it."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     rows = sorted((p for p in dashboard["panels"] if p["type"] == "row"), key=lambda p: p["gridPos"]["y"])
     top, second = rows[0]["gridPos"]["y"], rows[1]["gridPos"]["y"]
