@@ -21,6 +21,7 @@ from api import (
     problems,
     schemas,
     statements,
+    stats,
 )
 from api.inputs import ParameterGuard
 from api.intake_body import process_budget
@@ -52,6 +53,7 @@ def create_app() -> FastAPI:
     app.include_router(keys.router)
     app.include_router(orders.router)
     app.include_router(links.router)
+    app.include_router(stats.router)
     console.install(app)
 
     observability.install(app)
