@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from cli import account, callbacks
+from cli import account, callbacks, stats
 from engine.config import MissingSecrets, Settings, get_settings
 
 
@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     sender_add.set_defaults(handler=cmd_sender_add)
     account.register(sub, tenant, sender)
     callbacks.register(tenant)
+    stats.register(sub)
 
     rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
     rate_sub = rate.add_subparsers(dest="rate_command", required=True)

@@ -138,6 +138,28 @@ def add_finished_jobs(conn: Connection[Any], job_ids: Sequence[int]) -> list[int
     return sorted(int(job[0]) for job in jobs)
 
 
+def add_uncounted_jobs(conn: Connection[Any], page: int = 500) -> int:
+    """Add every finished job not counted yet (jobs that finished before the counters existed),
+    a page of jobs per transaction; the number added. Safe beside running finishes: a job being
+    finished now is locked by its finish, which counts it, and is then skipped here."""
+    added = 0
+    after = 0
+    while True:
+        ids = [
+            int(row[0])
+            for row in conn.execute(
+                "SELECT id FROM jobs WHERE completed_at IS NOT NULL AND stats_counted_at IS NULL AND id > %s"
+                " ORDER BY id LIMIT %s",
+                (after, page),
+            )
+        ]
+        if not ids:
+            return added
+        with conn.transaction():
+            added += len(add_finished_jobs(conn, ids))
+        after = ids[-1]
+
+
 def job_contribution(rows: Sequence[tuple[Any, ...]], prices: billing.Prices | None) -> JobContribution:
     """A job's contribution from its recipients grouped by (KST hour, channel, status, fallback
     row, reason code) with a reason text and a count each."""

@@ -13,7 +13,7 @@ import pytest
 from engine.accounts.tenants import create_tenant
 from engine.config import Settings
 from engine.lifecycle.completion import finish_if_complete
-from engine.lifecycle.job_stats import add_finished_jobs
+from engine.lifecycle.job_stats import add_finished_jobs, add_uncounted_jobs
 from engine.reporting.retention import purge_old_stats
 from engine.reporting.stats import StatsQuery, read_stats
 from tests.support.results import SUBMITTED, seed_job
@@ -137,3 +137,19 @@ def test_retention_keeps_statistics_past_the_results_and_drops_them_later(settin
         assert deleted >= 5
         gone = read_stats(conn, tenant_id, query)
     assert gone.totals.sent == 0 and gone.totals.rejected == 0 and gone.reasons == []
+
+
+def test_jobs_finished_before_the_statistics_are_backfilled_once(settings: Settings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        # Given a job that finished before the counters existed (never offered to them)
+        tenant_id = create_tenant(conn, "stats-backfill")
+        seed_handed_over(conn, tenant_id)
+
+        # When the backfill runs twice
+        first = add_uncounted_jobs(conn, page=1)
+        second = add_uncounted_jobs(conn)
+
+        # Then the job is counted, once
+        assert first >= 1 and second == 0
+        found = read_stats(conn, tenant_id, StatsQuery(DAY, DAY, "day"))
+    assert (found.totals.sent, found.totals.rejected) == (6, 2)
