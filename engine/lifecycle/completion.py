@@ -94,8 +94,9 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
             (JobStatus.CANCELLED, final_status(total, failed), job_id),
         )
         record_jobs_finished(conn, [job_id])
-        # In the same transaction: a finished job is never seen unsettled by its tenant, and is
-        # in its tenant's statistics exactly once.
-        settle_locked(conn, job_id)
+        # In the same transaction: a finished job is in its tenant's statistics exactly once, and
+        # never seen unsettled. Statistics first: settlement takes the tenant's balance lock,
+        # which intake of the tenant waits for, so it is held only for the refund.
         job_stats.add_finished_jobs(conn, [job_id])
+        settle_locked(conn, job_id)
     return True
