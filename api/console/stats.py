@@ -46,6 +46,25 @@ def percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
+#: What the page calls each parameter.
+FIELD_LABELS = {"from": "시작일", "to": "종료일", "granularity": "단위", "channel": "채널"}
+
+
+def field_error(exc: ValidationError, granularity: str | None) -> str:
+    """The refusal of a filter in Korean, naming the field as the form and the API do."""
+    label = f"{FIELD_LABELS.get(exc.field, exc.field)}({exc.field})"
+    if "before from" in exc.reason:
+        reason = "종료일이 시작일보다 앞섭니다."
+    elif exc.reason.startswith("at most"):
+        grain = granularity if granularity in stats.MAX_DAYS else "day"
+        reason = f"{GRANULARITIES[grain]} 조회는 최대 {stats.MAX_DAYS[grain]}일까지 할 수 있습니다."
+    elif exc.field in ("from", "to"):
+        reason = "YYYY-MM-DD 형식의 날짜(2000~2100년, KST)를 입력하세요."
+    else:
+        reason = "목록에 있는 값을 고르세요."
+    return f"입력값을 확인하세요 — {label}: {reason}"
+
+
 def _query(
     first: str | None, last: str | None, granularity: str | None, channel: str | None
 ) -> stats.StatsQuery:
@@ -79,7 +98,7 @@ def stats_page(
     try:
         query = _query(first, last, granularity, channel)
     except ValidationError as exc:
-        context["error"] = f"입력값을 확인하세요 — {exc.field}: {exc.reason}"
+        context["error"] = field_error(exc, granularity)
         return _render(request, "stats.html", status_code=422, **context)
     rt = get_runtime()
     with rt.read_pool.connection() as conn:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import jsonschema
 import psycopg
 import pytest
 
@@ -129,6 +130,12 @@ def test_sent_jobs_are_counted_once_by_hour_day_and_channel_with_their_reasons(s
         "failures": 1,
         "share": round(1 / (failed + 1), 4),
     }
+
+    # And the answers have the shape the OpenAPI document publishes
+    spec = httpx.get(f"{stack.settings.api_url}/openapi.json").json()
+    schema = spec["paths"]["/v1/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    for answer in (by_day, by_hour, only_lms):
+        jsonschema.validate(answer, schema)
 
     # When the jobs' finish is attempted again and they are offered to the counters again
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:

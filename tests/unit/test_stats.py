@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from api.console.stats import percent, points
+from api.console.stats import field_error, percent, points
 from api.console.stats_chart import build_chart, nice_ceiling
 from engine.accounts.billing import Prices
 from engine.errors import ValidationError
@@ -226,3 +226,13 @@ def test_bars_stack_delivered_failed_and_the_rest_to_the_height_of_sent() -> Non
     # And the x labels never crowd: at most 8
     hourly = build_chart(stats_of(StatsQuery(date(2026, 11, 7), date(2026, 12, 7), "hour"), {}))
     assert len(hourly.bars) == 31 * 24 and len(hourly.x_labels) <= 8
+
+
+def test_the_console_says_in_korean_which_filter_is_wrong() -> None:
+    too_long = refusal(parse_query, TODAY, "2026-10-01", "2026-12-07", "hour", None)
+    expected = "입력값을 확인하세요 — 종료일(to): 시간별 조회는 최대 31일까지 할 수 있습니다."
+    assert field_error(too_long, "hour") == expected
+    backwards = refusal(parse_query, TODAY, "2026-12-07", "2026-12-01", None, None)
+    assert "종료일이 시작일보다 앞섭니다" in field_error(backwards, None)
+    assert "시작일(from): YYYY-MM-DD" in field_error(refusal(parse_query, TODAY, "x", None, None, None), None)
+    assert "단위(granularity)" in field_error(refusal(parse_query, TODAY, None, None, "week", None), "week")
