@@ -7,11 +7,14 @@ import argparse
 from typing import Any
 
 from engine.config import get_settings
-from engine.lifecycle.job_stats import add_uncounted_jobs
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    # Imported here: the engine imports prometheus_client, which the process commands set up
+    # before anything imports it (cli.multiprocess).
     import psycopg
+
+    from engine.lifecycle.job_stats import add_uncounted_jobs
 
     with psycopg.connect(get_settings().database_url, autocommit=True) as conn:
         added = add_uncounted_jobs(conn, page=args.page)
