@@ -12,14 +12,16 @@ from datetime import datetime
 from engine.reporting.stats import Counts, Stats
 
 #: The drawing's own coordinates (it scales to its box).
-WIDTH = 960
-HEIGHT = 280
+WIDTH = 640
+HEIGHT = 300
 LEFT = 64
 RIGHT = 8
 TOP = 12
-BOTTOM = 36
+BOTTOM = 40
+#: Text size in the drawing's coordinates (about 14 px where the chart is 560 px wide).
+FONT_SIZE = 16
 #: Most labels under the x axis (the rest are left out so they never overlap).
-MAX_X_LABELS = 8
+MAX_X_LABELS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class Chart:
     height: int
     plot_left: int
     plot_right: int
+    font_size: int
     baseline: float
     bars: tuple[Bar, ...]
     ticks: tuple[Tick, ...]
@@ -67,24 +70,27 @@ class Chart:
 
 
 def nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5 x 10^n at or above ``value`` (the y axis's top); 1 for nothing."""
-    if value <= 1:
-        return 1
-    magnitude = 1
-    while magnitude * 10 < value:
-        magnitude *= 10
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude  # unreachable: 10 x magnitude >= value by the loop above
+    """The y axis's top: ``value`` itself up to 10, above it the first of 1, 1.2, 1.5, 2, 2.5, 3,
+    4, 5, 6, 8 and 10 times its power of ten at or above it (210 -> 250), so the tallest bar
+    fills most of the plot and the axis reads in round numbers; 1 when nothing was sent."""
+    if value <= 10:
+        return max(value, 1)
+    magnitude = 10 ** (len(str(value)) - 1)
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
+        if round(step * magnitude) >= value:
+            return round(step * magnitude)
+    return 10 * magnitude
 
 
 def bucket_label(start: datetime, granularity: str) -> str:
     return start.strftime("%Y-%m-%d %H시" if granularity == "hour" else "%Y-%m-%d")
 
 
-def short_label(start: datetime, granularity: str) -> str:
-    return start.strftime("%m-%d %H시" if granularity == "hour" else "%m-%d")
+def short_label(start: datetime, granularity: str, one_day: bool = False) -> str:
+    """A label under the x axis: ``12-07`` by day, ``12-07 09시`` by hour (``09시`` within a day)."""
+    if granularity == "hour":
+        return start.strftime("%H시" if one_day else "%m-%d %H시")
+    return start.strftime("%m-%d")
 
 
 def describe(counts: Counts) -> str:
@@ -130,14 +136,15 @@ def build_chart(stats: Stats) -> Chart:
                 f"{bucket_label(start, grain)} (KST): {describe(counts)}",
             )
         )
-    halves = [top // 2] if top % 2 == 0 else []  # 1 and 5 x 10^0 have no whole half
+    halves = [top // 2] if top % 2 == 0 else []  # odd tops (up to 9) have no whole half
     ticks = tuple(
         Tick(value, round(baseline - plot_height * value / top, 2), f"{value:,}")
         for value in (0, *halves, top)
     )
     every = max(1, -(-len(buckets) // MAX_X_LABELS))
+    one_day = stats.query.first == stats.query.last
     x_labels = tuple(
-        XLabel(round(LEFT + index * slot + slot / 2, 2), short_label(start, grain))
+        XLabel(round(LEFT + index * slot + slot / 2, 2), short_label(start, grain, one_day))
         for index, (start, _) in enumerate(buckets)
         if index % every == 0
     )
@@ -154,6 +161,7 @@ def build_chart(stats: Stats) -> Chart:
         HEIGHT,
         LEFT,
         WIDTH - RIGHT,
+        FONT_SIZE,
         baseline,
         tuple(bars),
         ticks,

@@ -178,18 +178,21 @@ def test_points_and_rates_read_as_korean_operators_write_them() -> None:
 
 
 def test_the_y_axis_ends_at_a_round_number() -> None:
-    assert [nice_ceiling(v) for v in (0, 1, 2, 3, 7, 10, 11, 45, 999, 1001, 41_666)] == [
+    values = (0, 1, 3, 7, 10, 11, 45, 210, 999, 1001, 41_666, 41_666 * 24, 41_667 * 24)
+    assert [nice_ceiling(v) for v in values] == [
         1,
         1,
-        2,
-        5,
+        3,
+        7,
         10,
-        10,
-        20,
+        12,
         50,
+        250,
         1000,
-        2000,
+        1200,
         50_000,
+        1_000_000,
+        1_200_000,
     ]
 
 
@@ -223,9 +226,12 @@ def test_bars_stack_delivered_failed_and_the_rest_to_the_height_of_sent() -> Non
     assert "발송 150건" in chart.description and "2026-12-02(100건)" in chart.description
     assert "2026-12-02 (KST): 발송 100건, 성공 80건, 실패 15건" in tall.title
     assert chart.title == "일별 발송 추이"
-    # And the x labels never crowd: at most 8
+    # And the x labels never crowd: at most 6
     hourly = build_chart(stats_of(StatsQuery(date(2026, 11, 7), date(2026, 12, 7), "hour"), {}))
-    assert len(hourly.bars) == 31 * 24 and len(hourly.x_labels) <= 8
+    assert len(hourly.bars) == 31 * 24 and len(hourly.x_labels) <= 6
+    assert hourly.x_labels[0].label == "11-07 00시"
+    one_day = build_chart(stats_of(StatsQuery(date(2026, 12, 7), date(2026, 12, 7), "hour"), {}))
+    assert [label.label for label in one_day.x_labels] == ["00시", "04시", "08시", "12시", "16시", "20시"]
 
 
 def test_the_console_says_in_korean_which_filter_is_wrong() -> None:
