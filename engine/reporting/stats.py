@@ -224,16 +224,19 @@ def read_stats(conn: Connection[Any], tenant_id: int, query: StatsQuery) -> Stat
     sums = sql.SQL(", ").join(
         sql.SQL("sum({})").format(sql.Identifier(c)) for c in (*COUNT_COLUMNS, "charged")
     )
+    # One pass over the counters for both: per bucket, and per channel.
     found: dict[datetime, Counts] = {}
-    for row in conn.execute(
-        sql.SQL("SELECT {}, {} FROM send_stats_hourly WHERE {} GROUP BY 1").format(bucket, sums, scope)
-    ):
-        found[row[0]] = _counts(row[1:])
     by_channel: dict[str, Counts] = {}
     for row in conn.execute(
-        sql.SQL("SELECT channel, {} FROM send_stats_hourly WHERE {} GROUP BY 1").format(sums, scope)
+        sql.SQL(
+            "SELECT {bucket}, channel, GROUPING(channel), {sums} FROM send_stats_hourly WHERE {scope}"
+            " GROUP BY GROUPING SETS (({bucket}), (channel))"
+        ).format(bucket=bucket, sums=sums, scope=scope)
     ):
-        by_channel[row[0]] = _counts(row[1:])
+        if row[2]:
+            found[row[0]] = _counts(row[3:])
+        else:
+            by_channel[row[1]] = _counts(row[3:])
     totals = Counts()
     for counts in by_channel.values():
         totals.add(counts)
@@ -258,11 +261,13 @@ def _counts(values: tuple[Any, ...]) -> Counts:
 
 def _reasons(conn: Connection[Any], tenant_id: int, query: StatsQuery) -> list[Reason]:
     channel = sql.SQL("") if query.channel is None else sql.SQL("AND channel = {}").format(query.channel)
+    # max(reason_text): one of the texts the code came with; Hangul sorts after ASCII, so a
+    # carrier's Korean text wins over an English one.
     rows = conn.execute(
         sql.SQL(
             """
             SELECT reason_code, sum(failures),
-                   (array_agg(reason_text ORDER BY kst_day DESC) FILTER (WHERE reason_text IS NOT NULL))[1],
+                   max(reason_text),
                    sum(sum(failures)) OVER ()
             FROM send_stats_reasons
             WHERE tenant_id = {} AND kst_day >= {} AND kst_day <= {} {}
