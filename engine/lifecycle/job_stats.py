@@ -114,6 +114,18 @@ class JobContribution:
     #: reason code -> a text it came with.
     texts: dict[str, str] = field(default_factory=dict)
 
+    def merge(self, other: JobContribution) -> None:
+        """Add ``other`` (another job of the same tenant) to this one."""
+        for key, counts in other.hourly.items():
+            mine = self.hourly.setdefault(key, dict.fromkeys(COUNT_COLUMNS, 0))
+            for name, count in counts.items():
+                mine[name] += count
+        for key, points in other.charged.items():
+            self.charged[key] = self.charged.get(key, billing.ZERO) + points
+        for reason, count in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
+        self.texts.update(other.texts)
+
 
 def add_finished_jobs(conn: Connection[Any], job_ids: Sequence[int]) -> list[int]:
     """Add the recipients of those finished ``job_ids`` not counted yet to their tenants'
@@ -129,12 +141,17 @@ def add_finished_jobs(conn: Connection[Any], job_ids: Sequence[int]) -> list[int
         """,
         (sorted(job_ids),),
     ).fetchall()
+    # One contribution per tenant, added tenant by tenant in key order: every transaction locks
+    # the counter rows it shares with another in the same order, so none deadlocks.
+    by_tenant: dict[int, JobContribution] = {}
     for job_id, tenant_id, created_at, prices in sorted(jobs):
         contribution = job_contribution(
             conn.execute(_AGGREGATE, (job_id, created_at)).fetchall(),
             billing.Prices.from_json(prices) if prices is not None else None,
         )
-        add(conn, int(tenant_id), contribution)
+        by_tenant.setdefault(int(tenant_id), JobContribution()).merge(contribution)
+    for tenant_id in sorted(by_tenant):
+        add(conn, tenant_id, by_tenant[tenant_id])
     return sorted(int(job[0]) for job in jobs)
 
 

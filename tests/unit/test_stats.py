@@ -242,3 +242,22 @@ def test_the_console_says_in_korean_which_filter_is_wrong() -> None:
     assert "종료일이 시작일보다 앞섭니다" in field_error(backwards, None)
     assert "시작일(from): YYYY-MM-DD" in field_error(refusal(parse_query, TODAY, "x", None, None, None), None)
     assert "단위(granularity)" in field_error(refusal(parse_query, TODAY, None, None, "week", None), "week")
+
+
+def test_contributions_of_one_tenants_jobs_merge_into_one() -> None:
+    # Given two jobs' contributions sharing an hour and a reason
+    nine = datetime(2026, 12, 7, 9)
+    first = job_contribution([(nine, "sms", "delivered", False, None, None, 3)], PRICES)
+    second = job_contribution(
+        [
+            (nine, "sms", "delivered", False, None, None, 2),
+            (nine, "sms", "failed", False, "carrier_3015", "No transfer route available", 1),
+        ],
+        PRICES,
+    )
+    # When they are merged (one upsert per tenant: rows locked in one order)
+    first.merge(second)
+    # Then the counts, charges and reasons add up
+    assert first.hourly[(nine, "sms")]["delivered"] == 5 and first.hourly[(nine, "sms")]["failed"] == 1
+    assert first.charged[(nine, "sms")] == Decimal(45)
+    assert first.reasons == {(date(2026, 12, 7), "sms", "carrier_3015"): 1}
