@@ -142,7 +142,7 @@ def add_finished_jobs(conn: Connection[Any], job_ids: Sequence[int]) -> list[int
         (sorted(job_ids),),
     ).fetchall()
     # One contribution per tenant, added tenant by tenant in key order: every transaction locks
-    # the counter rows it shares with another in the same order, so none deadlocks.
+    # the counter rows it shares with another in the same order, so no two deadlock over them.
     by_tenant: dict[int, JobContribution] = {}
     for job_id, tenant_id, created_at, prices in sorted(jobs):
         contribution = job_contribution(
