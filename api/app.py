@@ -3,7 +3,10 @@ document (`api.schemas`)."""
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from actors.broker import install_broker
 from api import (
@@ -30,9 +33,11 @@ from api.request_id import RequestId
 from api.responses import JSONResponse
 from api.security_headers import SecurityHeaders
 from engine.config import get_settings
+from engine.unknown_settings import report_unknown_settings
 
 
 def create_app() -> FastAPI:
+    report_unknown_settings()  # each uvicorn worker process, once its logging is set up
     get_settings().check_secrets()  # also when uvicorn is started without `balsong api`
     # The broker the API publishes through (jobs to plan, webhooks to apply, resends).
     install_broker(get_settings())
@@ -61,7 +66,13 @@ def create_app() -> FastAPI:
     problems.install(app, html_not_found={"/console": console.not_found_page})
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, str | int]:
+        # The pid lets whoever started the API tell its own from another on the same port
+        # (`cli.stack`): a uvicorn worker's process group is the one its starter made.
+        return {"status": "ok", "pid": os.getpid()}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console", status_code=307)
 
     return app

@@ -114,10 +114,12 @@ STATS: Schema = obj(
     reasons={
         "type": "array",
         "items": obj(
+            "channel",
             "code",
             "text",
             "failures",
             "share",
+            channel={"type": "string", "enum": ["sms", "lms", "kakao", "intake"]},
             code=STRING,
             text=STRING,
             failures=INTEGER,

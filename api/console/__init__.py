@@ -1,11 +1,12 @@
-"""The operator console: sign-in, send history, job pages and their actions (see `routes`)."""
+"""The operator console: sign-in, send history, job pages and their actions (see `routes`); the
+money page (`money`), sender numbers (`senders`) and the opt-out list (`opt_outs`)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import stats
+from api.console import money, opt_outs, senders, stats
 from api.console.routes import HERE, install_error_pages, not_found_page, router
 
 __all__ = ["install", "not_found_page"]
@@ -15,5 +16,8 @@ def install(app: FastAPI) -> None:
     """Serve the console's pages, static files and error pages from ``app``."""
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console_static")
     app.include_router(router)
+    app.include_router(money.router)
+    app.include_router(senders.router)
+    app.include_router(opt_outs.router)
     app.include_router(stats.router)
     install_error_pages(app)

@@ -66,7 +66,7 @@ COUNT_COLUMNS = ("delivered", "failed", "expired", "unknown", "fallbacks", "canc
 #: Statuses whose recipients are failures by reason.
 REASON_STATUSES = frozenset({RecipientStatus.FAILED, RecipientStatus.EXPIRED})
 #: The reason code of a failure stored without one (as the live counters name it).
-NO_REASON = "unknown"
+NO_REASON_CODE = "unknown"
 
 # Fixed +09:00: Korea has kept no daylight saving time since 1988 (as engine.reporting.exports).
 _AGGREGATE = """
@@ -195,7 +195,7 @@ def job_contribution(rows: Sequence[tuple[Any, ...]], prices: billing.Prices | N
             price = prices.of(f"fallback_{channel}" if fallback_row else channel)
             found.charged[key] = found.charged.get(key, billing.ZERO) + price * count
         if channel is None or status in REASON_STATUSES:
-            code = reason_code or NO_REASON
+            code = reason_code or NO_REASON_CODE
             reason_key = (hour.date(), where, code)
             found.reasons[reason_key] = found.reasons.get(reason_key, 0) + count
             if reason_text:

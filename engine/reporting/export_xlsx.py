@@ -3,8 +3,8 @@
 Same rows and columns as the CSV (``engine.reporting.exports``). An XLSX file is a ZIP archive of XML
 parts. Two of its parts are ours to write, row by row: the worksheets. Every other part (content
 types, relationships, the styles that make the header bold, the frozen header, column widths,
-filter buttons, the workbook's sheet list) is made by rust_xlsxwriter (XlsxWriter's author's Rust
-port, through its binding ``rustpy-xlsxwriter``) as a header-only workbook, once per sheet count.
+filter buttons, the workbook's sheet list) is made by XlsxWriter as a header-only workbook, once
+per sheet count, and kept.
 
 The rows are written the way the CSV's are: PostgreSQL makes each row's XML (a ``<row>`` of
 typed cells: the job id a number, the rest inline text, an empty value no cell) in one
@@ -27,12 +27,10 @@ from __future__ import annotations
 import functools
 import io
 import itertools
-import tempfile
 import zipfile
 from collections.abc import Collection, Generator, Iterator, Sequence
-from pathlib import Path
 
-import rustpy_xlsxwriter
+import xlsxwriter
 from psycopg import Connection, sql
 from psycopg.abc import Buffer
 
@@ -40,6 +38,8 @@ from engine.reporting.exports import (
     CHUNK_BYTES,
     HEADER,
     ExportJob,
+    RowProgress,
+    counted,
     export_columns,
     export_query,
     prefer_streaming,
@@ -166,22 +166,23 @@ def rows_statement(job: ExportJob, *, unmasked: bool, sheet_rows: int) -> sql.Co
 
 @functools.cache
 def workbook_parts(sheets: int) -> tuple[tuple[str, bytes], ...]:
-    """The parts of a workbook of ``sheets`` header-only sheets, as rust_xlsxwriter makes it."""
-    with tempfile.TemporaryDirectory(prefix="balsong-xlsx-") as directory:
-        path = Path(directory) / "header.xlsx"
-        # The writer takes its header from the first row's keys; a row of empty values gives the
-        # header and writes no cells.
-        rustpy_xlsxwriter.write_worksheets(
-            [(name, [dict.fromkeys(HEADER)]) for name in _names(sheets)],
-            str(path),
-            bold_headers=True,
-            freeze_panes={"general": {"row": 1, "col": 0}},
-            column_widths={"general": _WIDTHS},
-            # Filter buttons on the header: operators narrow to failures or one reason in Excel.
-            autofilter={"general": True},
-        )
-        with zipfile.ZipFile(path) as archive:
-            return tuple((info.filename, archive.read(info)) for info in archive.infolist())
+    """The parts of a workbook of ``sheets`` header-only sheets, as XlsxWriter makes it."""
+    output = io.BytesIO()
+    # constant_memory: cells are written as inline strings (no shared-string table), as our rows are.
+    workbook = xlsxwriter.Workbook(output, {"constant_memory": True})
+    bold = workbook.add_format({"bold": True})
+    for name in _names(sheets):
+        sheet = workbook.add_worksheet(name)
+        for column, width in enumerate(_WIDTHS):
+            sheet.set_column(column, column, width)
+        sheet.freeze_panes(1, 0)
+        sheet.write_row(0, 0, HEADER, bold)
+        # Filter buttons on the header: operators narrow to failures or one reason in Excel. The
+        # range (header and the row below) is widened to the rows written (`_sheet_chunks`).
+        sheet.autofilter(0, 0, 1, len(HEADER) - 1)
+    workbook.close()
+    with zipfile.ZipFile(io.BytesIO(output.getvalue())) as archive:
+        return tuple((info.filename, archive.read(info)) for info in archive.infolist())
 
 
 class _Sink(io.RawIOBase):
@@ -250,7 +251,12 @@ def _sheet_chunks(
 
 
 def xlsx_chunks(
-    conn: Connection, job: ExportJob, *, unmasked: bool, sheet_rows: int = SHEET_ROWS
+    conn: Connection,
+    job: ExportJob,
+    *,
+    unmasked: bool,
+    sheet_rows: int = SHEET_ROWS,
+    progress: RowProgress | None = None,
 ) -> Iterator[bytes]:
     """The workbook in chunks of about :data:`CHUNK_BYTES`, produced while PostgreSQL sends the rows.
 
@@ -259,6 +265,7 @@ def xlsx_chunks(
 
     Parameters:
       sheet_rows: rows per sheet, header included (Excel's limit; smaller in tests).
+      progress: called with the number of rows produced so far (`engine.reporting.exports.counted`).
     """
     names = sheet_names(job.total, sheet_rows)
     parts = dict(workbook_parts(len(names)))
@@ -276,7 +283,7 @@ def xlsx_chunks(
     with conn.transaction(), conn.cursor() as cur:
         prefer_streaming(conn)
         with cur.copy(rows_statement(job, unmasked=unmasked, sheet_rows=sheet_rows)) as copy:
-            rows = iter(copy)
+            rows = iter(counted(copy, progress))
             for index, part in enumerate(sheet_parts):
                 # The job has one row per seq 0 .. total - 1, each sheet the next sheet_rows - 1.
                 count = min(sheet_rows - 1, job.total - index * (sheet_rows - 1))

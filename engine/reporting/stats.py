@@ -25,10 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from psycopg import Connection, sql
 
+from engine import reason_codes
 from engine.clock import KST
 from engine.errors import ValidationError
 from engine.inputs import parse_day
@@ -43,26 +45,6 @@ FILTER_CHANNELS = tuple(channel for channel in CHANNELS if channel != INTAKE)
 DEFAULT_DAYS = 7
 #: Failure reasons listed.
 TOP_REASONS = 10
-
-#: Korean texts of balsong's own reason codes (the carriers' come with their own text).
-OWN_REASON_LABELS: dict[str, str] = {
-    "expired": "재시도 기한 내 미전달",
-    "no_report": "결과 미수신",
-    "opted_out": "수신거부 번호",
-    "cancelled": "발송 취소",
-    "reservation_missed": "예약 시각 경과로 미발송",
-    "empty": "수신번호 없음",
-    "invalid_character": "수신번호에 쓸 수 없는 문자",
-    "invalid_phone": "잘못된 수신번호",
-    "not_korean": "국내 번호가 아님",
-    "unknown_prefix": "없는 국번·식별번호",
-    "too_short": "수신번호가 너무 짧음",
-    "too_long": "수신번호가 너무 김",
-    "sender_only": "발신 전용 번호",
-    "missing_variable": "템플릿 변수 누락",
-    "unencodable_text": "SMS/LMS로 보낼 수 없는 문자(이모지 등)",
-    "content_too_long": "메시지 길이 초과",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +154,12 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
+    #: The channel the failures were on (``intake`` for refusals): a provider's code means
+    #: different things on SMS and on KakaoTalk (``carrier_3019``).
+    channel: str
     code: str
-    #: Korean where known (balsong's own codes, or the carrier's text when it is Korean), else
-    #: the carrier's text, else the code.
+    #: Korean where known (`engine.reason_codes`' catalogue, or the carrier's text when it is
+    #: Korean), else the carrier's text, else the code.
     text: str
     failures: int
     #: Share of all failures of the range (failed, expired and refused at intake).
@@ -202,7 +187,13 @@ class Stats:
             "totals": self.totals.as_json(),
             "by_channel": {channel: counts.as_json() for channel, counts in self.by_channel.items()},
             "reasons": [
-                {"code": r.code, "text": r.text, "failures": r.failures, "share": r.share}
+                {
+                    "channel": r.channel,
+                    "code": r.code,
+                    "text": r.text,
+                    "failures": r.failures,
+                    "share": r.share,
+                }
                 for r in self.reasons
             ],
         }
@@ -266,31 +257,39 @@ def _reasons(conn: Connection[Any], tenant_id: int, query: StatsQuery) -> list[R
     rows = conn.execute(
         sql.SQL(
             """
-            SELECT reason_code, sum(failures),
-                   max(reason_text),
-                   sum(sum(failures)) OVER ()
+            SELECT channel, reason_code, sum(failures), max(reason_text), sum(sum(failures)) OVER ()
             FROM send_stats_reasons
             WHERE tenant_id = {} AND kst_day >= {} AND kst_day <= {} {}
-            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {}
+            GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1 LIMIT {}
             """
         ).format(tenant_id, query.first, query.last, channel, TOP_REASONS)
     ).fetchall()
     return [
-        Reason(code, reason_text(code, text), int(count), round(int(count) / int(total), 4))
-        for code, count, text, total in rows
+        Reason(where, code, reason_text(code, text, where), int(count), round(int(count) / int(total), 4))
+        for where, code, count, text, total in rows
     ]
 
 
-def reason_text(code: str, stored: str | None) -> str:
-    """What an operator reads for a reason code: the carrier's text when it is Korean, balsong's
-    own Korean label, the carrier's text, or the code itself."""
-    if stored and _has_hangul(stored):
-        return stored
-    return OWN_REASON_LABELS.get(code) or stored or code
+def reason_text(code: str, stored: str | None, channel: str | None = None) -> str:
+    """What an operator reads for a reason code on ``channel``: its Korean text from the
+    catalogue (`engine.reason_codes`: balsong's own codes, then the provider of the channel),
+    the carrier's own text when it is Korean, the carrier's text, or the code itself."""
+    own, sms, kakao = _korean_texts()
+    providers = (kakao, sms) if channel == "kakao" else (sms, kakao)
+    for texts in (own, *providers):
+        if code in texts:
+            return texts[code]
+    return stored or code
 
 
-def _has_hangul(text: str) -> bool:
-    return any("\uac00" <= character <= "\ud7a3" for character in text)
+@cache
+def _korean_texts() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Korean texts by code: balsong's own, NHN Cloud SMS's, KakaoTalk AlimTalk's."""
+    return (
+        {reason.code: reason.ko for reason in reason_codes.OWN_REASONS},
+        {reason.code: reason.ko for reason in reason_codes.sms_reasons()},
+        {reason.code: reason.ko for reason in reason_codes.kakao_reasons()},
+    )
 
 
 #: Columns of the statistics CSV, in order.

@@ -104,7 +104,7 @@ def test_the_statistics_page_shows_the_last_week_as_a_chart_a_table_and_reasons(
 
         # And the failure reasons list the short number in Korean
         reason = page.locator("#stats-reasons tr[data-reason=too_short]")
-        expect(reason).to_contain_text("수신번호가 너무 짧음")
+        expect(reason).to_contain_text("전화번호 자릿수 부족")
         expect(reason.locator("td.num").first).to_have_text("1")
 
         # When the CSV is downloaded

@@ -121,12 +121,23 @@ def test_sent_jobs_are_counted_once_by_hour_day_and_channel_with_their_reasons(s
         len(client.get(f"/v1/jobs/{job}/recipients", params={"reason": "carrier_3015"}).json()["recipients"])
         for job in (sms_job, lms_job)
     )
-    reasons = {r["code"]: r for r in by_day["reasons"]}
-    assert set(reasons) == {"carrier_3015", "too_short"}
-    assert reasons["carrier_3015"]["failures"] == refused_3015 == failed
-    assert reasons["too_short"] == {
+    reasons = by_day["reasons"]
+    failed_on = {
+        channel
+        for channel, job in (("sms", sms), ("lms", lms))
+        if job["counts"]["failed"] - job["counts"]["by_channel"]["invalid"] > 0
+    }
+    assert {(r["channel"], r["code"]) for r in reasons} == {
+        ("intake", "too_short"),
+        *((channel, "carrier_3015") for channel in failed_on),
+    }
+    assert sum(r["failures"] for r in reasons if r["code"] == "carrier_3015") == refused_3015 == failed
+    assert all(r["text"] == "전송 경로 없음" for r in reasons if r["code"] == "carrier_3015")
+    short = next(r for r in reasons if r["code"] == "too_short")
+    assert short == {
+        "channel": "intake",
         "code": "too_short",
-        "text": "수신번호가 너무 짧음",
+        "text": "전화번호 자릿수 부족",
         "failures": 1,
         "share": round(1 / (failed + 1), 4),
     }

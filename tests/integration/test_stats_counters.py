@@ -15,7 +15,7 @@ from engine.config import Settings
 from engine.lifecycle.completion import finish_if_complete
 from engine.lifecycle.job_stats import add_finished_jobs, add_uncounted_jobs
 from engine.reporting.retention import purge_old_stats
-from engine.reporting.stats import StatsQuery, read_stats
+from engine.reporting.stats import StatsQuery, read_stats, reason_text
 from tests.support.results import SUBMITTED, seed_job
 
 pytestmark = pytest.mark.integration
@@ -23,6 +23,10 @@ pytestmark = pytest.mark.integration
 #: 2026-11-23 11:30 KST: the seeded job's creation, an hour before its messages went (12:00 KST).
 CREATED = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 DAY = date(2026, 11, 23)
+
+
+def _hangul(text: str) -> bool:
+    return any("\uac00" <= character <= "\ud7a3" for character in text)
 
 
 def seed_handed_over(conn: psycopg.Connection, tenant_id: int, created: datetime = CREATED) -> int:
@@ -86,12 +90,13 @@ def test_a_finished_job_is_added_once_in_the_hours_and_channels_of_its_messages(
     # And a channel filter keeps that channel only (refusals at intake have none)
     assert (kakao.totals.sent, kakao.totals.rejected) == (4, 0)
     # And failures by reason: carrier failures (not the fallbacks) and refusals, Korean where known
-    assert [(r.code, r.failures, r.text) for r in hourly.reasons] == [
-        ("carrier_23", 1, "수신 거부"),
-        ("carrier_3019", 1, "카카오톡 사용자가 아님"),
-        ("invalid_character", 1, "수신번호에 쓸 수 없는 문자"),
-        ("missing_variable", 1, "템플릿 변수 누락"),
+    assert [(r.channel, r.code, r.failures, r.text) for r in hourly.reasons] == [
+        ("lms", "carrier_23", 1, "수신 거부"),
+        ("kakao", "carrier_3019", 1, "메시지를 보낼 수 없음: 카카오톡 사용자 아님"),
+        ("intake", "invalid_character", 1, reason_text("invalid_character", None)),
+        ("intake", "missing_variable", 1, reason_text("missing_variable", None)),
     ]
+    assert all(_hangul(r.text) for r in hourly.reasons)
     assert [r.share for r in hourly.reasons] == [0.25] * 4
     assert [r.code for r in kakao.reasons] == ["carrier_3019"]
 

@@ -15,10 +15,8 @@ from api.console.stats_chart import build_chart, nice_ceiling
 from engine.accounts.billing import Prices
 from engine.errors import ValidationError
 from engine.lifecycle.job_stats import job_contribution
-from engine.lifecycle.pipeline_metrics import OWN_REASONS
 from engine.reporting.stats import (
     CSV_HEADER,
-    OWN_REASON_LABELS,
     Counts,
     Stats,
     StatsQuery,
@@ -127,13 +125,15 @@ def test_a_jobs_grouped_rows_become_its_counts_charges_and_reasons() -> None:
 
 
 def test_reason_texts_are_korean_where_known() -> None:
-    # A carrier's Korean text is kept; balsong's own codes have Korean labels; else the text or code
-    assert reason_text("carrier_3019", "카카오톡 사용자가 아님") == "카카오톡 사용자가 아님"
-    assert reason_text("too_short", "the number is too short") == "수신번호가 너무 짧음"
-    assert reason_text("carrier_3015", "No transfer route available") == "No transfer route available"
-    assert reason_text("carrier_9", None) == "carrier_9"
-    # And every reason code balsong itself gives has its Korean label
-    assert set(OWN_REASONS) <= set(OWN_REASON_LABELS)
+    # balsong's own codes and the providers' have their Korean text from the catalogue, by channel:
+    # the same provider code means one thing on KakaoTalk and another on SMS
+    assert reason_text("too_short", "the number is too short", "intake") == "전화번호 자릿수 부족"
+    assert "카카오톡 사용자 아님" in reason_text("carrier_3019", "not a KakaoTalk user", "kakao")
+    assert "사전 등록" in reason_text("carrier_3019", "Sender number not pre-registered", "sms")
+    assert reason_text("carrier_3015", "No transfer route available", "lms") == "전송 경로 없음"
+    # And a code the catalogue does not know shows the carrier's text, else itself
+    assert reason_text("carrier_23", "수신 거부", "lms") == "수신 거부"
+    assert reason_text("carrier_9", None, "sms") == "carrier_9"
 
 
 def test_counts_give_sent_and_the_success_rate() -> None:
