@@ -6,12 +6,17 @@ hour and channel; reading answers from the counters; retention keeps them past t
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
 
-from engine.accounts.tenants import create_tenant
+from engine.accounts.billing import top_up
+from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
+from engine.intake.intake import prepare_job
+from engine.intake.job_store import PartitionCache, store_job
+from engine.intake.reservations import start_due_reservations
 from engine.lifecycle.completion import finish_if_complete
 from engine.lifecycle.job_stats import add_finished_jobs, add_uncounted_jobs
 from engine.reporting.retention import purge_old_stats
@@ -158,3 +163,40 @@ def test_jobs_finished_before_the_statistics_are_backfilled_once(settings: Setti
         assert first >= 1 and second == 0
         found = read_stats(conn, tenant_id, StatsQuery(DAY, DAY, "day"))
     assert (found.totals.sent, found.totals.rejected) == (6, 2)
+
+
+def test_a_missed_reservation_is_counted_cancelled_in_its_creation_hour(settings: Settings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        # Given a reservation for 09:00 KST on 23 November, stored at 11:30 KST the day before, with
+        # two numbers and one refused at intake
+        tenant_id = create_tenant(conn, "stats-missed")
+        top_up(conn, tenant_id, Decimal(1000))
+        add_sender(conn, tenant_id, "0212345678")
+        stored_at = datetime(2026, 11, 22, 2, 30, tzinfo=UTC)
+        request = {
+            "channel": "sms",
+            "sender": "02-1234-5678",
+            "body": "예약",
+            "scheduled_at": "2026-11-23T09:00:00+09:00",
+            "recipients": [{"phone": "010-8800-0001"}, {"phone": "010-8800-0002"}, {"phone": "010-12"}],
+        }
+        stored = store_job(
+            conn,
+            tenant_id=tenant_id,
+            job=prepare_job(request, max_recipients=10, now=stored_at),
+            now=stored_at,
+            idempotency_key=None,
+            partitions=PartitionCache(),
+            settings=Settings.from_env(),
+        )
+
+        # When the reservation pump finds it an hour past its time (the system was down): missed
+        pumped = start_due_reservations(conn, datetime(2026, 11, 23, 1, 0, tzinfo=UTC), grace_seconds=600)
+        assert pumped.missed == [stored.job_id]
+
+        # Then its recipients are counted once, in the hour it was created (22 Nov, 11:00 KST)
+        found = read_stats(conn, tenant_id, StatsQuery(date(2026, 11, 22), DAY, "hour"))
+    counted = [
+        (start, c.cancelled, c.rejected, c.sent) for start, c in found.buckets if c.cancelled or c.rejected
+    ]
+    assert counted == [(datetime(2026, 11, 22, 11), 2, 1, 0)]
