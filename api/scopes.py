@@ -36,6 +36,7 @@ class Action(StrEnum):
     VIEW_OPT_OUTS = "view the opt-out list"
     ADD_OPT_OUTS = "add numbers to the opt-out list"
     REMOVE_OPT_OUT = "remove a number from the opt-out list"
+    VIEW_STATS = "view send statistics"
 
 
 #: The scope each action needs.
@@ -59,6 +60,7 @@ NEEDS: dict[Action, str] = {
     Action.VIEW_OPT_OUTS: "read",
     Action.ADD_OPT_OUTS: "send",
     Action.REMOVE_OPT_OUT: "admin",
+    Action.VIEW_STATS: "read",
 }
 
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from cli import account, callbacks, jobs, send
+from cli import account, callbacks, jobs, send, stats
 from cli.exits import CommandError, Exit, exit_table
 from engine.config import MissingSecrets, Settings, get_settings
 from engine.unknown_settings import report_unknown_settings
@@ -409,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     sender_add.set_defaults(handler=cmd_sender_add)
     account.register(sub, tenant, sender)
     callbacks.register(tenant)
+    stats.register(sub)
 
     rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
     rate_sub = rate.add_subparsers(dest="rate_command", required=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import money, opt_outs, send, senders
+from api.console import money, opt_outs, send, senders, stats
 from api.console.routes import HERE, install_error_pages, not_found_page, router
 
 __all__ = ["install", "not_found_page"]
@@ -21,4 +21,5 @@ def install(app: FastAPI) -> None:
     app.include_router(money.router)
     app.include_router(senders.router)
     app.include_router(opt_outs.router)
+    app.include_router(stats.router)
     install_error_pages(app)

@@ -2,7 +2,7 @@
 (the console's send page, 발송하기); the console's history download shows it.
 
 Revision ID: 0024
-Revises: 0021 (renumbered at merge: 0022 and 0023 are written on other branches)
+Revises: 0023
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0024"
-down_revision = "0021"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
