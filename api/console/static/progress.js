@@ -12,7 +12,9 @@
       if (cell) { cell.textContent = number.format(data.counts[name]); }
     });
     section.querySelector(".bar").value = data.progress;
+    // #progress-live is a polite live region: screen readers hear the percent and status change.
     document.getElementById("progress-percent").textContent = data.progress;
+    document.getElementById("progress-status").textContent = " · " + data.status_label;
     var status = document.getElementById("job-status");
     status.textContent = data.status_label;
     status.className = "status s-" + data.status;
