@@ -125,15 +125,15 @@ def _meta(statement: Statement) -> str:
     else:
         rows.append(("작업 수", f"{statement.jobs:,}"))
     rows.append(("수신자 수", f"{statement.recipients:,}"))
-    body = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
+    body = "".join(f'<tr><th scope="row">{label}</th><td>{value}</td></tr>' for label, value in rows)
     return f'<table class="meta">{body}</table>'
 
 
 def _channel_table(statement: Statement) -> str:
-    head = "".join(f"<th>{label}</th>" for label in ("채널", *RESULT_LABELS.values(), "합계"))
+    head = _head_row("채널", *RESULT_LABELS.values(), "합계")
     lines = [_channel_row(_channel_label(c.channel), c) for c in statement.channels]
     lines.append(_channel_row("합계", statement.totals, css="total"))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    return f"<table><thead>{head}</thead><tbody>{''.join(lines)}</tbody></table>"
 
 
 def _channel_row(label: str, counts: ChannelCounts, css: str = "") -> str:
@@ -150,7 +150,7 @@ def _reason_table(statement: Statement) -> str:
         f'<td>{escape(r.reason)}</td><td class="n">{r.count:,}</td></tr>'
         for r in statement.reasons
     )
-    head = "<tr><th>채널</th><th>사유 코드</th><th>사유</th><th>건수</th></tr>"
+    head = _head_row("채널", "사유 코드", "사유", "건수")
     return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
 
 
@@ -161,9 +161,14 @@ def _charge_table(statement: Statement) -> str:
         for c in statement.charges
     )
     total = sum(c.amount for c in statement.charges)
-    head = "<tr><th>항목</th><th>수량</th><th>단가 (원)</th><th>금액 (원)</th></tr>"
+    head = _head_row("항목", "수량", "단가 (원)", "금액 (원)")
     footer = f'<tr class="total"><td colspan="3">합계</td><td class="n">{total:,}</td></tr>'
     return f"<table><thead>{head}</thead><tbody>{rows}{footer}</tbody></table>"
+
+
+def _head_row(*labels: str) -> str:
+    """A table's header row; ``scope`` tells a screen reader each heading is its column's."""
+    return "<tr>" + "".join(f'<th scope="col">{label}</th>' for label in labels) + "</tr>"
 
 
 def _number(value: object) -> str:
