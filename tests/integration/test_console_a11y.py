@@ -22,7 +22,7 @@ from typing import Literal
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSize, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Route, ViewportSize, expect
 
 from engine.clock import KST
 from tests.support.axe import report, scan
@@ -84,6 +84,22 @@ def document(path: str, text: str) -> Callable[[Page, Site], None]:
     return open_
 
 
+def login_refused(page: Page, site: Site) -> None:
+    at("/console/login", "로그인")(page, site)
+    page.fill("#api_key", "bsk_not-a-key")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_be_visible()
+
+
+def opt_outs_imported(page: Page, site: Site) -> None:
+    at("/console/opt-outs", "수신거부")(page, site)
+    csv = b"010-8950-0003\nnot a phone\n010-8950-0001\n"
+    upload: FilePayload = {"name": "optouts.csv", "mimeType": "text/csv", "buffer": csv}
+    page.set_input_files("#opt-out-file", files=[upload])
+    page.click("#opt-out-import-submit")
+    expect(page.locator("#import-result")).to_be_visible()
+
+
 def send_compose(page: Page, site: Site) -> None:
     at("/console/send", "발송하기")(page, site)
     page.fill("#body", "#{name}님, 주문이 접수되었습니다.")
@@ -110,6 +126,7 @@ def send_check(page: Page, site: Site) -> None:
 #: Every console page the scan covers, in every state the tests can reach. Add new pages here.
 PAGES: tuple[ConsolePage, ...] = (
     ConsolePage("login", at("/console/login", "로그인"), who="nobody"),
+    ConsolePage("login-refused", login_refused, who="nobody"),
     ConsolePage("history", at("/console/jobs", "발송 내역")),
     ConsolePage("history-filtered", at("/console/jobs?status=partially_failed", "발송 내역")),
     ConsolePage("job-finished", at("/console/jobs/{mixed_job}", "작업 #")),
@@ -125,6 +142,7 @@ PAGES: tuple[ConsolePage, ...] = (
     ConsolePage("senders", at("/console/senders", "발신번호")),
     ConsolePage("opt-outs", at("/console/opt-outs", "수신거부")),
     ConsolePage("opt-outs-searched", at("/console/opt-outs?phone=0001", "수신거부")),
+    ConsolePage("opt-outs-imported", opt_outs_imported),
     ConsolePage("stats", at("/console/stats", "통계")),
     ConsolePage("not-found", at("/console/jobs/999999999", "찾을 수 없습니다")),
     ConsolePage("forbidden", at("/console/send", "권한이 없습니다"), who="reader"),
