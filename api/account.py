@@ -13,7 +13,8 @@ from api import cursors
 from api.auth import platform_principal, principal, require
 from api.inputs import json_body
 from api.responses import JSONResponse
-from engine.accounts import billing, opt_outs
+from engine.accounts import audit, billing, opt_outs
+from engine.accounts.audit import AuditAction
 from engine.accounts.platform_keys import PlatformPrincipal
 from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 from engine.callbacks.settings import callback_url, set_callback_url
@@ -99,9 +100,16 @@ async def top_up(request: Request, who: Platform) -> JSONResponse:
     memo = body.get("memo")
     if memo is not None and not isinstance(memo, str):
         raise ValidationError("memo", "must be a string")
-    with get_runtime().pool.connection() as conn:
+    with get_runtime().pool.connection() as conn, conn.transaction():
         tenant_id = tenant_id_by_name(conn, tenant)
         after = billing.top_up(conn, tenant_id, amount, memo=memo)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=audit.platform_actor(who.name, who.prefix),
+            action=AuditAction.BALANCE_TOP_UP,
+            details={"amount": str(amount), "memo": memo, "balance_after": str(after)},
+        )
     log.info(
         "top-up by platform key",
         extra={"platform_key_id": who.key_id, "tenant_id": tenant_id, "amount": str(amount)},
@@ -166,8 +174,16 @@ async def register_sender(request: Request, who: Who) -> JSONResponse:
     if not isinstance(number, str):
         raise ValidationError("number", "is required: the sender number, e.g. '02-1234-5678'")
     try:
-        with get_runtime().pool.connection() as conn:
+        with get_runtime().pool.connection() as conn, conn.transaction():
             stored, state = request_sender(conn, who.tenant_id, number)
+            audit.record(
+                conn,
+                tenant_id=who.tenant_id,
+                actor=who.actor,
+                action=AuditAction.SENDER_REQUEST,
+                subject=audit.sender_subject(stored),
+                details={"state": state},
+            )
     except InvalidPhone as exc:
         raise ValidationError("number", exc.reason, code=exc.code) from None
     return JSONResponse({"number": stored, "state": state}, status_code=201)

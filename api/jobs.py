@@ -139,7 +139,7 @@ async def submit_job(
     try:
         async with IntakeSlot(request, who.tenant_id, limits) as slot:
             job_request = await slot.read()
-            stored = await run_in_threadpool(_accept, who.tenant_id, job_request, idempotency_key)
+            stored = await run_in_threadpool(_accept, who, job_request, idempotency_key)
     except ClientDisconnect:
         log.info("job submission abandoned by its client mid-body")
         return problem(400, "client_disconnected", "the body ended before it was whole")  # nobody reads it
@@ -157,8 +157,9 @@ def _check_request_rate(tenant_id: int) -> intake_limits.IntakeLimits:
     return limits
 
 
-def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None) -> Any:
+def _accept(who: Principal, job_request: JobRequest, idempotency_key: str | None) -> Any:
     rt = get_runtime()
+    tenant_id = who.tenant_id
     job = prepare_job(
         job_request.fields,
         max_recipients=rt.settings.max_recipients_per_job,
@@ -187,6 +188,7 @@ def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None
             idempotency_key=idempotency_key,
             partitions=_partitions,
             settings=rt.settings,
+            actor=who.actor,
         )
     if stored.created:
         log.info(
@@ -267,7 +269,7 @@ def resume_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JS
     """Resume a job paused for its failure ratio: its remaining batches are sent (409 if it is
     not paused). It is not paused again by the ratio."""
     require_for(Action.RESUME, who)
-    perform_resume(who.tenant_id, job_id)
+    perform_resume(who.tenant_id, job_id, actor=who.actor)
     rt = get_runtime()
     with rt.pool.connection() as conn:
         return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))

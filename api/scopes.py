@@ -29,6 +29,7 @@ class Action(StrEnum):
     RESUME = "resume a job"
     RESEND = "resend a job's failures"
     REPLAY_CALLBACKS = "replay a job's status callbacks"
+    VIEW_AUDIT = "view the audit log"
 
 
 #: The scope each action needs.
@@ -45,6 +46,7 @@ NEEDS: dict[Action, str] = {
     Action.RESUME: "send",
     Action.RESEND: "send",
     Action.REPLAY_CALLBACKS: "send",
+    Action.VIEW_AUDIT: "admin",
 }
 
 

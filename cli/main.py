@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from cli import account, callbacks
+from cli import account, callbacks, operators
 from engine.config import MissingSecrets, Settings, get_settings
 
 
@@ -52,10 +52,19 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_sender_add(args: argparse.Namespace) -> int:
+    from engine.accounts import audit
     from engine.accounts.tenants import add_sender, tenant_id_by_name
 
-    with _connect() as conn:
-        number = add_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
+    with _connect() as conn, conn.transaction():
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        number = add_sender(conn, tenant_id, args.number)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=audit.cli_actor(),
+            action=audit.AuditAction.SENDER_ADD,
+            subject=audit.sender_subject(number),
+        )
     print(f"sender {number} registered for {args.tenant}")
     return 0
 
@@ -115,6 +124,7 @@ def cmd_recount(args: argparse.Namespace) -> int:
 def cmd_resend(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from actors.publish import publish_resend
+    from engine.accounts import audit
     from engine.errors import BalsongError
     from engine.intake.job_store import PartitionCache
     from engine.intake.resend import create_resend, validate_reasons
@@ -136,6 +146,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
                 idempotency_key=args.idempotency_key,
                 partitions=PartitionCache(),
                 settings=rt.settings,
+                actor=audit.cli_actor(),
             )
         except BalsongError as exc:
             raise SystemExit(f"job {args.job} not resent: {exc}") from None
@@ -151,6 +162,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from actors.publish import publish_batches
+    from engine.accounts import audit
     from engine.dispatch.planning import top_up
     from engine.errors import BalsongError
     from engine.lifecycle.pausing import resume_job
@@ -160,7 +172,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     install_broker(rt.settings)
     with rt.pool.connection() as conn:
         try:
-            resume_job(conn, args.job)
+            with conn.transaction():
+                resume_job(conn, args.job)
+                tenant = conn.execute("SELECT tenant_id FROM jobs WHERE id = %s", (args.job,)).fetchone()
+                assert tenant is not None  # resume_job found the job
+                audit.record(
+                    conn,
+                    tenant_id=int(tenant[0]),
+                    actor=audit.cli_actor(),
+                    action=audit.AuditAction.JOB_RESUME,
+                    subject=audit.job_subject(args.job),
+                )
         except BalsongError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -316,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     sender_add.set_defaults(handler=cmd_sender_add)
     account.register(sub, tenant, sender)
     callbacks.register(tenant)
+    operators.register(sub)
 
     rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
     rate_sub = rate.add_subparsers(dest="rate_command", required=True)

@@ -1,10 +1,12 @@
-"""The operator console: sign-in, send history, job pages and their actions (see `routes`)."""
+"""The operator console: sign-in, send history, job pages and their actions (see `routes`), and
+the audit log (`audit`)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api.console import audit
 from api.console.routes import HERE, install_error_pages, not_found_page, router
 
 __all__ = ["install", "not_found_page"]
@@ -14,4 +16,5 @@ def install(app: FastAPI) -> None:
     """Serve the console's pages, static files and error pages from ``app``."""
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console_static")
     app.include_router(router)
+    app.include_router(audit.router)
     install_error_pages(app)
