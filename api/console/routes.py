@@ -2,9 +2,10 @@
 
 Pages read through the same engine functions as the API (``engine.reporting.history``,
 ``engine.reporting.views``),
-scoped to the signed-in key's tenant, and each page or form needs the scope the API route doing
-the same needs (one table, `api.scopes`), so the console can show or do nothing the API would
-not. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
+scoped to the signed-in operator's (or key's) tenant, and each page or form needs the scope the
+API route doing the same needs (one table, `api.scopes`; an operator's role is a set of scopes),
+so the console can show or do nothing the API would not. Actions are audited under the session's
+``actor``. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
 CSRF token and come from the console's own site.
 """
 
