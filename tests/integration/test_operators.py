@@ -378,7 +378,7 @@ def test_every_kind_of_action_is_audited_under_who_did_it(stack: Stack) -> None:
     assert f'"resend_job_id":{resend_id}' in by_code["job.resend"]["상세"]
     assert '"amount":"-120.50"' in by_code["balance.adjust"]["상세"]
     assert "오발송 보상" in by_code["balance.adjust"]["상세"]
-    assert '"amount":"5000"' in by_code["balance.top_up"]["상세"]
+    assert '"amount":"5000.00"' in by_code["balance.top_up"]["상세"]
     # And the balance moved by exactly those amounts (the entries were not made instead of them)
     with psycopg.connect(stack.settings.database_url) as conn:
         tenant_id = tenant_id_by_name(conn, tenant)
