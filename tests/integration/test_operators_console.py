@@ -137,9 +137,9 @@ def test_an_operator_signs_in_with_their_account_on_a_phone_and_the_header_says_
     forms = page.locator("main form")
     expect(forms.nth(0)).to_have_id("account-sign-in")
     expect(forms.nth(1)).to_have_id("key-sign-in")
-    expect(page.get_by_label("이메일")).to_be_visible()
-    expect(page.get_by_label("비밀번호")).to_be_visible()
-    expect(page.get_by_label("API 키")).to_be_visible()
+    expect(page.get_by_label("이메일", exact=True)).to_be_visible()
+    expect(page.get_by_label("비밀번호", exact=True)).to_be_visible()
+    expect(page.get_by_label("API 키", exact=True)).to_be_visible()
     assert fits_the_screen(page)
 
     # When they sign in with their email and password
@@ -152,7 +152,7 @@ def test_an_operator_signs_in_with_their_account_on_a_phone_and_the_header_says_
     page.click("#nav-audit")
     expect(page.locator("h1")).to_have_text("감사 로그")
     expect(page.locator("#audit tbody tr[data-action='operator.add']")).to_have_count(1)
-    expect(page.get_by_label("작업자")).to_be_visible()
+    expect(page.get_by_label("작업자", exact=True)).to_be_visible()
     assert fits_the_screen(page)
     assert violations == []
 
