@@ -120,8 +120,7 @@ def sign_in_operator(email: str, password: str, client: str | None) -> str | Non
     """
     rt = get_runtime()
     attempt = sign_in_throttle().admit_client(client)
-    with rt.pool.connection() as conn:
-        found = operators.sign_in(conn, email, password, rt.clock.now(), client=client)
+    found = operators.sign_in(rt.pool.connection, email, password, rt.clock.now(), client=client)
     if found is None:
         attempt.failed()
         return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -252,12 +253,21 @@ def reset_password(conn: Connection[Any], tenant_id: int, email: str, password: 
 # -- sign-in --------------------------------------------------------------------------------------
 
 
+#: Where sign-in gets a database connection: a pool's ``connection`` (or, in a test, one
+#: connection wrapped in ``contextlib.nullcontext``).
+Connect = Callable[[], AbstractContextManager[Connection[Any]]]
+
+
 def sign_in(
-    conn: Connection[Any], email: str, password: str, now: datetime, *, client: str | None = None
+    connect: Connect, email: str, password: str, now: datetime, *, client: str | None = None
 ) -> Operator | None:
     """The operator whose email and password these are; None if there is no such account or the
     password is wrong (which counts towards a lock-out). No account and a wrong password take
     as long (a dummy hash is verified), so timing does not tell which emails have accounts.
+
+    No connection is held while the password is hashed (tens of milliseconds, and a flood of
+    sign-ins waits for `engine.accounts.passwords`' few hashing slots): ``connect`` is called
+    once to read the account and once to record the outcome.
 
     Raises:
       AccountLocked: the account is locked (the password was not checked), or this failure locked it.
@@ -268,9 +278,10 @@ def sign_in(
     except ValidationError:
         passwords.verify_password(None, password)
         return None
-    row = conn.execute(
-        f"SELECT {_COLUMNS}, password_hash FROM operators WHERE email = %s", (email,)
-    ).fetchone()
+    with connect() as conn:
+        row = conn.execute(
+            f"SELECT {_COLUMNS}, password_hash FROM operators WHERE email = %s", (email,)
+        ).fetchone()
     if row is None:
         passwords.verify_password(None, password)
         return None
@@ -279,23 +290,25 @@ def sign_in(
         assert operator.locked_until is not None
         raise AccountLocked(operator.locked_until)
     if not passwords.verify_password(password_hash, password):
-        _failed(conn, operator, now, client)
+        with connect() as conn:
+            _failed(conn, operator, now, client)
         return None
     if operator.disabled_at is not None:
         raise AccountDisabled
     rehashed = passwords.hash_password(password) if passwords.needs_rehash(password_hash) else None
-    # Only if no concurrent failure locked it meanwhile.
-    done = conn.execute(
-        """
-        UPDATE operators SET failed_sign_ins = 0, last_sign_in_at = %(now)s,
-                             password_hash = coalesce(%(rehashed)s, password_hash)
-        WHERE id = %(id)s AND (locked_until IS NULL OR locked_until <= %(now)s)
-        RETURNING id
-        """,
-        {"now": now, "rehashed": rehashed, "id": operator.id},
-    ).fetchone()
-    if done is None:
-        raise AccountLocked(_locked_until(conn, operator.id, now))
+    with connect() as conn:
+        # Only if no concurrent failure locked it meanwhile.
+        done = conn.execute(
+            """
+            UPDATE operators SET failed_sign_ins = 0, last_sign_in_at = %(now)s,
+                                 password_hash = coalesce(%(rehashed)s, password_hash)
+            WHERE id = %(id)s AND (locked_until IS NULL OR locked_until <= %(now)s)
+            RETURNING id
+            """,
+            {"now": now, "rehashed": rehashed, "id": operator.id},
+        ).fetchone()
+        if done is None:
+            raise AccountLocked(_locked_until(conn, operator.id, now))
     return operator
 
 

@@ -15,6 +15,8 @@ passes); a hash made with older parameters is replaced at the next successful si
 
 from __future__ import annotations
 
+import functools
+import threading
 import unicodedata
 
 from argon2 import PasswordHasher
@@ -53,10 +55,20 @@ COMMON = frozenset(
 _DIGITS = "0123456789"
 _LETTER_ROWS = ("abcdefghijklmnopqrstuvwxyz", "qwertyuiop")
 
+#: Password hashes computed at once in one process. Each takes 64 MiB and a core for tens of
+#: milliseconds: a flood of sign-ins waits its turn instead of exhausting memory.
+MAX_CONCURRENT_HASHES = 4
+
 _hasher = PasswordHasher()
-#: A hash of nothing anyone can type, verified when no account matches so that an unknown email
-#: costs as long as a wrong password (no timing tells which emails have accounts).
-_DUMMY_HASH = _hasher.hash("\x00 no account has this password \x00")
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of nothing anyone can type, verified when no account matches so that an unknown
+    email costs as long as a wrong password (no timing tells which emails have accounts). Made
+    on first use, not at import."""
+    return _hasher.hash("\x00 no account has this password \x00")
 
 
 def normalise(password: str) -> str:
@@ -90,16 +102,19 @@ def check_password(password: str, email: str) -> str:
 
 def hash_password(password: str) -> str:
     """The argon2id hash (PHC string, salt included) of a password that passed `check_password`."""
-    return _hasher.hash(normalise(password))
+    with _slots:
+        return _hasher.hash(normalise(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` is the one ``password_hash`` was made from. ``None`` (no such account)
     verifies a dummy hash, taking as long, and is False."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, normalise(password)) and password_hash is not None
+        with _slots:
+            verified = _hasher.verify(password_hash or _dummy_hash(), normalise(password))
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    return verified and password_hash is not None
 
 
 def needs_rehash(password_hash: str) -> bool:

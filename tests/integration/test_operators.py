@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -213,22 +214,26 @@ def test_a_lock_ends_by_itself_after_its_time(stack: Stack) -> None:
     email = add_operator(stack, tenant, "viewer")
     now = datetime.now(UTC)
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+
+        def connect() -> nullcontext[psycopg.Connection]:
+            return nullcontext(conn)
+
         for _ in range(operators.LOCK_AFTER_FAILURES - 1):
-            assert operators.sign_in(conn, email, "wrong-password", now) is None
+            assert operators.sign_in(connect, email, "wrong-password", now) is None
         with pytest.raises(AccountLocked) as locked:
-            operators.sign_in(conn, email, "wrong-password", now)
+            operators.sign_in(connect, email, "wrong-password", now)
         assert locked.value.until == now + timedelta(seconds=operators.LOCK_SECONDS)
 
         # When the right password comes a second before the lock ends, Then it is refused
         with pytest.raises(AccountLocked):
-            operators.sign_in(conn, email, PASSWORD, locked.value.until - timedelta(seconds=1))
+            operators.sign_in(connect, email, PASSWORD, locked.value.until - timedelta(seconds=1))
         # When it comes once the lock has ended, Then it works, with the failures forgotten
-        found = operators.sign_in(conn, email, PASSWORD, locked.value.until)
+        found = operators.sign_in(connect, email, PASSWORD, locked.value.until)
         assert found is not None and found.email == email
         later = locked.value.until + timedelta(seconds=1)
         for _ in range(operators.LOCK_AFTER_FAILURES - 1):
-            assert operators.sign_in(conn, email, "wrong-password", later) is None
-        assert operators.sign_in(conn, email, PASSWORD, later) is not None
+            assert operators.sign_in(connect, email, "wrong-password", later) is None
+        assert operators.sign_in(connect, email, PASSWORD, later) is not None
 
 
 def test_a_viewer_reads_but_cannot_cancel_or_resend_until_made_a_sender(stack: Stack) -> None:
