@@ -41,7 +41,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": frozenset(ALL_SCOPES),
 }
 ROLES = tuple(ROLE_SCOPES)
-#: Korean names of the roles (the console's header, the CLI's list).
+#: Korean names of the roles (the console's header and its 403 page).
 ROLE_LABELS = {"viewer": "조회 전용", "sender": "발송 담당", "admin": "관리자"}
 #: Failed sign-ins in a row that lock an account.
 LOCK_AFTER_FAILURES = 5
