@@ -449,3 +449,37 @@ def test_the_audit_page_filters_by_day_actor_and_action_and_pages(stack: Stack) 
     assert [row[4] for row in rows[1:]] == [f"job:{job_id}" for job_id in reversed(reserved)]
     # And the CSV is the admins' only, like the page
     assert sender.get("/console/audit/export").status_code == 403
+
+
+def test_the_audit_csv_guards_formulas_and_the_log_is_append_only(conn: psycopg.Connection) -> None:
+    # Given an entry whose actor and details a spreadsheet would read as formulas
+    from engine.accounts import audit
+    from engine.accounts.tenants import create_tenant
+    from engine.reporting import audit_log
+
+    tenant_id = create_tenant(conn, unique("audit-csv-guard"))
+    audit.record(
+        conn,
+        tenant_id=tenant_id,
+        actor='=HYPERLINK("http://evil")@acme.kr',
+        action=audit.AuditAction.BALANCE_ADJUST,
+        details={"memo": "-1+1"},
+    )
+
+    # When the log is downloaded as CSV
+    content = b"".join(audit_log.csv_chunks(conn, tenant_id, audit_log.AuditFilter()))
+
+    # Then it is UTF-8 with a BOM, and no cell starts with a formula character
+    assert content.startswith("\ufeff".encode())
+    (header, row) = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    assert header[1] == "작업자" and row[1].startswith("'=HYPERLINK")
+    assert row[2:4] == ["포인트 조정", "balance.adjust"]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row)
+
+    # And the log cannot be changed or emptied afterwards
+    for statement in ("UPDATE audit_log SET actor = 'nobody'", "DELETE FROM audit_log"):
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute(statement + " WHERE tenant_id = %s", (tenant_id,))
+    # And an action that is none is refused rather than written
+    with pytest.raises(ValueError):
+        audit.record(conn, tenant_id=tenant_id, actor="CLI", action="job.explode")
