@@ -20,15 +20,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-nanum \
     && rm -rf /var/lib/apt/lists/*
 
-# Dependencies first, from pyproject.toml alone, so that editing the code does not reinstall them.
-# Only [project].dependencies: the dev extra (pytest, ruff, mypy) never enters the image.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, from the lock file alone, so that editing the code does not reinstall them:
+# every dependency, transitive ones too, at its locked version, and pip refuses any file whose
+# hash is not in the lock (`make lock` refreshes it). requirements.lock holds only
+# [project].dependencies: the dev extra (pytest, ruff, mypy) never enters the image.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
-# The source, least often changed first. (README.md is optional: the glob lets the build go on without it.)
+# The source, least often changed first. (README.md is optional: the glob lets the build go on
+# without it; LICENSE is not: the package ships it.)
 COPY migrations ./migrations
 COPY metrics ./metrics
 COPY engine ./engine
@@ -37,10 +37,11 @@ COPY actors ./actors
 COPY scheduler ./scheduler
 COPY api ./api
 COPY cli ./cli
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml LICENSE README.md* ./
 
-# The package itself (dependencies are already satisfied); this installs the `balsong` console script.
-RUN pip install --no-cache-dir . \
+# The package itself (its dependencies are the lock's, installed above: --no-deps, so nothing
+# unlocked slips in); this installs the `balsong` console script.
+RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info \
     && python -m compileall -q /app
 

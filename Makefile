@@ -6,15 +6,33 @@ BIN = $(VENV)/bin
 # whose secrets not set take the simulator's public values (unset, BALSONG_ENV is production).
 export BALSONG_ENV = development
 
-.PHONY: demo test test-slow test-fault bench lint services install system-packages promtool
+.PHONY: demo test test-slow test-fault bench lint services install system-packages promtool lock
 
-$(BIN)/.installed: pyproject.toml
+# Every dependency, direct and transitive, at the version and with the hashes of the lock files
+# (requirements.lock: what the image runs; requirements-dev.lock: that and the dev extra, at the
+# same versions). pip refuses any file whose hash is not there. Then balsong itself, no deps.
+PIP_VERSION = 26.3
+$(BIN)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q pip==$(PIP_VERSION)
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 install: $(BIN)/.installed system-packages
+
+# Refresh the lock files from pyproject.toml, with pip-tools (pinned) in a venv of its own. Pins
+# already in the files are kept unless pyproject.toml asks otherwise; `make lock UPGRADE=1` moves
+# every transitive dependency to its newest release. Commit both files with pyproject.toml.
+PIP_TOOLS_VERSION = 7.7.0
+LOCK_VENV ?= .lock-venv
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION)
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
 # Debian packages (Hangul font for PDF statements, poppler-utils and chromium for tests); only what is missing.
 system-packages:

@@ -17,6 +17,7 @@ from dramatiq.middleware.prometheus import Prometheus
 from actors.broker import install_broker
 from engine.config import get_settings
 from engine.logs import configure_logging
+from engine.unknown_settings import report_unknown_settings
 from metrics import FAST_BUCKETS
 
 
@@ -70,6 +71,7 @@ def boot() -> dramatiq.Broker:
     the actors bound to it, and the metrics middleware."""
     settings = get_settings()
     configure_logging(settings.log_level)
+    report_unknown_settings()
     settings.check_secrets()  # also when Dramatiq is started without `balsong worker`
     # One line per carrier request at INFO is noise that costs throughput; failures still log.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -13,8 +13,10 @@ from api import cursors
 from api.auth import platform_principal, principal, require
 from api.inputs import json_body
 from api.responses import JSONResponse
+from api.scopes import Action, require_for
 from engine.accounts import audit, billing, opt_outs
 from engine.accounts.audit import AuditAction
+from engine.accounts.ledger import MAX_LEDGER_PAGE, LedgerFilter, ledger_page
 from engine.accounts.platform_keys import PlatformPrincipal
 from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
 from engine.callbacks.settings import callback_url, set_callback_url
@@ -72,7 +74,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
 @router.get("/balance")
 def get_balance(who: Who) -> JSONResponse:
     """The tenant's balance in points, and its unit prices."""
-    require("read", who)
+    require_for(Action.VIEW_MONEY, who)
     rt = get_runtime()
     with rt.pool.connection() as conn:
         check = billing.balance(conn, who.tenant_id)
@@ -125,24 +127,33 @@ def _amount(value: Any) -> Decimal:
 
 
 @router.get("/ledger")
-def get_ledger(who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
-    """The tenant's latest ledger rows, newest first."""
-    require("read", who)
+def get_ledger(
+    who: Who,
+    kind: Annotated[str | None, Query(description="charge, refund, top_up or adjustment")] = None,
+    created_from: Annotated[str | None, Query(description="first day, YYYY-MM-DD (KST)")] = None,
+    created_to: Annotated[str | None, Query(description="last day, YYYY-MM-DD (KST), included")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LEDGER_PAGE)] = 100,
+) -> JSONResponse:
+    """The tenant's ledger rows, newest first, narrowed by kind and KST days, a page at a time."""
+    require_for(Action.VIEW_MONEY, who)
+    narrowed = LedgerFilter.parse(kind, created_from, created_to)
+    scope = cursors.ledger_scope(who.tenant_id)
+    position = cursors.open_cursor(scope, cursor)
     with get_runtime().pool.connection() as conn:
-        rows = billing.ledger_rows(conn, who.tenant_id, limit=limit)
-    return JSONResponse(
+        page = ledger_page(
+            conn, who.tenant_id, narrowed, after=None if position is None else int(position), limit=limit
+        )
+    page["entries"] = [
         {
-            "entries": [
-                {
-                    **row,
-                    "amount": str(row["amount"]),
-                    "balance_after": str(row["balance_after"]),
-                    "created_at": row["created_at"].isoformat(),  # type: ignore[attr-defined]
-                }
-                for row in rows
-            ]
+            **row,
+            "amount": str(row["amount"]),
+            "balance_after": str(row["balance_after"]),
+            "created_at": row["created_at"].isoformat(),
         }
-    )
+        for row in page["entries"]
+    ]
+    return JSONResponse(cursors.signed(page, scope))
 
 
 # -- sender numbers -------------------------------------------------------------------------------
@@ -151,7 +162,7 @@ def get_ledger(who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> J
 @router.get("/senders")
 def get_senders(who: Who) -> JSONResponse:
     """The tenant's sender numbers and their states (only ``approved`` ones may send)."""
-    require("read", who)
+    require_for(Action.VIEW_SENDERS, who)
     with get_runtime().pool.connection() as conn:
         senders = list_senders(conn, who.tenant_id)
     return JSONResponse({"senders": [{"number": number, "state": state} for number, state in senders]})
@@ -167,7 +178,7 @@ def get_senders(who: Who) -> JSONResponse:
 async def register_sender(request: Request, who: Who) -> JSONResponse:
     """Ask to send from a number (admin scope): it is ``pending`` until an operator approves it
     (``balsong sender approve``)."""
-    require("admin", who)
+    require_for(Action.REQUEST_SENDER, who)
     body = await _json_object(request)
     refuse_unknown(body, SENDER_REQUEST_SCHEMA["properties"], "a sender request")
     number = body.get("number")
@@ -199,7 +210,7 @@ def get_opt_outs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     """The numbers that opted out of the tenant's advertising (masked), newest first."""
-    require("read", who)
+    require_for(Action.VIEW_OPT_OUTS, who)
     scope = cursors.opt_outs_scope(who.tenant_id)
     position = cursors.open_cursor(scope, cursor)
     with get_runtime().pool.connection() as conn:
@@ -220,7 +231,7 @@ def get_opt_outs(
 )
 async def add_opt_outs(request: Request, who: Who) -> JSONResponse:
     """Put numbers on the opt-out list: ``{"phones": [...]}``; a bad number is refused alone."""
-    require("send", who)
+    require_for(Action.ADD_OPT_OUTS, who)
     body = await _json_object(request)
     refuse_unknown(body, OPT_OUTS_REQUEST_SCHEMA["properties"], "an opt-out request")
     phones = body.get("phones")
@@ -241,7 +252,7 @@ async def add_opt_outs(request: Request, who: Who) -> JSONResponse:
 @router.delete("/opt-outs/{phone}")
 def remove_opt_out(phone: str, who: Who) -> JSONResponse:
     """Take a number off the list, once it has agreed to advertising again (admin scope)."""
-    require("admin", who)
+    require_for(Action.REMOVE_OPT_OUT, who)
     try:
         with get_runtime().pool.connection() as conn:
             removed = opt_outs.remove(conn, who.tenant_id, phone)

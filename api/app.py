@@ -29,9 +29,11 @@ from api.request_id import RequestId
 from api.responses import JSONResponse
 from api.security_headers import SecurityHeaders
 from engine.config import get_settings
+from engine.unknown_settings import report_unknown_settings
 
 
 def create_app() -> FastAPI:
+    report_unknown_settings()  # each uvicorn worker process, once its logging is set up
     get_settings().check_secrets()  # also when uvicorn is started without `balsong api`
     # The broker the API publishes through (jobs to plan, webhooks to apply, resends).
     install_broker(get_settings())

@@ -25,6 +25,10 @@ def opt_outs_scope(tenant_id: int) -> str:
     return f"opt-outs:{tenant_id}"
 
 
+def ledger_scope(tenant_id: int) -> str:
+    return f"ledger:{tenant_id}"
+
+
 def orders_scope(tenant_id: int, job_id: int) -> str:
     return f"orders:{tenant_id}:{job_id}"
 

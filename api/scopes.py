@@ -29,6 +29,12 @@ class Action(StrEnum):
     RESUME = "resume a job"
     RESEND = "resend a job's failures"
     REPLAY_CALLBACKS = "replay a job's status callbacks"
+    VIEW_MONEY = "view the balance, prices and ledger"
+    VIEW_SENDERS = "view sender numbers"
+    REQUEST_SENDER = "request a sender number"
+    VIEW_OPT_OUTS = "view the opt-out list"
+    ADD_OPT_OUTS = "add numbers to the opt-out list"
+    REMOVE_OPT_OUT = "remove a number from the opt-out list"
     VIEW_AUDIT = "view the audit log"
 
 
@@ -46,6 +52,12 @@ NEEDS: dict[Action, str] = {
     Action.RESUME: "send",
     Action.RESEND: "send",
     Action.REPLAY_CALLBACKS: "send",
+    Action.VIEW_MONEY: "read",
+    Action.VIEW_SENDERS: "read",
+    Action.REQUEST_SENDER: "admin",
+    Action.VIEW_OPT_OUTS: "read",
+    Action.ADD_OPT_OUTS: "send",
+    Action.REMOVE_OPT_OUT: "admin",
     Action.VIEW_AUDIT: "admin",
 }
 

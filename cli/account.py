@@ -214,13 +214,17 @@ def cmd_sender_list(args: argparse.Namespace) -> int:
 
 
 def cmd_opt_out_import(args: argparse.Namespace) -> int:
-    with open(args.file, encoding="utf-8-sig", newline="") as text:
-        numbers = opt_outs.read_csv(text)
-    with _connect() as conn:
-        result = opt_outs.add(conn, tenant_id_by_name(conn, args.tenant), numbers, source="csv")
-    for position, reason in result.invalid:
-        print(f"row {position + 1}: refused: {reason}", file=sys.stderr)
-    print(f"{args.tenant}: {result.added} numbers added to the opt-out list, {len(result.invalid)} refused")
+    with open(args.file, "rb") as binary, _connect() as conn:
+        fmt, numbered = opt_outs.read_file(binary)
+        result = opt_outs.import_numbers(conn, tenant_id_by_name(conn, args.tenant), numbered, source=fmt)
+    for line, _, reason in result.refusals:
+        print(f"line {line}: refused: {reason}", file=sys.stderr)
+    if result.refused > len(result.refusals):
+        print(f"... and {result.refused - len(result.refusals)} more lines refused", file=sys.stderr)
+    print(
+        f"{args.tenant}: {result.added} numbers added to the opt-out list, {result.already} on it already, "
+        f"{result.refused} refused"
+    )
     return 0
 
 
@@ -312,7 +316,7 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
     opt_out = sub.add_parser("opt-out", help="advertising opt-out lists").add_subparsers(
         dest="opt_out_command", required=True
     )
-    imported = opt_out.add_parser("import", help="add the numbers of a CSV file (first column)")
+    imported = opt_out.add_parser("import", help="add the numbers of a CSV or XLSX file (first column)")
     imported.add_argument("tenant")
     imported.add_argument("file")
     imported.set_defaults(handler=cmd_opt_out_import)

@@ -13,6 +13,7 @@ import httpx
 
 from cli import account, callbacks, operators
 from engine.config import MissingSecrets, Settings, get_settings
+from engine.unknown_settings import report_unknown_settings
 
 
 def _connect():  # type: ignore[no-untyped-def]
@@ -396,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.logs import configure_logging
 
     configure_logging(get_settings().log_level)
+    report_unknown_settings()  # a misspelt BALSONG_* variable, once, whatever the command
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
 

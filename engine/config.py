@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 #: The RabbitMQ queue types balsong can declare its queues as.
 QUEUE_TYPES = ("classic", "quorum")
@@ -23,18 +25,41 @@ DEVELOPMENT_SECRETS = {
     "kakao_webhook_signature": "balsong-local-webhook",
     "cursor_secret": "balsong-local-cursor-secret",
 }
+#: The carrier API URLs, which point at the local simulator unless set. In production a carrier
+#: URL on a loopback address (the simulator's ``127.0.0.1:8070`` or any other) is refused: a
+#: process sending there would send nothing to any phone while reporting success.
+CARRIER_URLS = ("sms_api_url", "kakao_api_url")
 
 
 class MissingSecrets(RuntimeError):
-    """A production process was started without secrets it needs (see `Settings.check_secrets`)."""
+    """A production process was started with development values: secrets it lacks, or carrier
+    URLs that point at the local simulator (see `Settings.check_secrets`).
 
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
+    Parameters:
+      secrets: the variables of the secrets not set or holding their public development value.
+      urls: the variables of the carrier URLs on a loopback address.
+    """
+
+    def __init__(self, secrets: list[str], urls: list[str] | None = None) -> None:
+        self.secrets = secrets
+        self.urls = urls or []
+        #: Every variable to set, secrets first.
+        self.names = [*secrets, *self.urls]
+        problems = []
+        if secrets:
+            problems.append(
+                f"these secrets are not set or still hold the public development values: {', '.join(secrets)}"
+            )
+        if self.urls:
+            problems.append(
+                "these carrier URLs point at the local carrier simulator (a loopback address):"
+                f" {', '.join(self.urls)}"
+            )
         super().__init__(
-            "BALSONG_ENV is production (it is unless set to development), and these secrets are not"
-            f" set or still hold the public development values: {', '.join(names)}. Set them from"
-            " your secret store, or set BALSONG_ENV=development to run against the local simulator"
-            " with its built-in values."
+            "BALSONG_ENV is production (it is unless set to development), and "
+            + "; and ".join(problems)
+            + ". Set them (secrets from your secret store, the URLs to the providers' APIs), or set"
+            " BALSONG_ENV=development to run against the local simulator with its built-in values."
         )
 
 
@@ -57,9 +82,14 @@ class Settings:
 
     ``BALSONG_ENV`` is ``production`` unless set to ``development``. In production the secrets
     (`DEVELOPMENT_SECRETS`: carrier app/secret keys, the KakaoTalk sender key, the webhook
-    signatures, the cursor key) have no value unless they are set, and the api, worker and scheduler refuse to
-    start while one is missing (`check_secrets`). In development, a secret not set takes the
-    local simulator's public value.
+    signatures, the cursor key) have no value unless they are set, and the api, worker, scheduler
+    and callbacks dispatcher refuse to start while one is missing or a carrier URL still points at
+    the simulator (`check_secrets`). In development, a secret not set takes the local simulator's
+    public value.
+
+    A ``BALSONG_*`` variable that is no field is reported at start-up (`engine.unknown_settings`).
+    Each field's ``#:`` comment is its documentation: docs/configuration.md's table of settings is
+    generated from them (``python -m engine.config_doc --write``), and a unit test keeps it so.
     """
 
     #: "development" (local simulator, public built-in secrets) or "production" (the default).
@@ -301,12 +331,20 @@ class Settings:
             if getattr(self, name) in ("", public)
         ]
 
+    def simulator_urls(self) -> list[str]:
+        """The environment variables of the carrier URLs that, in production, still point at the
+        local simulator: any loopback address (``CARRIER_URLS``). Empty in development."""
+        if self.env == "development":
+            return []
+        return ["BALSONG_" + name.upper() for name in CARRIER_URLS if _is_loopback(getattr(self, name))]
+
     def check_secrets(self) -> None:
-        """Raise MissingSecrets, naming every missing secret, unless this process may start:
-        the api, worker and scheduler call it first thing."""
-        missing = self.missing_secrets()
-        if missing:
-            raise MissingSecrets(missing)
+        """Raise MissingSecrets, naming every missing secret and every carrier URL still at the
+        simulator, unless this process may start: the api, worker, scheduler and callbacks
+        dispatcher call it first thing."""
+        secrets, urls = self.missing_secrets(), self.simulator_urls()
+        if secrets or urls:
+            raise MissingSecrets(secrets, urls)
 
     @property
     def pool_size(self) -> int:
@@ -366,6 +404,17 @@ class Settings:
                 raise ValueError(f"BALSONG_{field.name.upper()}: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is a loopback address (``127.0.0.0/8``, ``::1``) or ``localhost``."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse(raw: str, default: Any) -> Any:

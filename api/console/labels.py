@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from engine.clock import KST
 from engine.intake.phone import InvalidPhone, format_phone
@@ -61,3 +62,27 @@ SCOPE = {
     "export:unmasked": "전체 번호 내보내기(export:unmasked)",
     "admin": "관리(admin)",
 }
+
+
+def points(value: Decimal | str | None, signed: bool = False) -> str:
+    """Points as Korean operators read money: ``12,345.50 P``; ``signed``: ``+45.00 P``, ``-90.00 P``."""
+    amount = Decimal(value or 0).quantize(Decimal("0.01"))
+    sign = "+" if signed and amount > 0 else ""
+    return f"{sign}{amount:,.2f} P"
+
+
+#: Why a phone number was refused, by `engine.intake.phone.InvalidPhone` code, in Korean.
+PHONE_REFUSAL = {
+    "empty": "번호가 비어 있습니다",
+    "invalid_character": "숫자가 아닌 문자가 있습니다",
+    "not_korean": "국내 번호가 아닙니다",
+    "unknown_prefix": "알 수 없는 국번입니다 (맨 앞의 0이 빠졌을 수 있습니다)",
+    "too_short": "자릿수가 모자랍니다",
+    "too_long": "자릿수가 너무 많습니다",
+    "sender_only": "대표번호(15xx·16xx·18xx)는 수신할 수 없습니다",
+}
+
+
+def phone_refusal(code: str, reason: str) -> str:
+    """The Korean reason of a refused number; an unknown code shows the engine's own reason."""
+    return PHONE_REFUSAL.get(code, reason)

@@ -218,19 +218,6 @@ def balance(conn: Connection, tenant_id: int) -> BalanceCheck:
     return BalanceCheck(Decimal(row[0]).quantize(ZERO), Decimal(row[1]).quantize(ZERO))
 
 
-def ledger_rows(conn: Connection, tenant_id: int, *, limit: int = 100) -> list[dict[str, object]]:
-    """The tenant's latest ledger rows, newest first."""
-    rows = conn.execute(
-        """
-        SELECT id, kind, amount, balance_after, job_id, memo, created_at FROM ledger
-        WHERE tenant_id = %s ORDER BY id DESC LIMIT %s
-        """,
-        (tenant_id, limit),
-    ).fetchall()
-    names = ("id", "kind", "amount", "balance_after", "job_id", "memo", "created_at")
-    return [dict(zip(names, row, strict=True)) for row in rows]
-
-
 @dataclass(frozen=True, slots=True)
 class JobMoney:
     charged: Decimal

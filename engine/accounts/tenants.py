@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg import Connection
 
@@ -202,13 +203,39 @@ def set_sender_state(conn: Connection, tenant_id: int, number: str, state: str) 
         raise NotFound(f"sender {number} is not registered for this tenant")
 
 
-def list_senders(conn: Connection, tenant_id: int) -> list[tuple[str, str]]:
-    """The tenant's sender numbers and their states."""
+@dataclass(frozen=True, slots=True)
+class SenderNumber:
+    """A tenant's sender number and its review."""
+
+    number: str
+    #: One of `SENDER_STATES`.
+    state: str
+    #: When it was registered or requested.
+    requested_at: datetime
+    #: When an operator last approved or blocked it (None while it waits).
+    reviewed_at: datetime | None
+
+    @property
+    def changed_at(self) -> datetime:
+        """When its state last changed."""
+        return self.reviewed_at or self.requested_at
+
+
+def senders(conn: Connection, tenant_id: int) -> list[SenderNumber]:
+    """The tenant's sender numbers, oldest first, with their states and when they changed."""
     rows = conn.execute(
-        "SELECT number, state FROM sender_numbers WHERE tenant_id = %s ORDER BY created_at, number",
+        """
+        SELECT number, state, created_at, reviewed_at FROM sender_numbers
+        WHERE tenant_id = %s ORDER BY created_at, number
+        """,
         (tenant_id,),
     ).fetchall()
-    return [(str(number), str(state)) for number, state in rows]
+    return [SenderNumber(str(n), str(s), created, reviewed) for n, s, created, reviewed in rows]
+
+
+def list_senders(conn: Connection, tenant_id: int) -> list[tuple[str, str]]:
+    """The tenant's sender numbers and their states."""
+    return [(sender.number, sender.state) for sender in senders(conn, tenant_id)]
 
 
 def require_sender(conn: Connection, tenant_id: int, number: str) -> None:

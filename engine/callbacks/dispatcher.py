@@ -63,6 +63,8 @@ FIRST_BACKOFF = timedelta(seconds=1)
 #: Longest error text kept (a receiver's answer may be long).
 ERROR_TEXT_MAX = 300
 USER_AGENT = "balsong-callbacks/1"
+#: Seconds a tenant's signing secrets are kept before they are read again.
+SECRETS_CACHE_SECONDS = 10.0
 #: Seconds an endpoint rests after its delivery failed unexpectedly (not an answer of its own).
 UNEXPECTED_REST_SECONDS = 5.0
 
@@ -97,10 +99,19 @@ _DUE = """
     ORDER BY e.oldest
 """
 
+# The endpoint's oldest waiting rows that fit in one request (at least one). Rows are chosen by
+# their counts first: their arrays are read only for the rows sent (a backlog of a dead endpoint
+# may hold thousands of rows of 1,000 events each).
 _HEAD = f"""
+    WITH head AS (
+        SELECT id, sum(event_count) OVER (ORDER BY id) AS upto, row_number() OVER (ORDER BY id) AS n
+        FROM (SELECT id, event_count FROM callback_events
+              WHERE tenant_id = %s AND url = %s AND state = 'pending'
+              ORDER BY id LIMIT {MAX_EVENTS}) AS waiting
+    )
     SELECT {payloads.COLUMNS} FROM callback_events
-    WHERE tenant_id = %s AND url = %s AND state = 'pending'
-    ORDER BY id LIMIT {MAX_EVENTS}
+    WHERE id IN (SELECT id FROM head WHERE upto <= {MAX_EVENTS} OR n = 1)
+    ORDER BY id
 """
 
 
@@ -139,6 +150,7 @@ class Dispatcher:
         self.executor = ThreadPoolExecutor(settings.callback_concurrency, thread_name_prefix="callback")
         self._busy: set[Endpoint] = set()
         self._resting: dict[Endpoint, float] = {}
+        self._secret_cache: dict[int, tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -227,9 +239,7 @@ class Dispatcher:
                     conn, endpoint, rows, failures, f"URL refused: {exc}", "refused", now
                 )
             body, times = payloads.build_body(conn, rows)
-            signature = signature_header(
-                secrets_in_force(conn, endpoint.tenant_id, now), int(time.time()), body
-            )
+            signature = signature_header(self._secrets(conn, endpoint.tenant_id, now), int(time.time()), body)
         # No connection is held while the receiver takes its time.
         try:
             answer = self.client.post(endpoint.url, content=body, headers={HEADER: signature})
@@ -249,16 +259,18 @@ class Dispatcher:
                 return self._disable(conn, endpoint, rows, error or "HTTP 410")
             return self._record_failure(conn, endpoint, rows, failures, error or "no answer", "failed", now)
 
+    def _secrets(self, conn: psycopg.Connection[Any], tenant_id: int, now: datetime) -> list[str]:
+        """The tenant's secrets in force, read again after `SECRETS_CACHE_SECONDS` (a rotation's
+        old secret stays valid for a day, so a request signed with it alone meanwhile verifies)."""
+        cached = self._secret_cache.get(tenant_id)
+        if cached is not None and time.monotonic() - cached[0] < SECRETS_CACHE_SECONDS:
+            return cached[1]
+        found = secrets_in_force(conn, tenant_id, now)
+        self._secret_cache[tenant_id] = (time.monotonic(), found)
+        return found
+
     def _head(self, conn: psycopg.Connection[Any], endpoint: Endpoint) -> list[OutboxRow]:
-        rows: list[OutboxRow] = []
-        events = 0
-        for record in conn.execute(_HEAD, (endpoint.tenant_id, endpoint.url)).fetchall():
-            row = OutboxRow(*record)
-            if rows and events + row.event_count > MAX_EVENTS:
-                break
-            rows.append(row)
-            events += row.event_count
-        return rows
+        return [OutboxRow(*record) for record in conn.execute(_HEAD, (endpoint.tenant_id, endpoint.url))]
 
     def _give_up_stale(self, conn: psycopg.Connection[Any], endpoint: Endpoint, now: datetime) -> int:
         """Fail the endpoint's events that were tried and have waited past the retry window."""

@@ -31,14 +31,17 @@ ROW_EVENTS = 1000
 def events_from(changed: str) -> str:
     """SQL that inserts the recipient events of the rows in ``changed`` (a CTE, or a subquery
     in parentheses, with columns ``job_id, seq, attempt, status, reason_code, reason_text,
-    at``), for jobs that have a callback URL. Put it in a ``WITH`` of the changing statement."""
+    at``), for jobs that have a callback URL. Put it in a ``WITH`` of the changing statement.
+
+    The arrays have no ORDER BY: the aggregates of one group are fed the same rows in the same
+    order, so element i of each is one event, and sorting each of the six (PostgreSQL 15 sorts
+    them one by one) cost the flusher more than the insert itself."""
     return f"""
         INSERT INTO callback_events (tenant_id, job_id, url, kind, seqs, attempts, statuses, codes, texts,
                                      occurred_at, event_count)
         SELECT j.tenant_id, c.job_id, j.callback_url, 'recipient',
-               array_agg(c.seq ORDER BY c.seq), array_agg(c.attempt ORDER BY c.seq),
-               array_agg(c.status ORDER BY c.seq), array_agg(c.reason_code ORDER BY c.seq),
-               array_agg(c.reason_text ORDER BY c.seq), array_agg(c.at ORDER BY c.seq), count(*)
+               array_agg(c.seq), array_agg(c.attempt), array_agg(c.status), array_agg(c.reason_code),
+               array_agg(c.reason_text), array_agg(c.at), count(*)
         FROM {changed} c JOIN jobs j ON j.id = c.job_id
         WHERE j.callback_url IS NOT NULL AND c.status <> 'queued'
         GROUP BY j.tenant_id, c.job_id, j.callback_url, c.seq / {ROW_EVENTS}

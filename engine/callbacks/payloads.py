@@ -52,8 +52,13 @@ class OutboxRow(NamedTuple):
 COLUMNS = "id, job_id, kind, seqs, attempts, statuses, codes, texts, occurred_at, event_count, created_at"
 
 
-def _time(at: datetime) -> str:
-    return at.astimezone(KST).isoformat(timespec="milliseconds")
+def _time(at: datetime, cache: dict[datetime, str]) -> str:
+    """``at`` in KST, ISO 8601 with its offset; ``cache``: a request's events share few times
+    (a batch's submissions have one)."""
+    text = cache.get(at)
+    if text is None:
+        text = cache[at] = at.astimezone(KST).isoformat(timespec="milliseconds")
+    return text
 
 
 def build_body(conn: Connection[Any], rows: Sequence[OutboxRow]) -> tuple[bytes, list[datetime]]:
@@ -81,10 +86,11 @@ def build_body(conn: Connection[Any], rows: Sequence[OutboxRow]) -> tuple[bytes,
             recipients[job_id, seq] = (mask_phone(phone), reference, channel)
     events: list[dict[str, Any]] = []
     times: list[datetime] = []
+    texts: dict[datetime, str] = {}
     for row in rows:
         created_at, job_reference, job_status = jobs.get(row.job_id, (None, None, None))
         if row.kind == "job.finished":
-            events.append(_job_finished(conn, row, created_at, job_reference, job_status))
+            events.append(_job_finished(conn, row, created_at, job_reference, job_status, texts))
             times.append(row.occurred_at[0])
             continue
         assert row.seqs and row.attempts and row.statuses and row.codes is not None and row.texts is not None
@@ -103,7 +109,7 @@ def build_body(conn: Connection[Any], rows: Sequence[OutboxRow]) -> tuple[bytes,
                     "status": status,
                     "reason_code": row.codes[i],
                     "reason": row.texts[i],
-                    "occurred_at": _time(at),
+                    "occurred_at": _time(at, texts),
                 }
             )
             times.append(at)
@@ -116,6 +122,7 @@ def _job_finished(
     created_at: datetime | None,
     job_reference: str | None,
     job_status: str | None,
+    texts: dict[datetime, str],
 ) -> dict[str, Any]:
     counts = recount(conn, row.job_id, created_at) if created_at is not None else None
     return {
@@ -129,7 +136,7 @@ def _job_finished(
         "status": job_status,
         "reason_code": None,
         "reason": None,
-        "occurred_at": _time(row.occurred_at[0]),
+        "occurred_at": _time(row.occurred_at[0], texts),
         "counts": None
         if counts is None
         else {

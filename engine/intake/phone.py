@@ -25,7 +25,16 @@ Error messages never contain the number itself, so they can be logged and return
 
 from __future__ import annotations
 
-__all__ = ["InvalidPhone", "format_phone", "mask_phone", "normalize_recipient", "normalize_sender"]
+from engine.errors import ValidationError
+
+__all__ = [
+    "InvalidPhone",
+    "format_phone",
+    "mask_phone",
+    "normalize_recipient",
+    "normalize_sender",
+    "search_terms",
+]
 
 
 class InvalidPhone(ValueError):
@@ -257,6 +266,26 @@ def _parts(number: str, kind: str) -> tuple[str, str, str]:
     return number[:head], number[head:-4], number[-4:]
 
 
+def search_terms(field: str, value: str | None) -> tuple[str | None, str | None]:
+    """What a search box for a phone number means: ``(whole normalised number, its last four
+    digits)`` for a number, ``(None, last four digits)`` for four digits, ``(None, None)`` for
+    None. The last four digits go with a whole number too: they let PostgreSQL use an index of
+    last four digits where there is one.
+
+    Raises:
+      ValidationError: on ``field``: neither a phone number nor four digits.
+    """
+    if value is None:
+        return None, None
+    if len(value) == 4 and value.isdigit():
+        return None, value
+    try:
+        number = normalize_recipient(value)
+    except InvalidPhone as exc:
+        raise ValidationError(field, f"neither a phone number nor its last four digits: {exc}") from None
+    return number, number[-4:]
+
+
 def format_phone(phone: str) -> str:
     """Dashed display form: ``010-1234-5678``, ``02-123-4567``, ``1588-1234``.
 
@@ -276,6 +305,9 @@ def mask_phone(phone: str) -> str:
     Never fails and never returns the middle digits: text that is not a Korean number (garbage,
     a truncated number) becomes ``****`` whole, whatever its length.
     """
+    if len(phone) == 11 and phone.startswith("010") and phone.isdigit() and phone.isascii():
+        # The usual case, a mobile number as stored: asked once per callback event and log line.
+        return f"010-****-{phone[7:]}"
     try:
         number, kind = _normalize(phone)
     except InvalidPhone:

@@ -3,8 +3,8 @@
 Same rows and columns as the CSV (``engine.reporting.exports``). An XLSX file is a ZIP archive of XML
 parts. Two of its parts are ours to write, row by row: the worksheets. Every other part (content
 types, relationships, the styles that make the header bold, the frozen header, column widths,
-filter buttons, the workbook's sheet list) is made by rust_xlsxwriter (XlsxWriter's author's Rust
-port, through its binding ``rustpy-xlsxwriter``) as a header-only workbook, once per sheet count.
+filter buttons, the workbook's sheet list) is made by XlsxWriter as a header-only workbook, once
+per sheet count, and kept.
 
 The rows are written the way the CSV's are: PostgreSQL makes each row's XML (a ``<row>`` of
 typed cells: the job id a number, the rest inline text, an empty value no cell) in one
@@ -27,12 +27,10 @@ from __future__ import annotations
 import functools
 import io
 import itertools
-import tempfile
 import zipfile
 from collections.abc import Collection, Generator, Iterator, Sequence
-from pathlib import Path
 
-import rustpy_xlsxwriter
+import xlsxwriter
 from psycopg import Connection, sql
 from psycopg.abc import Buffer
 
@@ -166,22 +164,23 @@ def rows_statement(job: ExportJob, *, unmasked: bool, sheet_rows: int) -> sql.Co
 
 @functools.cache
 def workbook_parts(sheets: int) -> tuple[tuple[str, bytes], ...]:
-    """The parts of a workbook of ``sheets`` header-only sheets, as rust_xlsxwriter makes it."""
-    with tempfile.TemporaryDirectory(prefix="balsong-xlsx-") as directory:
-        path = Path(directory) / "header.xlsx"
-        # The writer takes its header from the first row's keys; a row of empty values gives the
-        # header and writes no cells.
-        rustpy_xlsxwriter.write_worksheets(
-            [(name, [dict.fromkeys(HEADER)]) for name in _names(sheets)],
-            str(path),
-            bold_headers=True,
-            freeze_panes={"general": {"row": 1, "col": 0}},
-            column_widths={"general": _WIDTHS},
-            # Filter buttons on the header: operators narrow to failures or one reason in Excel.
-            autofilter={"general": True},
-        )
-        with zipfile.ZipFile(path) as archive:
-            return tuple((info.filename, archive.read(info)) for info in archive.infolist())
+    """The parts of a workbook of ``sheets`` header-only sheets, as XlsxWriter makes it."""
+    output = io.BytesIO()
+    # constant_memory: cells are written as inline strings (no shared-string table), as our rows are.
+    workbook = xlsxwriter.Workbook(output, {"constant_memory": True})
+    bold = workbook.add_format({"bold": True})
+    for name in _names(sheets):
+        sheet = workbook.add_worksheet(name)
+        for column, width in enumerate(_WIDTHS):
+            sheet.set_column(column, column, width)
+        sheet.freeze_panes(1, 0)
+        sheet.write_row(0, 0, HEADER, bold)
+        # Filter buttons on the header: operators narrow to failures or one reason in Excel. The
+        # range (header and the row below) is widened to the rows written (`_sheet_chunks`).
+        sheet.autofilter(0, 0, 1, len(HEADER) - 1)
+    workbook.close()
+    with zipfile.ZipFile(io.BytesIO(output.getvalue())) as archive:
+        return tuple((info.filename, archive.read(info)) for info in archive.infolist())
 
 
 class _Sink(io.RawIOBase):

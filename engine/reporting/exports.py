@@ -239,7 +239,7 @@ def normalised_phone_expression(column: sql.Composable, *, unmasked: bool) -> sq
     )
 
 
-def _labelled(column: sql.Composable, labels: dict[str, str]) -> sql.Composable:
+def labelled(column: sql.Composable, labels: dict[str, str]) -> sql.Composable:
     """``column``'s label; an unknown value shows as itself (a status added later stays visible)."""
     whens = sql.SQL(" ").join(
         sql.SQL("WHEN {v} THEN {label}").format(v=sql.Literal(value), label=sql.Literal(label))
@@ -248,7 +248,7 @@ def _labelled(column: sql.Composable, labels: dict[str, str]) -> sql.Composable:
     return sql.SQL("CASE {c} {whens} ELSE {c} END").format(c=column, whens=whens)
 
 
-def _kst(column: sql.Composable) -> sql.Composable:
+def kst_text(column: sql.Composable) -> sql.Composable:
     # A fixed +09:00: Korea has kept no daylight saving time since 1988, and a named zone costs a
     # zone lookup per value (about a third of a row's formatting time).
     return sql.SQL("to_char({c} AT TIME ZONE INTERVAL '+09:00', {f})").format(
@@ -279,14 +279,14 @@ def export_columns(job: ExportJob, *, unmasked: bool, text: TextCell) -> list[sq
     return [
         sql.Literal(job.id),  # a number: the same text in a CSV, a number cell in an XLSX
         sql.Literal(KIND_LABELS.get(job.kind, job.kind)),
-        _labelled(final("channel"), CHANNEL_LABELS),
+        labelled(final("channel"), CHANNEL_LABELS),
         phone,
         text(sql.SQL("r.member_id")),
-        _labelled(final("status"), STATUS_LABELS),
+        labelled(final("status"), STATUS_LABELS),
         text(final("reason_code")),
         text(final("reason_text")),
-        _kst(sql.SQL("r.submitted_at")),
-        _kst(final("completed_at")),
+        kst_text(sql.SQL("r.submitted_at")),
+        kst_text(final("completed_at")),
         sql.SQL("CASE WHEN r.status = 'fallback' THEN 'Y' END"),
         text(sql.SQL("CASE WHEN r.status = 'fallback' THEN r.reason_code END")),
         text(sql.SQL("r.reference")),

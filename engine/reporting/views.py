@@ -15,7 +15,7 @@ from engine.attribution import links, revenue
 from engine.clock import KST
 from engine.errors import NotFound, ValidationError
 from engine.intake.client_reference import check_reference
-from engine.intake.phone import InvalidPhone, mask_phone, normalize_recipient
+from engine.intake.phone import mask_phone, search_terms
 from engine.keys import Keys
 from engine.lifecycle import counters
 from engine.lifecycle.statuses import RecipientStatus
@@ -284,20 +284,9 @@ _RECIPIENTS_PAGE = f"""
 
 
 def _phone_filter(phone: str | None) -> tuple[str | None, str | None]:
-    """``(whole normalised number, its last four digits)`` or ``(None, last four digits)``.
-
-    The last four digits go with a whole number too: they let PostgreSQL use the job's
-    last-four-digits index instead of reading every recipient of the job.
-    """
-    if phone is None:
-        return None, None
-    if len(phone) == 4 and phone.isdigit():
-        return None, phone
-    try:
-        number = normalize_recipient(phone)
-    except InvalidPhone as exc:
-        raise ValidationError("phone", f"neither a phone number nor its last four digits: {exc}") from None
-    return number, number[-4:]
+    """``(whole normalised number, its last four digits)`` or ``(None, last four digits)``
+    (`engine.intake.phone.search_terms`): the job's last-four-digits index serves both."""
+    return search_terms("phone", phone)
 
 
 def _outcome(columns: Sequence[Any]) -> dict[str, Any]:

@@ -127,3 +127,30 @@ def running_receiver(answer: int | Callable[[int], int] = 200) -> Iterator[Recei
         yield receiver
     finally:
         receiver.stop()
+
+
+def main() -> None:
+    """A receiver in a process of its own (the benchmark's, so that it shares no interpreter
+    with what measures): answers 200 on ``--port`` and, when stopped (SIGTERM), writes one JSON
+    line per request to ``--out``: its arrival time and body."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--out", required=True, help="file the requests are written to when stopped")
+    args = parser.parse_args()
+    receiver = Receiver(port=args.port)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    receiver.start()
+    stopped.wait()
+    receiver.stop()
+    with open(args.out, "wb") as out:
+        for delivery in receiver.deliveries:
+            out.write(orjson.dumps({"received_at": delivery.received_at, "status": delivery.status}))
+            out.write(b"\t" + delivery.body + b"\n")
+
+
+if __name__ == "__main__":
+    main()

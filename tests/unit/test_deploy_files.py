@@ -173,6 +173,36 @@ def test_processes_wait_for_their_dependencies() -> None:
         assert {k: deps.get(k) for k in needs} == needs, name
     assert depends_on(all_services["migrate"]) == {"postgres": "service_healthy"}
     assert all_services["migrate"]["command"] == ["db", "upgrade"]
+    assert all_services["migrate"]["restart"] == "no"
+
+
+def test_every_balsong_service_but_the_simulator_waits_for_the_migrations() -> None:
+    """Given every service built from the Dockerfile
+    When its depends_on are read
+    Then each one but the migration itself and the carrier simulator (a stand-in for the
+    carriers, which touches no balsong store) starts only once `balsong db upgrade` exited 0,
+    so none runs against an old schema; the simulator does not wait for it."""
+    built = balsong_services()
+
+    waiting = {
+        name
+        for name, svc in built.items()
+        if depends_on(svc).get("migrate") == "service_completed_successfully"
+    }
+
+    assert waiting == set(built) - {"migrate", "simulator"}
+    assert "migrate" not in depends_on(built["simulator"])
+
+
+def test_rabbitmq_runs_with_its_management_ui_published() -> None:
+    """Given the rabbitmq service
+    When its image and ports are read
+    Then it is a management image (the UI and its API are in it) and port 15672 is published on
+    the host's loopback (the broker user's password is the public default)."""
+    rabbitmq = services()["rabbitmq"]
+
+    assert rabbitmq["image"].split(":")[1].endswith("management"), rabbitmq["image"]
+    assert "127.0.0.1:15672:15672" in [str(p) for p in rabbitmq["ports"]]
 
 
 def test_compose_env_names_are_real_settings() -> None:
@@ -194,7 +224,7 @@ def test_balsong_services_are_configured_for_the_compose_network() -> None:
     """Given the environment of every service built from the Dockerfile
     When the connection settings are read
     Then each names the compose services (not 127.0.0.1), the broker URL carries the vhost, and
-    the carrier API is the simulator."""
+    both carrier APIs (SMS and AlimTalk) are the simulator."""
     for name, svc in balsong_services().items():
         env = environment(svc)
         for key in (
@@ -204,6 +234,10 @@ def test_balsong_services_are_configured_for_the_compose_network() -> None:
             "BALSONG_SMS_API_URL",
             "BALSONG_SMS_APP_KEY",
             "BALSONG_SMS_SECRET_KEY",
+            "BALSONG_KAKAO_API_URL",
+            "BALSONG_KAKAO_APP_KEY",
+            "BALSONG_KAKAO_SECRET_KEY",
+            "BALSONG_KAKAO_SENDER_KEY",
         ):
             assert env.get(key), f"{name}: {key} missing"
         assert "@postgres:5432/" in env["BALSONG_DATABASE_URL"], name
@@ -212,12 +246,14 @@ def test_balsong_services_are_configured_for_the_compose_network() -> None:
             "@rabbitmq:5672/%2F"
         ), name
         assert env["BALSONG_SMS_API_URL"] == "http://simulator:8070", name
+        assert env["BALSONG_KAKAO_API_URL"] == "http://simulator:8070", name
 
 
 def test_simulator_uses_the_credentials_the_engine_sends() -> None:
     """Given the simulator service and the engine services' carrier credentials
     When the simulator's --app-key/--secret-key are compared with BALSONG_SMS_APP_KEY/_SECRET_KEY
-    Then they are the same, and default to the values Settings has in development."""
+    Then they are the same, and default to the values Settings has in development; AlimTalk is
+    given the same pair and the simulator's sender key."""
     all_services = services()
     argv = [str(a) for a in all_services["simulator"]["command"]]
     worker_env = environment(all_services["worker"])
@@ -225,6 +261,13 @@ def test_simulator_uses_the_credentials_the_engine_sends() -> None:
     assert flag(argv, "--app-key") == worker_env["BALSONG_SMS_APP_KEY"]
     assert flag(argv, "--secret-key") == worker_env["BALSONG_SMS_SECRET_KEY"]
     assert flag(argv, "--port") == "8070"
+    # AlimTalk: the simulator takes the SMS pair for both APIs, and its own sender key.
+    assert worker_env["BALSONG_KAKAO_APP_KEY"] == worker_env["BALSONG_SMS_APP_KEY"]
+    assert worker_env["BALSONG_KAKAO_SECRET_KEY"] == worker_env["BALSONG_SMS_SECRET_KEY"]
+    assert flag(argv, "--kakao-sender-key") == worker_env["BALSONG_KAKAO_SENDER_KEY"]
+    assert f":-{DEVELOPMENT_SECRETS['kakao_sender_key']}}}" in worker_env["BALSONG_KAKAO_SENDER_KEY"]
+    assert DEVELOPMENT_SECRETS["kakao_app_key"] == DEVELOPMENT_SECRETS["sms_app_key"]
+    assert DEVELOPMENT_SECRETS["kakao_secret_key"] == DEVELOPMENT_SECRETS["sms_secret_key"]
     assert f":-{DEVELOPMENT_SECRETS['sms_app_key']}}}" in worker_env["BALSONG_SMS_APP_KEY"]
     assert f":-{DEVELOPMENT_SECRETS['sms_secret_key']}}}" in worker_env["BALSONG_SMS_SECRET_KEY"]
 
@@ -304,8 +347,9 @@ def test_scheduler_and_callbacks_run_their_command_and_are_healthy_while_their_m
 def test_dockerfile_runs_balsong_as_a_non_root_user_without_dev_dependencies() -> None:
     """Given the Dockerfile
     When its instructions are read
-    Then it starts from python:3.11-slim, installs the package without extras, copies every
-    package the project declares, switches to a non-root user and has `balsong` as entrypoint."""
+    Then it starts from python:3.11-slim, installs the locked dependencies and the package
+    without extras, copies every package the project declares, switches to a non-root user and
+    has `balsong` as entrypoint."""
     text = DOCKERFILE.read_text(encoding="utf-8")
     instructions = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
 
@@ -313,7 +357,9 @@ def test_dockerfile_runs_balsong_as_a_non_root_user_without_dev_dependencies() -
     assert 'ENTRYPOINT ["balsong"]' in instructions
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
-    assert "pip install --no-cache-dir ." in text
+    # The dependencies come from the runtime lock file, hash-checked; the package adds none.
+    assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in text
+    assert "pip install --no-cache-dir --no-deps ." in text
     assert "[dev]" not in text
     for package in ("engine", "actors", "carriers", "metrics", "api", "cli", "migrations"):
         assert f"COPY {package} ./{package}" in instructions, package

@@ -93,6 +93,55 @@ def test_config_scrapes_every_balsong_process_on_its_port() -> None:
     assert config["rule_files"] == ["alerts.yml"]
 
 
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub (and most Markdown renderers) give a heading: lower case, punctuation
+    dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_sections() -> dict[str, str]:
+    """docs/runbooks.md's level-2 sections: anchor -> text."""
+    sections: dict[str, str] = {}
+    for chunk in re.split(r"^## ", RUNBOOKS.read_text(encoding="utf-8"), flags=re.M)[1:]:
+        heading, _, body = chunk.partition("\n")
+        sections[github_anchor(heading)] = body
+    return sections
+
+
+def test_every_alert_links_its_own_runbook_section() -> None:
+    """Given the alert rules and docs/runbooks.md
+    When each alert's runbook_url is followed
+    Then it is docs/runbooks.md#<anchor>, that anchor is the section titled with the alert's name,
+    the section says what the alert means, how to confirm it and what to do, and there is no
+    section for an alert that does not exist."""
+    sections = runbook_sections()
+    alerts = {rule["alert"]: rule for rule in alert_rules()}
+
+    for name, rule in alerts.items():
+        path, _, anchor = rule["annotations"].get("runbook_url", "").partition("#")
+        assert path == "docs/runbooks.md", (name, path)
+        assert anchor == github_anchor(name), (name, anchor)
+        assert anchor in sections, f"{name}: no section #{anchor} in docs/runbooks.md"
+        for part in ("**Means.**", "**Confirm.**", "**Act.**"):
+            assert part in sections[anchor], (name, part)
+    assert set(sections) == {github_anchor(name) for name in alerts}
+    assert github_anchor("BalsongProcessDown") == "balsongprocessdown"
+    assert github_anchor("Status callbacks: results pushed") == "status-callbacks-results-pushed"
+
+
+def test_runbooks_name_only_exported_metrics() -> None:
+    """Given docs/runbooks.md
+    When the metric names in its queries are compared with what balsong exports
+    Then each is exported (a query naming a metric that does not exist confirms nothing)."""
+    used = referenced_names(RUNBOOKS.read_text(encoding="utf-8"))
+
+    assert "balsong_dependency_up" in used
+    assert not used - exported_names(), sorted(used - exported_names())
+
+
 def test_alerts_and_dashboard_name_only_exported_metrics() -> None:
     """Given every alert expression and dashboard query
     When the metric names in them are compared with what balsong exports
@@ -128,21 +177,146 @@ def test_dashboard_panels_have_unique_ids_and_a_status_callbacks_row() -> None:
     assert "balsong_callback_lag_seconds_bucket" in exprs
 
 
-def test_grafana_provisioning_points_at_the_dashboard_and_the_datasource_uid() -> None:
-    """Given the Grafana provisioning files and the dashboard
-    When they are read
-    Then the datasource has the uid every panel uses, and the provider loads the dashboards
-    directory docker-compose.yml mounts."""
+def datasource_refs(node: Any) -> list[Any]:
+    """Every ``datasource`` value anywhere in a dashboard (panels, targets, rows, annotations)."""
+    if isinstance(node, dict):
+        found = [node["datasource"]] if "datasource" in node else []
+        return found + [ref for value in node.values() for ref in datasource_refs(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in datasource_refs(item)]
+    return []
+
+
+def uids(node: Any) -> list[Any]:
+    """Every ``uid`` value anywhere under ``node``."""
+    if isinstance(node, dict):
+        return ([node["uid"]] if "uid" in node else []) + [u for v in node.values() for u in uids(v)]
+    if isinstance(node, list):
+        return [u for item in node for u in uids(item)]
+    return []
+
+
+def test_the_dashboard_takes_its_datasource_from_a_variable() -> None:
+    """Given the dashboard and the Grafana provisioning files
+    When its datasource references are read
+    Then it has a datasource template variable (any Prometheus; the provisioned one is the default),
+    every reference anywhere in it is that variable (no hard-coded uid: the dashboard imports into
+    any Grafana), and the provider loads the dashboards directory docker-compose.yml mounts."""
     datasource = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text())
     provider = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "balsong.yml").read_text())
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])} | {
-        p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p
-    }
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    refs = datasource_refs(dashboard)
+    panels_with_queries = [p for p in dashboard["panels"] if p.get("targets")]
 
-    assert uids == {datasource["datasources"][0]["uid"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert refs and all(ref == {"type": "prometheus", "uid": "${datasource}"} for ref in refs), refs
+    assert all("datasource" in p for p in panels_with_queries)
+    assert set(uids(dashboard["panels"])) == {"${datasource}"}
+    assert datasource["datasources"][0]["isDefault"] is True
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_dashboard_opens_on_a_row_of_single_stats() -> None:
+    """Given the dashboard
+    When its first row is read
+    Then it holds only single stats: sent per second, success ratio, recipients in flight, the
+    retry backlog, the oldest overdue retry and the API's 5xx ratio, each from the metrics balsong
+    exports for it."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    rows = sorted((p for p in dashboard["panels"] if p["type"] == "row"), key=lambda p: p["gridPos"]["y"])
+    top, second = rows[0]["gridPos"]["y"], rows[1]["gridPos"]["y"]
+    stats = [p for p in dashboard["panels"] if top < p["gridPos"]["y"] < second]
+    exprs = [t["expr"] for p in stats for t in p["targets"]]
+
+    assert top == 0 and len(stats) >= 6
+    assert {p["type"] for p in stats} == {"stat"}
+    for wanted in (
+        'rate(balsong_recipients_total{outcome="submitted"}',
+        'rate(balsong_recipients_total{outcome="delivered"}',
+        "max(balsong_recipients_in_flight)",
+        'max(balsong_recipients_queued{state="retry_ledger"})',
+        "max(balsong_retry_ledger_overdue_seconds)",
+        'rate(balsong_api_requests_total{status=~"5.."}',
+    ):
+        assert any(wanted in e for e in exprs), wanted
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    """Given the dashboard's panels
+    When their grid positions are compared
+    Then no two cover the same cell, and none is wider than the 24-column grid."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, (panel["title"], cells.get((x, y)))
+                cells[(x, y)] = panel["title"]
+
+
+#: Two minutes of API traffic, one sample a minute: 100 requests a second on two routes, 2 of
+#: them 5xx on /v1/jobs only.
+API_TRAFFIC = {
+    'balsong_api_requests_total{method="POST",route="/v1/jobs",status="202"}': "0+2880x10",
+    'balsong_api_requests_total{method="POST",route="/v1/jobs",status="503"}': "0+120x10",
+    'balsong_api_requests_total{method="GET",route="/v1/jobs/{job_id}",status="200"}': "0+3000x10",
+}
+
+
+def test_the_api_5xx_ratio_panels_compute_the_ratio_and_zero_without_errors(tmp_path: Path) -> None:
+    """Given the dashboard's API 5xx queries and API traffic with and without 5xx answers
+    When promtool evaluates them (Grafana's $__rate_interval as 2m)
+    Then they give the 5xx share (2 % overall, 4 % of /v1/jobs, 0 for the other route), and 0,
+    not no data, when nothing failed."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [
+        (p["title"], t["expr"].replace("$__rate_interval", "2m"))
+        for p in dashboard["panels"]
+        for t in p.get("targets", [])
+        if 'balsong_api_requests_total{status=~"5.."}' in t["expr"]
+    ]
+    overall = [e for _, e in exprs if "by (route)" not in e]
+    by_route = [e for _, e in exprs if "by (route)" in e]
+    assert len(overall) == 2 and len(by_route) == 1, exprs
+    no_errors = {k: v for k, v in API_TRAFFIC.items() if "503" not in k}
+    tests = []
+    for series, share, route_shares in (
+        (API_TRAFFIC, 0.02, {"/v1/jobs": 0.04, "/v1/jobs/{job_id}": 0}),
+        (no_errors, 0, {"/v1/jobs": 0, "/v1/jobs/{job_id}": 0}),
+    ):
+        cases = [
+            {"expr": e, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": share}]} for e in overall
+        ]
+        cases.append(
+            {
+                "expr": by_route[0],
+                "eval_time": "5m",
+                "exp_samples": [
+                    {"labels": f'{{route="{route}"}}', "value": value}
+                    for route, value in route_shares.items()
+                ],
+            }
+        )
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                "promql_expr_test": cases,
+            }
+        )
+    (tmp_path / "test.yml").write_text(
+        yaml.safe_dump({"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": tests}),
+        encoding="utf-8",
+    )
+
+    result = run_promtool("test", "rules", "test.yml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 #: Every dependency reachable for the hour a scenario may run (the scheduler reports them; without
