@@ -185,19 +185,26 @@ async def register_sender(request: Request, who: Who) -> JSONResponse:
     if not isinstance(number, str):
         raise ValidationError("number", "is required: the sender number, e.g. '02-1234-5678'")
     try:
-        with get_runtime().pool.connection() as conn, conn.transaction():
-            stored, state = request_sender(conn, who.tenant_id, number)
-            audit.record(
-                conn,
-                tenant_id=who.tenant_id,
-                actor=who.actor,
-                action=AuditAction.SENDER_REQUEST,
-                subject=audit.sender_subject(stored),
-                details={"state": state},
-            )
+        stored, state = perform_sender_request(who.tenant_id, number, actor=who.actor)
     except InvalidPhone as exc:
         raise ValidationError("number", exc.reason, code=exc.code) from None
     return JSONResponse({"number": stored, "state": state}, status_code=201)
+
+
+def perform_sender_request(tenant_id: int, number: str, *, actor: str) -> tuple[str, str]:
+    """Register ``number`` as the tenant's pending sender (the API's and the console's request),
+    audited in the same transaction; (stored number, its state). InvalidPhone if it is none."""
+    with get_runtime().pool.connection() as conn, conn.transaction():
+        stored, state = request_sender(conn, tenant_id, number)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=AuditAction.SENDER_REQUEST,
+            subject=audit.sender_subject(stored),
+            details={"state": state},
+        )
+    return stored, state
 
 
 # -- advertising opt-outs -------------------------------------------------------------------------

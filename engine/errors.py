@@ -110,9 +110,8 @@ class ResendInProgress(JobStateConflict):
 
 
 class AccountLocked(BalsongError):
-    """Too many failed sign-ins in a row for this operator account: it is locked for a while."""
-
-    code = "account_locked"
+    """Too many failed sign-ins in a row for this operator account: it is locked for a while
+    (the console's sign-in page says so; no API route answers it)."""
 
     def __init__(self, until: datetime) -> None:
         self.until = until
@@ -120,6 +119,5 @@ class AccountLocked(BalsongError):
 
 
 class AccountDisabled(BalsongError):
-    """This operator account has been disabled by an administrator."""
-
-    code = "account_disabled"
+    """This operator account has been disabled by an administrator (the console's sign-in page
+    says so; no API route answers it)."""

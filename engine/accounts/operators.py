@@ -112,7 +112,7 @@ def add_operator(
     Raises:
       ValidationError: a malformed email (``email``), an unknown role (``role``), a password that
         breaks a rule (``password``, `engine.accounts.passwords`), or an email that already has an
-        account, of this tenant or another (``email``, code ``email_taken``).
+        account, of this tenant or another (``email``).
     """
     email = normalise_email(email)
     check_role(role)
@@ -134,7 +134,7 @@ def add_operator(
                 details={"role": role},
             )
     except UniqueViolation:
-        raise ValidationError("email", f"{email} 계정이 이미 있습니다.", code="email_taken") from None
+        raise ValidationError("email", f"{email} 계정이 이미 있습니다.") from None
     return _operator(row)
 
 

@@ -123,7 +123,7 @@ def needs_rehash(password_hash: str) -> bool:
 
 
 def _weak(reason: str) -> ValidationError:
-    return ValidationError("password", reason, code="weak_password")
+    return ValidationError("password", reason)
 
 
 def _filler(rest: str) -> bool:

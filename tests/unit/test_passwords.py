@@ -48,7 +48,7 @@ def test_a_password_that_breaks_a_rule_is_refused_saying_which(password: str, re
     with pytest.raises(ValidationError) as refused:
         passwords.check_password(password, EMAIL)
     # Then it is refused on the password field, in Korean, naming the rule
-    assert refused.value.field == "password" and refused.value.code == "weak_password"
+    assert refused.value.field == "password"
     assert reason in refused.value.reason, refused.value.reason
 
 
