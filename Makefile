@@ -6,20 +6,25 @@ BIN = $(VENV)/bin
 # whose secrets not set take the simulator's public values (unset, BALSONG_ENV is production).
 export BALSONG_ENV = development
 
-.PHONY: demo test test-slow test-fault bench lint services install system-packages promtool lock
+.PHONY: demo run test test-slow test-fault bench lint services install system-packages promtool lock
 
 # Every dependency, direct and transitive, at the version and with the hashes of the lock files
 # (requirements.lock: what the image runs; requirements-dev.lock: that and the dev extra, at the
 # same versions). pip refuses any file whose hash is not there. Then balsong itself, no deps.
+# Quiet when it works (the build backend's warnings are not for people running the demo); the
+# whole log when it does not.
 PIP_VERSION = 26.3
 $(BIN)/.installed: requirements-dev.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q pip==$(PIP_VERSION)
-	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
-	$(BIN)/pip install -q --no-deps -e .
-	touch $@
+	@echo "installing balsong into $(VENV) (log: .run/install.log) ..."
+	@mkdir -p .run
+	@{ $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q pip==$(PIP_VERSION) \
+	   && $(BIN)/pip install -q --require-hashes -r requirements-dev.lock \
+	   && $(BIN)/pip install -q --no-deps -e .; } > .run/install.log 2>&1 \
+	   || { cat .run/install.log; echo "install failed: see .run/install.log" >&2; exit 1; }
+	@touch $@
 
-install: $(BIN)/.installed system-packages
+# Python packages only: no root needed (the tests' Debian packages come with `make test`).
+install: $(BIN)/.installed
 
 # Refresh the lock files from pyproject.toml, with pip-tools (pinned) in a venv of its own. Pins
 # already in the files are kept unless pyproject.toml asks otherwise; `make lock UPGRADE=1` moves
@@ -34,7 +39,9 @@ lock:
 	$(PIP_COMPILE) -o requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
 
-# Debian packages (Hangul font for PDF statements, poppler-utils and chromium for tests); only what is missing.
+# Debian packages only the tests need (Hangul font for PDF statements, poppler-utils to read them
+# back, chromium for the console's end-to-end tests); only what is missing, as root, or it names
+# the command to run.
 system-packages:
 	bash scripts/ensure-system-packages.sh
 
@@ -46,22 +53,28 @@ services:
 promtool:
 	bash scripts/ensure-promtool.sh
 
-# Starts the simulator, API, worker and scheduler, sends a 100,000-recipient job over HTTP,
-# shows its progress and prints the results summary.
+# Starts the simulator, API, worker, scheduler and callback dispatcher, sends a 100,000-recipient
+# job over HTTP, shows its progress and prints the results summary; the stack then stays up (with
+# the demo tenant's API key, the console's address and a curl) until Ctrl-C.
 demo: install services
-	$(BIN)/balsong demo
+	@$(BIN)/balsong demo
+
+# The Procfile's processes in the foreground until Ctrl-C (after migrating the database).
+run: install services
+	@$(BIN)/balsong db upgrade
+	@$(BIN)/balsong run
 
 # Unit, carrier-contract and integration tests on the real PostgreSQL, Redis and RabbitMQ.
-test: install services promtool
+test: install system-packages services promtool
 	$(BIN)/pytest
 
 # Integration tests that take half a minute or more each (rate-limit runs, schema fuzzing, Redis
 # Cluster, an advertising job held overnight); CI runs them after `make test`.
-test-slow: install services
+test-slow: install system-packages services
 	$(BIN)/pytest -m slow
 
 # Long runs that kill and restart real processes.
-test-fault: install services promtool
+test-fault: install system-packages services promtool
 	$(BIN)/pytest -m fault
 
 bench: install services

@@ -3,7 +3,10 @@ document (`api.schemas`)."""
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from actors.broker import install_broker
 from api import (
@@ -61,7 +64,13 @@ def create_app() -> FastAPI:
     problems.install(app, html_not_found={"/console": console.not_found_page})
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, str | int]:
+        # The pid lets whoever started the API tell its own from another on the same port
+        # (`cli.stack`): a uvicorn worker's process group is the one its starter made.
+        return {"status": "ok", "pid": os.getpid()}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console", status_code=307)
 
     return app

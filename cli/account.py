@@ -237,49 +237,132 @@ def cmd_opt_out_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_tenant(conn: Any, name: str) -> int:
+    """`create_tenant`, with a taken name refused in words (CommandError)."""
+    import psycopg
+
+    from cli.exits import CommandError, Exit
+    from engine.accounts.tenants import create_tenant
+
+    try:
+        return create_tenant(conn, name)
+    except psycopg.errors.UniqueViolation:
+        raise CommandError(
+            f"a tenant named {name!r} already exists: choose another name", Exit.REFUSED
+        ) from None
+
+
+def new_sender(conn: Any, tenant_id: int, number: str) -> str:
+    """`add_sender` (approved), with a number that is no sender number refused in words."""
+    from cli.exits import CommandError, Exit
+    from engine.accounts.tenants import add_sender
+    from engine.intake.phone import InvalidPhone
+
+    try:
+        return add_sender(conn, tenant_id, number)
+    except InvalidPhone as exc:
+        raise CommandError(f"sender number {number!r}: {exc}", Exit.USAGE) from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """A tenant ready to send: the tenant, its approved sender number, its points and an API key
+    (printed once, on stdout; what to do next on stderr)."""
+    from cli.stack import first_job_curl
+    from engine.accounts.tenants import create_api_key
+
+    settings = get_settings()
+    with _connect() as conn, conn.transaction():
+        tenant_id = new_tenant(conn, args.tenant)
+        number = new_sender(conn, tenant_id, args.sender)
+        balance = (
+            billing.top_up(conn, tenant_id, args.top_up, memo="balsong init") if args.top_up else Decimal(0)
+        )
+        key = create_api_key(conn, tenant_id, args.scopes)
+    print(
+        f"tenant {args.tenant} (id {tenant_id}): sender {number} approved, balance {balance} points;"
+        f" its API key (scopes {','.join(args.scopes)}; shown once, stored hashed):",
+        file=sys.stderr,
+    )
+    print(key, flush=True)
+    print(
+        "\na first job (with the stack running: make run):\n\n"
+        f"{first_job_curl(settings.api_url, key, number)}\n\n"
+        f"console: {settings.api_url}/console (sign in with the key)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def register(sub: Any, tenant: Any, sender: Any) -> None:
     """Add the commands to the CLI's parsers (``sub``: top level; ``tenant``/``sender``: theirs)."""
+    init = sub.add_parser(
+        "init",
+        help="a tenant ready to send: tenant, approved sender number, points and an API key (printed once)",
+    )
+    init.add_argument("tenant", help="the new tenant's unique name")
+    init.add_argument(
+        "--sender", required=True, help="its sender number, registered approved, e.g. 02-1234-5678"
+    )
+    init.add_argument(
+        "--top-up",
+        type=_amount,
+        default=None,
+        metavar="POINTS",
+        help="points to put on its balance (default: none)",
+    )
+    init.add_argument(
+        "--scopes",
+        type=parse_scopes,
+        default="send,read",
+        help="the key's scopes, comma-separated: " + ",".join(ALL_SCOPES) + " (default: send,read)",
+    )
+    init.set_defaults(handler=cmd_init)
+
     top_up = tenant.add_parser("top-up", help="add points to a tenant's balance")
-    top_up.add_argument("tenant")
+    top_up.add_argument("tenant", help="the tenant's name")
     top_up.add_argument("amount", type=_amount, help="points: digits, at most two decimals")
-    top_up.add_argument("--memo")
+    top_up.add_argument("--memo", help="a note kept with the ledger entry")
     top_up.set_defaults(handler=cmd_top_up)
 
     adjust = tenant.add_parser("adjust", help="correct a balance (a signed amount, with the reason)")
-    adjust.add_argument("tenant")
+    adjust.add_argument("tenant", help="the tenant's name")
     adjust.add_argument("amount", type=_signed_amount, help="points, '-' to take away: e.g. -120.50")
-    adjust.add_argument("memo")
+    adjust.add_argument("memo", help="why the balance is corrected (kept in the ledger)")
     adjust.set_defaults(handler=cmd_adjust)
 
     balance = tenant.add_parser(
         "balance", help="a tenant's balance and prices (exit 1 if it is not the ledger's sum)"
     )
-    balance.add_argument("tenant")
+    balance.add_argument("tenant", help="the tenant's name")
     balance.set_defaults(handler=cmd_balance)
 
     price = tenant.add_parser("price", help="a tenant's own unit price for a channel")
-    price.add_argument("tenant")
-    price.add_argument("channel", choices=billing.PRICED_CHANNELS)
-    price.add_argument("price", type=_points)
+    price.add_argument("tenant", help="the tenant's name")
+    price.add_argument("channel", choices=billing.PRICED_CHANNELS, help="the priced channel")
+    price.add_argument("price", type=_points, help="points per message")
     price.set_defaults(handler=cmd_price)
 
     limits = tenant.add_parser("limits", help="show or set a tenant's intake limits")
-    limits.add_argument("tenant")
-    limits.add_argument("--requests-per-second", type=float)
-    limits.add_argument("--recipients-per-day", type=int)
-    limits.add_argument("--max-bytes-in-flight", type=int, help="job request bytes in flight at once")
-    limits.add_argument("--max-concurrent", type=int, help="job submissions in progress at once")
+    limits.add_argument("tenant", help="the tenant's name")
+    limits.add_argument("--requests-per-second", type=float, help="job submissions per second (0: no limit)")
+    limits.add_argument("--recipients-per-day", type=int, help="recipients accepted per day (0: no limit)")
+    limits.add_argument(
+        "--max-bytes-in-flight", type=int, help="job request bytes in flight at once (0: no limit)"
+    )
+    limits.add_argument(
+        "--max-concurrent", type=int, help="job submissions in progress at once (0: no limit)"
+    )
     limits.add_argument("--reset", action="store_true", help="back to the settings' limits")
     limits.set_defaults(handler=cmd_limits)
 
     for state, verb in (("approved", "approve"), ("blocked", "block"), ("pending", "unapprove")):
         assert state in SENDER_STATES
         p = sender.add_parser(verb, help=f"mark a registered sender number {state}")
-        p.add_argument("tenant")
-        p.add_argument("number")
+        p.add_argument("tenant", help="the tenant's name")
+        p.add_argument("number", help="the sender number, e.g. 02-1234-5678")
         p.set_defaults(handler=cmd_sender_state, state=state)
     listing = sender.add_parser("list", help="a tenant's sender numbers and their states")
-    listing.add_argument("tenant")
+    listing.add_argument("tenant", help="the tenant's name")
     listing.set_defaults(handler=cmd_sender_list)
 
     key = sub.add_parser("key", help="a tenant's API keys").add_subparsers(dest="key_command", required=True)
@@ -290,9 +373,9 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
         ("revoke", "revoke a key"),
     ):
         p = key.add_parser(name, help=help_)
-        p.add_argument("tenant")
+        p.add_argument("tenant", help="the tenant's name")
         if name in ("rotate", "revoke"):
-            p.add_argument("key_id", type=int)
+            p.add_argument("key_id", type=int, help="the key's id (balsong key list)")
         if name == "create":
             p.add_argument(
                 "--scopes",
@@ -309,7 +392,7 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
     made.add_argument("name", help="who or what holds it, e.g. 'billing-service'")
     platform.add_parser("list", help="every platform key (prefix, name, state)")
     revoked = platform.add_parser("revoke", help="revoke a platform key")
-    revoked.add_argument("key_id", type=int)
+    revoked.add_argument("key_id", type=int, help="the platform key's id (balsong platform-key list)")
     for p in (made, revoked, platform.choices["list"]):
         p.set_defaults(handler=cmd_platform_key)
 
@@ -317,10 +400,10 @@ def register(sub: Any, tenant: Any, sender: Any) -> None:
         dest="opt_out_command", required=True
     )
     imported = opt_out.add_parser("import", help="add the numbers of a CSV or XLSX file (first column)")
-    imported.add_argument("tenant")
-    imported.add_argument("file")
+    imported.add_argument("tenant", help="the tenant's name")
+    imported.add_argument("file", help="a CSV or XLSX file whose first column holds phone numbers")
     imported.set_defaults(handler=cmd_opt_out_import)
     shown = opt_out.add_parser("list", help="the latest numbers on a tenant's list (masked)")
-    shown.add_argument("tenant")
-    shown.add_argument("--limit", type=int, default=100)
+    shown.add_argument("tenant", help="the tenant's name")
+    shown.add_argument("--limit", type=int, default=100, help="show at most this many numbers (default: 100)")
     shown.set_defaults(handler=cmd_opt_out_list)

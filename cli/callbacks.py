@@ -65,7 +65,7 @@ def cmd_callback_secret(args: argparse.Namespace) -> int:
 def register(tenant: Any) -> None:
     """Add the commands to the ``balsong tenant`` parser."""
     callback = tenant.add_parser("callback", help="show, set or clear a tenant's default callback URL")
-    callback.add_argument("tenant")
+    callback.add_argument("tenant", help="the tenant's name")
     callback.add_argument("url", nargs="?", help="https URL the tenant's status callbacks go to")
     callback.add_argument("--clear", action="store_true", help="no default callback URL")
     callback.set_defaults(handler=cmd_callback)
@@ -73,6 +73,6 @@ def register(tenant: Any) -> None:
     secret = tenant.add_parser(
         "callback-secret", help="the secret a tenant's callbacks are signed with (Balsong-Signature)"
     )
-    secret.add_argument("tenant")
+    secret.add_argument("tenant", help="the tenant's name")
     secret.add_argument("--rotate", action="store_true", help="a new secret; the old one stays valid 24 h")
     secret.set_defaults(handler=cmd_callback_secret)

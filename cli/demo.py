@@ -1,27 +1,19 @@
-"""``balsong demo``: start every process, send a 100,000-recipient job over HTTP, follow it to
-the end with a progress bar and print the results summary."""
+"""``balsong demo``: start the local stack, send a 100,000-recipient job over HTTP, follow it to
+the end with a progress bar, print the results summary; then leave the stack running (with the
+demo tenant's API key, the console's address and a ready ``curl``) until Ctrl-C."""
 
 from __future__ import annotations
 
-import os
+import logging
 import random
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from cli.processes import (
-    ProcessGroup,
-    api_argv,
-    callbacks_argv,
-    scheduler_argv,
-    simulator_argv,
-    wait_healthy,
-    worker_argv,
-)
+from cli import stack
 from cli.progress import follow, summary
 from engine.config import get_settings
 from engine.db import upgrade
@@ -29,6 +21,8 @@ from engine.db import upgrade
 DEMO_SENDER = "02-1234-5678"
 SURNAMES = "김이박최정강조윤장임"
 GIVEN = ("민준", "서연", "도윤", "지우", "하준", "서윤", "시우", "하은", "주원", "지민")
+#: Seconds the demo waits for its job to finish before it says so and stays up anyway.
+JOB_TIMEOUT_SECONDS = 1800.0
 
 
 def demo_recipients(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -57,30 +51,22 @@ def demo_recipients(count: int, seed: int = 7) -> list[dict[str, Any]]:
     return recipients
 
 
-def run_demo(recipients: int = 100_000) -> int:
+def run_demo(recipients: int = 100_000, *, stay: bool = True) -> int:
+    """Run the demo; with ``stay``, keep the stack up afterwards until Ctrl-C."""
     settings = get_settings()
-    print("balsong demo: applying migrations ...")
+    stack.check_ports(settings)  # before anything else: a taken port fails the demo at once
+    print("balsong demo: applying migrations ...", flush=True)
+    # The migration tool logs each revision applied (JSON lines, like every balsong log): noise here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade()
-    # A development stack (the simulator, its public keys): its processes say so explicitly,
-    # or in production mode they would refuse to start without real carrier secrets.
-    group = ProcessGroup(log_dir=Path(".run/logs"), env={**os.environ, "BALSONG_ENV": "development"})
-    try:
-        sim_port = int(settings.sms_api_url.rsplit(":", 1)[1].split("/")[0])
-        api_port = int(settings.api_url.rsplit(":", 1)[1].split("/")[0])
+    with stack.running(
+        settings, simulator_args=("--result-delay-ms", "1500", "--failure-rate", "0.01")
+    ) as up:
         print(
-            f"starting simulator (:{sim_port}), API (:{api_port}), worker, scheduler and callback dispatcher;"
-            " logs in .run/logs/"
+            f"started the carrier simulator ({settings.sms_api_url}), API ({up.api_url}), worker, scheduler"
+            f" and callback dispatcher; logs in {stack.LOG_DIR}/",
+            flush=True,
         )
-        group.start(
-            "simulator",
-            simulator_argv("127.0.0.1", sim_port, "--result-delay-ms", "1500", "--failure-rate", "0.01"),
-        )
-        group.start("api", api_argv("127.0.0.1", api_port))
-        group.start("worker", worker_argv(settings.worker_processes, settings.worker_threads))
-        group.start("scheduler", scheduler_argv())
-        group.start("callbacks", callbacks_argv())
-        wait_healthy(f"{settings.sms_api_url}/_simulator/health", group)
-        wait_healthy(f"{settings.api_url}/healthz", group)
         key = _demo_tenant()
         body = orjson.dumps(
             {
@@ -92,7 +78,7 @@ def run_demo(recipients: int = 100_000) -> int:
             }
         )
         with httpx.Client(
-            base_url=settings.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+            base_url=up.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
         ) as client:
             started = time.monotonic()
             response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
@@ -100,13 +86,33 @@ def run_demo(recipients: int = 100_000) -> int:
             job_id = response.json()["job_id"]
             print(
                 f"job {job_id} accepted in {time.monotonic() - started:.2f}s "
-                f"({recipients:,} recipients, {len(body) / 1e6:.1f} MB); sending ..."
+                f"({recipients:,} recipients, {len(body) / 1e6:.1f} MB); sending ...",
+                flush=True,
             )
-            job = follow(client, job_id, timeout=1800)
+            job = follow(client, job_id, timeout=JOB_TIMEOUT_SECONDS)
         print(summary(job, time.monotonic() - started))
-        return 0
-    finally:
-        group.stop_all()
+        if not stay:
+            return 0
+        print(ready_banner(up, key), flush=True)
+        stack.stay_up(up)
+    return 0
+
+
+def ready_banner(up: stack.LocalStack, key: str) -> str:
+    """What to do next with the running stack: the demo tenant's key, the console, a curl."""
+    return "\n".join(
+        [
+            "",
+            "The stack keeps running; Ctrl-C stops it.",
+            f"  demo tenant's API key  {key}",
+            f"  console                {up.console_url}  (sign in with the key)",
+            f"  status of a job        BALSONG_API_URL={up.api_url} balsong status JOB --api-key {key}",
+            "  a first job of your own:",
+            "",
+            stack.first_job_curl(up.api_url, key, DEMO_SENDER),
+            "",
+        ]
+    )
 
 
 #: The demo tenant's starting balance: a 100,000-recipient LMS job at the default prices fits.

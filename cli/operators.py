@@ -14,10 +14,10 @@ import getpass
 import sys
 from typing import Any
 
+from cli.exits import CommandError, Exit
 from engine.accounts import audit, operators
 from engine.accounts.tenants import tenant_id_by_name
 from engine.config import get_settings
-from engine.errors import NotFound, ValidationError
 
 
 def _connect() -> Any:
@@ -32,22 +32,13 @@ def _password(args: argparse.Namespace) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass(f"password for {args.email}: ")
     if getpass.getpass("again: ") != first:
-        raise SystemExit("balsong: the two passwords differ; nothing changed")
+        raise CommandError("the two passwords differ; nothing changed", Exit.USAGE)
     return first
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except ValidationError as exc:
-        print(f"balsong: {exc.field}: {exc.reason}", file=sys.stderr)
-        return 2
-    except NotFound as exc:
-        print(f"balsong: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Refusals exit as every command's do (`cli.exits`): a password or email that breaks a rule
+    2, an unknown tenant or operator 3."""
     command = args.operator_command
     password = _password(args) if command in ("add", "password") else None
     with _connect() as conn:

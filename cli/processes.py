@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +44,22 @@ def worker_argv(processes: int, threads: int) -> list[str]:
     ]
 
 
-def dramatiq_args(processes: int, threads: int) -> list[str]:
+def dramatiq_args(
+    processes: int, threads: int, *, queues: Sequence[str] | None = None, watch: str | None = None
+) -> list[str]:
     """Dramatiq's CLI arguments: each worker process boots through `actors.worker.boot`, which
-    configures its logs itself (hence Dramatiq's own text logging is skipped)."""
-    return ["actors.worker:boot", "--processes", str(processes), "--threads", str(threads), "--skip-logging"]
+    configures its logs itself (hence Dramatiq's own text logging is skipped).
+
+    Parameters:
+      queues: consume only these queues (e.g. the transactional lane); None: every queue.
+      watch: a directory whose Python sources, when changed, restart the workers (development).
+    """
+    argv = ["actors.worker:boot", "--processes", str(processes), "--threads", str(threads), "--skip-logging"]
+    if queues:
+        argv += ["--queues", *queues]
+    if watch:
+        argv += ["--watch", watch]
+    return argv
 
 
 def scheduler_argv() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -191,7 +192,8 @@ class Simulator:
     # -- test routes ------------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        # The pid lets whoever started the simulator tell its own from another on the same port.
+        return _json({"status": "ok", "pid": os.getpid()})
 
     async def config(self, request: Request) -> Response:
         if request.method == "POST":

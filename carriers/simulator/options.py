@@ -11,29 +11,86 @@ from carriers.simulator.behaviour import Behaviour
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The simulator's options, on its own parser or on ``balsong simulator``'s."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8070)
-    parser.add_argument("--app-key", default="balsong-local")
-    parser.add_argument("--secret-key", default="balsong-local-secret")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
-    parser.add_argument("--result-delay-ms", type=float, default=0.0, help="acceptance to final result")
-    parser.add_argument("--failure-rate", type=float, default=0.0, help="fraction ending 3015 (no route)")
-    parser.add_argument("--failure-mix", type=json.loads, default=None, help='JSON, e.g. {"3015": 0.02}')
-    parser.add_argument("--reject-mix", type=json.loads, default=None, help='JSON, e.g. {"-2019": 0.01}')
-    parser.add_argument("--http-5xx-rate", type=float, default=0.0)
-    parser.add_argument("--http-429-rate", type=float, default=0.0)
-    parser.add_argument("--timeout-rate", type=float, default=0.0)
-    parser.add_argument("--timeout-sleep-ms", type=float, default=30_000.0)
-    parser.add_argument("--rate-cap-per-second", type=float, default=0.0, help="answer 429 beyond this cap")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kakao-sender-key", default="balsong-sender-key", help="AlimTalk senderKey")
-    parser.add_argument("--kakao-result-delay-ms", type=float, default=0.0, help="AlimTalk result delay")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8070, help="TCP port to listen on (default: 8070)")
     parser.add_argument(
-        "--kakao-failure-mix", type=json.loads, default=None, help='JSON, e.g. {"3019": 0.05, "3020": 0.01}'
+        "--app-key", default="balsong-local", help="the NHN Cloud appKey it accepts (default: balsong-local)"
     )
-    parser.add_argument("--clock-offset-seconds", type=float, default=0.0, help="AlimTalk clock ahead by")
     parser.add_argument(
-        "--no-report-rate", type=float, default=0.0, help="fraction of accepted recipients never reported"
+        "--secret-key",
+        default="balsong-local-secret",
+        help="the X-Secret-Key it accepts (default: balsong-local-secret)",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="milliseconds added to every answer")
+    parser.add_argument(
+        "--result-delay-ms", type=float, default=0.0, help="milliseconds from acceptance to the final result"
+    )
+    parser.add_argument(
+        "--failure-rate", type=float, default=0.0, help="fraction (0-1) of recipients ending 3015 (no route)"
+    )
+    parser.add_argument(
+        "--failure-mix",
+        type=json.loads,
+        default=None,
+        help='result code to fraction (0-1), JSON: {"3015": 0.02}',
+    )
+    parser.add_argument(
+        "--reject-mix",
+        type=json.loads,
+        default=None,
+        help='refusal code at submission to fraction (0-1), JSON: {"-2019": 0.01}',
+    )
+    parser.add_argument(
+        "--http-5xx-rate", type=float, default=0.0, help="fraction (0-1) of requests answered 500"
+    )
+    parser.add_argument(
+        "--http-429-rate", type=float, default=0.0, help="fraction (0-1) of requests answered 429"
+    )
+    parser.add_argument(
+        "--timeout-rate",
+        type=float,
+        default=0.0,
+        help="fraction (0-1) of requests answered only after --timeout-sleep-ms",
+    )
+    parser.add_argument(
+        "--timeout-sleep-ms",
+        type=float,
+        default=30_000.0,
+        help="milliseconds a timed-out request hangs (default: 30000)",
+    )
+    parser.add_argument(
+        "--rate-cap-per-second",
+        type=float,
+        default=0.0,
+        help="recipients per second beyond which it answers 429 (0: no cap)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the failure draws")
+    parser.add_argument(
+        "--kakao-sender-key", default="balsong-sender-key", help="the AlimTalk senderKey it accepts"
+    )
+    parser.add_argument(
+        "--kakao-result-delay-ms",
+        type=float,
+        default=0.0,
+        help="milliseconds from an AlimTalk acceptance to its result",
+    )
+    parser.add_argument(
+        "--kakao-failure-mix",
+        type=json.loads,
+        default=None,
+        help='AlimTalk result code to fraction (0-1), JSON: {"3019": 0.05, "3020": 0.01}',
+    )
+    parser.add_argument(
+        "--clock-offset-seconds",
+        type=float,
+        default=0.0,
+        help="seconds the AlimTalk clock runs ahead of this machine's",
+    )
+    parser.add_argument(
+        "--no-report-rate",
+        type=float,
+        default=0.0,
+        help="fraction (0-1) of accepted recipients never reported",
     )
 
 

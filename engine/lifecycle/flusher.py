@@ -45,6 +45,7 @@ from engine.lifecycle.dead_entries import DeadEntry
 from engine.lifecycle.fallback import FallbackResult, create_fallbacks
 from engine.lifecycle.flush_admission import admit, split
 from engine.lifecycle.pipeline_metrics import count_intake_failures, count_report_results
+from engine.lifecycle.recipient_times import completed_at_sql
 from engine.lifecycle.report_matching import channels_of
 from engine.lifecycle.retries import RetryLedger, retry_cutoff, retry_due_at, schedule_retry
 from engine.lifecycle.statuses import RecipientStatus
@@ -109,7 +110,8 @@ _UPDATE_FROM_REPORTS = f"""
         reason_code = CASE WHEN {_TOO_LATE} THEN 'expired' ELSE u.code END,
         reason_text = CASE WHEN {_TOO_LATE} THEN 'not delivered before the retry deadline; last: ' || u.text
                            ELSE u.text END,
-        completed_at = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN NULL ELSE u.result_at END
+        completed_at = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN NULL
+                            ELSE {completed_at_sql("u.result_at")} END
     FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
                 %(result_ats)s::timestamptz[], %(attempts)s::int[])
          AS u (seq, status, code, text, result_at, attempt)

@@ -51,6 +51,7 @@ from engine.dispatch.references import make_reference
 from engine.keys import Keys
 from engine.lifecycle.completion import finish_completed_jobs
 from engine.lifecycle.pipeline_metrics import count_unknown
+from engine.lifecycle.recipient_times import completed_at_sql
 from engine.lifecycle.reports import ingest_reports
 from engine.lifecycle.statuses import RecipientStatus
 from engine.lifecycle.transitions import Event, Standing, decide
@@ -101,7 +102,8 @@ _OVERDUE = """
 _MARK_UNKNOWN = f"""
     WITH changed AS (
         UPDATE recipients AS r
-        SET status = %(status)s, reason_code = %(code)s, reason_text = u.text, completed_at = %(at)s
+        SET status = %(status)s, reason_code = %(code)s, reason_text = u.text,
+            completed_at = {completed_at_sql("%(at)s")}
         FROM unnest(%(seqs)s::int[], %(attempts)s::int[], %(texts)s::text[]) AS u (seq, attempt, text)
         WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
           AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt

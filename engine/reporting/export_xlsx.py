@@ -38,6 +38,8 @@ from engine.reporting.exports import (
     CHUNK_BYTES,
     HEADER,
     ExportJob,
+    RowProgress,
+    counted,
     export_columns,
     export_query,
     prefer_streaming,
@@ -249,7 +251,12 @@ def _sheet_chunks(
 
 
 def xlsx_chunks(
-    conn: Connection, job: ExportJob, *, unmasked: bool, sheet_rows: int = SHEET_ROWS
+    conn: Connection,
+    job: ExportJob,
+    *,
+    unmasked: bool,
+    sheet_rows: int = SHEET_ROWS,
+    progress: RowProgress | None = None,
 ) -> Iterator[bytes]:
     """The workbook in chunks of about :data:`CHUNK_BYTES`, produced while PostgreSQL sends the rows.
 
@@ -258,6 +265,7 @@ def xlsx_chunks(
 
     Parameters:
       sheet_rows: rows per sheet, header included (Excel's limit; smaller in tests).
+      progress: called with the number of rows produced so far (`engine.reporting.exports.counted`).
     """
     names = sheet_names(job.total, sheet_rows)
     parts = dict(workbook_parts(len(names)))
@@ -275,7 +283,7 @@ def xlsx_chunks(
     with conn.transaction(), conn.cursor() as cur:
         prefer_streaming(conn)
         with cur.copy(rows_statement(job, unmasked=unmasked, sheet_rows=sheet_rows)) as copy:
-            rows = iter(copy)
+            rows = iter(counted(copy, progress))
             for index, part in enumerate(sheet_parts):
                 # The job has one row per seq 0 .. total - 1, each sheet the next sheet_rows - 1.
                 count = min(sheet_rows - 1, job.total - index * (sheet_rows - 1))

@@ -45,9 +45,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from psycopg import Connection, sql
 
@@ -55,6 +56,12 @@ from engine.errors import NotFound, ValidationError
 from engine.lifecycle.statuses import RECIPIENT_STATUS_LABELS
 
 FORMATS = ("csv", "xlsx")
+
+T = TypeVar("T")
+#: Told the number of rows an export has produced so far.
+RowProgress = Callable[[int], None]
+#: Rows between two progress calls.
+PROGRESS_ROWS = 1000
 
 #: Header labels, in column order.
 HEADER = (
@@ -326,11 +333,17 @@ def csv_preamble() -> bytes:
     return BOM + out.getvalue().encode()
 
 
-def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[bytes]:
+def csv_chunks(
+    conn: Connection, job: ExportJob, *, unmasked: bool, progress: RowProgress | None = None
+) -> Iterator[bytes]:
     """The CSV file in chunks of about :data:`CHUNK_BYTES`, produced while PostgreSQL sends it.
 
     Memory stays constant whatever the job's size: one chunk is held at a time, and the caller
     (a streaming HTTP response) asks for the next only when the previous one is sent.
+
+    Parameters:
+      progress: called with the number of rows produced so far, every :data:`PROGRESS_ROWS`
+        rows and at the end (``balsong export``'s progress bar).
     """
     yield csv_preamble()
     columns = export_columns(job, unmasked=unmasked, text=guarded)
@@ -339,14 +352,35 @@ def csv_chunks(conn: Connection, job: ExportJob, *, unmasked: bool) -> Iterator[
     )
     with conn.transaction():
         prefer_streaming(conn)
-        yield from stream_copy(conn, statement)
+        yield from stream_copy(conn, statement, progress)
 
 
-def stream_copy(conn: Connection, statement: sql.Composed) -> Iterator[bytes]:
-    """What a ``COPY ... TO STDOUT`` writes, in chunks of about ``CHUNK_BYTES``, as it comes."""
+def counted(rows: Iterable[T], progress: RowProgress | None) -> Iterable[T]:
+    """``rows``, telling ``progress`` how many have gone by (every :data:`PROGRESS_ROWS` and at
+    the end); ``rows`` itself when there is no ``progress`` (the API's exports: no cost)."""
+    if progress is None:
+        return rows
+    return _counting(rows, progress)
+
+
+def _counting(rows: Iterable[T], progress: RowProgress) -> Iterator[T]:
+    done = 0
+    for row in rows:
+        yield row
+        done += 1
+        if done % PROGRESS_ROWS == 0:
+            progress(done)
+    progress(done)
+
+
+def stream_copy(
+    conn: Connection, statement: sql.Composed, progress: RowProgress | None = None
+) -> Iterator[bytes]:
+    """What a ``COPY ... TO STDOUT`` writes, in chunks of about ``CHUNK_BYTES``, as it comes
+    (one row per item of the copy: ``progress`` counts rows)."""
     buffer = bytearray()
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        for data in copy:
+        for data in counted(copy, progress):
             buffer += data
             if len(buffer) >= CHUNK_BYTES:
                 yield bytes(buffer)

@@ -145,7 +145,7 @@ def test_the_cli_adds_lists_and_changes_operators_and_refuses_weak_passwords(sta
     assert line.split()[1:3] == ["viewer", "disabled"]
     # And an unknown operator is an error, not a silent success
     missing = balsong(stack, "operator", "disable", tenant, new_email("nobody"))
-    assert missing.returncode == 1 and "no operator" in missing.stderr
+    assert missing.returncode == 3 and "no operator" in missing.stderr
 
 
 def test_an_operator_signs_in_with_email_and_password_and_a_wrong_one_is_refused(stack: Stack) -> None:
