@@ -93,9 +93,9 @@ def register(sub: Any) -> None:
 
     def command(name: str, help_: str, *, email: bool = True) -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=help_)
-        p.add_argument("tenant")
+        p.add_argument("tenant", help="the tenant's name (as `balsong tenant create` made it)")
         if email:
-            p.add_argument("email")
+            p.add_argument("email", help="the operator's email: their sign-in name (case does not matter)")
         p.set_defaults(handler=cmd_operator)
         return p
 
@@ -105,13 +105,18 @@ def register(sub: Any) -> None:
     ):
         p = command(name, help_)
         if name == "add":
-            p.add_argument("--role", choices=operators.ROLES, required=True)
+            p.add_argument(
+                "--role",
+                choices=operators.ROLES,
+                required=True,
+                help="viewer: read; sender: also cancel, resume, resend; admin: all, the audit log too",
+            )
         p.add_argument(
             "--password-stdin", action="store_true", help="read the password from one line of stdin"
         )
     command("list", "the tenant's operators: role, state, last sign-in", email=False)
     command("role", "change an operator's role (live sessions follow at once)").add_argument(
-        "role", choices=operators.ROLES
+        "role", choices=operators.ROLES, help="the new role: viewer, sender or admin"
     )
     command("disable", "stop an operator signing in (their sessions end at once)")
     command("enable", "let a disabled operator sign in again")
