@@ -24,6 +24,7 @@ from api import (
     problems,
     schemas,
     statements,
+    stats,
 )
 from api.inputs import ParameterGuard
 from api.intake_body import process_budget
@@ -57,6 +58,7 @@ def create_app() -> FastAPI:
     app.include_router(keys.router)
     app.include_router(orders.router)
     app.include_router(links.router)
+    app.include_router(stats.router)
     console.install(app)
 
     observability.install(app)

@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from api import cursors
-from api.auth import principal, require
+from api import cursors, submission
+from api.auth import principal
 from api.intake_body import IntakeSlot
 from api.job_actions import perform_resume
 from api.problems import problem
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
-from carriers.errors import CarrierRejected
 from engine.accounts.tenants import Principal
-from engine.callbacks import urls
 from engine.callbacks.urls import MAX_URL_LENGTH
 from engine.errors import ValidationError
-from engine.intake import client_reference, intake_limits
-from engine.intake.compliance import check_send_time
-from engine.intake.intake import prepare_job
+from engine.intake import client_reference
 from engine.intake.job_request import JobRequest
-from engine.intake.job_store import PartitionCache, store_job
-from engine.lifecycle.pipeline_metrics import count_intake_failures
+from engine.intake.job_store import StoredJob
 from engine.reporting import history, views
 from engine.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", default_response_class=JSONResponse)
-_partitions = PartitionCache()
 
 #: Longest Idempotency-Key accepted.
 IDEMPOTENCY_KEY_MAX = 200
@@ -132,8 +125,8 @@ async def submit_job(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Accept a job: 202 with its id once the job and every recipient are committed."""
-    require("send", who)
-    limits = await run_in_threadpool(_check_request_rate, who.tenant_id)
+    require_for(Action.SEND, who)
+    limits = await run_in_threadpool(submission.check_request_rate, who.tenant_id)
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     try:
@@ -144,80 +137,13 @@ async def submit_job(
         log.info("job submission abandoned by its client mid-body")
         return problem(400, "client_disconnected", "the body ended before it was whole")  # nobody reads it
     if stored.created and not stored.scheduled:
-        await run_in_threadpool(_plan, stored.job_id)
+        await run_in_threadpool(submission.plan, stored.job_id)
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
 
 
-def _check_request_rate(tenant_id: int) -> intake_limits.IntakeLimits:
-    """Count this submission against the tenant's rate; the tenant's limits."""
-    rt = get_runtime()
-    with rt.pool.connection() as conn:
-        limits = intake_limits.limits_for(conn, rt.settings, tenant_id)
-    intake_limits.check_request_rate(rt.redis, rt.keys, tenant_id, limits, rt.clock.now())
-    return limits
-
-
-def _accept(who: Principal, job_request: JobRequest, idempotency_key: str | None) -> Any:
-    rt = get_runtime()
-    tenant_id = who.tenant_id
-    job = prepare_job(
-        job_request.fields,
-        max_recipients=rt.settings.max_recipients_per_job,
-        kakao_template=_kakao_template,
-        now=rt.clock.now(),
-        reservation_horizon_days=rt.settings.reservation_horizon_days,
-        link_base_url=rt.settings.link_base_url,
-    )
-    if job.callback_url is not None:
-        job.callback_url = urls.check_setting(job.callback_url, "callback_url", rt.settings)
-    # The body was hashed as it streamed by, so no copy of it is kept (engine.intake.intake.request_hash).
-    job.request_hash = job_request.body_sha256
-    now = rt.clock.now()
-    if job.advertisement:
-        # A reservation is judged by when it will go out, not when it was made.
-        if job.scheduled_at is not None:
-            check_send_time(job.scheduled_at, "scheduled_at")
-        else:
-            check_send_time(now, "advertisement")
-    with rt.pool.connection() as conn:
-        stored = store_job(
-            conn,
-            tenant_id=tenant_id,
-            job=job,
-            now=now,
-            idempotency_key=idempotency_key,
-            partitions=_partitions,
-            settings=rt.settings,
-            actor=who.actor,
-        )
-    if stored.created:
-        log.info(
-            "job accepted",
-            extra={"job_id": stored.job_id, "channel": job.requested_channel, "recipients": job.total},
-        )
-        if job.invalid:
-            count_intake_failures(
-                job.requested_channel, Counter(row.reason_code or "other" for row in job.invalid)
-            )
-    return stored
-
-
-def _kakao_template(code: str) -> Any:
-    """The provider's approved template (cached by the adapter); LookupError if it has none."""
-    try:
-        return get_runtime().kakao_carrier.template(code)
-    except CarrierRejected as exc:
-        raise LookupError(code) from exc
-
-
-def _plan(job_id: int) -> None:
-    # The job is durable already: if publishing fails, the scheduler's outbox plans it later.
-    from actors.publish import publish_plan
-
-    try:
-        publish_plan(job_id)
-    except Exception:
-        log.exception("could not publish plan_job; the outbox will plan the job", extra={"job_id": job_id})
+def _accept(who: Principal, job_request: JobRequest, idempotency_key: str | None) -> StoredJob:
+    job = submission.prepare(job_request.fields, body_sha256=job_request.body_sha256, origin="api")
+    return submission.store(who.tenant_id, job, idempotency_key, actor=who.actor)
 
 
 @router.get("")

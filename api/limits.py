@@ -21,6 +21,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Body limit of every route but job intake, in bytes.
 DEFAULT_LIMIT_BYTES = 1024 * 1024
+#: Job intake: the API's, and the console's recipient upload (발송하기), which is spooled to disk
+#: and read row by row (`api.console.send`).
+INTAKE_PATHS = frozenset({"/v1/jobs", "/console/send"})
 
 
 class BodyTooLarge(Exception):
@@ -28,7 +31,7 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Refuse request bodies over ``intake_limit_bytes`` on ``POST /v1/jobs`` and over
+    """Refuse request bodies over ``intake_limit_bytes`` on `INTAKE_PATHS` and over
     ``DEFAULT_LIMIT_BYTES`` elsewhere, with a 413 problem (`api.problems`)."""
 
     def __init__(self, app: ASGIApp, intake_limit_bytes: int) -> None:
@@ -36,7 +39,7 @@ class BodySizeLimit:
         self.intake_limit_bytes = intake_limit_bytes
 
     def limit_for(self, scope: Scope) -> int:
-        if scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/jobs":
+        if scope["method"] == "POST" and scope["path"].rstrip("/") in INTAKE_PATHS:
             return self.intake_limit_bytes
         return DEFAULT_LIMIT_BYTES
 

@@ -78,6 +78,55 @@ RECIPIENT: Schema = obj(
 POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 STRINGS: Schema = {"type": "array", "items": STRING}
 KEY: Schema = obj("id", "prefix", "scopes", id=INTEGER, prefix=STRING, scopes=STRINGS)
+_STATS_FIELDS = ("sent", "delivered", "failed", "expired", "unknown", "fallbacks", "cancelled", "rejected")
+STATS_COUNTS: Schema = obj(
+    *_STATS_FIELDS,
+    "success_rate",
+    "charged",
+    **dict.fromkeys(_STATS_FIELDS, INTEGER),
+    success_rate={"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    charged=POINTS,
+)
+STATS: Schema = obj(
+    "from",
+    "to",
+    "granularity",
+    "channel",
+    "timezone",
+    "buckets",
+    "totals",
+    "by_channel",
+    "reasons",
+    **{"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}},
+    granularity={"type": "string", "enum": ["day", "hour"]},
+    channel={"type": ["string", "null"], "enum": ["sms", "lms", "kakao", None]},
+    timezone=STRING,
+    buckets={
+        "type": "array",
+        "items": {
+            **STATS_COUNTS,
+            "required": ["start", *STATS_COUNTS["required"]],
+            "properties": {"start": STRING, **STATS_COUNTS["properties"]},
+        },
+    },
+    totals=STATS_COUNTS,
+    by_channel={"type": "object", "additionalProperties": STATS_COUNTS},
+    reasons={
+        "type": "array",
+        "items": obj(
+            "channel",
+            "code",
+            "text",
+            "failures",
+            "share",
+            channel={"type": "string", "enum": ["sms", "lms", "kakao", "intake"]},
+            code=STRING,
+            text=STRING,
+            failures=INTEGER,
+            share={"type": "number", "minimum": 0, "maximum": 1},
+        ),
+    },
+)
 
 #: Success body of each operation, by (method, path).
 SUCCESS: dict[tuple[str, str], Schema] = {
@@ -149,6 +198,7 @@ SUCCESS: dict[tuple[str, str], Schema] = {
         ),
     ),
     ("post", "/v1/jobs/{job_id}/callbacks/replay"): obj("job_id", "events", job_id=INTEGER, events=INTEGER),
+    ("get", "/v1/stats"): STATS,
     ("get", "/v1/jobs/{job_id}/orders"): page(
         "members",
         obj("member_id", "revenue", "orders", member_id=STRING, revenue=POINTS, orders={"type": "array"}),

@@ -17,6 +17,7 @@ from engine.accounts.tenants import Principal
 class Action(StrEnum):
     """What a key asks to do, where the API and the console both offer it."""
 
+    SEND = "send a job"
     LIST_JOBS = "list jobs"
     VIEW_JOB = "view a job"
     VIEW_RECIPIENTS = "view a job's recipients"
@@ -35,11 +36,13 @@ class Action(StrEnum):
     VIEW_OPT_OUTS = "view the opt-out list"
     ADD_OPT_OUTS = "add numbers to the opt-out list"
     REMOVE_OPT_OUT = "remove a number from the opt-out list"
+    VIEW_STATS = "view send statistics"
     VIEW_AUDIT = "view the audit log"
 
 
 #: The scope each action needs.
 NEEDS: dict[Action, str] = {
+    Action.SEND: "send",
     Action.LIST_JOBS: "read",
     Action.VIEW_JOB: "read",
     Action.VIEW_RECIPIENTS: "read",
@@ -58,6 +61,7 @@ NEEDS: dict[Action, str] = {
     Action.VIEW_OPT_OUTS: "read",
     Action.ADD_OPT_OUTS: "send",
     Action.REMOVE_OPT_OUT: "admin",
+    Action.VIEW_STATS: "read",
     Action.VIEW_AUDIT: "admin",
 }
 

@@ -20,6 +20,10 @@ Follows the published guide (``TOAST-DOCS/Alimtalk`` ``en/alimtalk-api-guide.md`
   cache.
 - ``GET /senders/{senderKey}/templates/{templateCode}`` ("Get Template") for
   :meth:`~NhnAlimtalkCarrier.template`.
+- ``GET /senders/{senderKey}/templates`` ("List Templates": ``templateCode``, ``templateName``,
+  ``templateStatus`` filters, ``pageNum`` from 1, ``pageSize`` up to 1,000; the answer's
+  ``templateListResponse`` holds ``templates`` and ``totalCount``) for
+  :meth:`~NhnAlimtalkCarrier.templates`, asked with ``templateStatus=TSC03`` (approved).
 
 Fallback. The guide's ``resendParameter`` makes the provider resend a failed AlimTalk as SMS/LMS.
 balsong does its own fallback (so that its rate limits, sender registration and pricing apply),
@@ -199,6 +203,7 @@ class NhnAlimtalkCarrier:
         self._fallback = provider_fallback.as_parameter() if provider_fallback is not None else None
         self._template_ttl = template_ttl_seconds
         self._templates: dict[str, tuple[float, KakaoTemplate]] = {}
+        self._template_lists: dict[str, tuple[float, tuple[KakaoTemplate, ...]]] = {}
         self._references: OrderedDict[str, dict[int, str]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -394,16 +399,46 @@ class NhnAlimtalkCarrier:
         data = answer.get("templates")
         if not isinstance(data, dict) or data.get("templateCode") != template_code:
             raise CarrierRejected("template_not_found", f"no template {template_code!r}")
-        content = str(data.get("templateContent") or "")
-        found = KakaoTemplate(
-            code=template_code,
-            name=str(data.get("templateName") or ""),
-            content=content,
-            variables=template_variables(content),
-            status=str(data.get("status") or ""),
-        )
+        found = _template(data)
         with self._lock:
             self._templates[template_code] = (now + self._template_ttl, found)
+        return found
+
+    def templates(self, status: str | None = TEMPLATE_APPROVED) -> list[KakaoTemplate]:
+        """Every template of this sender key in ``status`` (approved ones by default; None: every
+        status), in the provider's order, read page by page and reused for
+        ``template_ttl_seconds``. Each one is remembered for :meth:`template` too.
+
+        Raises:
+          CarrierRetryable: the provider could not be reached or asked us to wait.
+          CarrierRejected: the provider refused (an unknown sender key ...).
+        """
+        key = f"list:{status or ''}"
+        now = time.monotonic()
+        with self._lock:
+            cached = self._template_lists.get(key)
+        if cached is not None and cached[0] > now:
+            return list(cached[1])
+        path = f"/senders/{quote(self.sender_key, safe='')}/templates"
+        found: list[KakaoTemplate] = []
+        page = 1
+        while True:
+            params: dict[str, Any] = {"pageNum": page, "pageSize": PAGE_SIZE}
+            if status is not None:
+                params["templateStatus"] = status
+            listing = self._query("GET", path, params).get("templateListResponse") or {}
+            rows = listing.get("templates") or []
+            for data in rows:
+                if isinstance(data, dict) and data.get("templateCode"):
+                    found.append(_template(data))
+            total = listing.get("totalCount")
+            if len(rows) < PAGE_SIZE or (isinstance(total, int) and page * PAGE_SIZE >= total):
+                break
+            page += 1
+        with self._lock:
+            self._template_lists[key] = (now + self._template_ttl, tuple(found))
+            for template in found:
+                self._templates[template.code] = (now + self._template_ttl, template)
         return found
 
     # -- transport ------------------------------------------------------------------------------
@@ -451,6 +486,18 @@ class NhnAlimtalkCarrier:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _template(data: dict[str, Any]) -> KakaoTemplate:
+    """A template as Get Template and List Templates show it."""
+    content = str(data.get("templateContent") or "")
+    return KakaoTemplate(
+        code=str(data["templateCode"]),
+        name=str(data.get("templateName") or ""),
+        content=content,
+        variables=template_variables(content),
+        status=str(data.get("status") or ""),
+    )
 
 
 def _row_outcome(row: dict[str, Any], reference: str) -> SubmitOutcome:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from cli import account, callbacks, jobs, operators
+from cli import account, callbacks, jobs, operators, send, stats
 from cli.exits import CommandError, Exit, exit_table
 from engine.config import MissingSecrets, Settings, get_settings
 from engine.unknown_settings import report_unknown_settings
@@ -418,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sender_add.set_defaults(handler=cmd_sender_add)
     account.register(sub, tenant, sender)
     callbacks.register(tenant)
+    stats.register(sub)
     operators.register(sub)
 
     rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=cmd_rate_limit)
 
     jobs.register(sub)
+    send.register(sub)
 
     dead = sub.add_parser("dead-letters", help="messages that failed every retry: list, requeue or purge")
     dead.add_argument(

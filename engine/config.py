@@ -283,6 +283,10 @@ class Settings:
     #: Results are kept this long after their job's creation; a month's recipients partition
     #: (and the month's jobs) is dropped once the whole month is older than this.
     retention_days: int = 365
+    #: Send statistics (per tenant, hour and channel; no personal data) are kept this long, past
+    #: the results they were counted from: two whole years back, for comparing a month with the
+    #: same month a year before. The retention duty deletes older hours and days.
+    stats_retention_days: int = 1096
     #: How often the retention duty looks for months to drop.
     retention_interval_seconds: float = 3600.0
     #: "system" (wall clock) or "shared" (wall clock plus an offset in Redis that tests move).

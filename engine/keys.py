@@ -59,6 +59,11 @@ class Keys:
         """An operator's console session (by the SHA-256 of its cookie), see `api.console.session`."""
         return f"{self.prefix}:console-session:{token_hash}"
 
+    def send_draft(self, token: str, part: str) -> str:
+        """A console send draft (`api.console.send_drafts`): its ``meta`` record or its staged
+        ``rows``; one hash tag per draft, so its keys live in one Redis Cluster slot."""
+        return f"{self.prefix}:{{send-draft:{token}}}:{part}"
+
     def sign_in(self, kind: str, name: str) -> str:
         """Sign-in throttle state (`engine.accounts.sign_in_limits`): a failure counter (``client``,
         ``prefix``) or a known-good key's marker (``good``); one hash tag, so one script uses them."""

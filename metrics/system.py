@@ -55,6 +55,10 @@ RECIPIENTS_QUEUED = Gauge(
     "Recipients of open jobs not sent yet, by what they wait for (ready, retry_ledger, quiet_hours, paused)",
     ("state",),
 )
+OLDEST_READY_BATCH = Gauge(
+    "balsong_oldest_ready_batch_seconds",
+    "How long the oldest batch ready to send (published, unclaimed, its job sending) has waited (0: none)",
+)
 RECIPIENTS_IN_FLIGHT = Gauge(
     "balsong_recipients_in_flight", "Recipients submitted to a carrier whose final result has not come"
 )

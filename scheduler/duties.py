@@ -29,7 +29,7 @@ from engine.lifecycle.reports import ingest_reports
 from engine.lifecycle.results import unflushed_age
 from engine.lifecycle.retries import release_due
 from engine.lifecycle.settlement import settle_job, unsettled_jobs
-from engine.reporting.retention import purge_expired
+from engine.reporting.retention import purge_expired, purge_old_stats
 from engine.runtime import Runtime
 from metrics import PARTITIONS_DROPPED, REDIS_DATA_LOST, RESERVATIONS
 from scheduler.runner import Duty
@@ -288,6 +288,13 @@ def purge_old_results(rt: Runtime) -> None:
     with rt.pool.connection() as conn:
         purge = purge_expired(conn, rt.clock.now(), rt.settings.retention_days)
         dead_entries.purge(conn, rt.clock.now() - timedelta(days=rt.settings.retention_days))
+        stats_rows = purge_old_stats(conn, rt.clock.now(), rt.settings.stats_retention_days)
+    if stats_rows:
+        log.info(
+            "retention: send statistics past %d days removed",
+            rt.settings.stats_retention_days,
+            extra={"rows": stats_rows},
+        )
     if purge.job_ids:
         pipe = rt.redis.pipeline(transaction=False)
         for job_id in purge.job_ids:

@@ -58,6 +58,14 @@ DEAD_CLAIMS_LIMIT = 1000
 #: time out as soon: `engine.redis_client.make_redis` ``timeout_seconds``.)
 PROBE_TIMEOUT_SECONDS = 2
 
+# The oldest batch a worker could send now and has not claimed: published (enqueued_at), its
+# job neither paused nor held (the batches_open index serves it).
+_OLDEST_READY = """
+SELECT coalesce(extract(epoch FROM now() - min(b.enqueued_at)), 0)
+FROM batches b JOIN jobs j ON j.id = b.job_id
+WHERE b.state = 'planned' AND b.enqueued_at IS NOT NULL AND j.status IN ('accepted', 'sending')
+"""
+
 _OPEN_JOBS = """
 SELECT id, status, advertisement FROM jobs
 WHERE completed_at IS NULL AND planned_at IS NOT NULL ORDER BY id LIMIT %s
@@ -230,6 +238,7 @@ class SystemCollector(Collector):
             open_jobs = conn.execute(_OPEN_JOBS, (OPEN_JOBS_LIMIT,)).fetchall()
             in_ledger = {int(j): int(n) for j, n in conn.execute(_IN_LEDGER_BY_JOB).fetchall()}
             held_by_dead = len(dead_claims(conn, limit=DEAD_CLAIMS_LIMIT))
+            oldest_ready = conn.execute(_OLDEST_READY).fetchone()
         jobs = gauges.JOBS.family()
         for status, count in by_status:
             jobs.add_metric([status], count)
@@ -253,6 +262,7 @@ class SystemCollector(Collector):
             queued,
             gauges.RECIPIENTS_IN_FLIGHT.family(in_flight),
             gauges.BATCHES_HELD_BY_DEAD_LEASES.family(held_by_dead),
+            gauges.OLDEST_READY_BATCH.family(float(oldest_ready[0]) if oldest_ready else 0.0),
         ]
 
     def _rate_caps(self) -> Iterable[GaugeMetricFamily]:

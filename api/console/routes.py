@@ -443,6 +443,7 @@ def _refusal(exc: BalsongError) -> str:
 
 
 _NOTICES = {
+    "sent": "발송을 접수했습니다.",
     "cancelled": "발송을 취소했습니다. 이미 통신사에 전송된 메시지는 결과가 그대로 표시됩니다.",
     "resent": "실패한 수신자에게 재발송하는 새 작업을 만들었습니다.",
     "resumed": "발송을 재개했습니다.",

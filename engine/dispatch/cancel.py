@@ -25,6 +25,7 @@ from engine.callbacks.outbox import record_jobs_finished
 from engine.dispatch.planning import BatchRef
 from engine.errors import JobStateConflict, NotFound
 from engine.intake.reservations import cancel_queued_recipients
+from engine.lifecycle import job_stats
 from engine.lifecycle.results import CANCELLED_REASON
 from engine.lifecycle.statuses import FINISHED_JOB_STATUSES, JobStatus
 
@@ -80,6 +81,7 @@ def cancel_job(conn: Connection, tenant_id: int, job_id: int, now: datetime) -> 
             )
             cancel_queued_recipients(conn, [job_id], now, CANCELLED_REASON, "not sent: the job was cancelled")
             record_jobs_finished(conn, [job_id])
+            job_stats.add_finished_jobs(conn, [job_id])
             return CancelResult(job_id, now, finished=True)
         conn.execute(
             "UPDATE jobs SET status = %s, cancelled_at = %s WHERE id = %s", (JobStatus.CANCELLED, now, job_id)

@@ -50,6 +50,18 @@ def check_advertisement(body: str, channel: str) -> None:
         )
 
 
+def with_advertising_marks(body: str, opt_out_number: str) -> str:
+    """``body`` with what an advertising message must carry added where it lacks it: the label
+    in front, and a line ``무료수신거부 <opt_out_number>`` at the end (the number as given;
+    `check_advertisement` judges the result)."""
+    text = body.strip()
+    if not text.startswith(AD_LABEL):
+        text = f"{AD_LABEL}{text}"
+    if _OPT_OUT_LINE.search(text) is None and opt_out_number.strip():
+        text = f"{text}\n무료수신거부 {opt_out_number.strip()}"
+    return text
+
+
 def in_quiet_hours(moment: datetime) -> bool:
     """True from 21:00 to 08:00 KST, when advertising may not be sent."""
     local = moment.astimezone(KST).time()

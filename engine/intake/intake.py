@@ -104,6 +104,8 @@ class PreparedJob:
     #: Where this job's status callbacks go (checked by the caller, `engine.callbacks.urls`);
     #: None: the tenant's default, if it has one.
     callback_url: str | None = None
+    #: Where the job was made: ``api`` (POST /v1/jobs) or ``console`` (the console's send page).
+    origin: str = "api"
 
     @property
     def total(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -88,14 +89,9 @@ def store_job(
             existing = claim_idempotency_key(conn, tenant_id, idempotency_key, job.request_hash)
             if existing is not None:
                 return StoredJob(existing, created=False)
-        require_sender(conn, tenant_id, job.sender)
-        if job.advertisement:
-            _exclude_opted_out(conn, tenant_id, job)
-        prices = billing.prices_for(conn, settings, tenant_id)
-        job_id = _insert_job(conn, tenant_id, job, now, idempotency_key, prices)
-        counts = {"sms": len(job.sms), "lms": len(job.lms), "kakao": len(job.kakao)}
-        cost = billing.job_cost(prices, counts, job.fallback.channel if job.fallback else None)
-        billing.reserve_job(conn, tenant_id, job_id, cost)
+        quote = quote_job(conn, tenant_id=tenant_id, job=job, settings=settings)
+        job_id = _insert_job(conn, tenant_id, job, now, idempotency_key, quote.prices)
+        billing.reserve_job(conn, tenant_id, job_id, quote.cost)
         limits = intake_limits.limits_for(conn, settings, tenant_id)
         intake_limits.check_daily_recipients(conn, tenant_id, job_id, job.total, limits, now)
         if job.tracked_urls:
@@ -111,12 +107,42 @@ def store_job(
                 details={
                     "channel": job.requested_channel,
                     "recipients": job.total,
+                    "origin": job.origin,
                     "kind": job.kind,
                     "advertisement": job.advertisement or None,
                     "scheduled_at": job.scheduled_at.isoformat() if job.scheduled_at else None,
                 },
             )
     return StoredJob(job_id, created=True, scheduled=job.scheduled_at is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What storing a prepared job would do to the tenant: numbers suppressed, the cost
+    reserved, at which prices."""
+
+    #: Recipients moved to the failed ones because their number opted out (advertising only).
+    opted_out: int
+    prices: billing.Prices
+    #: What intake reserves (`engine.accounts.billing.job_cost`).
+    cost: Decimal
+
+
+def quote_job(conn: Connection, *, tenant_id: int, job: PreparedJob, settings: Settings) -> Quote:
+    """Check the sender, move an advertising job's opted-out recipients to its failed ones
+    (``opted_out``), and price what is left: the steps `store_job` takes before it stores, for
+    it and for anyone showing an operator what a job would cost before it is sent (the console's
+    send page). Mutates ``job`` (opt-outs).
+
+    Raises:
+      SenderNotRegistered: the sender is not an approved number of the tenant.
+    """
+    require_sender(conn, tenant_id, job.sender)
+    opted_out = _exclude_opted_out(conn, tenant_id, job) if job.advertisement else 0
+    prices = billing.prices_for(conn, settings, tenant_id)
+    counts = {"sms": len(job.sms), "lms": len(job.lms), "kakao": len(job.kakao)}
+    cost = billing.job_cost(prices, counts, job.fallback.channel if job.fallback else None)
+    return Quote(opted_out, prices, cost)
 
 
 def claim_idempotency_key(conn: Connection, tenant_id: int, key: str, fingerprint: bytes) -> int | None:
@@ -138,13 +164,14 @@ def claim_idempotency_key(conn: Connection, tenant_id: int, key: str, fingerprin
     return int(row[0])
 
 
-def _exclude_opted_out(conn: Connection, tenant_id: int, job: PreparedJob) -> None:
+def _exclude_opted_out(conn: Connection, tenant_id: int, job: PreparedJob) -> int:
     phones = [row.phone for row in job.valid_rows()]
     rows = conn.execute(
         "SELECT phone FROM opt_outs WHERE tenant_id = %s AND phone = ANY(%s)", (tenant_id, phones)
     ).fetchall()
-    if rows:
-        job.exclude({row[0] for row in rows}, OPTED_OUT, OPTED_OUT_TEXT)
+    if not rows:
+        return 0
+    return job.exclude({row[0] for row in rows}, OPTED_OUT, OPTED_OUT_TEXT)
 
 
 def _insert_job(
@@ -157,9 +184,9 @@ def _insert_job(
                           variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
                           invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
                           fallback_title, kind, scheduled_at, advertisement, prices, reference,
-                          callback_url)
+                          origin, callback_url)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s, %s,
+                %s, %s, %s, %s,
                 -- Fixed now: the job's own URL, else the tenant's default at this moment.
                 coalesce(%s, (SELECT callback_url FROM tenants WHERE id = %s)))
         RETURNING id
@@ -191,6 +218,7 @@ def _insert_job(
             job.advertisement,
             Jsonb(prices.as_json()),
             job.reference,
+            job.origin,
             job.callback_url,
             tenant_id,
         ),

@@ -24,6 +24,7 @@ from psycopg import Connection
 from engine.callbacks.outbox import events_from, record_jobs_finished
 from engine.errors import ValidationError
 from engine.inputs import parse_instant
+from engine.lifecycle import job_stats
 from engine.lifecycle.statuses import JobStatus, RecipientStatus
 
 #: What a job's ``kind`` may be: a caller asks for manual or automatic; ``scheduled`` follows
@@ -107,6 +108,7 @@ def start_due_reservations(
                 "not sent: the reservation's time passed while the system was down",
             )
             record_jobs_finished(conn, missed)
+            job_stats.add_finished_jobs(conn, missed)
         started = [
             int(r[0])
             for r in conn.execute(

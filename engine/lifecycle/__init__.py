@@ -11,7 +11,8 @@ account of it.
   more, then ended ``unknown``;
 - `results` (the recorder), `flusher` (and its door: `flush_admission`, `entry_checks`,
   `report_matching`, `dead_entries`), `counters`, `retries`, `fallback`, `completion`,
-  `settlement`, `pausing`, `pipeline_metrics`.
+  `settlement`, `pausing`, `pipeline_metrics`;
+- `job_stats`: a finished job's recipients added once to its tenant's send statistics.
 
 May import engine's runtime modules, engine.dispatch, engine.accounts, engine.callbacks (the
 outbox its changes write their events to), carriers/ and metrics/; never actors/.

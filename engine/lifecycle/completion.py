@@ -14,7 +14,7 @@ from redis import Redis
 
 from engine.callbacks.outbox import record_jobs_finished
 from engine.keys import Keys
-from engine.lifecycle import counters
+from engine.lifecycle import counters, job_stats
 from engine.lifecycle.settlement import settle_locked
 from engine.lifecycle.statuses import JobStatus
 
@@ -94,6 +94,9 @@ def finish_if_complete(conn: Connection, job_id: int) -> bool:
             (JobStatus.CANCELLED, final_status(total, failed), job_id),
         )
         record_jobs_finished(conn, [job_id])
-        # In the same transaction: a finished job is never seen unsettled by its tenant.
+        # In the same transaction: a finished job is in its tenant's statistics exactly once, and
+        # never seen unsettled. Statistics first: settlement takes the tenant's balance lock,
+        # which intake of the tenant waits for, so it is held only for the refund.
+        job_stats.add_finished_jobs(conn, [job_id])
         settle_locked(conn, job_id)
     return True

@@ -21,14 +21,18 @@ from decimal import Decimal
 from psycopg import Connection
 
 from engine.accounts import billing
+from engine.lifecycle.statuses import RecipientStatus
 from metrics import JOBS_SETTLED, SETTLEMENT_REFUNDS
 
 log = logging.getLogger(__name__)
 
-# Charged messages: delivered, and unknown (the provider charged them on acceptance; see above).
+#: Statuses of the messages a job is charged for: delivered, and unknown (the provider charged
+#: them on acceptance; see above). The send statistics count charges by the same rule.
+CHARGED_RECIPIENT_STATUSES = frozenset({RecipientStatus.DELIVERED, RecipientStatus.UNKNOWN})
+
 _CHARGED_BY_CHANNEL = """
     SELECT channel, fallback_of IS NOT NULL, count(*) FROM recipients
-    WHERE job_id = %s AND job_created_at = %s AND status IN ('delivered', 'unknown')
+    WHERE job_id = %s AND job_created_at = %s AND status = ANY(%s)
     GROUP BY 1, 2
 """
 
@@ -60,7 +64,10 @@ def settle_locked(conn: Connection, job_id: int) -> Decimal | None:
         return None
     prices = billing.Prices.from_json(stored_prices)
     cost = billing.ZERO
-    for channel, is_fallback, count in conn.execute(_CHARGED_BY_CHANNEL, (job_id, created_at)):
+    charged_statuses = sorted(status.value for status in CHARGED_RECIPIENT_STATUSES)
+    for channel, is_fallback, count in conn.execute(
+        _CHARGED_BY_CHANNEL, (job_id, created_at, charged_statuses)
+    ):
         cost += count * prices.of(f"fallback_{channel}" if is_fallback else channel)
     refund = max(charged - cost, billing.ZERO).quantize(billing.ZERO)
     billing.append(conn, tenant_id, "refund", refund, job_id=job_id, memo="undelivered messages")

@@ -27,6 +27,12 @@ behind long readers and stall intake behind it.
 
 Jobs go first, partitions second: a crash in between leaves, for a day, recipients of no job
 (invisible), never a job without its recipients.
+
+Send statistics (``send_stats_hourly``, ``send_stats_reasons``: counts per tenant, KST hour or
+day, channel and reason code) hold no personal data and are deliberately kept longer than the
+results they were counted from, ``stats_retention_days`` (about three years), so that a month can
+be compared with the same month of the years before; `purge_old_stats` deletes what is older.
+They reference no job, so deleting a job or dropping a month's partition leaves them as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from datetime import date, datetime, timedelta
 
 from psycopg import Connection, sql
 from psycopg.errors import LockNotAvailable
+
+from engine.clock import KST
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,16 @@ def purge_expired(conn: Connection, now: datetime, retention_days: int) -> Purge
             break
         purge.months.append(month)
     return purge
+
+
+def purge_old_stats(conn: Connection, now: datetime, stats_retention_days: int) -> int:
+    """Delete the send statistics of KST days wholly older than ``stats_retention_days``; the
+    number of rows deleted. Small: each run deletes the hours that aged out since the last."""
+    first_kept = (now.astimezone(KST) - timedelta(days=stats_retention_days)).date()
+    with conn.transaction():
+        hourly = conn.execute("DELETE FROM send_stats_hourly WHERE kst_hour < %s", (first_kept,)).rowcount
+        reasons = conn.execute("DELETE FROM send_stats_reasons WHERE kst_day < %s", (first_kept,)).rowcount
+    return hourly + reasons
 
 
 def delete_jobs_before(conn: Connection, keep_from: date) -> list[int]:

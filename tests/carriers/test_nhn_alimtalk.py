@@ -414,3 +414,23 @@ def test_an_unknown_sender_key_is_rejected(sim: SimulatorHandle) -> None:
         adapter.submit(otp_batch(references(1)))
 
     assert caught.value.code == "-2017"
+
+
+def test_the_template_list_holds_the_approved_templates_across_pages(sim: SimulatorHandle) -> None:
+    """Given more approved templates than one page holds and one under review, when the list of
+    approved templates is asked for, then every approved one comes, page after page, with its
+    variables, and the one under review does not."""
+    for number in range(1005):
+        sim.add_kakao_template(f"BULK{number:04d}", f"#{{name}}님 안내 {number}", name=f"대량 {number}")
+    sim.add_kakao_template("PENDING", "검토 중 #{what}", status="TSC02")
+    with adapter_for(sim) as carrier:
+        listed = carrier.templates()
+        everything = {t.code for t in carrier.templates(status=None)}
+
+    codes = [t.code for t in listed]
+    assert len(codes) == len(set(codes)) == 1005 + 3  # the simulator's three defaults
+    assert "PENDING" not in codes and {"ORDER_SHIPPED", "BULK0000", "BULK1004"} <= set(codes)
+    bulk = next(t for t in listed if t.code == "BULK1004")
+    assert (bulk.name, bulk.variables, bulk.approved) == ("대량 1004", ("name",), True)
+    # And every status is listed when asked
+    assert "PENDING" in everything

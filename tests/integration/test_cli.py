@@ -198,3 +198,70 @@ def test_the_root_leads_to_the_console(stack: Stack) -> None:
     response = httpx.get(f"{stack.settings.api_url}/", follow_redirects=False)
     assert response.status_code == 307
     assert response.headers["location"] == "/console"
+
+
+def test_send_a_csv_file_with_a_header_and_variables(stack: Stack, tmp_path: Path) -> None:
+    # Given a CSV of recipients with a header row naming the phone, a variable and a reference,
+    # one bad number among them
+    client = stack.new_tenant("cli-send")
+    path = tmp_path / "recipients.csv"
+    path.write_text(
+        "전화번호,name,주문번호\n010-5300-0001,홍길동,ORDER-1\n010-5300-0002,김철수,ORDER-2\n010-53,이영희,ORDER-3\n",
+        encoding="utf-8",
+    )
+    # When it is sent from the command line
+    done = balsong(
+        stack,
+        "send",
+        str(path),
+        "--sender",
+        SENDER,
+        "--body",
+        "#{name}님, 주문이 발송되었습니다",
+        "--reference",
+        "cli-campaign",
+        "--api-key",
+        key_of(client),
+    )
+    # Then the job is accepted and followed to its end: the bad number failed alone
+    job_id = int(done.stdout.strip())
+    assert done.returncode == Exit.JOB_PARTIALLY_FAILED, done.stderr
+    assert "3 recipients from recipients.csv" in done.stderr
+    job = stack.job(client, job_id)
+    assert job["reference"] == "cli-campaign"
+    assert job["counts"]["delivered"] == 2 and job["counts"]["failed"] == 1
+    # And each recipient kept its reference, and got its own name
+    recipients = client.get(f"/v1/jobs/{job_id}/recipients", params={"reference": "ORDER-2"}).json()[
+        "recipients"
+    ]
+    assert len(recipients) == 1
+    bodies = {
+        e["reference"]: e["body"] for e in stack.simulator.ledger() if e["reference"].startswith(f"{job_id}-")
+    }
+    assert bodies[f"{job_id}-{recipients[0]['seq']}"] == "김철수님, 주문이 발송되었습니다"
+
+
+def test_send_refuses_what_the_api_refuses_in_one_line(stack: Stack, tmp_path: Path) -> None:
+    client = stack.new_tenant("cli-send-bad")
+    path = tmp_path / "recipients.csv"
+    path.write_text("010-5301-0001\n", encoding="utf-8")
+    # A sender the tenant has not registered is the API's refusal, told in one line
+    done = balsong(
+        stack,
+        "send",
+        str(path),
+        "--no-header",
+        "--sender",
+        "02-9999-0000",
+        "--body",
+        "안내",
+        "--api-key",
+        key_of(client),
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "sender" in done.stderr
+    # A file of another kind is a usage error before anything is sent
+    other = tmp_path / "recipients.pdf"
+    other.write_bytes(b"%PDF")
+    done = balsong(stack, "send", str(other), "--sender", SENDER, "--body", "x", "--api-key", key_of(client))
+    assert done.returncode == Exit.USAGE and ".xlsx and .csv" in done.stderr

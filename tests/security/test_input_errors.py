@@ -40,6 +40,9 @@ DATE_PARAMETERS = {
     "sent_from": "instant",
     "sent_to": "instant",
     "month": "month",
+    # The statistics' range (GET /v1/stats, /console/stats): KST days.
+    "from": "day",
+    "to": "day",
 }
 OUT_OF_RANGE = {
     "day": ("9999-12-31", "0001-01-01", "1999-12-31", "2101-01-01"),

@@ -8,7 +8,13 @@ import pytest
 
 from engine.clock import KST
 from engine.errors import ValidationError
-from engine.intake.compliance import check_advertisement, check_send_time, in_quiet_hours, quiet_hours_end
+from engine.intake.compliance import (
+    check_advertisement,
+    check_send_time,
+    in_quiet_hours,
+    quiet_hours_end,
+    with_advertising_marks,
+)
 
 AD = "(광고) 겨울 세일 30%\n무료수신거부 080-123-4567"
 
@@ -70,3 +76,18 @@ def test_the_quiet_hours_end_at_the_next_eight_oclock() -> None:
     night = datetime(2026, 11, 24, 3, 0, tzinfo=KST)
     assert quiet_hours_end(evening) == datetime(2026, 11, 24, 8, 0, tzinfo=KST)
     assert quiet_hours_end(night) == datetime(2026, 11, 24, 8, 0, tzinfo=KST)
+
+
+def test_the_advertising_marks_are_added_where_missing_and_then_pass_the_check() -> None:
+    # Given a plain message and the tenant's 080 number, When the marks are added
+    marked = with_advertising_marks("  겨울 세일 50%!  ", "080-123-4567")
+
+    # Then it starts with the label, ends with the opt-out line, and the engine's check passes
+    assert marked == "(광고)겨울 세일 50%!\n무료수신거부 080-123-4567"
+    check_advertisement(marked, "sms")
+    # And a message that has them already is left as it is
+    assert with_advertising_marks(marked, "080-999-9999") == marked
+    # And without a number the line is not made up: the check names what is missing
+    with pytest.raises(ValidationError) as refused:
+        check_advertisement(with_advertising_marks("세일", ""), "sms")
+    assert refused.value.code == "advertising_opt_out_missing"

@@ -223,8 +223,8 @@ def test_the_dashboard_opens_on_a_row_of_single_stats() -> None:
     """Given the dashboard
     When its first row is read
     Then it holds only single stats: sent per second, success ratio, recipients in flight, the
-    retry backlog, the oldest overdue retry and the API's 5xx ratio, each from the metrics balsong
-    exports for it."""
+    retry backlog, the age of the oldest batch ready to send and the API's 5xx ratio, each from
+    the metrics balsong exports for it."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     rows = sorted((p for p in dashboard["panels"] if p["type"] == "row"), key=lambda p: p["gridPos"]["y"])
     top, second = rows[0]["gridPos"]["y"], rows[1]["gridPos"]["y"]
@@ -238,7 +238,7 @@ def test_the_dashboard_opens_on_a_row_of_single_stats() -> None:
         'rate(balsong_recipients_total{outcome="delivered"}',
         "max(balsong_recipients_in_flight)",
         'max(balsong_recipients_queued{state="retry_ledger"})',
-        "max(balsong_retry_ledger_overdue_seconds)",
+        "max(balsong_oldest_ready_batch_seconds)",
         'rate(balsong_api_requests_total{status=~"5.."}',
     ):
         assert any(wanted in e for e in exprs), wanted
