@@ -278,6 +278,9 @@ def cmd_callbacks(args: argparse.Namespace) -> int:
 
     rt = get_runtime()
     serve(settings.metrics_host, settings.callbacks_metrics_port, process_registry())
+    # Sending comes first: where both want the CPU, the dispatcher yields (it catches up when
+    # the burst is over; its events wait durably in the outbox meanwhile).
+    os.nice(settings.callbacks_nice)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
