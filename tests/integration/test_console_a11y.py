@@ -144,6 +144,7 @@ PAGES: tuple[ConsolePage, ...] = (
     ConsolePage("opt-outs-searched", at("/console/opt-outs?phone=0001", "수신거부")),
     ConsolePage("opt-outs-imported", opt_outs_imported),
     ConsolePage("stats", at("/console/stats", "통계")),
+    ConsolePage("audit", at("/console/audit", "감사 로그")),
     ConsolePage("not-found", at("/console/jobs/999999999", "찾을 수 없습니다")),
     ConsolePage("forbidden", at("/console/send", "권한이 없습니다"), who="reader"),
 )
