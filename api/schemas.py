@@ -36,8 +36,18 @@ def page(key: str, item: Schema) -> Schema:
 COUNTS: Schema = obj(
     "total", "queued", "delivered", "failed", total=INTEGER, queued=INTEGER, delivered=INTEGER
 )
+POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 JOB_SUMMARY: Schema = obj(
-    "id", "status", "counts", id=INTEGER, status=STRING, counts=COUNTS, reference=NULLABLE_STRING
+    "id",
+    "status",
+    "counts",
+    id=INTEGER,
+    status=STRING,
+    counts=COUNTS,
+    reference=NULLABLE_STRING,
+    origin=STRING,
+    charged=POINTS,
+    refunded=POINTS,
 )
 JOB: Schema = obj(
     "id",
@@ -75,7 +85,6 @@ RECIPIENT: Schema = obj(
     reference=NULLABLE_STRING,
     first_clicked_at=NULLABLE_STRING,
 )
-POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 STRINGS: Schema = {"type": "array", "items": STRING}
 KEY: Schema = obj("id", "prefix", "scopes", id=INTEGER, prefix=STRING, scopes=STRINGS)
 _STATS_FIELDS = ("sent", "delivered", "failed", "expired", "unknown", "fallbacks", "cancelled", "rejected")

@@ -86,3 +86,24 @@ PHONE_REFUSAL = {
 def phone_refusal(code: str, reason: str) -> str:
     """The Korean reason of a refused number; an unknown code shows the engine's own reason."""
     return PHONE_REFUSAL.get(code, reason)
+
+
+#: Where an operator fixes what a failure's reason asks to fix (`engine.reason_codes.Advice.fix`).
+FIX_LINKS = {"sender": ("/console/senders", "발신번호 관리"), "money": ("/console/money", "충전하기")}
+
+ORIGIN = {"api": "API", "console": "콘솔"}
+LABELS["origin"] = ORIGIN
+
+
+def day(iso: str | None) -> str:
+    """``2027-12-01`` (KST) from ISO 8601 text; empty for no time."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(KST).strftime("%Y-%m-%d")
+
+
+def period(days: int) -> str:
+    """A retention period as operators say it: ``1년`` for 365 days, else ``90일``."""
+    if days % 365 == 0:
+        return f"{days // 365}년"
+    return f"{days:,}일"
