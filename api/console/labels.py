@@ -8,11 +8,12 @@ from decimal import Decimal
 from engine.clock import KST
 from engine.intake.phone import InvalidPhone, format_phone
 from engine.lifecycle.statuses import JOB_STATUS_LABELS, RECIPIENT_STATUS_LABELS
+from engine.reporting.job_list_export import CHANNEL_LABELS, KIND_LABELS, ORIGIN_LABELS
 
 JOB_STATUS = JOB_STATUS_LABELS
 RECIPIENT_STATUS = RECIPIENT_STATUS_LABELS
-CHANNEL = {"sms": "SMS", "lms": "LMS", "auto": "자동(SMS/LMS)", "kakao": "알림톡"}
-KIND = {"manual": "수동", "scheduled": "예약", "automatic": "자동"}
+CHANNEL = CHANNEL_LABELS
+KIND = KIND_LABELS
 
 LABELS = {"job_status": JOB_STATUS, "recipient_status": RECIPIENT_STATUS, "channel": CHANNEL, "kind": KIND}
 
@@ -91,8 +92,7 @@ def phone_refusal(code: str, reason: str) -> str:
 #: Where an operator fixes what a failure's reason asks to fix (`engine.reason_codes.Advice.fix`).
 FIX_LINKS = {"sender": ("/console/senders", "발신번호 관리"), "money": ("/console/money", "충전하기")}
 
-ORIGIN = {"api": "API", "console": "콘솔"}
-LABELS["origin"] = ORIGIN
+LABELS["origin"] = ORIGIN_LABELS
 
 
 def day(iso: str | None) -> str:
