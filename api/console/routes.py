@@ -206,6 +206,7 @@ def jobs_page(
 
 @router.get("/jobs/export")
 def jobs_export(
+    request: Request,
     session: HistorySession,
     created_from: str | None = None,
     created_to: str | None = None,
@@ -220,8 +221,8 @@ def jobs_export(
     try:
         job_filter = _job_filter(filters)
     except ValidationError:
-        # Back to the history with the same filters: its page names the field.
-        return _redirect("/console/jobs?" + urlencode(filters))
+        # The history's page under the same filters: a 422 naming the field.
+        return jobs_page(request, session, created_from, created_to, status, channel, kind)
     return exports.export_job_list(session.principal, job_filter, "csv")
 
 
