@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from api.console import search
 from api.console.routes import router
 from tests.security.support import another_key, csrf_token, signed_in, unique
 from tests.support.jobs import wait_finished
@@ -27,10 +28,13 @@ UNSCOPED = {
     ("POST", "/console/login"),
     ("POST", "/console/logout"),
 }
+#: The routers of the job pages' concern: the history, the job pages, the recipient search.
+ROUTES = [*router.routes, *search.router.routes]
 #: Query strings that reach other formats of the same pages.
 VARIANTS = {
     "/console/jobs/{job_id}/export": ("?format=csv", "?format=xlsx"),
     "/console/jobs/{job_id}/statement": ("", "?format=pdf"),
+    "/console/recipients": ("", "?phone=010-9300-1111"),
 }
 
 
@@ -39,7 +43,7 @@ def console_routes(method: str) -> list[str]:
     page added later is checked too)."""
     return [
         route.path
-        for route in router.routes
+        for route in ROUTES
         if isinstance(route, APIRoute) and method in route.methods and (method, route.path) not in UNSCOPED
     ]
 
@@ -130,7 +134,7 @@ def test_a_read_only_key_reads_but_cannot_cancel_resume_or_resend(stack: Stack) 
 def test_every_scoped_console_page_and_form_uses_the_apis_table() -> None:
     # Given the console's routes, When their dependencies are read, Then every one that is not
     # sign-in or sign-out asks `api.scopes` (through session_for) for its actions' scopes
-    for route in router.routes:
+    for route in ROUTES:
         if not isinstance(route, APIRoute) or (sorted(route.methods)[0], route.path) in UNSCOPED:
             continue
         names = {dependency.call.__name__ for dependency in route.dependant.dependencies if dependency.call}
