@@ -179,6 +179,8 @@ def jobs_page(
         "job_kinds": list(labels.KIND.items()),
         "retention": labels.period(get_runtime().settings.retention_days),
         "export_url": "/console/jobs/export?" + urlencode(filters),
+        # A job that ended without sending anything says 미발송; one not sent yet, 발송 전.
+        "finished_statuses": [str(status) for status in FINISHED_JOB_STATUSES],
     }
     rt = get_runtime()
     scope = cursors.jobs_scope(session.principal.tenant_id)

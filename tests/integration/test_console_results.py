@@ -161,6 +161,8 @@ def test_the_history_shows_send_time_sender_cost_and_deletion_date(stack: Stack,
     assert reserved.status_code == 202, reserved.text
     reserved_id = reserved.json()["job_id"]
     reservation = client.get(f"/v1/jobs/{reserved_id}").json()
+    never_sent = submit_sms(client, "잘못된 번호뿐", ["010-12"])
+    assert wait_finished(stack, client, never_sent)["sent_at"] is None
     sign_in(page, stack, client)
 
     # Then the history's 발송 일시 is the send time, or the reservation's time marked 예약
@@ -170,6 +172,7 @@ def test_the_history_shows_send_time_sender_cost_and_deletion_date(stack: Stack,
     reserved_row = page.locator(f"tr[data-job-id='{reserved_id}']")
     expect(reserved_row.locator(".sent-at")).to_contain_text(labels.when(reservation["scheduled_at"]))
     expect(reserved_row.locator(".sent-at")).to_contain_text("예약")
+    expect(page.locator(f"tr[data-job-id='{never_sent}'] .sent-at")).to_have_text("미발송")
     # with the sender, the points charged as Korean operators write money, and the deletion date
     expect(sent_row.locator(".sender")).to_have_text("02-1234-5678")
     expect(sent_row.locator(".charged")).to_have_text(labels.points(sent["charges"]["charged"]))
