@@ -14,7 +14,8 @@ from api.auth import platform_principal, principal, require
 from api.inputs import json_body
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
-from engine.accounts import billing, opt_outs
+from engine.accounts import audit, billing, opt_outs
+from engine.accounts.audit import AuditAction
 from engine.accounts.ledger import MAX_LEDGER_PAGE, LedgerFilter, ledger_page
 from engine.accounts.platform_keys import PlatformPrincipal
 from engine.accounts.tenants import Principal, list_senders, request_sender, tenant_id_by_name
@@ -101,9 +102,16 @@ async def top_up(request: Request, who: Platform) -> JSONResponse:
     memo = body.get("memo")
     if memo is not None and not isinstance(memo, str):
         raise ValidationError("memo", "must be a string")
-    with get_runtime().pool.connection() as conn:
+    with get_runtime().pool.connection() as conn, conn.transaction():
         tenant_id = tenant_id_by_name(conn, tenant)
         after = billing.top_up(conn, tenant_id, amount, memo=memo)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=audit.platform_actor(who.name, who.prefix),
+            action=AuditAction.BALANCE_TOP_UP,
+            details={"amount": str(amount), "memo": memo, "balance_after": str(after)},
+        )
     log.info(
         "top-up by platform key",
         extra={"platform_key_id": who.key_id, "tenant_id": tenant_id, "amount": str(amount)},
@@ -177,11 +185,26 @@ async def register_sender(request: Request, who: Who) -> JSONResponse:
     if not isinstance(number, str):
         raise ValidationError("number", "is required: the sender number, e.g. '02-1234-5678'")
     try:
-        with get_runtime().pool.connection() as conn:
-            stored, state = request_sender(conn, who.tenant_id, number)
+        stored, state = perform_sender_request(who.tenant_id, number, actor=who.actor)
     except InvalidPhone as exc:
         raise ValidationError("number", exc.reason, code=exc.code) from None
     return JSONResponse({"number": stored, "state": state}, status_code=201)
+
+
+def perform_sender_request(tenant_id: int, number: str, *, actor: str) -> tuple[str, str]:
+    """Register ``number`` as the tenant's pending sender (the API's and the console's request),
+    audited in the same transaction; (stored number, its state). InvalidPhone if it is none."""
+    with get_runtime().pool.connection() as conn, conn.transaction():
+        stored, state = request_sender(conn, tenant_id, number)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=AuditAction.SENDER_REQUEST,
+            subject=audit.sender_subject(stored),
+            details={"state": state},
+        )
+    return stored, state
 
 
 # -- advertising opt-outs -------------------------------------------------------------------------

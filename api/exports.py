@@ -10,6 +10,8 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import principal
 from api.scopes import Action, require_for
+from engine.accounts import audit
+from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import Principal
 from engine.errors import ValidationError
 from engine.reporting import exports, history, job_list_export
@@ -40,8 +42,9 @@ def export_job(
     """Every recipient of the job with its final outcome, one row each (see ``engine.reporting.exports``).
 
     Phone numbers are masked unless ``unmasked=true`` is asked for by a key with the
-    ``export:unmasked`` scope (without it: 403). The CSV starts at once and streams as PostgreSQL
-    produces it; so does the XLSX, deflated on the way.
+    ``export:unmasked`` scope (without it: 403); such a download is written to the audit log.
+    The CSV starts at once and streams as PostgreSQL produces it; so does the XLSX, deflated on
+    the way.
     """
     require_for(Action.EXPORT_RESULTS, who)
     fmt = exports.check_format(format)
@@ -53,6 +56,17 @@ def export_job(
     # Looked up before the response starts, so an unknown job is a 404 and not a broken download.
     with pool.connection() as conn:
         job = exports.find_job(conn, who.tenant_id, job_id)
+    if unmasked:
+        # Whole phone numbers leave the system: who took them is kept (on the primary).
+        with get_runtime().pool.connection() as conn:
+            audit.record(
+                conn,
+                tenant_id=who.tenant_id,
+                actor=who.actor,
+                action=AuditAction.EXPORT_UNMASKED,
+                subject=audit.job_subject(job_id),
+                details={"format": fmt, "recipients": job.total},
+            )
     return StreamingResponse(
         _body(job, fmt, unmasked),
         media_type=MEDIA_TYPES[fmt],

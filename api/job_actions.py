@@ -1,4 +1,8 @@
-"""Operator actions on a job: cancel it, resend its failures."""
+"""Operator actions on a job: cancel it, resend its failures, resume it.
+
+Each ``perform_*`` is the API's and the console's one way to do the action, and writes who did
+it (``actor``, `engine.accounts.audit`) to the audit log in the action's own transaction.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from api.inputs import load_json
 from api.problems import problem
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
+from engine.accounts import audit
+from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import Principal
 from engine.dispatch import planning
 from engine.dispatch.cancel import CancelResult, cancel_job
@@ -58,7 +64,7 @@ async def cancel(job_id: int, who: Annotated[Principal, Depends(principal)]) -> 
     Cancelling a cancelled job again changes nothing; a finished job answers 409."""
     require_for(Action.CANCEL, who)
     try:
-        result = await run_in_threadpool(perform_cancel, who.tenant_id, job_id)
+        result = await run_in_threadpool(perform_cancel, who.tenant_id, job_id, actor=who.actor)
     except JobStateConflict as exc:
         return _conflict(exc)
     return JSONResponse(
@@ -71,13 +77,23 @@ async def cancel(job_id: int, who: Annotated[Principal, Depends(principal)]) -> 
     )
 
 
-def perform_cancel(tenant_id: int, job_id: int) -> CancelResult:
-    """Cancel the job and publish its batches to be dropped (the API's and the console's cancel)."""
+def perform_cancel(tenant_id: int, job_id: int, *, actor: str) -> CancelResult:
+    """Cancel the job and publish its batches to be dropped (the API's and the console's cancel).
+    A job cancelled already is not cancelled (nor audited) again."""
     from actors.publish import publish_batches
 
     rt = get_runtime()
-    with rt.pool.connection() as conn:
+    with rt.pool.connection() as conn, conn.transaction():
         result = cancel_job(conn, tenant_id, job_id, rt.clock.now())
+        if not result.already:
+            audit.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action=AuditAction.JOB_CANCEL,
+                subject=audit.job_subject(job_id),
+                details={"finished": result.finished},
+            )
     try:
         publish_batches(result.to_drop)
     except Exception:
@@ -117,7 +133,9 @@ async def resend(
         refuse_unknown(decoded, RESEND_REQUEST_SCHEMA["properties"], "a resend")
         reasons = validate_reasons(decoded.get("reasons"))
     try:
-        stored = await run_in_threadpool(perform_resend, who.tenant_id, job_id, reasons, idempotency_key)
+        stored = await run_in_threadpool(
+            perform_resend, who.tenant_id, job_id, reasons, idempotency_key, actor=who.actor
+        )
     except JobStateConflict as exc:
         return _conflict(exc)
     return JSONResponse(
@@ -126,9 +144,10 @@ async def resend(
 
 
 def perform_resend(
-    tenant_id: int, job_id: int, reasons: list[str] | None, idempotency_key: str | None
+    tenant_id: int, job_id: int, reasons: list[str] | None, idempotency_key: str | None, *, actor: str
 ) -> StoredJob:
-    """Store the resend job and publish resend_failed for it (the API's and the console's resend)."""
+    """Store the resend job and publish resend_failed for it (the API's and the console's resend);
+    audited with the job stored (a repeated Idempotency-Key makes no job and no entry)."""
     from actors.publish import publish_resend
 
     rt = get_runtime()
@@ -142,6 +161,7 @@ def perform_resend(
             idempotency_key=idempotency_key,
             partitions=_partitions,
             settings=rt.settings,
+            actor=actor,
         )
     if stored.created:
         try:
@@ -154,14 +174,22 @@ def perform_resend(
     return stored
 
 
-def perform_resume(tenant_id: int, job_id: int) -> None:
+def perform_resume(tenant_id: int, job_id: int, *, actor: str) -> None:
     """Resume a job paused for its failure ratio and publish its next batches (the API's and
     the console's resume); JobNotPaused if it is not paused."""
     from actors.publish import publish_batches
 
     rt = get_runtime()
     with rt.pool.connection() as conn:
-        pausing.resume_job(conn, job_id, tenant_id)
+        with conn.transaction():
+            pausing.resume_job(conn, job_id, tenant_id)
+            audit.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action=AuditAction.JOB_RESUME,
+                subject=audit.job_subject(job_id),
+            )
         refs = planning.top_up(conn, job_id, rt.settings.batch_window)
     try:
         publish_batches(refs)

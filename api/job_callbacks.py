@@ -11,6 +11,8 @@ from api.auth import principal
 from api.problems import problem
 from api.responses import JSONResponse
 from api.scopes import Action, require_for
+from engine.accounts import audit
+from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import Principal
 from engine.callbacks.delivery_state import job_callbacks, replay_job
 from engine.errors import JobStateConflict
@@ -39,11 +41,20 @@ def get_callbacks(job_id: int, who: Annotated[Principal, Depends(principal)]) ->
     return JSONResponse(callback_state(who.tenant_id, job_id))
 
 
-def perform_replay(tenant_id: int, job_id: int) -> int:
-    """Queue the job's events again (the API's and the console's replay); how many."""
+def perform_replay(tenant_id: int, job_id: int, *, actor: str) -> int:
+    """Queue the job's events again (the API's and the console's replay), audited; how many."""
     rt = get_runtime()
-    with rt.pool.connection() as conn:
-        return replay_job(conn, tenant_id, job_id, rt.clock.now())
+    with rt.pool.connection() as conn, conn.transaction():
+        count = replay_job(conn, tenant_id, job_id, rt.clock.now())
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action=AuditAction.CALLBACKS_REPLAY,
+            subject=audit.job_subject(job_id),
+            details={"events": count},
+        )
+    return count
 
 
 @router.post("/{job_id}/callbacks/replay")
@@ -52,7 +63,7 @@ async def replay(job_id: int, who: Annotated[Principal, Depends(principal)]) -> 
     back-off (or a 410's disabling). 409 ``no_callback_url`` if the job has no callback URL."""
     require_for(Action.REPLAY_CALLBACKS, who)
     try:
-        count = await run_in_threadpool(perform_replay, who.tenant_id, job_id)
+        count = await run_in_threadpool(perform_replay, who.tenant_id, job_id, actor=who.actor)
     except JobStateConflict as exc:
         return problem(409, exc.code, str(exc))
     return JSONResponse({"job_id": job_id, "events": count})

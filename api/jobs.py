@@ -133,7 +133,7 @@ async def submit_job(
     try:
         async with IntakeSlot(request, who.tenant_id, limits) as slot:
             job_request = await slot.read()
-            stored = await run_in_threadpool(_accept, who.tenant_id, job_request, idempotency_key)
+            stored = await run_in_threadpool(_accept, who, job_request, idempotency_key)
     except ClientDisconnect:
         log.info("job submission abandoned by its client mid-body")
         return problem(400, "client_disconnected", "the body ended before it was whole")  # nobody reads it
@@ -142,9 +142,9 @@ async def submit_job(
     return JSONResponse({"job_id": stored.job_id}, status_code=202 if stored.created else 200)
 
 
-def _accept(tenant_id: int, job_request: JobRequest, idempotency_key: str | None) -> StoredJob:
+def _accept(who: Principal, job_request: JobRequest, idempotency_key: str | None) -> StoredJob:
     job = submission.prepare(job_request.fields, body_sha256=job_request.body_sha256, origin="api")
-    return submission.store(tenant_id, job, idempotency_key)
+    return submission.store(who.tenant_id, job, idempotency_key, actor=who.actor)
 
 
 @router.get("")
@@ -223,7 +223,7 @@ def resume_job(job_id: int, who: Annotated[Principal, Depends(principal)]) -> JS
     """Resume a job paused for its failure ratio: its remaining batches are sent (409 if it is
     not paused). It is not paused again by the ratio."""
     require_for(Action.RESUME, who)
-    perform_resume(who.tenant_id, job_id)
+    perform_resume(who.tenant_id, job_id, actor=who.actor)
     rt = get_runtime()
     with rt.pool.connection() as conn:
         return JSONResponse(views.job_view(conn, rt.redis, rt.keys, who.tenant_id, job_id))

@@ -38,6 +38,7 @@ class Action(StrEnum):
     ADD_OPT_OUTS = "add numbers to the opt-out list"
     REMOVE_OPT_OUT = "remove a number from the opt-out list"
     VIEW_STATS = "view send statistics"
+    VIEW_AUDIT = "view the audit log"
 
 
 #: The scope each action needs.
@@ -63,6 +64,7 @@ NEEDS: dict[Action, str] = {
     Action.ADD_OPT_OUTS: "send",
     Action.REMOVE_OPT_OUT: "admin",
     Action.VIEW_STATS: "read",
+    Action.VIEW_AUDIT: "admin",
 }
 
 

@@ -70,9 +70,9 @@ def prepare(fields: Any, *, body_sha256: bytes, origin: str = "api") -> Prepared
     return job
 
 
-def store(tenant_id: int, job: PreparedJob, idempotency_key: str | None) -> StoredJob:
-    """Commit a prepared job and reserve its cost (see `engine.intake.job_store.store_job` for
-    what it raises)."""
+def store(tenant_id: int, job: PreparedJob, idempotency_key: str | None, *, actor: str) -> StoredJob:
+    """Commit a prepared job and reserve its cost, and audit who submitted it (``actor``, in the
+    same transaction); see `engine.intake.job_store.store_job` for what it raises."""
     rt = get_runtime()
     with rt.pool.connection() as conn:
         stored = store_job(
@@ -83,6 +83,7 @@ def store(tenant_id: int, job: PreparedJob, idempotency_key: str | None) -> Stor
             idempotency_key=idempotency_key,
             partitions=_partitions,
             settings=rt.settings,
+            actor=actor,
         )
     if stored.created:
         log.info(

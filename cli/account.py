@@ -3,7 +3,8 @@
 
 Operator commands for money, keys, sender numbers and advertising opt-outs; they share the
 engine's functions with the API (`api.account`). Money is minted here (top-up, adjust) or by a
-platform key, never by a tenant's own key.
+platform key, never by a tenant's own key. Money and sender changes are written to the tenant's
+audit log as done by ``CLI (<OS user>)``, in the change's transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.accounts import billing, opt_outs
+from engine.accounts import audit, billing, opt_outs
+from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import (
     ALL_SCOPES,
     SENDER_STATES,
@@ -63,17 +65,33 @@ def parse_scopes(text: str) -> tuple[str, ...]:
 
 
 def cmd_top_up(args: argparse.Namespace) -> int:
-    with _connect() as conn:
-        after = billing.top_up(conn, tenant_id_by_name(conn, args.tenant), args.amount, memo=args.memo)
+    with _connect() as conn, conn.transaction():
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        after = billing.top_up(conn, tenant_id, args.amount, memo=args.memo)
+        _money_audit(conn, tenant_id, AuditAction.BALANCE_TOP_UP, args.amount, args.memo, after)
     print(f"{args.tenant}: +{args.amount} points, balance {after}")
     return 0
 
 
 def cmd_adjust(args: argparse.Namespace) -> int:
-    with _connect() as conn:
-        after = billing.adjust(conn, tenant_id_by_name(conn, args.tenant), args.amount, args.memo)
+    with _connect() as conn, conn.transaction():
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        after = billing.adjust(conn, tenant_id, args.amount, args.memo)
+        _money_audit(conn, tenant_id, AuditAction.BALANCE_ADJUST, args.amount, args.memo, after)
     print(f"{args.tenant}: {args.amount:+} points ({args.memo}), balance {after}")
     return 0
+
+
+def _money_audit(
+    conn: Any, tenant_id: int, action: AuditAction, amount: Decimal, memo: str | None, after: Decimal
+) -> None:
+    audit.record(
+        conn,
+        tenant_id=tenant_id,
+        actor=audit.cli_actor(),
+        action=action,
+        details={"amount": str(amount), "memo": memo, "balance_after": str(after)},
+    )
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
@@ -163,9 +181,27 @@ def cmd_platform_key(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The audit action of each state a sender number is put in.
+SENDER_STATE_ACTIONS = {
+    "approved": AuditAction.SENDER_APPROVE,
+    "blocked": AuditAction.SENDER_BLOCK,
+    "pending": AuditAction.SENDER_UNAPPROVE,
+}
+
+
 def cmd_sender_state(args: argparse.Namespace) -> int:
-    with _connect() as conn:
-        set_sender_state(conn, tenant_id_by_name(conn, args.tenant), args.number, args.state)
+    from engine.intake.phone import normalize_sender
+
+    with _connect() as conn, conn.transaction():
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        set_sender_state(conn, tenant_id, args.number, args.state)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=audit.cli_actor(),
+            action=SENDER_STATE_ACTIONS[args.state],
+            subject=audit.sender_subject(normalize_sender(args.number)),
+        )
     print(f"{args.tenant}: sender {args.number} is {args.state}")
     return 0
 

@@ -67,13 +67,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from api.job_actions import perform_cancel
+    from engine.accounts import audit
     from engine.runtime import get_runtime
 
     rt = get_runtime()
     install_broker(rt.settings)
     with rt.pool.connection() as conn:
         tenant_id = tenant_of(conn, args.job)
-    result = perform_cancel(tenant_id, args.job)
+    result = perform_cancel(tenant_id, args.job, actor=audit.cli_actor())
     if result.already:
         print(f"job {args.job} was already cancelled")
     elif result.finished:
@@ -100,7 +101,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     partial = target.with_name(f".{target.name}.partial")
     progress = ProgressLine(sys.stderr)
     with rt.read_pool.connection() as conn:
-        job = exports.find_job(conn, tenant_of(conn, args.job), args.job)
+        tenant_id = tenant_of(conn, args.job)
+        job = exports.find_job(conn, tenant_id, args.job)
+    if args.unmasked:
+        # Whole phone numbers leave the system: who took them is kept, as for the API's export.
+        from engine.accounts import audit
+
+        with rt.pool.connection() as conn:
+            audit.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=audit.cli_actor(),
+                action=audit.AuditAction.EXPORT_UNMASKED,
+                subject=audit.job_subject(args.job),
+                details={"format": fmt, "recipients": job.total, "file": str(target)},
+            )
 
     def shown(rows: int) -> None:
         share = rows / max(job.total, 1)
@@ -147,6 +162,7 @@ def cmd_recount(args: argparse.Namespace) -> int:
 def cmd_resend(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from actors.publish import publish_resend
+    from engine.accounts import audit
     from engine.intake.job_store import PartitionCache
     from engine.intake.resend import create_resend, validate_reasons
     from engine.runtime import get_runtime
@@ -163,6 +179,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
             idempotency_key=args.idempotency_key,
             partitions=PartitionCache(),
             settings=rt.settings,
+            actor=audit.cli_actor(),
         )
     if stored.created:
         publish_resend(stored.job_id)
@@ -176,6 +193,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from actors.broker import install_broker
     from actors.publish import publish_batches
+    from engine.accounts import audit
     from engine.dispatch.planning import top_up
     from engine.lifecycle.pausing import resume_job
     from engine.runtime import get_runtime
@@ -183,7 +201,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     rt = get_runtime()
     install_broker(rt.settings)
     with rt.pool.connection() as conn:
-        resume_job(conn, args.job)
+        with conn.transaction():
+            resume_job(conn, args.job)
+            audit.record(
+                conn,
+                tenant_id=tenant_of(conn, args.job),
+                actor=audit.cli_actor(),
+                action=audit.AuditAction.JOB_RESUME,
+                subject=audit.job_subject(args.job),
+            )
         publish_batches(top_up(conn, args.job, rt.settings.batch_window))
     print(f"job {args.job} resumed")
     return 0

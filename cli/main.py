@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from cli import account, callbacks, jobs, send, stats
+from cli import account, callbacks, jobs, operators, send, stats
 from cli.exits import CommandError, Exit, exit_table
 from engine.config import MissingSecrets, Settings, get_settings
 from engine.unknown_settings import report_unknown_settings
@@ -195,10 +195,19 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_sender_add(args: argparse.Namespace) -> int:
+    from engine.accounts import audit
     from engine.accounts.tenants import tenant_id_by_name
 
-    with _connect() as conn:
-        number = account.new_sender(conn, tenant_id_by_name(conn, args.tenant), args.number)
+    with _connect() as conn, conn.transaction():
+        tenant_id = tenant_id_by_name(conn, args.tenant)
+        number = account.new_sender(conn, tenant_id, args.number)
+        audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=audit.cli_actor(),
+            action=audit.AuditAction.SENDER_ADD,
+            subject=audit.sender_subject(number),
+        )
     print(f"sender {number} registered for {args.tenant}")
     return 0
 
@@ -269,6 +278,9 @@ def cmd_callbacks(args: argparse.Namespace) -> int:
 
     rt = get_runtime()
     serve(settings.metrics_host, settings.callbacks_metrics_port, process_registry())
+    # Sending comes first: where both want the CPU, the dispatcher yields (it catches up when
+    # the burst is over; its events wait durably in the outbox meanwhile).
+    os.nice(settings.callbacks_nice)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -410,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     account.register(sub, tenant, sender)
     callbacks.register(tenant)
     stats.register(sub)
+    operators.register(sub)
 
     rate = sub.add_parser("rate-limit", help="a tenant's (or sender's) caps below the channel's")
     rate_sub = rate.add_subparsers(dest="rate_command", required=True)

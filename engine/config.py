@@ -171,6 +171,9 @@ class Settings:
     callback_retry_hours: float = 24.0
     #: Longest rest between two tries of a failing endpoint (the rest doubles from 1 s).
     callback_max_backoff_seconds: float = 600.0
+    #: How much the callback dispatcher's process lowers its CPU priority (``nice`` increment,
+    #: 0-19): where it and the send pipeline share CPUs, sending goes first.
+    callbacks_nice: int = 5
     #: Seconds events wait to fill a callback request (sent sooner once 1,000 are waiting).
     callback_batch_seconds: float = 1.0
     #: Base of tracked links' short URLs, ``{public_url}/r/{code}``: the API as recipients'

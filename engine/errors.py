@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -106,3 +107,17 @@ class ResendInProgress(JobStateConflict):
             f"job {resend_job_id} is already resending failures of job {source_job_id} that this"
             " resend would send again; resend once it has finished",
         )
+
+
+class AccountLocked(BalsongError):
+    """Too many failed sign-ins in a row for this operator account: it is locked for a while
+    (the console's sign-in page says so; no API route answers it)."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
+        super().__init__(f"the account is locked until {until.isoformat()} after repeated failed sign-ins")
+
+
+class AccountDisabled(BalsongError):
+    """This operator account has been disabled by an administrator (the console's sign-in page
+    says so; no API route answers it)."""

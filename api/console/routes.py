@@ -2,14 +2,16 @@
 
 Pages read through the same engine functions as the API (``engine.reporting.history``,
 ``engine.reporting.views``),
-scoped to the signed-in key's tenant, and each page or form needs the scope the API route doing
-the same needs (one table, `api.scopes`), so the console can show or do nothing the API would
-not. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
+scoped to the signed-in operator's (or key's) tenant, and each page or form needs the scope the
+API route doing the same needs (one table, `api.scopes`; an operator's role is a set of scopes),
+so the console can show or do nothing the API would not. Actions are audited under the session's
+``actor``. Forms that change something (resend, cancel, sign out) are POSTs that carry the session's
 CSRF token and come from the console's own site.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -35,14 +37,23 @@ from api.console.session import (
     same_origin,
     session_for,
     sign_in,
+    sign_in_operator,
     sign_out,
 )
 from api.problems import problem
 from api.responses import JSONResponse
 from api.scopes import Action, allowed
+from engine.accounts import operators
 from engine.accounts.tenants import tenant_name
 from engine.attribution import revenue
-from engine.errors import BalsongError, NotFound, SignInThrottled, ValidationError
+from engine.errors import (
+    AccountDisabled,
+    AccountLocked,
+    BalsongError,
+    NotFound,
+    SignInThrottled,
+    ValidationError,
+)
 from engine.intake.resend import validate_reasons
 from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
 from engine.reason_codes import advice
@@ -114,22 +125,49 @@ def console_home() -> RedirectResponse:
 
 @router.get("/login")
 def login_page(request: Request) -> HTMLResponse:
-    return _render(request, "login.html")
+    return _login_page(request)
+
+
+def _login_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
+    lock = {"lock_failures": operators.LOCK_AFTER_FAILURES, "lock_minutes": operators.LOCK_SECONDS // 60}
+    return _render(request, "login.html", status_code=status_code, **lock, **context)
 
 
 @router.post("/login")
-def login(request: Request, api_key: Annotated[str, Form()]) -> Response:
+def login(
+    request: Request,
+    api_key: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    """Sign in with an operator account (email and password) or, if one is given, an API key."""
     try:
-        token = sign_in(api_key, client_address(request))
+        if api_key.strip():
+            token = sign_in(api_key, client_address(request))
+            wrong = "API 키가 올바르지 않거나 폐기되었습니다."
+        else:
+            token = sign_in_operator(email, password, client_address(request))
+            wrong = "이메일 또는 비밀번호가 올바르지 않습니다."
     except SignInThrottled as exc:
         error = f"로그인 시도가 너무 많습니다. {exc.retry_after_seconds}초 후에 다시 시도하세요."
-        refused = _render(request, "login.html", status_code=429, error=error)
+        refused = _login_page(request, status_code=429, error=error, email=email)
         refused.headers["Retry-After"] = str(exc.retry_after_seconds)
         return refused
-    if token is None:
-        return _render(
-            request, "login.html", status_code=401, error="API 키가 올바르지 않거나 폐기되었습니다."
+    except AccountLocked as exc:
+        wait = max(1, math.ceil((exc.until - get_runtime().clock.now()).total_seconds()))
+        error = (
+            f"로그인에 {operators.LOCK_AFTER_FAILURES}번 연속 실패하여 계정이 잠겼습니다."
+            f" {labels.when(exc.until.isoformat())}(KST)에 풀립니다(약 {math.ceil(wait / 60)}분 후)."
+            " 급하면 관리자에게 잠금 해제를 요청하세요."
         )
+        locked = _login_page(request, status_code=423, error=error, email=email)
+        locked.headers["Retry-After"] = str(wait)
+        return locked
+    except AccountDisabled:
+        error = "사용이 중지된 계정입니다. 관리자에게 문의하세요."
+        return _login_page(request, status_code=403, error=error, email=email)
+    if token is None:
+        return _login_page(request, status_code=401, error=wrong, email=email)
     response = _redirect("/console/jobs")
     response.set_cookie(
         COOKIE,
@@ -372,7 +410,7 @@ def job_statement(job_id: int, session: StatementSession, format: str = "html") 
 def cancel(job_id: int, session: CancelSession, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(session, csrf_token)
     try:
-        job_actions.perform_cancel(session.principal.tenant_id, job_id)
+        job_actions.perform_cancel(session.principal.tenant_id, job_id, actor=session.actor)
     except BalsongError as exc:
         return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
     return _redirect(f"/console/jobs/{job_id}?notice=cancelled")
@@ -382,7 +420,7 @@ def cancel(job_id: int, session: CancelSession, csrf_token: Annotated[str, Form(
 def resume(job_id: int, session: ResumeSession, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(session, csrf_token)
     try:
-        job_actions.perform_resume(session.principal.tenant_id, job_id)
+        job_actions.perform_resume(session.principal.tenant_id, job_id, actor=session.actor)
     except BalsongError as exc:
         return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
     return _redirect(f"/console/jobs/{job_id}?notice=resumed")
@@ -395,7 +433,7 @@ def replay_callbacks(
     """Send the job's status callbacks again (the API's replay)."""
     check_csrf(session, csrf_token)
     try:
-        job_callbacks.perform_replay(session.principal.tenant_id, job_id)
+        job_callbacks.perform_replay(session.principal.tenant_id, job_id, actor=session.actor)
     except BalsongError as exc:
         return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
     return _redirect(f"/console/jobs/{job_id}?notice=replayed#callbacks")
@@ -418,6 +456,7 @@ def resend(
             job_id,
             validate_reasons([reason]) if reason else None,
             f"console-{request_token}" if request_token else None,
+            actor=session.actor,
         )
     except BalsongError as exc:
         return _redirect(f"/console/jobs/{job_id}?" + urlencode({"refused": _refusal(exc)}))
@@ -516,6 +555,4 @@ def install_error_pages(app: Any) -> None:
 
     @app.exception_handler(CsrfRejected)
     async def csrf_rejected(request: Request, _: CsrfRejected) -> Response:
-        return _render(
-            request, "login.html", status_code=403, error="요청을 확인할 수 없습니다. 다시 로그인하세요."
-        )
+        return _login_page(request, status_code=403, error="요청을 확인할 수 없습니다. 다시 로그인하세요.")

@@ -318,7 +318,7 @@ def confirm(
     try:
         submission.check_request_rate(tenant_id)
         job = prepared(draft, mapping)
-        stored = _store_once(tenant_id, job, f"console-send-{token}")
+        stored = _store_once(tenant_id, job, f"console-send-{token}", actor=session.actor)
     except BalsongError as exc:
         return _render(
             request, "send_check.html", session, status_code=422, draft=draft, refused=refusal(exc)
@@ -330,13 +330,13 @@ def confirm(
     return _redirect(f"/console/jobs/{stored.job_id}?notice=sent")
 
 
-def _store_once(tenant_id: int, job: PreparedJob, key: str) -> Any:
+def _store_once(tenant_id: int, job: PreparedJob, key: str, *, actor: str) -> Any:
     """Store the job; a second confirm of the draft while the first is storing waits for it and
     gets the same job (the key's advisory lock, `engine.intake.job_store`)."""
     deadline = time.monotonic() + CONFIRM_WAIT_SECONDS
     while True:
         try:
-            return submission.store(tenant_id, job, key)
+            return submission.store(tenant_id, job, key, actor=actor)
         except IdempotencyInProgress:
             if time.monotonic() > deadline:
                 raise

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from api import account
 from api.console import labels
 from api.console.routes import _redirect, _render
 from api.console.session import ConsoleSession, check_csrf, same_origin, session_for
 from api.scopes import Action, allowed
-from engine.accounts.tenants import request_sender, senders
+from engine.accounts.tenants import senders
 from engine.intake.phone import InvalidPhone
 from engine.runtime import get_runtime
 
@@ -74,8 +75,7 @@ def request_sender_number(
     """Ask to send from a number: pending until the platform operator approves it."""
     check_csrf(session, csrf_token)
     try:
-        with get_runtime().pool.connection() as conn:
-            _, state = request_sender(conn, session.principal.tenant_id, number)
+        _, state = account.perform_sender_request(session.principal.tenant_id, number, actor=session.actor)
     except InvalidPhone as exc:
         error = f"발신번호를 확인하세요 — {labels.phone_refusal(exc.code, exc.reason)}"
         return _page(request, session, error=error, number=number, status_code=422)

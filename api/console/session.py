@@ -1,9 +1,15 @@
-"""Console sign-in: an operator signs in once with an API key and gets a session cookie.
+"""Console sign-in: an operator signs in once — with their account (email and password) or with
+an API key — and gets a session cookie.
 
-The key itself never goes into the cookie or the browser's storage. The cookie holds a random
-token; Redis holds, under the token's SHA-256, the id of the key it was made from and a CSRF
-token for the session's forms. Every request looks the key up again by id, so revoking the key
-ends its console sessions at once. Sessions expire after ``SESSION_SECONDS`` of inactivity.
+Neither password nor key ever goes into the cookie or the browser's storage. The cookie holds a
+random token; Redis holds, under the token's SHA-256, the id of the operator (and their session
+epoch) or of the key the session was made from, and a CSRF token for the session's forms. Every
+request looks the operator or the key up again by id, so disabling an operator, resetting their
+password or revoking the key ends its console sessions at once, and a role changed takes effect
+at the next request. Sessions expire after ``SESSION_SECONDS`` of inactivity.
+
+A sign-in by account takes a place in the per-client throttle (`engine.accounts.sign_in_limits`)
+and counts towards the account's own lock-out (`engine.accounts.operators`).
 Every console POST, sign-in included (login CSRF), must come from the console's own site
 (`same_origin`).
 """
@@ -22,6 +28,7 @@ from fastapi import Request
 
 from api.auth import sign_in_throttle
 from api.scopes import NEEDS, Action, allowed
+from engine.accounts import operators
 from engine.accounts.tenants import Principal, authenticate, principal_by_key_id
 from engine.runtime import get_runtime
 
@@ -40,7 +47,7 @@ class CsrfRejected(Exception):
 
 
 class ScopeMissing(Exception):
-    """The session's key lacks the scope a page or form needs (the API would answer 403 too)."""
+    """The session's key or role lacks the scope a page or form needs (the API would answer 403 too)."""
 
     def __init__(self, session: ConsoleSession, scope: str) -> None:
         super().__init__(scope)
@@ -50,8 +57,33 @@ class ScopeMissing(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConsoleSession:
+    """A signed-in operator: what they may do (``principal``), and who they are."""
+
     principal: Principal
     csrf_token: str
+    #: The operator account signed in, or None for a session signed in with an API key.
+    operator: operators.Operator | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who, as the audit log names them: the operator's email, or ``API key bsk_…``."""
+        return self.principal.actor
+
+    @property
+    def actor_label(self) -> str:
+        """Who, as the console's header shows them: the email, or ``API 키 bsk_…``."""
+        if self.operator is not None:
+            return self.operator.email
+        return self.actor.replace("API key ", "API 키 ", 1) + "…"
+
+    @property
+    def role(self) -> str | None:
+        """The operator's role (``admin``, ``sender``, ``viewer``); None for a key's session."""
+        return None if self.operator is None else self.operator.role
+
+    @property
+    def role_label(self) -> str | None:
+        return None if self.role is None else operators.ROLE_LABELS[self.role]
 
 
 def _token_key(token: str) -> str:
@@ -74,9 +106,32 @@ def sign_in(api_key: str, client: str | None) -> str | None:
         attempt.failed()
         return None
     attempt.succeeded()
+    return _new_session({"key_id": found.key_id})
+
+
+def sign_in_operator(email: str, password: str, client: str | None) -> str | None:
+    """A new session token for the operator whose email and password these are, or None if
+    there is no such account or the password is wrong.
+
+    Raises:
+      SignInThrottled: ``client`` (an IP address) failed too often lately; nothing was checked.
+      AccountLocked: the account is locked (or this failure locked it).
+      AccountDisabled: the password is right but the account is disabled.
+    """
+    rt = get_runtime()
+    attempt = sign_in_throttle().admit_client(client)
+    found = operators.sign_in(rt.pool.connection, email, password, rt.clock.now(), client=client)
+    if found is None:
+        attempt.failed()
+        return None
+    attempt.succeeded()
+    return _new_session({"operator_id": found.id, "epoch": found.session_epoch})
+
+
+def _new_session(who: dict[str, int | None]) -> str:
     token = secrets.token_urlsafe(32)
-    record = {"key_id": found.key_id, "csrf": secrets.token_urlsafe(32)}
-    rt.redis.set(_token_key(token), orjson.dumps(record), ex=SESSION_SECONDS)
+    record = {**who, "csrf": secrets.token_urlsafe(32)}
+    get_runtime().redis.set(_token_key(token), orjson.dumps(record), ex=SESSION_SECONDS)
     return token
 
 
@@ -97,13 +152,25 @@ def current_session(request: Request) -> ConsoleSession:
     if raw is None:
         raise SignInRequired
     record = orjson.loads(raw)  # type: ignore[arg-type]
+    operator = None
+    found: Principal | None = None
     with rt.pool.connection() as conn:
-        found = principal_by_key_id(conn, int(record["key_id"]))
+        if "operator_id" in record:
+            operator = operators.operator_by_id(conn, int(record["operator_id"]))
+            # Disabled, or signed in before a password reset: the session is over.
+            if (
+                operator is not None
+                and operator.disabled_at is None
+                and operator.session_epoch == int(record.get("epoch", -1))
+            ):
+                found = operator.principal()
+        else:
+            found = principal_by_key_id(conn, int(record["key_id"]))
     if found is None:
         rt.redis.delete(key)
         raise SignInRequired
     rt.redis.expire(key, SESSION_SECONDS)
-    return ConsoleSession(found, str(record["csrf"]))
+    return ConsoleSession(found, str(record["csrf"]), operator)
 
 
 def session_for(*actions: Action) -> Callable[[Request], ConsoleSession]:

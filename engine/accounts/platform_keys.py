@@ -27,6 +27,8 @@ class PlatformPrincipal:
 
     key_id: int
     name: str
+    #: The key's visible start (``bsp_…``), as lists and the audit log show it.
+    prefix: str = ""
 
 
 def create_platform_key(conn: Connection, name: str) -> str:
@@ -64,6 +66,9 @@ def revoke_platform_key(conn: Connection, key_id: int) -> None:
 def authenticate_platform(conn: Connection, key: str) -> PlatformPrincipal | None:
     """The holder of a live platform key, or None (a tenant's key is never one)."""
     row = conn.execute(
-        "SELECT id, name FROM platform_keys WHERE key_hash = %s AND revoked_at IS NULL", (hash_key(key),)
+        "SELECT id, name, key_prefix FROM platform_keys WHERE key_hash = %s AND revoked_at IS NULL",
+        (hash_key(key),),
     ).fetchone()
-    return None if row is None else PlatformPrincipal(key_id=int(row[0]), name=str(row[1]))
+    return (
+        None if row is None else PlatformPrincipal(key_id=int(row[0]), name=str(row[1]), prefix=str(row[2]))
+    )

@@ -13,6 +13,10 @@ counters: a flood from elsewhere, even one aimed at the key's prefix, never lock
 has been used lately; a key never used yet is locked out by a flood on its own prefix for at most
 one window. Counters are fixed windows that start at a bucket's first failure.
 
+Operators' sign-ins (email and password) take a place in the client's counter only
+(`SignInThrottle.admit_client`); each account counts its own failures and locks itself
+(`engine.accounts.operators`), and no password is ever remembered as good.
+
 If Redis is unreachable, attempts go on unthrottled (logged): the API must not stop
 authenticating because the throttle's store is down, and PostgreSQL still decides every key.
 """
@@ -62,15 +66,16 @@ return 0
 
 # KEYS: known-good marker, client counter, key-prefix counter. ARGV: marker lifetime in s, and
 # 1 if the attempt took places in the counters. Those are given back (never below zero), and the
-# key is remembered as good. An attempt admitted as known-good took no place and gives none back:
-# else a caller's own good key, used between guesses, would wipe out their failures.
+# key is remembered as good (unless the lifetime is 0: an operator's sign-in, see admit_client).
+# An attempt admitted as known-good took no place and gives none back: else a caller's own good
+# key, used between guesses, would wipe out their failures.
 _SUCCEEDED = """
 if ARGV[2] == '1' then
   for i = 2, 3 do
     if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
   end
 end
-redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[1]))
+if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'EX', tonumber(ARGV[1])) end
 return 0
 """
 
@@ -109,14 +114,21 @@ def client_bucket(address: str | None) -> str:
 class Attempt:
     """One admitted key lookup: tell it whether the key was found."""
 
-    def __init__(self, throttle: SignInThrottle | None, keys: list[str], known_good: bool = False) -> None:
+    def __init__(
+        self,
+        throttle: SignInThrottle | None,
+        keys: list[str],
+        known_good: bool = False,
+        remember: bool = True,
+    ) -> None:
         self._throttle = throttle
         self._keys = keys
         self._known_good = known_good
+        self._remember = remember
 
     def succeeded(self) -> None:
         if self._throttle is not None:
-            self._throttle.release(self._keys, counted=not self._known_good)
+            self._throttle.release(self._keys, counted=not self._known_good, remember=self._remember)
 
     def failed(self) -> None:
         """A key remembered as good is no more (revoked): it is throttled like any other again."""
@@ -163,9 +175,37 @@ class SignInThrottle:
             raise SignInThrottled(retry_after_seconds=max(1, math.ceil(wait_ms / 1000)))
         return Attempt(self, redis_keys, known_good=wait_ms < 0)
 
-    def release(self, redis_keys: list[str], *, counted: bool) -> None:
+    def admit_client(self, client: str | None) -> Attempt:
+        """Take a place for an operator's sign-in (email and password) asked by ``client``: in the
+        client's counter only. Each account locks itself after its own failures
+        (`engine.accounts.operators`), and nothing is remembered as good: a password is not a
+        key, and one account's success must not let its address guess others' unthrottled.
+
+        Raises:
+          SignInThrottled: the client is over its limit; nothing was counted.
+        """
+        if self.limits.failures_per_client <= 0:
+            return Attempt(None, [])
+        redis_keys = [
+            self.keys.sign_in("good", "operators-never-known-good"),
+            self.keys.sign_in("client", client_bucket(client)),
+            self.keys.sign_in("prefix", "operators-not-counted"),
+        ]
+        window_ms = max(1, int(self.limits.window_seconds * 1000))
         try:
-            self._succeeded(keys=redis_keys, args=[KNOWN_GOOD_SECONDS, 1 if counted else 0])
+            wait_ms = int(self._admit(keys=redis_keys, args=[self.limits.failures_per_client, 0, window_ms]))
+        except RedisError as exc:
+            log.warning("sign-in attempts not throttled: Redis unavailable (%s)", exc)
+            return Attempt(None, [])
+        if wait_ms > 0:
+            raise SignInThrottled(retry_after_seconds=max(1, math.ceil(wait_ms / 1000)))
+        return Attempt(self, redis_keys, remember=False)
+
+    def release(self, redis_keys: list[str], *, counted: bool, remember: bool = True) -> None:
+        try:
+            self._succeeded(
+                keys=redis_keys, args=[KNOWN_GOOD_SECONDS if remember else 0, 1 if counted else 0]
+            )
         except RedisError as exc:
             log.warning("sign-in success not recorded: Redis unavailable (%s)", exc)
 

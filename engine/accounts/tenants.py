@@ -9,6 +9,7 @@ from datetime import datetime
 
 from psycopg import Connection
 
+from engine.accounts.audit import key_actor
 from engine.errors import NotFound, SenderNotRegistered
 from engine.intake.phone import normalize_sender
 
@@ -21,11 +22,17 @@ KEY_PREFIX = "bsk_"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant an API key belongs to, and what the key may do."""
+    """Who is calling: the tenant, what the caller may do, and who it is for the audit log.
+
+    An API key's principal has the key's id and scopes; an operator's (a console session signed
+    in with an email) has no key id and its role's scopes (`engine.accounts.operators`).
+    """
 
     tenant_id: int
-    key_id: int
+    key_id: int | None
     scopes: frozenset[str]
+    #: Who, as the audit log names them (`engine.accounts.audit`): ``API key bsk_…`` or an email.
+    actor: str = ""
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -112,22 +119,26 @@ def rotate_api_key(conn: Connection, tenant_id: int, key_id: int) -> str:
 def authenticate(conn: Connection, key: str) -> Principal | None:
     """The principal behind an API key, or None if the key is unknown or revoked."""
     row = conn.execute(
-        "SELECT id, tenant_id, scopes FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+        "SELECT id, tenant_id, scopes, key_prefix FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
         (hash_key(key),),
     ).fetchone()
     if row is None:
         return None
-    return Principal(tenant_id=int(row[1]), key_id=int(row[0]), scopes=frozenset(row[2]))
+    return Principal(
+        tenant_id=int(row[1]), key_id=int(row[0]), scopes=frozenset(row[2]), actor=key_actor(str(row[3]))
+    )
 
 
 def principal_by_key_id(conn: Connection, key_id: int) -> Principal | None:
     """The principal of a key known by id (a console session), or None once the key is revoked."""
     row = conn.execute(
-        "SELECT tenant_id, scopes FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,)
+        "SELECT tenant_id, scopes, key_prefix FROM api_keys WHERE id = %s AND revoked_at IS NULL", (key_id,)
     ).fetchone()
     if row is None:
         return None
-    return Principal(tenant_id=int(row[0]), key_id=key_id, scopes=frozenset(row[1]))
+    return Principal(
+        tenant_id=int(row[0]), key_id=key_id, scopes=frozenset(row[1]), actor=key_actor(str(row[2]))
+    )
 
 
 def tenant_name(conn: Connection, tenant_id: int) -> str:

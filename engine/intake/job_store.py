@@ -19,7 +19,8 @@ from decimal import Decimal
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from engine.accounts import billing
+from engine.accounts import audit, billing
+from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import require_sender
 from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
@@ -68,9 +69,12 @@ def store_job(
     idempotency_key: str | None,
     partitions: PartitionCache,
     settings: Settings,
+    actor: str | None = None,
 ) -> StoredJob:
     """Commit the job and its recipients, and reserve its cost from the tenant's balance; return
     its id. An advertising job's recipients on the tenant's opt-out list fail with ``opted_out``.
+    With ``actor`` (who submitted it), the audit log records the submission in the same
+    transaction (`engine.accounts.audit`); a job found by its Idempotency-Key is not recorded again.
 
     Raises:
       SenderNotRegistered: the sender is not an approved number of the tenant.
@@ -93,6 +97,22 @@ def store_job(
         if job.tracked_urls:
             link_codes.store_codes(conn, job_id, now, job)
         _copy_recipients(conn, job_id, job, now)
+        if actor is not None:
+            audit.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action=AuditAction.JOB_SUBMIT,
+                subject=audit.job_subject(job_id),
+                details={
+                    "channel": job.requested_channel,
+                    "recipients": job.total,
+                    "origin": job.origin,
+                    "kind": job.kind,
+                    "advertisement": job.advertisement or None,
+                    "scheduled_at": job.scheduled_at.isoformat() if job.scheduled_at else None,
+                },
+            )
     return StoredJob(job_id, created=True, scheduled=job.scheduled_at is not None)
 
 

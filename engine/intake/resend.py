@@ -42,7 +42,8 @@ from datetime import datetime
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from engine.accounts import billing
+from engine.accounts import audit, billing
+from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import require_sender
 from engine.config import Settings
 from engine.errors import JobStateConflict, NotFound, ResendInProgress, ValidationError
@@ -113,9 +114,11 @@ def create_resend(
     idempotency_key: str | None,
     partitions: PartitionCache,
     settings: Settings,
+    actor: str | None = None,
 ) -> StoredJob:
     """Store the resend job (``preparing``) and reserve its cost, as intake does for a new job;
-    the caller then publishes resend_failed for it.
+    the caller then publishes resend_failed for it. With ``actor`` (who asked), the audit log
+    records the resend, on the original job, in the same transaction.
 
     Raises:
       NotFound: no such job for this tenant.
@@ -211,6 +214,19 @@ def create_resend(
             conn.execute("SELECT r.channel, count(*) " + _FAILED_RECIPIENTS + " GROUP BY r.channel", params)
         )
         billing.reserve_job(conn, tenant_id, int(row[0]), billing.job_cost(prices, counts, row[1]))
+        if actor is not None:
+            audit.record(
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action=AuditAction.JOB_RESEND,
+                subject=audit.job_subject(source_job_id),
+                details={
+                    "resend_job_id": int(row[0]),
+                    "recipients": sum(counts.values()),
+                    "reasons": reasons,
+                },
+            )
     return StoredJob(int(row[0]), created=True)
 
 

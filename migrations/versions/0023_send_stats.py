@@ -27,7 +27,7 @@ from alembic import op
 
 revision = "0023"
 # On the stats branch this follows 0021; renumbered to follow 0022 when merged.
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -251,7 +251,7 @@ def test_every_console_page_fits_a_390_px_phone(stack: Stack, browser: Browser) 
 
 def check_every_page_at_phone_width(stack: Stack, browser: Browser, stack_receiver: ExitStack) -> None:
     # Given a job with failures, a long body and a callback URL, and a 390 px wide screen
-    client = stack.new_tenant("results-phone")
+    client = stack.new_tenant("results-phone", scopes=("send", "read", "admin"))
     stack.simulator.configure(failure_mix={"3019": 0.5}, seed=5)
     receiver = stack_receiver.enter_context(running_receiver())
     try:
@@ -282,6 +282,7 @@ def check_every_page_at_phone_width(stack: Stack, browser: Browser, stack_receiv
             "/console/stats",
             "/console/recipients",
             "/console/recipients?phone=010-7100-0001",
+            "/console/audit",
             "/console/no-such-page",
         ]
         for path in pages:

@@ -54,6 +54,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The answer's headers and body go in two writes: with Nagle's algorithm on, the
+            # second waits for the client's delayed ACK (40 ms a request), which is the
+            # receiver's slowness, not the sender's.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
