@@ -22,6 +22,7 @@ from api import (
     observability,
     orders,
     problems,
+    recipients,
     schemas,
     statements,
     stats,
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
     app.include_router(orders.router)
     app.include_router(links.router)
     app.include_router(stats.router)
+    app.include_router(recipients.router)
     console.install(app)
 
     observability.install(app)

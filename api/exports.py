@@ -1,4 +1,4 @@
-"""Export routes: a job's recipients as a CSV or XLSX download, streamed."""
+"""Export routes: a job's recipients as a CSV or XLSX download, and the job list as CSV, streamed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from api.scopes import Action, require_for
 from engine.accounts import audit
 from engine.accounts.audit import AuditAction
 from engine.accounts.tenants import Principal
-from engine.reporting import exports
+from engine.errors import ValidationError
+from engine.reporting import exports, history, job_list_export
 from engine.reporting.export_xlsx import xlsx_chunks
 from engine.runtime import get_runtime
 
@@ -82,3 +83,25 @@ def _body(job: exports.ExportJob, fmt: str, unmasked: bool) -> Iterator[bytes]:
     chunks = exports.csv_chunks if fmt == "csv" else xlsx_chunks
     with get_runtime().read_pool.connection() as conn:
         yield from chunks(conn, job, unmasked=unmasked)
+
+
+def export_job_list(who: Principal, job_filter: history.JobFilter, format: str = "csv") -> StreamingResponse:
+    """The tenant's jobs of ``job_filter`` (발송 자료), one row each, as CSV
+    (`engine.reporting.job_list_export`); the API's ``GET /v1/jobs/export`` and the console's
+    history download."""
+    require_for(Action.LIST_JOBS, who)
+    if format != "csv":
+        raise ValidationError("format", "must be csv")
+    rt = get_runtime()
+    name = job_list_export.filename(rt.clock.now(), job_filter)
+    return StreamingResponse(
+        _job_list_body(who.tenant_id, job_filter, rt.settings.retention_days),
+        media_type=MEDIA_TYPES["csv"],
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
+
+
+def _job_list_body(tenant_id: int, job_filter: history.JobFilter, retention_days: int) -> Iterator[bytes]:
+    rt = get_runtime()
+    with rt.read_pool.connection() as conn:
+        yield from job_list_export.csv_chunks(conn, rt.redis, rt.keys, tenant_id, job_filter, retention_days)

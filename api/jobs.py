@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from api import cursors, submission
+from api import cursors, exports, submission
 from api.auth import principal
 from api.intake_body import IntakeSlot
 from api.job_actions import perform_resume
@@ -179,6 +180,33 @@ def list_jobs(
             conn, rt.redis, rt.keys, who.tenant_id, job_filter, cursor=position, limit=limit
         )
     return JSONResponse(cursors.signed(page, scope))
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv; charset=utf-8": {}}}},
+)
+def export_jobs(
+    who: Annotated[Principal, Depends(principal)],
+    created_from: Annotated[str | None, Query(description="first day, YYYY-MM-DD (KST)")] = None,
+    created_to: Annotated[str | None, Query(description="last day, included, YYYY-MM-DD (KST)")] = None,
+    status: str | None = None,
+    channel: str | None = None,
+    kind: str | None = None,
+    format: Annotated[str, Query(description="csv")] = "csv",
+) -> StreamingResponse:
+    """The tenant's jobs (발송 자료), newest first, one CSV row each: send time, kind, channel,
+    sender, content, template code, counts, charged and refunded points, origin, deletion date
+    (see ``engine.reporting.job_list_export``). Filters as ``GET /v1/jobs``; streamed."""
+    job_filter = history.JobFilter(
+        created_from=history.parse_day("created_from", created_from),
+        created_to=history.parse_day("created_to", created_to),
+        status=status,
+        channel=channel,
+        kind=kind,
+    )
+    return exports.export_job_list(who, job_filter, format)
 
 
 @router.get("/{job_id}")

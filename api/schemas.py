@@ -36,8 +36,18 @@ def page(key: str, item: Schema) -> Schema:
 COUNTS: Schema = obj(
     "total", "queued", "delivered", "failed", total=INTEGER, queued=INTEGER, delivered=INTEGER
 )
+POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 JOB_SUMMARY: Schema = obj(
-    "id", "status", "counts", id=INTEGER, status=STRING, counts=COUNTS, reference=NULLABLE_STRING
+    "id",
+    "status",
+    "counts",
+    id=INTEGER,
+    status=STRING,
+    counts=COUNTS,
+    reference=NULLABLE_STRING,
+    origin=STRING,
+    charged=POINTS,
+    refunded=POINTS,
 )
 JOB: Schema = obj(
     "id",
@@ -75,7 +85,6 @@ RECIPIENT: Schema = obj(
     reference=NULLABLE_STRING,
     first_clicked_at=NULLABLE_STRING,
 )
-POINTS: Schema = {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
 STRINGS: Schema = {"type": "array", "items": STRING}
 KEY: Schema = obj("id", "prefix", "scopes", id=INTEGER, prefix=STRING, scopes=STRINGS)
 _STATS_FIELDS = ("sent", "delivered", "failed", "expired", "unknown", "fallbacks", "cancelled", "rejected")
@@ -134,6 +143,29 @@ SUCCESS: dict[tuple[str, str], Schema] = {
     ("get", "/v1/jobs"): page("jobs", JOB_SUMMARY),
     ("get", "/v1/jobs/{job_id}"): JOB,
     ("get", "/v1/jobs/{job_id}/recipients"): page("recipients", RECIPIENT),
+    ("get", "/v1/recipients"): obj(
+        "phone",
+        "from",
+        "to",
+        "recipients",
+        "truncated",
+        phone=STRING,
+        **{"from": STRING, "to": STRING},
+        recipients={
+            "type": "array",
+            "items": obj(
+                "job",
+                "seq",
+                "phone",
+                "status",
+                job=obj("id", id=INTEGER),
+                seq=INTEGER,
+                phone=STRING,
+                status=STRING,
+            ),
+        },
+        truncated=BOOLEAN,
+    ),
     ("get", "/v1/balance"): obj("balance", "prices", balance=POINTS, prices={"type": "object"}),
     ("post", "/v1/balance/top-ups"): obj("balance", "added", balance=POINTS, added=POINTS),
     ("get", "/v1/ledger"): obj(

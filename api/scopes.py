@@ -21,6 +21,7 @@ class Action(StrEnum):
     LIST_JOBS = "list jobs"
     VIEW_JOB = "view a job"
     VIEW_RECIPIENTS = "view a job's recipients"
+    SEARCH_RECIPIENTS = "search recipients by phone number across jobs"
     EXPORT_RESULTS = "export a job's results"
     EXPORT_UNMASKED = "export whole phone numbers"
     VIEW_STATEMENT = "view a statement"
@@ -46,6 +47,7 @@ NEEDS: dict[Action, str] = {
     Action.LIST_JOBS: "read",
     Action.VIEW_JOB: "read",
     Action.VIEW_RECIPIENTS: "read",
+    Action.SEARCH_RECIPIENTS: "read",
     Action.EXPORT_RESULTS: "read",
     Action.EXPORT_UNMASKED: "export:unmasked",
     Action.VIEW_STATEMENT: "read",

@@ -18,7 +18,7 @@ the code base can report has an entry here.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from carriers import nhn_alimtalk_codes as kakao
 from carriers import nhn_sms_codes as sms
@@ -448,3 +448,108 @@ def kakao_reasons() -> list[Reason]:
 def own_reason(code: str) -> Reason | None:
     """balsong's own reason ``code``, or None."""
     return next((reason for reason in OWN_REASONS if reason.code == code), None)
+
+
+# -- what to do, in Korean, for the console -------------------------------------------------------
+
+
+class Advice(NamedTuple):
+    """What an operator should do about a reason code, in Korean, and where in the console."""
+
+    #: One sentence for the job page's failure table.
+    text: str
+    #: What to fix first: ``recipient`` (the number or data), ``sender`` (sender number or
+    #: KakaoTalk channel: the 발신번호 page), ``money`` (the 충전 page), ``content``, or None.
+    fix: str | None
+    #: Whether resending these failures as they are can help (after the fix, if any).
+    resend: bool
+
+
+_FIX_NUMBER_KO = "수신자 번호를 바로잡은 뒤 보내세요. 발송·과금되지 않았습니다."
+
+#: balsong's own codes, in Korean.
+_OWN_ADVICE: Final[dict[str, Advice]] = {
+    "invalid_phone": Advice('번호를 "010-1234-5678" 같은 문자열로 바로잡은 뒤 보내세요.', "recipient", False),
+    "empty": Advice("수신자에게 연락처가 없습니다. " + _FIX_NUMBER_KO, "recipient", False),
+    "invalid_character": Advice("번호에 숫자가 아닌 글자가 있습니다. " + _FIX_NUMBER_KO, "recipient", False),
+    "not_korean": Advice("국내 번호로만 보낼 수 있습니다. 다른 방법으로 연락하세요.", "recipient", False),
+    "unknown_prefix": Advice(
+        "번호 앞자리를 확인하세요(맨 앞 0 누락 등). " + _FIX_NUMBER_KO, "recipient", False
+    ),
+    "too_short": Advice(_FIX_NUMBER_KO, "recipient", False),
+    "too_long": Advice(_FIX_NUMBER_KO, "recipient", False),
+    "sender_only": Advice("대표번호는 받을 수 없습니다. 휴대폰 번호로 바꿔 보내세요.", "recipient", False),
+    "missing_variable": Advice(
+        "수신자 변수에 본문·템플릿의 #{변수}를 모두 넣은 뒤 재발송하세요.", "content", True
+    ),
+    "content_too_long": Advice("본문이나 변수 값을 줄인 뒤 재발송하세요.", "content", True),
+    "unencodable_text": Advice("이모지 등 문자로 보낼 수 없는 글자를 빼고 재발송하세요.", "content", True),
+    OPTED_OUT: Advice("수신 거부한 번호입니다. 광고를 보내지 마세요(법적 의무).", None, False),
+    EXPIRED_REASON: Advice(
+        "재시도 기한 안에 전달되지 않았습니다. 여전히 필요하면 나중에 재발송하세요.", None, True
+    ),
+    CANCELLED_REASON: Advice("작업 취소로 보내지 않았습니다. 필요하면 새로 발송하세요.", None, False),
+    MISSED_REASON: Advice("예약 시각이 지나 보내지 않았습니다. 필요하면 새로 발송하세요.", None, False),
+    NO_REPORT_REASON: Advice(
+        "통신사가 결과를 주지 않았습니다. 도착했을 수 있어 재발송 대상이 아닙니다.", None, False
+    ),
+}
+
+#: The providers' codes, by kind, in Korean.
+_KIND_ADVICE: Final[dict[str, Advice]] = {
+    "account": Advice(
+        "통신사 계정·설정 문제입니다(앱키, 허용 IP, 사용 한도). 관리자가 고친 뒤 재발송하세요.", None, True
+    ),
+    "request": Advice(
+        "balsong이 만든 요청을 통신사가 거절했습니다. 작업 번호와 함께 문의하세요.", None, True
+    ),
+    "number": Advice("없는 번호이거나 잘못된 번호입니다. 수신자 번호를 바로잡으세요.", "recipient", False),
+    "content": Advice("내용(길이·글자·변수)을 고친 뒤 재발송하세요.", "content", True),
+    "template": Advice(
+        "알림톡 템플릿이 없거나 승인되지 않았습니다. 승인된 템플릿으로 재발송하세요.", "content", True
+    ),
+    "sender": Advice(
+        "발신번호(또는 카카오톡 채널)가 등록·승인되지 않았거나 차단되었습니다. 등록·승인 후 재발송하세요.",
+        "sender",
+        True,
+    ),
+    "refused": Advice("수신자나 통신망이 거부했습니다. 재발송하지 마세요.", None, False),
+    "transient": Advice(
+        "일시적인 문제로 재시도 기한까지 전달되지 않았습니다. 나중에 재발송하세요.", None, True
+    ),
+    "handset": Advice(
+        "단말기가 받지 못했습니다. 필요하면 나중에 재발송하세요. 많다면 번호 오류일 수 있습니다.", None, True
+    ),
+    "provider": Advice("통신사·통신망 장애입니다. 잠시 뒤 재발송하세요.", None, True),
+    "kakao_user": Advice(
+        "알림톡을 받을 수 없는 번호입니다. 문자(SMS/LMS) 대체 발송을 켜고 재발송하세요.", "content", True
+    ),
+    "duplicate": Advice("중복 메시지라 통신사가 버렸습니다. 처음 보낸 것은 전달되었습니다.", None, False),
+    "hours": Advice("통신사 발송 가능 시간이 아닙니다. 허용 시간에 재발송하세요.", None, True),
+}
+
+
+def _kinds() -> dict[str, str]:
+    # The two providers share some numbers; SMS's kind wins (the kinds of shared numbers that
+    # differ are both "fix something, then resend").
+    found: dict[str, str] = {}
+    tables: list[dict[Any, tuple[str, str]]] = [_SMS_API, _SMS_RESULT, _KAKAO_API, _KAKAO_RESULT]
+    for table in tables:
+        for code, (_, kind) in table.items():
+            found.setdefault(f"carrier_{code}", kind)
+    for status, (_, _, kind) in _SMS_STATUS.items():
+        found.setdefault(f"carrier_msgStatus:{status}", kind)
+    for status, (_, _, kind) in _KAKAO_STATUS.items():
+        found.setdefault(f"carrier_messageStatus:{status}", kind)
+    return found
+
+
+_KIND_BY_CODE: Final[dict[str, str]] = _kinds()
+
+
+def advice(code: str) -> Advice | None:
+    """What to do about reason ``code``, in Korean; None for a code balsong does not know."""
+    if code in _OWN_ADVICE:
+        return _OWN_ADVICE[code]
+    kind = _KIND_BY_CODE.get(code)
+    return None if kind is None else _KIND_ADVICE[kind]

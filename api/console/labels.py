@@ -8,11 +8,12 @@ from decimal import Decimal
 from engine.clock import KST
 from engine.intake.phone import InvalidPhone, format_phone
 from engine.lifecycle.statuses import JOB_STATUS_LABELS, RECIPIENT_STATUS_LABELS
+from engine.reporting.job_list_export import CHANNEL_LABELS, KIND_LABELS, ORIGIN_LABELS
 
 JOB_STATUS = JOB_STATUS_LABELS
 RECIPIENT_STATUS = RECIPIENT_STATUS_LABELS
-CHANNEL = {"sms": "SMS", "lms": "LMS", "auto": "자동(SMS/LMS)", "kakao": "알림톡"}
-KIND = {"manual": "수동", "scheduled": "예약", "automatic": "자동"}
+CHANNEL = CHANNEL_LABELS
+KIND = KIND_LABELS
 
 LABELS = {"job_status": JOB_STATUS, "recipient_status": RECIPIENT_STATUS, "channel": CHANNEL, "kind": KIND}
 
@@ -86,3 +87,23 @@ PHONE_REFUSAL = {
 def phone_refusal(code: str, reason: str) -> str:
     """The Korean reason of a refused number; an unknown code shows the engine's own reason."""
     return PHONE_REFUSAL.get(code, reason)
+
+
+#: Where an operator fixes what a failure's reason asks to fix (`engine.reason_codes.Advice.fix`).
+FIX_LINKS = {"sender": ("/console/senders", "발신번호 관리"), "money": ("/console/money", "충전하기")}
+
+LABELS["origin"] = ORIGIN_LABELS
+
+
+def day(iso: str | None) -> str:
+    """``2027-12-01`` (KST) from ISO 8601 text; empty for no time."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(KST).strftime("%Y-%m-%d")
+
+
+def period(days: int) -> str:
+    """A retention period as operators say it: ``1년`` for 365 days, else ``90일``."""
+    if days % 365 == 0:
+        return f"{days // 365}년"
+    return f"{days:,}일"

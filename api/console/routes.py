@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -55,7 +56,8 @@ from engine.errors import (
 )
 from engine.intake.resend import validate_reasons
 from engine.lifecycle.statuses import CANCELLABLE_JOB_STATUSES, FINISHED_JOB_STATUSES
-from engine.reporting import history, views
+from engine.reason_codes import advice
+from engine.reporting import history, retention, views
 from engine.runtime import get_runtime
 
 HERE = Path(__file__).parent
@@ -64,6 +66,8 @@ templates.env.filters["label"] = labels.label
 templates.env.filters["when"] = labels.when
 templates.env.filters["number"] = labels.number
 templates.env.filters["phone"] = labels.sender_number
+templates.env.filters["points"] = labels.points
+templates.env.filters["day"] = labels.day
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(same_origin)])
 Session = Annotated[ConsoleSession, Depends(current_session)]
@@ -211,18 +215,16 @@ def jobs_page(
         "job_statuses": list(labels.JOB_STATUS.items()),
         "job_channels": list(labels.CHANNEL.items()),
         "job_kinds": list(labels.KIND.items()),
+        "retention": labels.period(get_runtime().settings.retention_days),
+        "export_url": "/console/jobs/export?" + urlencode(filters),
+        # A job that ended without sending anything says 미발송; one not sent yet, 발송 전.
+        "finished_statuses": [str(status) for status in FINISHED_JOB_STATUSES],
     }
     rt = get_runtime()
     scope = cursors.jobs_scope(session.principal.tenant_id)
     try:
         position = cursors.open_cursor(scope, cursor)
-        job_filter = history.JobFilter(
-            created_from=history.parse_day("created_from", filters.get("created_from")),
-            created_to=history.parse_day("created_to", filters.get("created_to")),
-            status=filters.get("status"),
-            channel=filters.get("channel"),
-            kind=filters.get("kind"),
-        )
+        job_filter = _job_filter(filters)
         with rt.pool.connection() as conn:
             page = history.list_jobs(
                 conn,
@@ -235,11 +237,43 @@ def jobs_page(
             )
     except ValidationError as exc:
         return _render(request, "jobs.html", status_code=422, error=_field_error(exc), **context)
-    context["jobs"] = page["jobs"]
+    context["jobs"] = [_with_deletion(job) for job in page["jobs"]]
     if page["next_cursor"]:
         next_cursor = rt.cursors.sign(scope, page["next_cursor"])
         context["next_url"] = "/console/jobs?" + urlencode({**filters, "cursor": next_cursor})
     return _render(request, "jobs.html", **context)
+
+
+@router.get("/jobs/export")
+def jobs_export(
+    request: Request,
+    session: HistorySession,
+    created_from: str | None = None,
+    created_to: str | None = None,
+    status: str | None = None,
+    channel: str | None = None,
+    kind: str | None = None,
+) -> Response:
+    """The history's jobs, under its filters, as CSV (발송 자료): the API's ``GET /v1/jobs/export``."""
+    filters = _given(
+        created_from=created_from, created_to=created_to, status=status, channel=channel, kind=kind
+    )
+    try:
+        job_filter = _job_filter(filters)
+    except ValidationError:
+        # The history's page under the same filters: a 422 naming the field.
+        return jobs_page(request, session, created_from, created_to, status, channel, kind)
+    return exports.export_job_list(session.principal, job_filter, "csv")
+
+
+def _job_filter(filters: dict[str, str]) -> history.JobFilter:
+    return history.JobFilter(
+        created_from=history.parse_day("created_from", filters.get("created_from")),
+        created_to=history.parse_day("created_to", filters.get("created_to")),
+        status=filters.get("status"),
+        channel=filters.get("channel"),
+        kind=filters.get("kind"),
+    )
 
 
 # -- one job --------------------------------------------------------------------------------------
@@ -270,9 +304,13 @@ def job_page(
             job = views.job_view(conn, rt.redis, rt.keys, tenant_id, job_id)
     except NotFound:
         return _render(request, "not_found.html", status_code=404, session=session)
+    can_resend = _can_resend(job, session)
     context: dict[str, Any] = {
         "session": session,
-        "job": job,
+        "job": _with_deletion(job),
+        "retention": labels.period(rt.settings.retention_days),
+        "failures": [_failure_row(failure, can_resend) for failure in job["failures"]],
+        "refusal_fix": labels.FIX_LINKS.get(_REFUSAL_FIX.get(refused or "", "")),
         "filters": filters,
         "notice": _NOTICES.get(notice or ""),
         "error": _REFUSALS.get(refused or "", "요청을 처리하지 못했습니다." if refused else None),
@@ -283,7 +321,7 @@ def job_page(
         "next_url": None,
         "recipient_statuses": list(labels.RECIPIENT_STATUS.items()),
         "recipient_channels": [(c, labels.CHANNEL[c]) for c in views.RECIPIENT_CHANNELS],
-        "can_resend": _can_resend(job, session),
+        "can_resend": can_resend,
         "can_cancel": _can_cancel(job, session),
         "can_resume": job["status"] == "paused" and allowed(Action.RESUME, session.principal),
         "ordering": None,
@@ -430,11 +468,15 @@ _REFUSALS = {
     "job_not_finished": "발송이 끝난 뒤에 실패 건을 재발송할 수 있습니다.",
     "resend_in_progress": "같은 실패 건의 재발송이 아직 진행 중입니다. 끝난 뒤에 다시 재발송할 수 있습니다.",
     "job_finished": "이미 끝난 발송은 취소할 수 없습니다.",
-    "insufficient_balance": "잔액이 부족합니다.",
+    "insufficient_balance": "잔액이 부족합니다. 충전한 뒤 다시 재발송하세요.",
     "job_not_paused": "일시 정지된 발송이 아닙니다.",
-    "sender_not_registered": "발신번호가 승인되지 않았습니다.",
+    "sender_not_registered": "발신번호가 승인되지 않았습니다. 등록·승인된 뒤 다시 재발송하세요.",
     "no_callback_url": "이 발송에는 결과 콜백 URL이 없습니다.",
 }
+
+
+#: Where to fix what a refused action needs (`labels.FIX_LINKS`).
+_REFUSAL_FIX = {"insufficient_balance": "money", "sender_not_registered": "sender"}
 
 
 def _refusal(exc: BalsongError) -> str:
@@ -455,6 +497,27 @@ def _can_resend(job: dict[str, Any], session: ConsoleSession) -> bool:
     failed = job["counts"]["failed"] + job["counts"]["expired"]
     finished = job["status"] in FINISHED_JOB_STATUSES
     return bool(failed) and finished and allowed(Action.RESEND, session.principal)
+
+
+def _with_deletion(job: dict[str, Any]) -> dict[str, Any]:
+    """The job with ``deletion_at``: when its results are deleted (`retention.deletion_at`)."""
+    days = get_runtime().settings.retention_days
+    created_at = datetime.fromisoformat(job["created_at"])
+    return {**job, "deletion_at": views.kst(retention.deletion_at(created_at, days))}
+
+
+def _failure_row(failure: dict[str, Any], can_resend: bool) -> dict[str, Any]:
+    """A row of the job page's failure table: the count, what to do in Korean, where to do it,
+    and whether a resend of just these is offered (with its own one-time token)."""
+    found = advice(failure["reason_code"])
+    resendable = can_resend and (found is None or found.resend)
+    return {
+        **failure,
+        "advice": found.text if found else "",
+        "fix": found.fix if found else None,
+        "fix_link": labels.FIX_LINKS.get(found.fix or "") if found else None,
+        "resend_token": secrets.token_urlsafe(16) if resendable else None,
+    }
 
 
 def _can_cancel(job: dict[str, Any], session: ConsoleSession) -> bool:

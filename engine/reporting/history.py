@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from psycopg import Connection
@@ -28,6 +29,7 @@ from engine.reporting.views import kst
 
 JOB_STATUSES = tuple(JobStatus)
 JOB_CHANNELS = ("sms", "lms", "auto", "kakao")
+CENTS = Decimal("0.01")
 #: Largest page of jobs a caller may ask for.
 MAX_JOBS_PAGE = 100
 
@@ -92,8 +94,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 _LIST_JOBS = """
     SELECT id, created_at, status, kind, requested_channel, priority, sender, title, body,
-           template_code, scheduled_at, first_sent_at, completed_at, resent_from, reference
+           template_code, scheduled_at, first_sent_at, completed_at, resent_from, reference,
+           origin, money.charged, money.refunded
     FROM jobs
+    -- One index probe per job (ledger_once_per_job: one charge, at most one refund).
+    CROSS JOIN LATERAL (
+        SELECT coalesce(-sum(amount) FILTER (WHERE kind = 'charge'), 0) AS charged,
+               coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded
+        FROM ledger WHERE ledger.job_id = jobs.id AND kind IN ('charge', 'refund')
+    ) AS money
     WHERE tenant_id = %(tenant)s
       AND (%(start)s::timestamptz IS NULL OR created_at >= %(start)s)
       AND (%(end)s::timestamptz IS NULL OR created_at < %(end)s)
@@ -187,6 +196,9 @@ def _job_summary(row: tuple[Any, ...], counts: counters.JobCounts) -> dict[str, 
         completed_at,
         resent_from,
         reference,
+        origin,
+        charged,
+        refunded,
     ) = row
     return {
         "id": job_id,
@@ -204,6 +216,11 @@ def _job_summary(row: tuple[Any, ...], counts: counters.JobCounts) -> dict[str, 
         "sent_at": kst(first_sent_at),
         "completed_at": kst(completed_at),
         "resent_from": resent_from,
+        # Where the job was submitted: "api" or "console".
+        "origin": origin,
+        # Points, as decimal strings: charged at intake, refunded at settlement.
+        "charged": str(Decimal(charged).quantize(CENTS)),
+        "refunded": str(Decimal(refunded).quantize(CENTS)),
         "counts": {
             "total": counts.total,
             "queued": counts.queued,

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from psycopg import Connection, sql
 from psycopg.errors import LockNotAvailable
@@ -163,3 +163,14 @@ def drop_partition(conn: Connection, month: date, state: str) -> None:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
     finally:
         conn.execute("RESET lock_timeout")
+
+
+def deletion_at(created_at: datetime, retention_days: int) -> datetime:
+    """When the results of a job created at ``created_at`` are deleted: `purge_expired` drops a
+    whole (UTC) month once ``retention_days`` have passed since that month's end, so a job is
+    kept at least ``retention_days`` and at most a month longer. The retention duty runs every
+    ``retention_interval_seconds``, so the deletion happens within that much after this instant."""
+    start = created_at.astimezone(UTC)
+    next_month = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+    month_end = datetime(next_month.year, next_month.month, 1, tzinfo=UTC)
+    return month_end + timedelta(days=retention_days)

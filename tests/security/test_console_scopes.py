@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api import console
+from api.console import search
 from api.console.routes import router
 from tests.security.support import another_key, csrf_token, signed_in, unique
 from tests.support.jobs import wait_finished
@@ -29,10 +30,13 @@ UNSCOPED = {
     ("POST", "/console/login"),
     ("POST", "/console/logout"),
 }
+#: The routers of the job pages' concern: the history, the job pages, the recipient search.
+ROUTES = [*router.routes, *search.router.routes]
 #: Query strings that reach other formats of the same pages.
 VARIANTS = {
     "/console/jobs/{job_id}/export": ("?format=csv", "?format=xlsx"),
     "/console/jobs/{job_id}/statement": ("", "?format=pdf"),
+    "/console/recipients": ("", "?phone=010-9300-1111"),
 }
 
 
@@ -41,7 +45,7 @@ def console_routes(method: str) -> list[str]:
     page added later is checked too)."""
     return [
         route.path
-        for route in router.routes
+        for route in ROUTES
         if isinstance(route, APIRoute) and method in route.methods and (method, route.path) not in UNSCOPED
     ]
 
