@@ -69,7 +69,8 @@ test: install system-packages services promtool
 	$(BIN)/pytest
 
 # Integration tests that take half a minute or more each (rate-limit runs, schema fuzzing, Redis
-# Cluster, an advertising job held overnight); CI runs them after `make test`.
+# Cluster, an advertising job held overnight, callbacks under faults) and the console's browser
+# suites; CI runs them after `make test`.
 test-slow: install system-packages services
 	$(BIN)/pytest -m slow
 

@@ -32,7 +32,7 @@ from tests.support.jobs import wait_finished
 from tests.support.problems import problem
 from tests.support.stack import Stack, submit_sms
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Width of a small phone's screen, in CSS pixels: every page must fit it.
 PHONE_WIDTH = 390

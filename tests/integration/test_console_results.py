@@ -26,7 +26,7 @@ from tests.support.jobs import wait_finished
 from tests.support.receiver import running_receiver
 from tests.support.stack import SENDER, Stack, submit_sms
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PHONE_WIDTH = 390
 #: The elements that reach past the screen's right edge, outermost first (for the failure message).

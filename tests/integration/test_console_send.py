@@ -27,7 +27,7 @@ from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

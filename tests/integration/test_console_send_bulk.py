@@ -19,7 +19,7 @@ from tests.security.support import CSRF_TOKEN, key_of, signed_in
 from tests.support.jobs import wait_finished
 from tests.support.stack import SENDER, Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = 100_000
 

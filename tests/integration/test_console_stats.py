@@ -21,7 +21,7 @@ from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
 from tests.support.stack import Stack, submit_sms
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

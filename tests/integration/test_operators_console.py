@@ -30,7 +30,7 @@ from tests.support.jobs import wait_finished
 from tests.support.services import settings_env
 from tests.support.stack import SENDER, Stack, submit_sms
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD = "봄날의 발송 콘솔 2026"
 #: A phone's screen width (CSS pixels).

@@ -99,6 +99,7 @@ def test_a_row_becomes_a_job_recipient_by_the_mapping() -> None:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["csv", "xlsx"])
 def test_a_100000_row_file_is_read_without_holding_it(kind: str) -> None:
     # Given a 100,000-row upload on disk (as UploadFile spools it)
