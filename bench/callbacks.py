@@ -4,7 +4,8 @@ HTTP receiver on this machine, against the same job with no callback URL, in one
     .venv/bin/python bench/callbacks.py [--recipients 200000] [--rounds 3]
 
 Jobs with and without callbacks alternate on one stack (API, workers, scheduler, callback
-dispatcher, simulator), ``--rounds`` of each. Printed:
+dispatcher, simulator), ``--rounds`` of each; the receiver runs in a process of its own at a lower
+CPU priority, standing for the upstream app's server on machines of its own. Printed:
 - send rate (recipients/s from the client's POST until every outcome is durable, and until the
   job is finished), median over the rounds with min-max, callbacks off and on, and the cost of
   callbacks as a share of the send rate (the target: at most 10 %);
@@ -16,6 +17,7 @@ dispatcher, simulator), ``--rounds`` of each. Printed:
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import subprocess
@@ -38,10 +40,14 @@ from tests.support.simulator import free_port
 from tests.support.stack import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The receiver's nice increment (see ReceiverProcess).
+RECEIVER_NICE = 10
 
 
 class ReceiverProcess:
-    """The receiver, in a process of its own (tests.support.receiver.main)."""
+    """The receiver, in a process of its own (tests.support.receiver.main). It stands for the
+    upstream app's server, which runs on machines of its own: here it shares the two cores with
+    the whole stack, so it runs at a lower priority (nice 10) and takes the CPU the stack leaves."""
 
     def __init__(self, log_dir: Path) -> None:
         self.port = free_port()
@@ -57,6 +63,7 @@ class ReceiverProcess:
                 str(self.out),
             ],
             cwd=ROOT,
+            preexec_fn=lambda: os.nice(RECEIVER_NICE),
         )
         deadline = time.monotonic() + 10
         while True:
