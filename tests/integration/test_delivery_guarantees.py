@@ -43,6 +43,7 @@ def batch_attempts(stack: Stack, job_id: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+@pytest.mark.slow  # ~16 s waiting for the outbox
 def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack) -> None:
     # Given a job committed straight to PostgreSQL, as if the API died before publishing plan_job
     client = stack.new_tenant("outbox")

@@ -223,6 +223,7 @@ def test_the_cli_resends_through_the_same_engine_function(stack: Stack) -> None:
     assert phones(stack, resend_id) == failed_phones(stack, original)
 
 
+@pytest.mark.slow  # ~18 s waiting for the outbox
 def test_a_resend_job_never_filled_is_filled_by_the_outbox_and_only_once(stack: Stack) -> None:
     # Given a resend job stored, whose resend_failed message was lost (never published)
     client = stack.new_tenant("resend-outbox")

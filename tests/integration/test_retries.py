@@ -49,6 +49,7 @@ def ledger_size(stack: Stack) -> int:
     return int(Redis.from_url(stack.settings.redis_url).zcard(Keys(stack.settings.redis_prefix).retry_ledger))
 
 
+@pytest.mark.slow  # ~20 s of real retry back-off
 def test_recipients_refused_for_now_are_retried_until_accepted(retrying: Stack) -> None:
     # Given a carrier that tells about half the recipients, each time, to try again later
     client = retrying.new_tenant("flaky")
@@ -105,6 +106,7 @@ def test_recipients_never_accepted_expire_two_days_after_the_first_attempt(retry
     assert len(page["recipients"]) == 5 and "48 hours" in page["recipients"][0]["reason"]
 
 
+@pytest.mark.slow  # ~26 s of real retry back-off and report polls
 def test_a_phone_off_report_sends_the_recipient_again_under_a_new_reference(retrying: Stack) -> None:
     # Given a carrier that reports "device power off" (2003) for about a third of its messages
     client = retrying.new_tenant("phone-off")
