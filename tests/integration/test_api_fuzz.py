@@ -12,6 +12,7 @@ request that breaks the operation's schema (an unknown field among them) is refu
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from engine.keys import Keys
+from engine.redis_client import make_redis
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,6 +101,22 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
         return st.just(body)
     replaced = st.sampled_from(paths).flatmap(lambda path: HOSTILE.map(lambda v: put(body, path, v)))
     return st.one_of(st.just(body), replaced)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sign_in_throttle_forgotten_after(stack: Stack) -> Iterator[None]:
+    """The fuzzing's made-up keys count as failed sign-ins from this machine's address, which the
+    throttle then refuses for minutes: later tests of the session (the console's, the slow run's)
+    would get 429. Forget the counters once the fuzzing is done."""
+    yield
+    redis = make_redis(stack.settings.redis_url)
+    keys = Keys(stack.settings.redis_prefix)
+    try:
+        for kind in ("client", "prefix"):
+            for key in redis.scan_iter(match=keys.sign_in(kind, "*"), count=1000):
+                redis.delete(key)
+    finally:
+        redis.close()
 
 
 @pytest.fixture(scope="module")
