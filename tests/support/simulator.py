@@ -25,10 +25,22 @@ KAKAO_SENDER_KEY = "balsong-sender-key"
 START_TIMEOUT_SECONDS = 15.0
 
 
+#: Ports this process has handed out: the kernel may offer a port again as soon as the probing
+#: socket is closed, and one stack asks for several at once (API, worker and scheduler metrics,
+#: callbacks) before any binds. Seen: a stack's API port given to its workers' Dramatiq metrics
+#: server too, which then answered the API's health check and 501 to every POST.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, never one this process was given before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class SimulatorHandle:
