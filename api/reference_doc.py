@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from engine import reason_codes
+from engine.generated_docs import check_or_write
 from engine.lifecycle import statuses
 from engine.lifecycle.statuses import (
     FAILED_RECIPIENT_STATUSES,
@@ -317,15 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--write", action="store_true", help=f"update {DOC_PATH.name}")
     action.add_argument("--check", action="store_true", help=f"exit 1 if {DOC_PATH.name} is out of date")
     args = parser.parse_args(argv)
-    page = DOC_PATH.read_text(encoding="utf-8")
-    fresh = updated(page)
-    if args.check:
-        if fresh != page:
-            print(f"{DOC_PATH} is out of date: run python -m api.reference_doc --write", file=sys.stderr)
-            return 1
-        return 0
-    DOC_PATH.write_text(fresh, encoding="utf-8")
-    return 0
+    return check_or_write(DOC_PATH, updated, "python -m api.reference_doc", check=args.check)
 
 
 if __name__ == "__main__":

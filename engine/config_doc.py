@@ -25,6 +25,7 @@ from typing import Any
 
 from engine import config
 from engine.config import DEVELOPMENT_SECRETS, Settings
+from engine.generated_docs import check_or_write
 
 #: The page the table lives in, from the repository's root.
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -176,15 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.write or args.check):
         sys.stdout.write(markdown())
         return 0
-    page = DOC_PATH.read_text(encoding="utf-8")
-    fresh = updated(page)
-    if args.check:
-        if fresh != page:
-            print(f"{DOC_PATH} is out of date: run python -m engine.config_doc --write", file=sys.stderr)
-            return 1
-        return 0
-    DOC_PATH.write_text(fresh, encoding="utf-8")
-    return 0
+    return check_or_write(DOC_PATH, updated, "python -m engine.config_doc", check=args.check)
 
 
 if __name__ == "__main__":
