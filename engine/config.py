@@ -172,8 +172,9 @@ class Settings:
     #: Longest rest between two tries of a failing endpoint (the rest doubles from 1 s).
     callback_max_backoff_seconds: float = 600.0
     #: How much the callback dispatcher's process lowers its CPU priority (``nice`` increment,
-    #: 0-19): where it and the send pipeline share CPUs, sending goes first.
-    callbacks_nice: int = 5
+    #: 0-19): where it and the send pipeline share CPUs, sending goes first and callbacks take
+    #: the CPU it leaves (bench/callbacks.py on 2 cores: 15 % of the send rate at 5, 6 % at 19).
+    callbacks_nice: int = 19
     #: Seconds events wait to fill a callback request (sent sooner once 1,000 are waiting).
     callback_batch_seconds: float = 1.0
     #: Base of tracked links' short URLs, ``{public_url}/r/{code}``: the API as recipients'
