@@ -49,6 +49,9 @@ def prepare(settings: Settings, kind: str) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     os.environ[ENV] = str(path)
+    # libpq's own variable: every PostgreSQL session of this process and its children says which
+    # kind of process it serves (pg_stat_activity.application_name), for SREs and profiles.
+    os.environ.setdefault("PGAPPNAME", f"balsong-{kind}")
     return path
 
 

@@ -263,11 +263,13 @@ class Dispatcher:
                 return self._record_failure(
                     conn, endpoint, rows, failures, f"URL refused: {exc}", "refused", now
                 )
-            body, times = payloads.build_body(conn, rows)
-            signature = signature_header(self._secrets(conn, endpoint.tenant_id, now), int(time.time()), body)
+            body = payloads.build_body(conn, rows)
+            signature = signature_header(
+                self._secrets(conn, endpoint.tenant_id, now), int(time.time()), body.content
+            )
         # No connection is held while the receiver takes its time.
         try:
-            answer = self.client.post(endpoint.url, content=body, headers={HEADER: signature})
+            answer = self.client.post(endpoint.url, content=body.content, headers={HEADER: signature})
             status, error = answer.status_code, None
             if not 200 <= status < 300:
                 error = (
@@ -279,7 +281,7 @@ class Dispatcher:
             status, error = 0, _short(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         with self.pool.connection() as conn:
             if 200 <= status < 300:
-                return self._record_success(conn, endpoint, rows, times)
+                return self._record_success(conn, endpoint, rows, body.times)
             if status == 410:
                 return self._disable(conn, endpoint, rows, error or "HTTP 410")
             return self._record_failure(conn, endpoint, rows, failures, error or "no answer", "failed", now)
@@ -334,7 +336,11 @@ class Dispatcher:
         return count
 
     def _record_success(
-        self, conn: psycopg.Connection[Any], endpoint: Endpoint, rows: list[OutboxRow], times: list[datetime]
+        self,
+        conn: psycopg.Connection[Any],
+        endpoint: Endpoint,
+        rows: list[OutboxRow],
+        times: dict[float, int],
     ) -> Attempt:
         now = self.clock.now()
         with conn.transaction():
@@ -356,12 +362,9 @@ class Dispatcher:
         events = sum(r.event_count for r in rows)
         CALLBACK_REQUESTS.labels("delivered").inc()
         CALLBACK_EVENTS.labels("delivered").inc(events)
-        lags: dict[float, int] = {}
-        for at in times:
-            lag = round(max((now - at).total_seconds(), 0.0), 2)
-            lags[lag] = lags.get(lag, 0) + 1
-        for lag, count in lags.items():
-            observe_n(CALLBACK_LAG_SECONDS, lag, count)
+        delivered_at = now.timestamp()
+        for at, count in times.items():
+            observe_n(CALLBACK_LAG_SECONDS, max(delivered_at - at, 0.0), count)
         return Attempt(endpoint, events, "delivered")
 
     def _record_failure(
