@@ -19,127 +19,128 @@ which never change, are read from its row when the request is built.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 from psycopg import Connection
 
 from engine.clock import KST
+from engine.intake.phone import mask_phone
 from engine.lifecycle.counters import recount
 
 
 class OutboxRow(NamedTuple):
-    """One ``callback_events`` row, as the dispatcher picks it (its arrays stay in PostgreSQL)."""
+    """One ``callback_events`` row, as the dispatcher reads it."""
 
     id: int
     job_id: int
     kind: str
+    seqs: list[int] | None
+    attempts: list[int] | None
+    statuses: list[str] | None
+    codes: list[str | None] | None
+    texts: list[str | None] | None
     occurred_at: list[datetime]
     event_count: int
     created_at: datetime
 
 
-#: The columns of `OutboxRow`, in order, for SELECTs. ``occurred_at`` only for a ``job.finished``
-#: row: a recipient row's 1,000 times are read where its JSON is built.
-COLUMNS = "id, job_id, kind, CASE WHEN kind = 'job.finished' THEN occurred_at END, event_count, created_at"
-
-def masked_phone_sql(phone: str) -> str:
-    """SQL for the stored (normalised, receivable) number in column ``phone`` masked as
-    `engine.intake.phone.mask_phone` masks it: its prefix (02; 050x; else three digits), a star
-    per middle digit, the last four; ``****`` for anything else.
-    tests/integration/test_callback_payloads.py holds the two to the same answers."""
-    head = f"(CASE WHEN {phone} LIKE '02%%' THEN 2 WHEN {phone} ~ '^050[2-8]' THEN 4 ELSE 3 END)"
-    return f"""
-        CASE WHEN {phone} ~ '^010[0-9]{{8}}$' THEN '010-****-' || right({phone}, 4)
-             WHEN {phone} !~ '^0[0-9]{{8,11}}$' THEN '****'
-             ELSE left({phone}, {head}) || '-' || repeat('*', length({phone}) - {head} - 4)
-                  || '-' || right({phone}, 4)
-        END
-    """
+#: The columns of `OutboxRow`, in order, for SELECTs.
+COLUMNS = "id, job_id, kind, seqs, attempts, statuses, codes, texts, occurred_at, event_count, created_at"
 
 
-# Each recipient row's events as one JSON array (text), built where the data is: the arrays are
-# never decoded in Python, and the recipient's phone, reference and channel are read by index
-# (one lookup per event: a join could pick a hash of the whole job). Time buckets of 0.1 s for
-# the lag come with it.
-_EVENTS_JSON = f"""
-    WITH event AS (
-        SELECT e.id AS row_id, u.ord, e.job_id, u.seq, u.attempt, u.status, u.code, u.text, u.at
-        FROM callback_events e,
-             unnest(e.seqs, e.attempts, e.statuses, e.codes, e.texts, e.occurred_at)
-                 WITH ORDINALITY AS u (seq, attempt, status, code, text, at, ord)
-        WHERE e.id = ANY(%(ids)s) AND e.kind <> 'job.finished'
-    )
-    SELECT event.row_id,
-           json_agg(json_build_object(
-               'event_id', event.job_id || '-' || event.seq || '-' || event.attempt || '-' || event.status,
-               'type', 'recipient.status',
-               'job_id', event.job_id,
-               'job_reference', j.reference,
-               'reference', r.reference,
-               'phone', {masked_phone_sql("r.phone")},
-               'channel', r.channel,
-               'status', event.status,
-               'reason_code', event.code,
-               'reason', event.text,
-               'occurred_at', to_char(event.at AT TIME ZONE 'Asia/Seoul',
-                                      'YYYY-MM-DD"T"HH24:MI:SS.MS"+09:00"')
-           ) ORDER BY event.ord)::text
-    FROM event
-    JOIN jobs j ON j.id = event.job_id
-    LEFT JOIN LATERAL (
-        SELECT phone, reference, channel FROM recipients
-        WHERE job_id = event.job_id AND job_created_at = j.created_at AND seq = event.seq
-    ) r ON true
-    GROUP BY event.row_id
-"""
-
-#: When the events of the rows happened, in 0.1 s buckets (epoch seconds, count): the lag's
-#: histogram wants every event, not 1,000 datetimes decoded per request.
-_EVENT_TIMES = """
-    SELECT round(extract(epoch FROM at)::numeric, 1)::float8, count(*)
-    FROM callback_events e, unnest(e.occurred_at) AS at
-    WHERE e.id = ANY(%s)
-    GROUP BY 1
-"""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Body(NamedTuple):
-    """A request's body and when its events happened (epoch seconds in 0.1 s buckets -> events)."""
+class EventTimes:
+    """A request's event times: each formatted for its event, and counted in 0.1 s buckets for
+    the lag histogram. The events of a request share few whole seconds (a batch's submissions
+    have one time, reports arrive over a few seconds), so a second's text is made once and its
+    milliseconds added; formatting a datetime whole, and keeping one per event for the lag, was
+    most of an event's cost. KST has no daylight saving: the offset is always +09:00."""
 
-    content: bytes
-    times: dict[float, int]
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+        #: 0.1 s bucket (tenths of a second since the epoch) -> events.
+        self.buckets: dict[int, int] = {}
+
+    def text(self, at: datetime) -> str:
+        since = at - _EPOCH
+        second = since.days * 86_400 + since.seconds
+        head = self._seconds.get(second)
+        if head is None:
+            head = self._seconds[second] = (
+                at.replace(microsecond=0).astimezone(KST).strftime("%Y-%m-%dT%H:%M:%S")
+            )
+        bucket = second * 10 + since.microseconds // 100_000
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
+        return f"{head}.{since.microseconds // 1000:03d}+09:00"
+
+    def lags(self, now: datetime) -> dict[float, int]:
+        """Seconds from each bucket to ``now`` -> events."""
+        tenths = (now - _EPOCH).total_seconds() * 10
+        return {max(tenths - bucket, 0.0) / 10: count for bucket, count in self.buckets.items()}
 
 
-def build_body(conn: Connection[Any], rows: Sequence[OutboxRow]) -> Body:
-    """The request body for ``rows``, their events in row order: ``{"events": [...]}``."""
-    ids = [r.id for r in rows]
-    fragments = {
-        int(row_id): events.encode() for row_id, events in conn.execute(_EVENTS_JSON, {"ids": ids}).fetchall()
+def build_body(conn: Connection[Any], rows: Sequence[OutboxRow]) -> tuple[bytes, EventTimes]:
+    """The request body for ``rows`` (in their order) and its events' times (for the lag)."""
+    jobs = {
+        int(job_id): (created_at, reference, status)
+        for job_id, created_at, reference, status in conn.execute(
+            "SELECT id, created_at, reference, status FROM jobs WHERE id = ANY(%s)",
+            (sorted({r.job_id for r in rows}),),
+        ).fetchall()
     }
-    finished = [r for r in rows if r.kind == "job.finished"]
-    jobs = (
-        {
-            int(job_id): (created_at, reference, status)
-            for job_id, created_at, reference, status in conn.execute(
-                "SELECT id, created_at, reference, status FROM jobs WHERE id = ANY(%s)",
-                (sorted({r.job_id for r in finished}),),
-            ).fetchall()
-        }
-        if finished
-        else {}
-    )
-    parts: list[bytes] = []
+    wanted: dict[int, set[int]] = defaultdict(set)
     for row in rows:
+        if row.seqs:
+            wanted[row.job_id].update(row.seqs)
+    recipients: dict[tuple[int, int], tuple[str, str | None, str | None]] = {}
+    # Binary: PostgreSQL formats no text and psycopg parses none (a request reads 1,000 rows).
+    cursor = conn.cursor(binary=True)
+    for job_id, seqs in wanted.items():
+        if job_id not in jobs:
+            continue
+        for seq, phone, reference, channel in cursor.execute(
+            "SELECT seq, phone, reference, channel FROM recipients"
+            " WHERE job_id = %s AND job_created_at = %s AND seq = ANY(%s::int[])",
+            # An array literal: psycopg dumps a list of 1,000 ints element by element in Python.
+            (job_id, jobs[job_id][0], "{" + ",".join(map(str, sorted(seqs))) + "}"),
+        ).fetchall():
+            recipients[job_id, seq] = (mask_phone(phone), reference, channel)
+    events: list[dict[str, Any]] = []
+    times = EventTimes()
+    unknown = (None, None, None)
+    for row in rows:
+        created_at, job_reference, job_status = jobs.get(row.job_id, unknown)
         if row.kind == "job.finished":
-            created_at, job_reference, job_status = jobs.get(row.job_id, (None, None, None))
-            parts.append(orjson.dumps(_job_finished(conn, row, created_at, job_reference, job_status)))
-        elif row.id in fragments:
-            parts.append(fragments[row.id][1:-1])  # the array's elements, without its brackets
-    times = {float(at): int(count) for at, count in conn.execute(_EVENT_TIMES, (ids,)).fetchall()}
-    return Body(b'{"events":[' + b",".join(parts) + b"]}", times)
+            events.append(_job_finished(conn, row, created_at, job_reference, job_status, times))
+            continue
+        assert row.seqs and row.attempts and row.statuses and row.codes is not None and row.texts is not None
+        job_id = row.job_id
+        for seq, attempt, status, code, text, at in zip(
+            row.seqs, row.attempts, row.statuses, row.codes, row.texts, row.occurred_at, strict=True
+        ):
+            phone, reference, channel = recipients.get((job_id, seq), unknown)
+            events.append(
+                {
+                    "event_id": f"{job_id}-{seq}-{attempt}-{status}",
+                    "type": "recipient.status",
+                    "job_id": job_id,
+                    "job_reference": job_reference,
+                    "reference": reference,
+                    "phone": phone,
+                    "channel": channel,
+                    "status": status,
+                    "reason_code": code,
+                    "reason": text,
+                    "occurred_at": times.text(at),
+                }
+            )
+    return orjson.dumps({"events": events}), times
 
 
 def _job_finished(
@@ -148,6 +149,7 @@ def _job_finished(
     created_at: datetime | None,
     job_reference: str | None,
     job_status: str | None,
+    times: EventTimes,
 ) -> dict[str, Any]:
     counts = recount(conn, row.job_id, created_at) if created_at is not None else None
     return {
@@ -161,7 +163,7 @@ def _job_finished(
         "status": job_status,
         "reason_code": None,
         "reason": None,
-        "occurred_at": row.occurred_at[0].astimezone(KST).isoformat(timespec="milliseconds"),
+        "occurred_at": times.text(row.occurred_at[0]),
         "counts": None
         if counts is None
         else {
