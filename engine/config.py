@@ -177,6 +177,11 @@ class Settings:
     callbacks_nice: int = 19
     #: Seconds events wait to fill a callback request (sent sooner once 1,000 are waiting).
     callback_batch_seconds: float = 1.0
+    #: While this machine's CPUs are contended (Linux pressure stall information: a task waited
+    #: for a CPU 20 % of the last second or more), callback events wait up to this many seconds
+    #: before they are sent, so that delivery takes the CPU sending leaves rather than slowing it
+    #: (a dispatcher on CPUs of its own never waits). 0: never hold events back.
+    callback_busy_hold_seconds: float = 10.0
     #: Base of tracked links' short URLs, ``{public_url}/r/{code}``: the API as recipients'
     #: phones reach it, kept short (every character counts against 90 SMS bytes). Empty: api_url.
     public_url: str = ""

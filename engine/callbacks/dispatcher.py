@@ -46,6 +46,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from engine.callbacks import payloads
+from engine.callbacks.cpu_pressure import CpuPressure
 from engine.callbacks.payloads import OutboxRow
 from engine.callbacks.settings import secrets_in_force
 from engine.callbacks.signing import HEADER, signature_header
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Most events in one request.
 MAX_EVENTS = 1000
+#: More events than can ever wait (a request is due by age alone).
+NEVER_FULL = 2**62
 #: First back-off after a failure; doubled after each further one.
 FIRST_BACKOFF = timedelta(seconds=1)
 #: Longest error text kept (a receiver's answer may be long).
@@ -137,8 +140,11 @@ class Dispatcher:
         *,
         client: httpx.Client | None = None,
         resolve: Resolver = system_resolver,
+        cpu: CpuPressure | None = None,
     ) -> None:
         self.pool = pool
+        self.cpu = cpu or CpuPressure()
+        self._holding = False
         self.settings = settings
         self.clock = clock
         self.resolve = resolve
@@ -167,17 +173,28 @@ class Dispatcher:
 
     # -- the rounds ---------------------------------------------------------------------------
 
+    def due_rule(self, now: datetime) -> tuple[int, datetime]:
+        """(events waiting that make a request due, time before which waiting makes it due).
+
+        Normally a full request goes at once and any waiting event after
+        `Settings.callback_batch_seconds`. While the machine's CPUs are contended (sending keeps
+        them busy) events wait up to `Settings.callback_busy_hold_seconds` instead, full or not:
+        their delivery then takes CPU the send no longer needs."""
+        batch = timedelta(seconds=self.settings.callback_batch_seconds)
+        hold = timedelta(seconds=self.settings.callback_busy_hold_seconds)
+        held = hold > batch and self.cpu.contended()
+        if held != self._holding:
+            self._holding = held
+            log.info("callbacks held while the CPUs are busy" if held else "callbacks no longer held")
+        if held:
+            return NEVER_FULL, now - hold
+        return MAX_EVENTS, now - batch
+
     def due_endpoints(self) -> list[Endpoint]:
         now = self.clock.now()
+        full, ripe = self.due_rule(now)
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                _DUE,
-                {
-                    "now": now,
-                    "full": MAX_EVENTS,
-                    "ripe": now - timedelta(seconds=self.settings.callback_batch_seconds),
-                },
-            ).fetchall()
+            rows = conn.execute(_DUE, {"now": now, "full": full, "ripe": ripe}).fetchall()
         return [Endpoint(int(tenant_id), url) for tenant_id, url in rows]
 
     def run_once(self) -> int:
@@ -219,8 +236,8 @@ class Dispatcher:
                 (endpoint.tenant_id, endpoint.url),
             ).fetchone()
         events, oldest = row if row else (0, None)
-        ripe = now - timedelta(seconds=self.settings.callback_batch_seconds)
-        return bool(events) and (int(events) >= MAX_EVENTS or (oldest is not None and oldest <= ripe))
+        full, ripe = self.due_rule(now)
+        return bool(events) and (int(events) >= full or (oldest is not None and oldest <= ripe))
 
     def drain(self, timeout: float = 30.0) -> None:
         """Deliver until nothing is due (tests, the benchmark): rounds run in this thread."""
