@@ -112,9 +112,14 @@ _UPDATE_FROM_REPORTS = f"""
                            ELSE u.text END,
         completed_at = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN NULL
                             ELSE {completed_at_sql("u.result_at")} END
-    FROM unnest(%(seqs)s::int[], %(statuses)s::text[], %(codes)s::text[], %(texts)s::text[],
-                %(result_ats)s::timestamptz[], %(attempts)s::int[])
-         AS u (seq, status, code, text, result_at, attempt)
+    FROM (
+        -- A report item: [job, seq, status, code, text, result time (epoch s; 0 or null:
+        -- unknown, the flush's time), attempt (missing: 0)].
+        SELECT (o ->> 1)::int AS seq, o ->> 2 AS status, o ->> 3 AS code, o ->> 4 AS text,
+               coalesce(to_timestamp(nullif((o ->> 5)::float8, 0)), %(flushed_at)s) AS result_at,
+               coalesce((o ->> 6)::int, 0) AS attempt
+        FROM jsonb_array_elements(%(reports)s::jsonb) AS o
+    ) AS u
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
       AND r.status = 'submitted'
@@ -480,14 +485,10 @@ class Flusher:
                         "channels": channels_of(carrier) if carrier else None,
                         "low": min(seqs),
                         "high": max(seqs),
-                        "seqs": seqs,
-                        "statuses": [i[2] for i in items],
-                        "codes": [i[3] for i in items],
-                        "texts": [i[4] for i in items],
-                        "result_ats": [
-                            datetime.fromtimestamp(i[5], UTC) if i[5] else datetime.now(UTC) for i in items
-                        ],
-                        "attempts": [i[6] if len(i) > 6 else 0 for i in items],
+                        # One JSON text per job, unpacked by PostgreSQL in C: six Python lists
+                        # adapted item by item were half the flusher's CPU.
+                        "reports": orjson.dumps(items).decode(),
+                        "flushed_at": datetime.now(UTC),
                         **cutoffs,
                     },
                 )
