@@ -1,18 +1,22 @@
 """End-to-end throughput: balsong's batched pipeline against the naive one-message-per-recipient
 design, in one run, on this machine's real PostgreSQL, Redis and RabbitMQ.
 
-    .venv/bin/python bench/throughput.py [--recipients 200000] [--naive-sample 10000]
+    .venv/bin/python bench/throughput.py [--recipients 200000] [--runs 3] [--naive-sample 10000]
+    .venv/bin/python bench/throughput.py --recipients 10000,200000,1000000 --runs 1   # linear?
 
 balsong: recipients/s from POST /v1/jobs until every recipient's outcome is durable in
 PostgreSQL (none left queued), and until the job is finished (delivery reports applied).
 Naive: one Dramatiq message per recipient, one carrier HTTP call each, one INSERT each, on a
 sample; recipients/s from the first publish until the last row is in PostgreSQL.
+Each size runs ``--runs`` jobs one after the other on one stack: the median with min-max is
+printed, and the ratio to naive is the median's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -32,12 +36,27 @@ FINISHED = ("completed", "partially_failed", "failed")
 BODY = "[balsong] #{name}님, 주문하신 상품이 발송되었습니다."
 
 
-def run_balsong(settings, recipients: int, log_dir: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run_balsong(settings, sizes: list[int], runs: int, log_dir: Path) -> dict[int, list[dict[str, float]]]:  # type: ignore[no-untyped-def]
+    """``runs`` jobs of each of ``sizes`` recipients, one after the other, on one stack."""
+    results: dict[int, list[dict[str, float]]] = {}
     with running_stack(settings, log_dir, worker_processes=2, worker_threads=8) as stack:
         client = stack.new_tenant("bench")
-        figures = send_job(stack, client, recipients)
-        figures["carrier_accepted"] = float(stack.simulator.summary().get("accepted", 0))
-    return figures
+        for size in sizes:
+            results[size] = []
+            for run in range(runs):
+                figures = send_job(stack, client, size)
+                results[size].append(figures)
+                print(
+                    f"{size:,} recipients, run {run + 1}: durable {figures['rate']:,.0f}/s, "
+                    f"finished {figures['rate_finished']:,.0f}/s, 202 after {figures['accepted_s']:.2f}s",
+                    flush=True,
+                )
+    return results
+
+
+def spread(values: list[float], fmt: str = ",.0f") -> str:
+    """``median (min-max)``."""
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 def send_job(stack, client, recipients: int, **fields: object) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -161,36 +180,45 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--recipients", type=int, default=200_000)
+    parser.add_argument("--recipients", default="200000", help="a job size, or sizes separated by commas")
+    parser.add_argument("--runs", type=int, default=3, help="jobs of each size (median, min-max)")
     parser.add_argument("--naive-sample", type=int, default=10_000)
     args = parser.parse_args()
+    sizes = [int(size) for size in str(args.recipients).split(",")]
     log_dir = Path(tempfile.mkdtemp(prefix="balsong-bench-"))
     with isolated_settings() as settings:
         upgrade(settings.database_url)
-        ours = run_balsong(settings, args.recipients, log_dir)
+        ours = run_balsong(settings, sizes, args.runs, log_dir)
         naive = run_naive(settings, args.naive_sample, log_dir)
-    print()
-    print(f"{'design':<44}{'recipients':>12}{'seconds':>10}{'recipients/s':>15}")
-    print(
-        f"{'balsong (POST -> every outcome durable)':<44}{args.recipients:>12,}{ours['durable_s']:>10.2f}"
-        f"{ours['rate']:>15,.0f}"
-    )
-    print(
-        f"{'balsong (POST -> job finished, reports in)':<44}{args.recipients:>12,}{ours['finished_s']:>10.2f}"
-        f"{ours['rate_finished']:>15,.0f}"
-    )
+    print(f"\nmedian (min-max) of {args.runs} run(s) per size")
+    print(f"{'design':<44}{'recipients':>12}{'seconds':>22}{'recipients/s':>26}")
+    for size, figures in ours.items():
+        for label, seconds, rate in (
+            ("balsong (POST -> every outcome durable)", "durable_s", "rate"),
+            ("balsong (POST -> job finished, reports in)", "finished_s", "rate_finished"),
+        ):
+            print(
+                f"{label:<44}{size:>12,}{spread([f[seconds] for f in figures], '.2f'):>22}"
+                f"{spread([f[rate] for f in figures]):>26}"
+            )
     print(
         f"{'naive (1 message + 1 call + 1 INSERT each)':<44}{args.naive_sample:>12,}"
-        f"{naive['elapsed_s']:>10.2f}"
-        f"{naive['rate']:>15,.0f}"
+        f"{naive['elapsed_s']:>22.2f}{naive['rate']:>26,.0f}"
     )
+    for size, figures in ours.items():
+
+        def phase(name: str, figures: list[dict[str, float]] = figures) -> str:
+            return spread([f[name] for f in figures], ".2f")
+
+        print(
+            f"\n{size:,} recipients: 202 after {phase('accepted_s')} s; from the job's creation: first "
+            f"batch claimed {phase('first_claim_s')} s, last batch claimed {phase('last_claim_s')} s, "
+            f"last batch durable {phase('last_recorded_s')} s"
+        )
+    main_size = 200_000 if 200_000 in ours else sizes[0]
+    durable = statistics.median(f["rate"] for f in ours[main_size])
     print(
-        f"\nintake: {args.recipients:,} recipients acknowledged (202) in {ours['accepted_s']:.2f}s; "
-        f"from the job's creation: first batch claimed {ours['first_claim_s']:.2f}s, "
-        f"last batch claimed {ours['last_claim_s']:.2f}s, last batch durable {ours['last_recorded_s']:.2f}s"
-    )
-    print(
-        f"ratio balsong / naive: {ours['rate'] / naive['rate']:.1f}x "
+        f"ratio balsong / naive ({main_size:,} recipients, durable median): {durable / naive['rate']:.1f}x "
         f"(target: >= 20,000 recipients/s and >= 20x)"
     )
     print(f"logs: {log_dir}")

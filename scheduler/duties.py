@@ -32,6 +32,7 @@ from engine.lifecycle.settlement import settle_job, unsettled_jobs
 from engine.reporting.retention import purge_expired, purge_old_stats
 from engine.runtime import Runtime
 from metrics import PARTITIONS_DROPPED, REDIS_DATA_LOST, RESERVATIONS
+from scheduler.report_overlap import RereadReports
 from scheduler.runner import Duty
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ FLUSH_PAGE = 500
 def build_duties(rt: Runtime) -> list[Duty]:
     flusher = Flusher(rt.pool, rt.redis, rt.keys, consumer=rt.worker_id, settings=rt.settings, clock=rt.clock)
     settings = rt.settings
+    reread = RereadReports()  # the two polls read different channels
     return [
         Duty("flush_results", settings.flush_interval_seconds, lambda: flush(flusher)),
         Duty("outbox", 2.0, lambda: outbox(rt)),
@@ -60,7 +62,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty(
             "poll_reports",
             2.0,
-            lambda: poll_reports(rt, (Channel.SMS, Channel.LMS), REPORT_SETTLE, REPORT_OVERLAP),
+            lambda: poll_reports(rt, (Channel.SMS, Channel.LMS), REPORT_SETTLE, REPORT_OVERLAP, reread),
         ),
         # KakaoTalk results come by webhook first; the provider's result query has minute
         # precision, so its poll trails further behind and overlaps a whole minute.
@@ -72,6 +74,7 @@ def build_duties(rt: Runtime) -> list[Duty]:
                 (Channel.KAKAO,),
                 timedelta(seconds=settings.kakao_report_settle_seconds),
                 KAKAO_REPORT_OVERLAP,
+                reread,
             ),
         ),
         Duty("finish_jobs", 10.0, lambda: sweep_open_jobs(rt)),
@@ -180,22 +183,32 @@ def watch_redis_generation(rt: Runtime) -> None:
     # the flusher's margin has passed (`take_over_stale`, every second).
 
 
-def poll_reports(rt: Runtime, channels: tuple[Channel, ...], settle: timedelta, overlap: timedelta) -> None:
+def poll_reports(
+    rt: Runtime,
+    channels: tuple[Channel, ...],
+    settle: timedelta,
+    overlap: timedelta,
+    reread: RereadReports | None = None,
+) -> None:
     """Ask the carrier for final results since the last poll and queue them for the flusher.
 
     Polls stop ``settle`` behind now (results still being written are not skipped) and re-read
-    ``overlap`` of the last window (a result filed late is not missed; re-reading is harmless).
-    Windows are in the carrier's time, the wall clock, not balsong's injected clock (which only
-    deadlines read, and which tests move).
+    ``overlap`` of the last window (a result filed late is not missed); ``reread`` drops what the
+    last poll already queued (`scheduler.report_overlap`). Windows are in the carrier's time, the
+    wall clock, not balsong's injected clock (which only deadlines read, and which tests move).
     """
     until = datetime.now(UTC) - settle
     for channel in channels:
         cursor_key = rt.keys.cursor(f"reports:{channel.value}")
         raw = rt.redis.get(cursor_key)
-        since = datetime.fromtimestamp(float(raw), UTC) if raw else until - REPORT_START_BACK
+        cursor = float(raw) if raw else None
+        since = datetime.fromtimestamp(cursor, UTC) if cursor is not None else until - REPORT_START_BACK
         carrier = rt.carrier_for(channel.value)
-        ingest_reports(rt, carrier.name, "poll", carrier.reports(channel, since - overlap, until))
+        reports = list(carrier.reports(channel, since - overlap, until))
+        ingest_reports(rt, carrier.name, "poll", reread.new(channel, cursor, reports) if reread else reports)
         rt.redis.set(cursor_key, until.timestamp())
+        if reread is not None:
+            reread.remember(channel, until.timestamp(), reports, until - overlap)
 
 
 def sweep_open_jobs(rt: Runtime) -> None:
