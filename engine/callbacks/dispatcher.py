@@ -188,7 +188,8 @@ class Dispatcher:
         held = hold > batch and self.cpu.contended()
         if held != self._holding:
             self._holding = held
-            log.info("callbacks held while the CPUs are busy" if held else "callbacks no longer held")
+            # Debug: under a fluctuating load it may switch every second.
+            log.debug("callbacks held while the CPUs are busy" if held else "callbacks no longer held")
         if held:
             return NEVER_FULL, now - hold
         return MAX_EVENTS, now - batch
