@@ -115,6 +115,7 @@ def test_every_status_reaches_the_callback_url_signed_and_in_order(stack: Stack)
         assert state["events"] == {"delivered": len(events), "pending": 0, "failed": 0}
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_a_tenants_default_url_is_used_and_a_job_without_one_makes_no_events(stack: Stack) -> None:
     # Given a tenant with a default callback URL
     client = stack.new_tenant("callbacks-default", scopes=("send", "read", "admin"))

@@ -31,6 +31,7 @@ from tests.support.stack import SENDER, Stack
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_a_running_job_stops_submitting_and_ends_cancelled_with_counts_that_add_up(stack: Stack) -> None:
     # Given a tenant held to 100 recipients/s, a carrier that asks for some to be tried again
     # later (so retry batches wait in the ledger), and a 3,000-recipient job under way

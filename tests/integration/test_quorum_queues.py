@@ -129,6 +129,7 @@ def dead_letters(channel: Any) -> int:
     return int(channel.queue_declare("send.sms.XQ", passive=True).method.message_count)
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_a_job_runs_to_completion_on_quorum_queues(quorum_settings: Settings, tmp_path: Path) -> None:
     # Given balsong's processes running with quorum queues
     upgrade(quorum_settings.database_url)

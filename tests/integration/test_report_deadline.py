@@ -56,6 +56,7 @@ def deadline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield stack
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_recipients_never_reported_end_unknown_after_the_deadline_and_are_not_refunded(
     deadline_stack: Stack,
 ) -> None:

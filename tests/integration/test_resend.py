@@ -78,6 +78,7 @@ def finished_job_with_failures(stack: Stack, client: httpx.Client, base: int) ->
         stack.simulator.configure(failure_mix={})
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_resend_makes_one_linked_job_for_the_failures_with_the_same_content(stack: Stack) -> None:
     # Given a finished job where the carrier failed some recipients and one number was invalid
     client = stack.new_tenant("resend-api")
@@ -151,6 +152,7 @@ def test_resend_refuses_what_it_cannot_do(stack: Stack) -> None:
     assert none.status_code == 422 and problem(none)["code"] == "nothing_to_resend"
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_kakao_recipients_whose_fallback_failed_too_are_resent_by_kakao(stack: Stack) -> None:
     # Given a Kakao job with an SMS fallback, where Kakao fails about half and SMS about half
     client = stack.new_tenant("resend-kakao")
@@ -203,6 +205,7 @@ def test_kakao_recipients_whose_fallback_failed_too_are_resent_by_kakao(stack: S
     assert resent["counts"]["delivered"] == len(both_failed)
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_the_cli_resends_through_the_same_engine_function(stack: Stack) -> None:
     # Given a finished job with carrier failures
     client = stack.new_tenant("resend-cli")

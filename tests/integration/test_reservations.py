@@ -69,6 +69,7 @@ def wait_status(
     raise AssertionError(f"job {job_id} not {status} after {timeout}s: {stack.job(client, job_id)}")
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_a_reservation_waits_for_its_time_then_is_sent_once(reserving: Stack) -> None:
     # Given a reservation an hour ahead
     client = reserving.new_tenant("reserve-on-time")
@@ -179,6 +180,7 @@ def partition_exists(stack: Stack, name: str) -> bool:
     return bool(row and row[0])
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_results_older_than_a_year_are_dropped_with_their_monthly_partition(reserving: Stack) -> None:
     # Given a finished job, and the month partition its recipients are in
     client = reserving.new_tenant("retention")

@@ -160,6 +160,7 @@ def test_sent_jobs_are_counted_once_by_hour_day_and_channel_with_their_reasons(s
     assert stats(client, **days, granularity="hour") == by_hour
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_kakao_fallbacks_count_on_kakao_and_their_messages_on_sms_and_lms(stack: Stack) -> None:
     # Given a Kakao job of 30 whose failures (about 30 %, not KakaoTalk users) fall back to SMS/LMS
     client = stack.new_tenant(unique("stats-kakao"))

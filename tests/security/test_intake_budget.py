@@ -108,6 +108,7 @@ def finish(request: OpenRequest, last: bytes) -> tuple[int, dict[str, str], byte
         request.close()
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_submissions_past_the_tenants_concurrency_wait_and_none_admitted_is_lost(budget_stack: Stack) -> None:
     # Given a tenant with two submissions in progress (bodies not yet sent whole)
     tenant = Tenant(budget_stack, "budget-concurrency")

@@ -63,6 +63,7 @@ def resend_jobs(stack: Stack, job_id: int) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_twenty_concurrent_resends_make_one_job_and_no_duplicate_delivery(stack: Stack) -> None:
     # Given a finished job with failed recipients
     tenant = f"resend-race-{uuid.uuid4().hex[:6]}"
@@ -108,6 +109,7 @@ def test_twenty_concurrent_resends_make_one_job_and_no_duplicate_delivery(stack:
     assert set(stack.submissions(job_id).values()) == {1}
 
 
+@pytest.mark.slow  # ~8 s: the default run stays under 10 min
 def test_a_resend_without_a_key_is_refused_while_the_first_runs(stack: Stack) -> None:
     # Given a finished job with failures and a resend of them not finished yet
     tenant = f"resend-repeat-{uuid.uuid4().hex[:6]}"
