@@ -8,10 +8,11 @@ oldest waiting `Settings.callback_batch_seconds`) and not backing off, and hands
 thread of a pool of `Settings.callback_concurrency`. While this machine's CPUs are contended
 (`engine.callbacks.cpu_pressure`: sending keeps them busy) events wait instead, up to
 `Settings.callback_busy_hold_seconds`: delivery then takes CPU the send no longer needs, and on
-a machine of 2 cores costs the send rate ~2 % rather than ~20 % (bench/callbacks.py). An endpoint has at most one request in
-flight, and its rows go in ``id`` order, oldest first: per-endpoint order, so a recipient's
-events never arrive out of order. A slow endpoint holds one thread for at most
-`Settings.callback_timeout_seconds`, then backs off; the others go on.
+a machine of 2 cores costs the send rate ~5 % rather than ~20 % (bench/callbacks.py).
+
+An endpoint has at most one request in flight, and its rows go in ``id`` order, oldest first:
+per-endpoint order, so a recipient's events never arrive out of order. A slow endpoint holds one
+thread for at most `Settings.callback_timeout_seconds`, then backs off; the others go on.
 
 What an answer does:
 - 2xx: the events are ``delivered``;
