@@ -12,7 +12,7 @@ remembered only once the poll that read them has queued them and moved its curso
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from carriers.base import Channel, SubmitOutcome
@@ -30,11 +30,10 @@ class RereadReports:
         self._tails: dict[Channel, tuple[float, frozenset[ReportKey]]] = {}
 
     def new(
-        self, channel: Channel, cursor: float | None, reports: Iterable[SubmitOutcome]
-    ) -> list[SubmitOutcome]:
+        self, channel: Channel, cursor: float | None, reports: Sequence[SubmitOutcome]
+    ) -> Sequence[SubmitOutcome]:
         """``reports`` less those the last poll of ``channel`` queued, if ``cursor`` (read from
         Redis now) is still the one that poll wrote."""
-        reports = list(reports)
         tail = self._tails.get(channel)
         if tail is None or cursor is None or tail[0] != cursor:
             return reports

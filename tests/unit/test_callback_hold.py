@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -59,32 +58,25 @@ class Busy:
         return self.busy
 
 
-def dispatcher(busy: bool, **settings: Any) -> Dispatcher:
-    return Dispatcher(None, Settings.from_env({}, **settings), SystemClock(), cpu=Busy(busy))  # type: ignore[arg-type]
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
-def test_a_full_request_goes_at_once_when_the_cpus_are_free() -> None:
-    now = datetime(2026, 12, 7, tzinfo=UTC)
-    d = dispatcher(False, callback_batch_seconds=1.0, callback_busy_hold_seconds=10.0)
+@pytest.mark.parametrize(
+    ("busy", "hold", "rule"),
+    [
+        # A full request goes at once when the CPUs are free.
+        (False, 10.0, (MAX_EVENTS, NOW - timedelta(seconds=1))),
+        # Events wait up to the hold while the CPUs are busy.
+        (True, 10.0, (NEVER_FULL, NOW - timedelta(seconds=10))),
+        # No hold when it is off.
+        (True, 0.0, (MAX_EVENTS, NOW - timedelta(seconds=1))),
+    ],
+    ids=["free", "busy", "hold off"],
+)
+def test_when_a_request_is_due(busy: bool, hold: float, rule: tuple[int, datetime]) -> None:
+    settings = Settings.from_env({}, callback_batch_seconds=1.0, callback_busy_hold_seconds=hold)
+    d = Dispatcher(None, settings, SystemClock(), cpu=Busy(busy))  # type: ignore[arg-type]
     try:
-        assert d.due_rule(now) == (MAX_EVENTS, now - timedelta(seconds=1))
-    finally:
-        d.close()
-
-
-def test_events_wait_up_to_the_hold_while_the_cpus_are_busy() -> None:
-    now = datetime(2026, 12, 7, tzinfo=UTC)
-    d = dispatcher(True, callback_batch_seconds=1.0, callback_busy_hold_seconds=10.0)
-    try:
-        assert d.due_rule(now) == (NEVER_FULL, now - timedelta(seconds=10))
-    finally:
-        d.close()
-
-
-def test_no_hold_when_it_is_off() -> None:
-    now = datetime(2026, 12, 7, tzinfo=UTC)
-    d = dispatcher(True, callback_batch_seconds=1.0, callback_busy_hold_seconds=0.0)
-    try:
-        assert d.due_rule(now) == (MAX_EVENTS, now - timedelta(seconds=1))
+        assert d.due_rule(NOW) == rule
     finally:
         d.close()
