@@ -9,7 +9,9 @@ process names its kind in ``application_name``), and reads each one's CPU time f
 process's last reading is its total. Printed when the benchmark ends: CPU seconds per kind of
 process, its PostgreSQL sessions' beside it, and the share of the whole. With ``--py-spy DIR``
 each balsong process is sampled by ``py-spy record`` into ``DIR/<kind>-<pid>.txt`` (collapsed
-stacks: ``bench/stacks.py`` sums them by stage); keep those files out of the repository.
+stacks: ``bench/stacks.py`` sums them by stage); keep those files out of the repository. With
+``--timeline FILE`` each kind's CPU so far is written every half second, to see which process
+works when (the sending phase against the tail where reports come in).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -53,6 +56,8 @@ def balsong_processes(bench_pid: int) -> dict[int, str]:
             found[pid] = "benchmark (client)"
         elif "cli.main" in words:
             kind = words[words.index("cli.main") + 1] if words.index("cli.main") + 1 < len(words) else "?"
+            if "--duties" in words[:-1]:  # the scheduler's report poll process
+                kind += f" ({words[words.index('--duties') + 1]})"
             found[pid] = kind
         elif "carriers.simulator" in words:
             found[pid] = "simulator"
@@ -88,6 +93,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--py-spy", type=Path, help="sample each balsong process into this directory")
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        help="write each kind's CPU seconds per poll (every 0.5 s) to this CSV: time, kind, CPU seconds",
+    )
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the benchmark and its arguments")
     args = parser.parse_args()
@@ -101,6 +111,8 @@ def main() -> int:
     spies: list[subprocess.Popen[bytes]] = []
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)
+    timeline = args.timeline.open("w") if args.timeline else None
+    started = time.monotonic()
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         while bench.poll() is None:
             processes = balsong_processes(bench.pid)
@@ -126,6 +138,8 @@ def main() -> int:
                     kinds[group, pid] = kind
                     last[group, pid] = seconds
             first_poll = False
+            if timeline:
+                _write_timeline(timeline, time.monotonic() - started, last, before, kinds)
             time.sleep(POLL_SECONDS)
     for spy in spies:
         spy.wait(timeout=30)
@@ -141,6 +155,23 @@ def main() -> int:
     return bench.returncode or 0
 
 
+def _write_timeline(
+    out: Any,
+    elapsed: float,
+    last: dict[tuple[str, int], float],
+    before: dict[tuple[str, int], float],
+    kinds: dict[tuple[str, int], str],
+) -> None:
+    """One CSV row per kind: seconds since the start, the kind, its CPU seconds so far."""
+    so_far: dict[str, float] = defaultdict(float)
+    for key, seconds in last.items():
+        label = kinds[key] if key[0] == "process" else f"{kinds[key]} (PostgreSQL)"
+        so_far[label] += seconds - before.get(key, 0.0)
+    for label, seconds in sorted(so_far.items()):
+        out.write(f"{elapsed:.2f},{label},{seconds:.2f}\n")
+    out.flush()
+
+
 def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy on ``pid`` until it exits, as collapsed stacks."""
     py_spy = Path(sys.executable).with_name("py-spy")
@@ -154,6 +185,9 @@ def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
             "100",
             "--format",
             "raw",
+            # Only the thread holding the GIL: a thread waiting for the GIL (or a socket) is
+            # not counted, so a process's samples are its Python CPU, split by where it ran.
+            "--gil",
             "--output",
             str(out),
             "--nonblocking",

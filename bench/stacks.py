@@ -5,8 +5,9 @@
 Each sample's stage is that of its deepest frame in balsong's own code (a psycopg call made by
 the flusher counts as the flusher's), by the file it is in (`STAGES`); a sample with no frame of
 balsong's is put under the library it is in (Dramatiq, pika, uvicorn...). Printed: CPU seconds
-per kind of process and stage (samples / rate). py-spy counts a thread's samples while it runs
-or holds the GIL, not while it waits for a socket.
+per kind of process and stage (samples / rate). The profiles sample only the thread holding the
+GIL (`py-spy --gil`): time spent waiting for the GIL, a socket or a lock is not counted, and C
+code that releases the GIL (psycopg waiting on PostgreSQL) is not either.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ Contract (tested against every implementation by ``tests/carriers/contract.py``)
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -113,6 +113,11 @@ def most_advanced(outcomes: Iterable[SubmitOutcome]) -> list[SubmitOutcome]:
     return list(best.values())
 
 
+def all_reports(carrier: Carrier, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
+    """Every page of `Carrier.report_pages`, as one list."""
+    return [outcome for page in carrier.report_pages(channel, since, until) for outcome in page]
+
+
 def request_id_of(carrier_id: str | None) -> str | None:
     """The carrier request an accepted recipient went in, from its ``carrier_id``
     (``"<requestId>:<recipientSeq>"`` for every adapter)."""
@@ -148,8 +153,11 @@ class Carrier(Protocol):
         a thousand recipients per query, where `lookup` asks one reference per query."""
         ...
 
-    def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
-        """Final results (delivered or failed) reached in ``[since, until)``."""
+    def report_pages(
+        self, channel: Channel, since: datetime, until: datetime
+    ) -> Iterator[list[SubmitOutcome]]:
+        """Final results (delivered or failed) reached in ``[since, until)``, a page of the
+        provider's answers at a time: the poller queues each page while the next is fetched."""
         ...
 
     def close(self) -> None:

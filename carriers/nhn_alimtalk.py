@@ -15,7 +15,7 @@ Follows the published guide (``TOAST-DOCS/Alimtalk`` ``en/alimtalk-api-guide.md`
   ``requestId`` to learn the references of a request.
 - ``GET /message-results`` ("Query Updates of Message Result", ``startUpdateDate`` /
   ``endUpdateDate`` ``yyyy-MM-dd HH:mm``, pages of up to 1,000, no total count) for
-  :meth:`~NhnAlimtalkCarrier.reports`. Its rows carry no ``recipientGroupingKey``, so each
+  :meth:`~NhnAlimtalkCarrier.report_pages`. Its rows carry no ``recipientGroupingKey``, so each
   request's references are read once with the list API by ``requestId`` and kept in a small
   cache.
 - ``GET /senders/{senderKey}/templates/{templateCode}`` ("Get Template") for
@@ -58,7 +58,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,7 +95,7 @@ MAX_QUERY_WINDOW = nhn_time.MAX_QUERY_WINDOW - timedelta(minutes=1)
 #: Longest update window asked of the result-update API at once (its limit is unpublished; the
 #: SMS API's equivalent allows one day).
 MAX_UPDATE_WINDOW = timedelta(days=1)
-#: Requests whose references are remembered for :meth:`NhnAlimtalkCarrier.reports`.
+#: Requests whose references are remembered for :meth:`NhnAlimtalkCarrier.report_pages`.
 REFERENCE_CACHE_REQUESTS = 512
 
 _VARIABLE = re.compile(r"#\{([^}]+)\}")
@@ -296,8 +296,11 @@ class NhnAlimtalkCarrier:
             if row.get("recipientGroupingKey") == reference
         )
 
-    def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
-        """Final results whose receive date lies in ``[since, until)``.
+    def report_pages(
+        self, channel: Channel, since: datetime, until: datetime
+    ) -> Iterator[list[SubmitOutcome]]:
+        """Final results whose receive date lies in ``[since, until)``, a page of the
+        result-update API at a time.
 
         Asks the result-update API for whole minutes covering the window (a day at a time) and
         keeps the final rows whose ``receiveDate`` lies inside it; each request's references
@@ -306,27 +309,28 @@ class NhnAlimtalkCarrier:
         """
         _check_channel(channel)
         since, until = utc(since), utc(until)
-        finals: list[SubmitOutcome] = []
         start = since
         while start < until:
             end = min(until, start + MAX_UPDATE_WINDOW)
             params = {"startUpdateDate": kst_minute(start), "endUpdateDate": kst_minute(end, ceil=True)}
-            for row in self._pages("/message-results", params, ("messages",)):
-                result_at = parse_kst(row.get("receiveDate"))
-                # A row without a readable date is returned (result_at None) for the poller to
-                # set aside; any other outside the window is another poll's.
-                if result_at is None and not row.get("resultCode"):
-                    continue
-                if result_at is not None and not start <= result_at < end:
-                    continue
-                reference = self._reference(str(row.get("requestId")), as_int(row.get("recipientSeq")))
-                if reference is None:
-                    continue
-                outcome = _row_outcome(row, reference)
-                if outcome.outcome in (Outcome.DELIVERED, Outcome.FAILED):
-                    finals.append(outcome)
+            for rows in self._pages("/message-results", params, ("messages",)):
+                finals: list[SubmitOutcome] = []
+                for row in rows:
+                    result_at = parse_kst(row.get("receiveDate"))
+                    # A row without a readable date is returned (result_at None) for the poller
+                    # to set aside; any other outside the window is another poll's.
+                    if result_at is None and not row.get("resultCode"):
+                        continue
+                    if result_at is not None and not start <= result_at < end:
+                        continue
+                    reference = self._reference(str(row.get("requestId")), as_int(row.get("recipientSeq")))
+                    if reference is None:
+                        continue
+                    outcome = _row_outcome(row, reference)
+                    if outcome.outcome in (Outcome.DELIVERED, Outcome.FAILED):
+                        finals.append(outcome)
+                yield finals
             start = end
-        return finals
 
     def _reference(self, request_id: str, seq: int) -> str | None:
         with self._lock:
@@ -360,9 +364,12 @@ class NhnAlimtalkCarrier:
         )
 
     def _list(self, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
-        return self._pages("/messages", params, ("messageSearchResultResponse", "messages"))
+        pages = self._pages("/messages", params, ("messageSearchResultResponse", "messages"))
+        return (row for rows in pages for row in rows)
 
-    def _pages(self, path: str, params: dict[str, Any], where: tuple[str, ...]) -> Iterable[dict[str, Any]]:
+    def _pages(
+        self, path: str, params: dict[str, Any], where: tuple[str, ...]
+    ) -> Iterator[list[dict[str, Any]]]:
         page = 1
         while True:
             answer: Any = self._query("GET", path, {**params, "pageNum": page, "pageSize": PAGE_SIZE})
@@ -370,7 +377,7 @@ class NhnAlimtalkCarrier:
             for key in where:
                 container = (container or {}).get(key)
             rows = container if isinstance(container, list) else []
-            yield from rows
+            yield rows
             total = (answer.get(where[0]) or {}).get("totalCount") if len(where) > 1 else None
             if len(rows) < PAGE_SIZE or (isinstance(total, int) and page * PAGE_SIZE >= total):
                 return

@@ -31,7 +31,7 @@ converts from and to aware datetimes (naive ones are taken as UTC) and returns U
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -247,9 +247,12 @@ class NhnSmsCarrier:
         rows = (row for rid in dict.fromkeys(request_ids) for row in self._list(channel, {"requestId": rid}))
         return most_advanced(_row_outcome(row) for row in rows if row.get("recipientGroupingKey"))
 
-    def reports(self, channel: Channel, since: datetime, until: datetime) -> list[SubmitOutcome]:
-        """Final results whose result date lies in ``[since, until)`` (a passing failure such as
-        "phone off" comes as ``RETRY``: the recipient should be sent again).
+    def report_pages(
+        self, channel: Channel, since: datetime, until: datetime
+    ) -> Iterator[list[SubmitOutcome]]:
+        """Final results whose result date lies in ``[since, until)``, a page of the list API at
+        a time (a passing failure such as "phone off" comes as ``RETRY``: the recipient should
+        be sent again).
 
         Uses the list API's ``startResultDate``/``endResultDate`` (second precision, so the
         window is widened by a second and cut exactly here), inside a request-date window
@@ -263,18 +266,22 @@ class NhnSmsCarrier:
             "startResultDate": kst_second(since),
             "endResultDate": kst_second(until + timedelta(seconds=1)),
         }
-        finals: list[SubmitOutcome] = []
-        for row in self._list(channel, params):
-            outcome = _row_outcome(row)
-            if outcome.outcome is Outcome.ACCEPTED:
-                continue
-            # A final result without a readable date is returned as it is (result_at None):
-            # the poller sets it aside rather than let it pass unseen.
-            if outcome.result_at is None or since <= outcome.result_at < until:
-                finals.append(outcome)
-        return finals
+        for rows in self._pages(channel, params):
+            finals: list[SubmitOutcome] = []
+            for row in rows:
+                outcome = _row_outcome(row)
+                if outcome.outcome is Outcome.ACCEPTED:
+                    continue
+                # A final result without a readable date is returned as it is (result_at None):
+                # the poller sets it aside rather than let it pass unseen.
+                if outcome.result_at is None or since <= outcome.result_at < until:
+                    finals.append(outcome)
+            yield finals
 
     def _list(self, channel: Channel, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        return (row for rows in self._pages(channel, params) for row in rows)
+
+    def _pages(self, channel: Channel, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         page = 1
         while True:
             answer = self._query(
@@ -282,7 +289,7 @@ class NhnSmsCarrier:
             )
             body = answer.get("body") or {}
             rows = body.get("data") or []
-            yield from rows
+            yield rows
             total = body.get("totalCount")
             if len(rows) < PAGE_SIZE or (isinstance(total, int) and page * PAGE_SIZE >= total):
                 return

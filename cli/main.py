@@ -236,32 +236,56 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from cli.multiprocess import prepare
+    from cli.multiprocess import ENV, prepare
 
     settings = _process_settings()
-    prepare(settings, "scheduler")  # before anything imports prometheus_client
+    group = args.duties or ("others" if settings.scheduler_report_process else "all")
+    if group == "reports":
+        from scheduler.report_process import die_with_parent
+
+        die_with_parent(args.parent)
+    if group != "reports" or ENV not in os.environ:
+        # (The report process writes its samples beside its parent's: the parent's endpoint
+        # serves both, and only the parent empties the directory.)
+        prepare(settings, "scheduler")  # before anything imports prometheus_client
 
     from actors.broker import install_broker, queue_names_with_dramatiq_queues
     from engine.redis_client import make_redis
     from engine.runtime import get_runtime
     from metrics.exposition import process_registry, serve
     from scheduler.duties import build_duties
+    from scheduler.report_process import ReportProcess, select
     from scheduler.runner import Scheduler
     from scheduler.system_metrics import PROBE_TIMEOUT_SECONDS, SystemCollector, SystemSources
 
     rt = get_runtime()
-    install_broker(rt.settings)
-    # The collector's own Redis client, quick to give up: a scrape reports Redis down rather
-    # than outlasting Prometheus's scrape timeout (the duties' client waits and retries).
-    probe_redis = make_redis(settings.redis_url, timeout_seconds=PROBE_TIMEOUT_SECONDS)
-    sources = SystemSources(
-        settings, rt.pool, probe_redis, rt.keys, queue_names_with_dramatiq_queues(), lambda: rt.clock.now()
-    )
-    serve(settings.metrics_host, settings.scheduler_metrics_port, process_registry(SystemCollector(sources)))
+    child = None
+    if group != "reports":
+        install_broker(rt.settings)
+        # The collector's own Redis client, quick to give up: a scrape reports Redis down
+        # rather than outlasting Prometheus's scrape timeout (the duties' client waits and
+        # retries).
+        probe_redis = make_redis(settings.redis_url, timeout_seconds=PROBE_TIMEOUT_SECONDS)
+        sources = SystemSources(
+            settings,
+            rt.pool,
+            probe_redis,
+            rt.keys,
+            queue_names_with_dramatiq_queues(),
+            lambda: rt.clock.now(),
+        )
+        serve(
+            settings.metrics_host, settings.scheduler_metrics_port, process_registry(SystemCollector(sources))
+        )
+    if group == "others":
+        child = ReportProcess()
+        child.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Scheduler(rt.redis, rt.keys, build_duties(rt), owner=rt.worker_id).run_forever(stop)
+    Scheduler(rt.redis, rt.keys, select(build_duties(rt), group), owner=rt.worker_id).run_forever(stop)
+    if child is not None:
+        child.stop()
     rt.close()
     return 0
 
@@ -453,9 +477,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dead.set_defaults(handler=cmd_dead_letters)
 
-    sub.add_parser(
+    scheduler = sub.add_parser(
         "scheduler", help="run the scheduler (flusher, outbox, reconciliation, report poller)"
-    ).set_defaults(handler=cmd_scheduler)
+    )
+    scheduler.add_argument(
+        "--duties",
+        choices=("all", "reports", "others"),
+        help="run only these duties: the report polls, the others, or all in this one process"
+        " (default: the others here and the report polls in a child process, unless"
+        " BALSONG_SCHEDULER_REPORT_PROCESS=false)",
+    )
+    # The report process's parent, given by the parent itself (not for people).
+    scheduler.add_argument("--parent", type=int, help=argparse.SUPPRESS)
+    scheduler.set_defaults(handler=cmd_scheduler)
     sub.add_parser(
         "callbacks", help="run the status callback dispatcher (one active; others stand by)"
     ).set_defaults(handler=cmd_callbacks)

@@ -136,6 +136,10 @@ class Settings:
     #: behind now: the provider's result query has minute precision.
     kakao_report_poll_seconds: float = 30.0
     kakao_report_settle_seconds: float = 70.0
+    #: The scheduler polls carriers' reports in a child process of its own, which parses the
+    #: next pages of a burst while the flusher applies the last ones (on another CPU).
+    #: false: one process runs every duty (a scheduler confined to one CPU).
+    scheduler_report_process: bool = True
     #: The signature each provider's webhook settings were given (X-Toast-Webhook-Signature);
     #: a webhook call without it is refused. Secrets, required in production: with a known
     #: signature anyone could forge any tenant's delivery reports. (Empty, which only a process

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from redis.exceptions import RedisError
 
-from carriers.base import Channel
+from carriers.base import Channel, SubmitOutcome
 from engine.attribution import attribution
 from engine.dispatch.planning import (
     BatchRef,
@@ -32,6 +32,7 @@ from engine.lifecycle.settlement import settle_job, unsettled_jobs
 from engine.reporting.retention import purge_expired, purge_old_stats
 from engine.runtime import Runtime
 from metrics import PARTITIONS_DROPPED, REDIS_DATA_LOST, RESERVATIONS
+from scheduler.read_ahead import read_ahead
 from scheduler.report_overlap import RereadReports
 from scheduler.runner import Duty
 
@@ -204,11 +205,15 @@ def poll_reports(
         cursor = float(raw) if raw else None
         since = datetime.fromtimestamp(cursor, UTC) if cursor is not None else until - REPORT_START_BACK
         carrier = rt.carrier_for(channel.value)
-        reports = list(carrier.reports(channel, since - overlap, until))
-        ingest_reports(rt, carrier.name, "poll", reread.new(channel, cursor, reports) if reread else reports)
+        read: list[SubmitOutcome] = []
+        # Each page is queued as it comes, so the flusher applies the first pages of a burst
+        # while the poll still reads the rest (and the next page is fetched meanwhile).
+        for page in read_ahead(carrier.report_pages(channel, since - overlap, until)):
+            ingest_reports(rt, carrier.name, "poll", reread.new(channel, cursor, page) if reread else page)
+            read.extend(page)
         rt.redis.set(cursor_key, until.timestamp())
         if reread is not None:
-            reread.remember(channel, until.timestamp(), reports, until - overlap)
+            reread.remember(channel, until.timestamp(), read, until - overlap)
 
 
 def sweep_open_jobs(rt: Runtime) -> None:

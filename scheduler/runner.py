@@ -1,7 +1,9 @@
 """The scheduler: periodic duties, each under a Redis lease so replicas never double up.
 
-A duty is a name, an interval and a callable. The callable returns True when it did a full page
-of work and wants to run again at once (the flusher under load), else anything falsy. Each duty
+A duty is a name, an interval and a callable. Intervals run from start to start: a run that took
+longer than its interval (a report poll that read a burst) is followed at once, not after another
+whole interval. The callable returns True when it did a full page of work and wants to run again
+at once (the flusher under load), else anything falsy. Each duty
 runs in its own thread, so a slow one (a long report poll) never delays another (the flusher).
 A failing duty is logged and retried at its next interval; it never stops the others.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -62,5 +65,6 @@ class Scheduler:
 
     def _loop(self, duty: Duty, stop: threading.Event) -> None:
         while not stop.is_set():
+            started = time.monotonic()
             if not self.run_once(duty):
-                stop.wait(duty.interval_seconds)
+                stop.wait(max(0.0, duty.interval_seconds - (time.monotonic() - started)))

@@ -117,15 +117,16 @@ def check_report(outcome: SubmitOutcome, *, date_required: bool) -> RecipientOut
     if outcome.outcome not in (Outcome.DELIVERED, Outcome.FAILED, Outcome.RETRY):
         raise Refused("invalid_type", "a report that is not a final result")
     code = check_code(outcome.code)
-    message = outcome.message if type(outcome.message) is str else ""
+    message = clean_text(outcome.message if type(outcome.message) is str else "")
     carrier_id = outcome.carrier_id if type(outcome.carrier_id) is str else None
-    checked = outcome._replace(
-        code=code,
-        message=clean_text(message),
-        carrier_id=clean_text(carrier_id, 100) if carrier_id is not None else None,
-        result_at=check_result_at(outcome.result_at, required=date_required),
-    )
-    return RecipientOutcome(parsed[0], parsed[1], checked, parsed[2])
+    if carrier_id is not None:
+        carrier_id = clean_text(carrier_id, 100)
+    check_result_at(outcome.result_at, required=date_required)
+    # Nearly every report passes unchanged (the checks return the very objects they were
+    # given): it is kept as it is, not copied (a poll checks tens of thousands a second).
+    if code is not outcome.code or message is not outcome.message or carrier_id is not outcome.carrier_id:
+        outcome = outcome._replace(code=code, message=message, carrier_id=carrier_id)
+    return RecipientOutcome(parsed[0], parsed[1], outcome, parsed[2])
 
 
 # -- result-stream entries (the flusher's door) ---------------------------------------------------

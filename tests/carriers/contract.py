@@ -15,7 +15,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from carriers.base import Batch, Carrier, Channel, Outcome, Recipient, SubmitOutcome, request_id_of
+from carriers.base import (
+    Batch,
+    Carrier,
+    Channel,
+    Outcome,
+    Recipient,
+    SubmitOutcome,
+    all_reports,
+    request_id_of,
+)
 
 T = TypeVar("T")
 
@@ -152,7 +161,7 @@ class CarrierContract:
 
         def all_reported() -> list[SubmitOutcome] | None:
             until = datetime.now(UTC)
-            mine = [o for o in carrier.reports(self.CHANNEL, since, until) if o.reference in set(refs)]
+            mine = [o for o in all_reports(carrier, self.CHANNEL, since, until) if o.reference in set(refs)]
             for outcome in mine:
                 assert outcome.outcome in FINAL
                 assert outcome.result_at is not None and since <= outcome.result_at < until
@@ -169,6 +178,6 @@ class CarrierContract:
         carrier.submit(self.batch(refs))
         earlier = datetime.now(UTC) - timedelta(hours=1)
 
-        listed = carrier.reports(self.CHANNEL, earlier - timedelta(minutes=5), earlier)
+        listed = all_reports(carrier, self.CHANNEL, earlier - timedelta(minutes=5), earlier)
 
         assert not {o.reference for o in listed} & set(refs)

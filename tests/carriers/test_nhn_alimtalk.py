@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome, all_reports
 from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from carriers.nhn_alimtalk import NhnAlimtalkCarrier, ProviderFallback
 from carriers.nhn_alimtalk_codes import NOT_KAKAO_USER, USER_BLOCKED
@@ -331,7 +331,9 @@ def test_reports_carry_result_codes_and_times(sim: SimulatorHandle, carrier: Nhn
 
     def complete() -> list[SubmitOutcome] | None:
         mine = [
-            o for o in carrier.reports(Channel.KAKAO, since, datetime.now(UTC)) if o.reference in set(refs)
+            o
+            for o in all_reports(carrier, Channel.KAKAO, since, datetime.now(UTC))
+            if o.reference in set(refs)
         ]
         return mine if len(mine) == len(refs) else None
 
@@ -358,12 +360,12 @@ def test_results_two_days_later_come_through_when_the_clock_moves(
     carrier.submit(otp_batch(refs))
 
     assert {o.outcome for o in carrier.lookup(Channel.KAKAO, refs, since)} == {Outcome.ACCEPTED}
-    assert carrier.reports(Channel.KAKAO, since, datetime.now(UTC)) == []
+    assert all_reports(carrier, Channel.KAKAO, since, datetime.now(UTC)) == []
 
     sim.configure(clock_offset_seconds=TWO_DAYS_SECONDS + 60)
     looked_up = by_reference(carrier.lookup(Channel.KAKAO, refs, since))
     later = datetime.now(UTC) + timedelta(seconds=TWO_DAYS_SECONDS + 60)
-    reported = by_reference(carrier.reports(Channel.KAKAO, since + timedelta(days=2), later))
+    reported = by_reference(all_reports(carrier, Channel.KAKAO, since + timedelta(days=2), later))
 
     assert {o.outcome for o in looked_up.values()} == {Outcome.DELIVERED, Outcome.FAILED}
     assert set(reported) == set(refs)

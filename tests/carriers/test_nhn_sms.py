@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome
+from carriers.base import Batch, Channel, Outcome, Recipient, SubmitOutcome, all_reports
 from carriers.errors import CarrierOutcomeUnknown, CarrierRejected, CarrierRetryable
 from carriers.nhn_sms import NhnSmsCarrier
 from carriers.simulator.behaviour import FINAL, REJECT, draw, fraction
@@ -244,7 +244,9 @@ def test_reports_carry_result_codes_and_times(sim: SimulatorHandle, carrier: Nhn
     carrier.submit(sms_batch(refs))
 
     def complete() -> list[SubmitOutcome] | None:
-        mine = [o for o in carrier.reports(Channel.SMS, since, datetime.now(UTC)) if o.reference in set(refs)]
+        mine = [
+            o for o in all_reports(carrier, Channel.SMS, since, datetime.now(UTC)) if o.reference in set(refs)
+        ]
         return mine if len(mine) == len(refs) else None
 
     reported = by_reference(eventually(complete, 5.0))
@@ -274,7 +276,9 @@ def test_recipients_never_reported_stay_accepted_in_lookups_and_absent_from_repo
     assert 20 <= len(silent) <= 60
 
     def complete() -> list[SubmitOutcome] | None:
-        mine = [o for o in carrier.reports(Channel.SMS, since, datetime.now(UTC)) if o.reference in set(refs)]
+        mine = [
+            o for o in all_reports(carrier, Channel.SMS, since, datetime.now(UTC)) if o.reference in set(refs)
+        ]
         return mine if len(mine) == len(refs) - len(silent) else None
 
     reported = by_reference(eventually(complete, 5.0))

@@ -7,8 +7,7 @@ download results and resend failures — and never another tenant's job.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.support.chromium import launched_chromium
 from tests.support.jobs import wait_finished
 from tests.support.receiver import running_receiver
 from tests.support.stack import SENDER, Stack, submit_sms
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -266,10 +266,3 @@ def test_the_job_page_shows_its_callbacks_and_replays_them(stack: Stack, page: P
         # Then the page says so, and every event arrives
         expect(page.locator(".notice").first).to_contain_text("다시 보냅니다")
         receiver.wait_for(lambda events: any(e["type"] == "job.finished" for e in events))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)

@@ -35,6 +35,7 @@ from tests.support.results import seed_job
 from tests.support.services import isolated_settings
 from tests.support.simulator import running_simulator
 from tests.support.stack import Stack, running_stack, submit_sms
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -113,16 +114,6 @@ def test_recipients_never_reported_end_unknown_after_the_deadline_and_are_not_re
     page = client.get(f"/v1/jobs/{job_id}/recipients", params={"status": "unknown", "limit": 5}).json()
     assert len(page["recipients"]) == 5
     assert {r["status"] for r in page["recipients"]} == {"unknown"}
-
-
-def wait_until(condition: object, timeout: float = 60.0) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError("condition not met in time")
 
 
 def test_at_the_deadline_the_carrier_is_asked_again_and_a_result_it_has_goes_in_like_a_report(
