@@ -29,6 +29,7 @@ from engine.dispatch.rate_policy import RatePolicy
 from engine.dispatch.ratelimit import RATE_HOLD_AFTER_LOSS_SECONDS, RateLimiter
 from engine.dispatch.sending import BatchSender
 from engine.dispatch.worker_leases import WorkerLease
+from engine.gc_tuning import tune_garbage_collector
 from engine.keys import Keys
 from engine.lifecycle.results import ResultRecorder
 from engine.lifecycle.retries import RetryLedger
@@ -168,6 +169,7 @@ def get_runtime() -> Runtime:
     global _runtime, _pid
     with _lock:
         if _runtime is None or _pid != os.getpid():
+            tune_garbage_collector()
             settings = get_settings()
             _runtime = Runtime(settings, pool_size=settings.pool_size)
             _pid = os.getpid()
