@@ -4,11 +4,11 @@ deadline, upkeep."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from redis.exceptions import RedisError
 
-from carriers.base import Channel, SubmitOutcome
+from carriers.base import Channel
 from engine.attribution import attribution
 from engine.dispatch.planning import (
     BatchRef,
@@ -25,27 +25,18 @@ from engine.lifecycle import counters, dead_entries
 from engine.lifecycle.completion import finish_completed_jobs
 from engine.lifecycle.flusher import Flusher
 from engine.lifecycle.report_deadline import expire_reports
-from engine.lifecycle.reports import ingest_reports
 from engine.lifecycle.results import unflushed_age
 from engine.lifecycle.retries import release_due
 from engine.lifecycle.settlement import settle_job, unsettled_jobs
 from engine.reporting.retention import purge_expired, purge_old_stats
 from engine.runtime import Runtime
 from metrics import PARTITIONS_DROPPED, REDIS_DATA_LOST, RESERVATIONS
-from scheduler.read_ahead import read_ahead
 from scheduler.report_overlap import RereadReports
+from scheduler.report_poll import KAKAO_REPORT_OVERLAP, REPORT_OVERLAP, REPORT_SETTLE, poll_reports
 from scheduler.runner import Duty
 
 log = logging.getLogger(__name__)
 
-#: Reports are re-read over this overlap, so one landing late at the carrier is not missed
-#: (re-reading is harmless: applying a report twice changes nothing).
-REPORT_OVERLAP = timedelta(seconds=1)
-#: Polls stop this far behind now, so results still being written at the carrier are not skipped.
-REPORT_SETTLE = timedelta(seconds=2)
-KAKAO_REPORT_OVERLAP = timedelta(seconds=60)
-#: Where the report poller starts when it has no cursor (a fresh or wiped Redis).
-REPORT_START_BACK = timedelta(hours=1)
 FLUSH_PAGE = 500
 
 
@@ -63,7 +54,9 @@ def build_duties(rt: Runtime) -> list[Duty]:
         Duty(
             "poll_reports",
             2.0,
-            lambda: poll_reports(rt, (Channel.SMS, Channel.LMS), REPORT_SETTLE, REPORT_OVERLAP, reread),
+            lambda: poll_reports(
+                rt, (Channel.SMS, Channel.LMS), REPORT_SETTLE, REPORT_OVERLAP, reread, follow_results=True
+            ),
         ),
         # KakaoTalk results come by webhook first; the provider's result query has minute
         # precision, so its poll trails further behind and overlaps a whole minute.
@@ -182,38 +175,6 @@ def watch_redis_generation(rt: Runtime) -> None:
     sweep_open_jobs(rt)
     # Outcomes of batches let go were in the lost stream: the carrier is asked about them once
     # the flusher's margin has passed (`take_over_stale`, every second).
-
-
-def poll_reports(
-    rt: Runtime,
-    channels: tuple[Channel, ...],
-    settle: timedelta,
-    overlap: timedelta,
-    reread: RereadReports | None = None,
-) -> None:
-    """Ask the carrier for final results since the last poll and queue them for the flusher.
-
-    Polls stop ``settle`` behind now (results still being written are not skipped) and re-read
-    ``overlap`` of the last window (a result filed late is not missed); ``reread`` drops what the
-    last poll already queued (`scheduler.report_overlap`). Windows are in the carrier's time, the
-    wall clock, not balsong's injected clock (which only deadlines read, and which tests move).
-    """
-    until = datetime.now(UTC) - settle
-    for channel in channels:
-        cursor_key = rt.keys.cursor(f"reports:{channel.value}")
-        raw = rt.redis.get(cursor_key)
-        cursor = float(raw) if raw else None
-        since = datetime.fromtimestamp(cursor, UTC) if cursor is not None else until - REPORT_START_BACK
-        carrier = rt.carrier_for(channel.value)
-        read: list[SubmitOutcome] = []
-        # Each page is queued as it comes, so the flusher applies the first pages of a burst
-        # while the poll still reads the rest (and the next page is fetched meanwhile).
-        for page in read_ahead(carrier.report_pages(channel, since - overlap, until)):
-            ingest_reports(rt, carrier.name, "poll", reread.new(channel, cursor, page) if reread else page)
-            read.extend(page)
-        rt.redis.set(cursor_key, until.timestamp())
-        if reread is not None:
-            reread.remember(channel, until.timestamp(), read, until - overlap)
 
 
 def sweep_open_jobs(rt: Runtime) -> None:

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -275,8 +275,8 @@ def test_malformed_poll_results_are_set_aside_and_the_good_ones_of_the_page_appl
     set_aside_before = metric(scheduler, "balsong_dead_entries_total", stage="poll")
     with reports_held(stack):
         job_id, (first, second, third) = in_flight_job(stack, client, 3)
-        # Three seconds back: inside the window of whichever poll serves these rows.
-        now = kst(datetime.now(UTC) - timedelta(seconds=3))
+        # Filed now: inside the next poll's window (an SMS poll reads up to now).
+        now = kst(datetime.now(UTC))
         malformed = [
             result_row(second, {"x": 1}, now),
             result_row(second, "x\x00", now),
@@ -467,7 +467,7 @@ def test_any_poll_results_leave_the_poller_working(stack: Stack, conn: psycopg.C
         with reports_held(stack):
             job_id, references = in_flight_job(stack, client, 4)
             victims, sentinel = references[:3], references[3]
-            now = kst(datetime.now(UTC) - timedelta(seconds=3))
+            now = kst(datetime.now(UTC))
             rows = st.builds(
                 result_row,
                 hostile_references(victims),
@@ -483,7 +483,8 @@ def test_any_poll_results_leave_the_poller_working(stack: Stack, conn: psycopg.C
 
             inject()
             injected_at = time.time()
-            stack.simulator.inject_results("sms", [result_row(sentinel, "1000", now)])
+            # (Filed as it is injected: the fuzzing took a while, and an SMS poll follows results.)
+            stack.simulator.inject_results("sms", [result_row(sentinel, "1000", kst(datetime.now(UTC)))])
             eventually(lambda: statuses(client, job_id)[3], lambda s: s == "delivered", "sentinel applied")
             eventually(
                 lambda: float(cache.get(cursor) or 0), lambda c: c > injected_at - 5, "poll cursor moved on"
