@@ -123,6 +123,9 @@ def send_job(stack, client, recipients: int, **fields: object) -> dict[str, floa
 def run_naive(settings, sample: int, log_dir: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from tests.support.simulator import running_simulator
 
+    if sample <= 0:
+        return {"elapsed_s": 0.0, "rate": 0.0}
+
     with running_simulator() as simulator:
         env = {
             **os.environ,
@@ -216,11 +219,21 @@ def main() -> int:
             f"last batch durable {phase('last_recorded_s')} s"
         )
     main_size = 200_000 if 200_000 in ours else sizes[0]
-    durable = statistics.median(f["rate"] for f in ours[main_size])
-    print(
-        f"ratio balsong / naive ({main_size:,} recipients, durable median): {durable / naive['rate']:.1f}x "
-        f"(target: >= 20,000 recipients/s and >= 20x)"
-    )
+    for label, rate, target in (("durable", "rate", 50_000), ("finished", "rate_finished", 25_000)):
+        rates = [f[rate] for f in ours[main_size]]
+        median = statistics.median(rates)
+        print(
+            f"{label} ({main_size:,} recipients): median {median:,.0f}/s against a target of {target:,}/s"
+            f" ({median / target:.2f}x); slowest run {min(rates) / median:.2f} of the median (target >= 0.8)"
+        )
+    if naive["rate"]:
+        durable = statistics.median(f["rate"] for f in ours[main_size])
+        print(
+            f"ratio balsong / naive ({main_size:,} recipients, durable median): "
+            f"{durable / naive['rate']:.1f}x (target: >= 40x)"
+        )
+    else:
+        print("naive design not run (--naive-sample 0)")
     print(f"logs: {log_dir}")
     return 0
 
