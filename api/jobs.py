@@ -143,7 +143,9 @@ async def submit_job(
 
 
 def _accept(who: Principal, job_request: JobRequest, idempotency_key: str | None) -> StoredJob:
-    job = submission.prepare(job_request.fields, body_sha256=job_request.body_sha256, origin="api")
+    job = submission.prepare(
+        job_request.fields, body_sha256=job_request.body_sha256, origin="api", defer_classification=True
+    )
     return submission.store(who.tenant_id, job, idempotency_key, actor=who.actor)
 
 

@@ -36,13 +36,18 @@ def check_request_rate(tenant_id: int) -> intake_limits.IntakeLimits:
     return limits
 
 
-def prepare(fields: Any, *, body_sha256: bytes, origin: str = "api") -> PreparedJob:
+def prepare(
+    fields: Any, *, body_sha256: bytes, origin: str = "api", defer_classification: bool = False
+) -> PreparedJob:
     """A job request validated and classified, ready for `store`.
 
     Parameters:
       fields: the request's top-level fields, as POST /v1/jobs takes them.
       body_sha256: the request's fingerprint, telling an idempotent retry from another request.
       origin: ``api`` or ``console``.
+      defer_classification: leave the recipients' classification to `store`, which stores them
+        as they are classified (`engine.intake.intake.prepare_job`); for a caller that stores
+        the job at once and reads no row before.
 
     Raises:
       ValidationError: the request cannot be accepted (the engine's reason and field).
@@ -56,6 +61,7 @@ def prepare(fields: Any, *, body_sha256: bytes, origin: str = "api") -> Prepared
         now=now,
         reservation_horizon_days=rt.settings.reservation_horizon_days,
         link_base_url=rt.settings.link_base_url,
+        defer_classification=defer_classification,
     )
     if job.callback_url is not None:
         job.callback_url = urls.check_setting(job.callback_url, "callback_url", rt.settings)

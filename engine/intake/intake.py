@@ -106,6 +106,18 @@ class PreparedJob:
     callback_url: str | None = None
     #: Where the job was made: ``api`` (POST /v1/jobs) or ``console`` (the console's send page).
     origin: str = "api"
+    #: Recipients not classified yet (``prepare_job(defer_classification=True)``): each step
+    #: classifies a chunk more into ``sms``, ``lms`` and ``invalid``. `job_store.store_job`
+    #: drives it, storing each chunk's SMS recipients while the next is classified; anyone else
+    #: calls `classify_all` before reading the rows.
+    unclassified: Iterator[None] | None = None
+
+    def classify_all(self) -> None:
+        """Classify the recipients still to classify (a ValidationError is the request's)."""
+        if self.unclassified is not None:
+            for _ in self.unclassified:
+                pass
+            self.unclassified = None
 
     @property
     def total(self) -> int:
@@ -166,8 +178,15 @@ def prepare_job(
     now: datetime | None = None,
     reservation_horizon_days: int = 60,
     link_base_url: str | None = None,
+    defer_classification: bool = False,
 ) -> PreparedJob:
     """Validate a decoded job request and classify each recipient.
+
+    With ``defer_classification``, an SMS/LMS job comes back with its recipients still to
+    classify (``PreparedJob.unclassified``): `job_store.store_job` classifies them chunk by chunk
+    while PostgreSQL stores the chunks before. Not an advertising job (its opted-out numbers must
+    be known before any is stored), nor one with tracked links (a code collision redraws codes
+    in stored rows), nor a KakaoTalk job: those are classified at once.
 
     ``kakao_template`` looks up an AlimTalk template by code (raising ``LookupError`` for an
     unknown one); it is needed only for ``channel: kakao``. ``now`` (the injected clock's time;
@@ -210,6 +229,8 @@ def prepare_job(
             track_links=track_links,
             link_base_url=link_base_url,
         )
+        if not defer_classification or advertisement or track_links:
+            job.classify_all()
     job.kind, job.scheduled_at = kind, scheduled_at
     job.advertisement = advertisement
     job.reference = reference
@@ -269,7 +290,7 @@ def _prepare_text(
         tracked_urls=tracked.urls if tracked else (),
         link_base_url=link_base_url if tracked else None,
     )
-    _classify_recipients(job, recipients, template, title_bytes)
+    job.unclassified = _classify_recipients(job, recipients, template, title_bytes)
     return job
 
 
@@ -420,12 +441,17 @@ def _phone(raw: Any) -> tuple[str, tuple[str, str] | None]:
         return kept, (exc.code, exc.reason)
 
 
+#: Recipients classified per step of `PreparedJob.unclassified`.
+CLASSIFY_CHUNK = 4096
+
+
 def _classify_recipients(
     job: PreparedJob,
     recipients: Iterable[Any],
     template: Template,
     title_bytes: int,
-) -> None:
+) -> Iterator[None]:
+    """Classify ``recipients`` into ``job``, a step per `CLASSIFY_CHUNK` of them."""
     has_variables = template.has_variables
     requested = job.requested_channel
     fixed_channel = (
@@ -452,6 +478,8 @@ def _classify_recipients(
             lms.append(row)
         else:
             invalid.append(row)
+        if not index % CLASSIFY_CHUNK:
+            yield
 
 
 def _distinct_recipients(

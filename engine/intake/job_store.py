@@ -1,8 +1,12 @@
 """Storing an accepted job: the job row and all its recipients in one transaction.
 
 "Accepted means durable": the caller answers 202 only after `store_job` returns, i.e. after the
-job and every recipient are committed. Recipients go in with COPY, the bulk path (a 100,000-
-recipient job stores in a fraction of a second).
+job and every recipient are committed. Recipients go in with COPY, the bulk path, before the job's
+row (its id is drawn first): a job whose recipients are still being classified
+(`engine.intake.intake.PreparedJob.unclassified`) has its SMS recipients copied chunk by chunk as
+they are classified, so PostgreSQL stores them on another CPU meanwhile (200,000 recipients: COPY
+~0.65 s of PostgreSQL's time, classification ~0.7 s of Python's), and the rest once every
+recipient is known and the job quoted.
 
 Idempotency: with an ``Idempotency-Key``, a transaction-scoped advisory lock on (tenant, key)
 tells a concurrent duplicate (409, still being stored) from a finished one (same job, or 422 if
@@ -12,6 +16,7 @@ the body differs). The lock dies with the transaction, so a crash leaves nothing
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,7 +31,7 @@ from engine.config import Settings
 from engine.errors import IdempotencyConflict, IdempotencyInProgress
 from engine.intake import intake_limits, link_codes
 from engine.intake.compliance import OPTED_OUT, OPTED_OUT_TEXT
-from engine.intake.intake import PreparedJob
+from engine.intake.intake import PreparedJob, RecipientRow
 from engine.lifecycle.statuses import JobStatus
 
 _COPY_RECIPIENTS = """
@@ -89,14 +94,28 @@ def store_job(
             existing = claim_idempotency_key(conn, tenant_id, idempotency_key, job.request_hash)
             if existing is not None:
                 return StoredJob(existing, created=False)
+        job_id = _next_job_id(conn)
+        lines = _RecipientLines(job_id, now)
+        if job.unclassified is not None:
+            # Recipients still to classify: each chunk's SMS recipients go to PostgreSQL as the
+            # chunk is classified, so PostgreSQL stores them while Python classifies the next.
+            with conn.cursor() as cur, cur.copy(_COPY_RECIPIENTS) as copy:
+                for _ in job.unclassified:
+                    copy.write(lines.valid(job.sms))
+            job.unclassified = None
         quote = quote_job(conn, tenant_id=tenant_id, job=job, settings=settings)
-        job_id = _insert_job(conn, tenant_id, job, now, idempotency_key, quote.prices)
+        _insert_job(conn, job_id, tenant_id, job, now, idempotency_key, quote.prices)
         billing.reserve_job(conn, tenant_id, job_id, quote.cost)
         limits = intake_limits.limits_for(conn, settings, tenant_id)
         intake_limits.check_daily_recipients(conn, tenant_id, job_id, job.total, limits, now)
         if job.tracked_urls:
             link_codes.store_codes(conn, job_id, now, job)
-        _copy_recipients(conn, job_id, job, now)
+        # The rest, now that their rows are final: an advertising job's quote moves its opted-out
+        # numbers, tracked links' codes may be drawn again on a collision (neither kind of job is
+        # classified in steps).
+        with conn.cursor() as cur, cur.copy(_COPY_RECIPIENTS) as copy:
+            for chunk in lines.rest(job):
+                copy.write(chunk)
         if actor is not None:
             audit.record(
                 conn,
@@ -174,24 +193,38 @@ def _exclude_opted_out(conn: Connection, tenant_id: int, job: PreparedJob) -> in
     return job.exclude({row[0] for row in rows}, OPTED_OUT, OPTED_OUT_TEXT)
 
 
+def _next_job_id(conn: Connection) -> int:
+    """An id for a job about to be stored (its recipients are copied before its row)."""
+    row = conn.execute("SELECT nextval(pg_get_serial_sequence('jobs', 'id'))").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _insert_job(
-    conn: Connection, tenant_id: int, job: PreparedJob, now: datetime, key: str | None, prices: billing.Prices
-) -> int:
+    conn: Connection,
+    job_id: int,
+    tenant_id: int,
+    job: PreparedJob,
+    now: datetime,
+    key: str | None,
+    prices: billing.Prices,
+) -> None:
     fallback = job.fallback
-    row = conn.execute(
+    conn.execute(
         """
-        INSERT INTO jobs (tenant_id, created_at, status, requested_channel, priority, sender, title, body,
+        INSERT INTO jobs (id, tenant_id, created_at, status, requested_channel, priority, sender, title, body,
                           variables, idempotency_key, request_hash, total, sms_count, lms_count, kakao_count,
                           invalid_count, duplicates_removed, template_code, fallback_channel, fallback_body,
                           fallback_title, kind, scheduled_at, advertisement, prices, reference,
                           origin, callback_url)
+        OVERRIDING SYSTEM VALUE
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                %s, %s, %s, %s,
+                %s, %s, %s, %s, %s,
                 -- Fixed now: the job's own URL, else the tenant's default at this moment.
                 coalesce(%s, (SELECT callback_url FROM tenants WHERE id = %s)))
-        RETURNING id
         """,
         (
+            job_id,
             tenant_id,
             now,
             JobStatus.SCHEDULED if job.scheduled_at is not None else JobStatus.ACCEPTED,
@@ -222,38 +255,59 @@ def _insert_job(
             job.callback_url,
             tenant_id,
         ),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    )
 
 
-def _copy_recipients(conn: Connection, job_id: int, job: PreparedJob, now: datetime) -> None:
-    # COPY's text format is written by hand: psycopg's per-row adaptation (arrays above all)
-    # cost more than everything else at intake. Sent in chunks to bound memory.
-    created = now.isoformat()
-    prefix = f"{created}\t{job_id}\t"
-    lines: list[str] = []
-    with conn.cursor() as cur, cur.copy(_COPY_RECIPIENTS) as copy:
-        seq = 0
-        for row in job.valid_rows():
-            lines.append(
+class _RecipientLines:
+    """A job's recipient rows as lines of COPY's text format, numbered (``seq``) in send order:
+    SMS, LMS, KakaoTalk, then those refused at intake. COPY's text is written by hand: psycopg's
+    per-row adaptation (arrays above all) cost more than everything else at intake."""
+
+    def __init__(self, job_id: int, now: datetime) -> None:
+        self.created = now.isoformat()
+        self.prefix = f"{self.created}\t{job_id}\t"
+        self.seq = 0
+        #: SMS rows already written (by `valid` while the job was being classified).
+        self.sms_written = 0
+
+    def valid(self, sms: list[RecipientRow]) -> str:
+        """The lines of the SMS rows not written yet (the first rows of the job)."""
+        text = self._queued(sms[self.sms_written :])
+        self.sms_written = len(sms)
+        return text
+
+    def rest(self, job: PreparedJob) -> Iterator[str]:
+        """The lines of every row not written yet, in chunks of `_COPY_CHUNK` rows (memory)."""
+        unwritten = [job.sms[self.sms_written :], job.lms, job.kakao]
+        self.sms_written = len(job.sms)
+        for rows in unwritten:
+            for start in range(0, len(rows), _COPY_CHUNK):
+                yield self._queued(rows[start : start + _COPY_CHUNK])
+        for start in range(0, len(job.invalid), _COPY_CHUNK):
+            yield self._refused(job.invalid[start : start + _COPY_CHUNK])
+
+    def _queued(self, rows: list[RecipientRow]) -> str:
+        prefix, first = self.prefix, self.seq
+        self.seq += len(rows)
+        return "".join(
+            [
                 f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_text(row.reference)}"
-                f"\t{_array(row.values)}"
-                f"\t{row.channel}\tqueued\t\\N\t\\N\t\\N\n"
-            )
-            seq += 1
-            if len(lines) >= _COPY_CHUNK:
-                copy.write("".join(lines))
-                lines.clear()
-        for row in job.invalid:
-            lines.append(
+                f"\t{_array(row.values)}\t{row.channel}\tqueued\t\\N\t\\N\t\\N\n"
+                for seq, row in enumerate(rows, first)
+            ]
+        )
+
+    def _refused(self, rows: list[RecipientRow]) -> str:
+        prefix, created, first = self.prefix, self.created, self.seq
+        self.seq += len(rows)
+        return "".join(
+            [
                 f"{prefix}{seq}\t{_text(row.phone)}\t{_text(row.member_id)}\t{_text(row.reference)}"
-                f"\t{_array(row.values)}"
-                f"\t\\N\tfailed\t{_text(row.reason_code)}\t{_text(row.reason_text)}\t{created}\n"
-            )
-            seq += 1
-        if lines:
-            copy.write("".join(lines))
+                f"\t{_array(row.values)}\t\\N\tfailed\t{_text(row.reason_code)}\t{_text(row.reason_text)}"
+                f"\t{created}\n"
+                for seq, row in enumerate(rows, first)
+            ]
+        )
 
 
 #: Rows per write to the COPY stream.
