@@ -38,6 +38,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cli.processes import scheduler_argv
 from tests.fault.harness import Fault, longest_stall, settings_on, verify
 from tests.support.private_servers import PrivateServers, private_servers
 from tests.support.stack import SENDER, Stack, running_stack
@@ -78,6 +79,15 @@ def kill_workers(stack: Stack, servers: PrivateServers, fault: Fault) -> None:
     fault.start_workers()
 
 
+def kill_scheduler(stack: Stack, servers: PrivateServers, fault: Fault) -> None:
+    """SIGKILL the scheduler's main process alone (its report process dies with it, by Linux's
+    parent-death signal) and start the scheduler again at once."""
+    proc = stack.processes.procs.pop("scheduler")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    stack.processes.start("scheduler", scheduler_argv())
+
+
 def restart_postgresql(stack: Stack, servers: PrivateServers, fault: Fault) -> None:
     servers.postgres.stop()
     servers.postgres.start()
@@ -87,6 +97,7 @@ def restart_postgresql(stack: Stack, servers: PrivateServers, fault: Fault) -> N
 SCENARIOS: dict[str, Callable[[Stack, PrivateServers, Fault], object] | None] = {
     "no fault": None,
     "kill -9 workers (restarted at once)": kill_workers,
+    "kill -9 scheduler (restarted at once)": kill_scheduler,
     "Redis restarted empty": lambda stack, servers, fault: servers.redis.restart(),
     "RabbitMQ restarted": lambda stack, servers, fault: servers.rabbitmq.restart(),
     "PostgreSQL restarted": restart_postgresql,
