@@ -9,7 +9,9 @@ PostgreSQL (none left queued), and until the job is finished (delivery reports a
 Naive: one Dramatiq message per recipient, one carrier HTTP call each, one INSERT each, on a
 sample; recipients/s from the first publish until the last row is in PostgreSQL.
 Each size runs ``--runs`` jobs one after the other on one stack: the median with min-max is
-printed, and the ratio to naive is the median's.
+printed, and the ratio to naive is the median's. Also printed per size: when the 202 came, the
+batches' phases, and the flusher's longest lag (the oldest outcome or report waiting in the
+result stream, sampled every 50 ms while the job ran).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from redis import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cli.processes import ProcessGroup
 from engine.db import upgrade
+from engine.keys import Keys
+from engine.lifecycle.results import unflushed_age
 from tests.support.services import isolated_settings, settings_env
 from tests.support.stack import SENDER, running_stack
 
@@ -83,8 +88,13 @@ def send_job(stack, client, recipients: int, **fields: object) -> dict[str, floa
     accepted = time.monotonic() - started
     job_id = response.json()["job_id"]
     durable_at = finished_at = None
+    # The flusher's lag: how long the oldest outcome or report not yet applied has waited in the
+    # result stream, sampled as the job goes (item 3 of issue 26: at most 1 s).
+    redis = Redis.from_url(settings.redis_url)
+    keys, flusher_lag = Keys(settings.redis_prefix), 0.0
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         while finished_at is None:
+            flusher_lag = max(flusher_lag, unflushed_age(redis, keys))
             if durable_at is None:
                 row = conn.execute(
                     "SELECT count(*) FROM recipients WHERE job_id = %s AND status = 'queued'", (job_id,)
@@ -105,6 +115,7 @@ def send_job(stack, client, recipients: int, **fields: object) -> dict[str, floa
             """,
             (job_id,),
         ).fetchone()
+    redis.close()
     assert durable_at is not None
     return {
         "job_id": float(job_id),
@@ -117,6 +128,7 @@ def send_job(stack, client, recipients: int, **fields: object) -> dict[str, floa
         "first_claim_s": float(phases[0]) if phases else 0.0,
         "last_claim_s": float(phases[1]) if phases else 0.0,
         "last_recorded_s": float(phases[2]) if phases else 0.0,
+        "flusher_lag_s": flusher_lag,
     }
 
 
@@ -216,7 +228,7 @@ def main() -> int:
         print(
             f"\n{size:,} recipients: 202 after {phase('accepted_s')} s; from the job's creation: first "
             f"batch claimed {phase('first_claim_s')} s, last batch claimed {phase('last_claim_s')} s, "
-            f"last batch durable {phase('last_recorded_s')} s"
+            f"last batch durable {phase('last_recorded_s')} s; longest flusher lag {phase('flusher_lag_s')} s"
         )
     main_size = 200_000 if 200_000 in ours else sizes[0]
     for label, rate, target in (("durable", "rate", 50_000), ("finished", "rate_finished", 25_000)):

@@ -4,6 +4,7 @@ deadline, upkeep."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date, timedelta
 
 from redis.exceptions import RedisError
@@ -167,7 +168,9 @@ def watch_redis_generation(rt: Runtime) -> None:
     counters of open jobs, and the batches whose outcomes were in the lost result stream."""
     if rt.redis.get(rt.keys.generation) is not None:
         return
-    if not rt.redis.set(rt.keys.generation, rt.worker_id, nx=True):
+    # A value of its own each time: a report poll that read another before tells that Redis
+    # lost its data meanwhile (`scheduler.report_poll`), even when this same process marks it.
+    if not rt.redis.set(rt.keys.generation, f"{rt.worker_id}:{uuid.uuid4().hex}", nx=True):
         return  # another scheduler replica saw it first and rebuilds
     log.warning("Redis has lost its data (or is new): rebuilding its state from PostgreSQL")
     REDIS_DATA_LOST.inc()

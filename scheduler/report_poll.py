@@ -18,10 +18,16 @@ Where the cursor moves, two ways:
 
 Either way each poll re-reads ``overlap`` before its cursor, so that a result filed late is not
 missed; `scheduler.report_overlap` drops what the last poll already queued.
+
+Reports queued on the result stream are lost if Redis loses its data before the flusher applies
+them; the cursors go with them, and a poll without a cursor reads an hour back. A poll that Redis
+lost its data under (its generation changed: the pages queued before went to the old Redis, the
+cursor to the new one) removes the cursor it wrote, for the same reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +36,8 @@ from engine.lifecycle.reports import ingest_reports
 from engine.runtime import Runtime
 from scheduler.read_ahead import read_ahead
 from scheduler.report_overlap import RereadReports
+
+log = logging.getLogger(__name__)
 
 #: SMS/LMS polls re-read this much before their cursor (re-reading is harmless: applying a
 #: report twice changes nothing).
@@ -52,6 +60,11 @@ def poll_reports(
 ) -> None:
     """Ask the carrier for final results since each channel's cursor and queue them for the
     flusher; ``follow_results``: move the cursors with the results (see the module's text)."""
+    # Redis's generation (`scheduler.duties.watch_redis_generation`): a cursor is kept only if
+    # Redis kept the reports queued before it.
+    generation = rt.redis.get(rt.keys.generation)
+    if generation is None:
+        return  # Redis is new or lost its data: the scheduler marks it within a second
     now = datetime.now(UTC)
     until = now if follow_results else now - settle
     for channel in channels:
@@ -71,6 +84,13 @@ def poll_reports(
             newest = newest_result(fresh, newest)
         moved_to = next_cursor(since, now, newest, settle) if follow_results else until
         rt.redis.set(cursor_key, moved_to.timestamp())
+        if rt.redis.get(rt.keys.generation) != generation:
+            # Redis lost its data while this poll ran: the reports it queued before may be gone
+            # with the result stream (and the cursor written to the new Redis) so the cursor must
+            # not say they were read. Without one, the next poll reads an hour back.
+            log.warning("Redis lost its data during a report poll; reading its window again")
+            rt.redis.delete(cursor_key)
+            return
         if reread is not None:
             reread.remember(channel, moved_to.timestamp(), read, moved_to - overlap)
 

@@ -245,6 +245,8 @@ class Flusher:
         self._jobs: OrderedDict[int, JobFacts] = OrderedDict()
         self._group_ready = False
         self._own_pending_first = False
+        #: Entries pending when this flusher started are taken at once (see `_read`).
+        self._predecessor_pending = True
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -380,15 +382,20 @@ class Flusher:
             if entries_own:
                 return entries_own
         # Entries a dead flusher left pending come first, so a crash delays them only briefly.
+        # Until it has found none, a new flusher takes them whatever their age: one flusher runs
+        # at a time (the scheduler's lease), so what is pending when it starts was left by one
+        # that is gone or lost its lease (applying an entry twice is harmless).
         claimed = self.redis.xautoclaim(
             self.keys.results,
             GROUP,
             self.consumer,
-            min_idle_time=self.claim_idle_ms,
+            min_idle_time=0 if self._predecessor_pending else self.claim_idle_ms,
             start_id="0-0",
             count=max_entries,
         )
         entries: list[Any] = [e for e in claimed[1] if e[1]]
+        if len(entries) < max_entries:
+            self._predecessor_pending = False
         if len(entries) < max_entries:
             fresh: Any = self.redis.xreadgroup(
                 GROUP,
