@@ -199,7 +199,8 @@ def main() -> int:
         )
     print(
         f"\n{args.recipients:,} recipients per job, fault once {args.at:.0%} of it reached the carrier; "
-        f"targets: 0 lost, 0 duplicated, stall <= {STALL_TARGET_SECONDS:g} s, finished <= {LATER_TARGET_SECONDS:g} s later. "
+        f"targets: 0 lost, 0 duplicated, stall <= {STALL_TARGET_SECONDS:g} s, "
+        f"finished <= {LATER_TARGET_SECONDS:g} s later. "
         f"Logs: {log_root}"
     )
     return 1 if failed else 0
