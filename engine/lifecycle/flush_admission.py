@@ -156,15 +156,20 @@ def _admit_report(payload: dict[str, Any], dead: list[DeadEntry], clean: bool) -
     if carrier is not None and (type(carrier) is not str or not channels_of(carrier)):
         dead.append(_dead(Refused("invalid_type", "reports of an unknown carrier"), payload))
         return None
+    # When its reports were first found to have come before their submissions (the flusher's
+    # own field, `engine.lifecycle.flusher.EarlyReport`); anything but a time is ignored.
+    since: Any = payload.get("e")
+    if type(since) not in (int, float) or not 0 <= since <= MAX_EPOCH:
+        since = None
     if clean and _clean_reports(items):
-        return {"t": "report", "c": carrier, "r": items} if items else None
+        return {"t": "report", "c": carrier, "r": items, "e": since} if items else None
     reports = []
     for item in items:
         try:
             reports.append(check_report_item(item))
         except Refused as exc:
             dead.append(_dead(exc, {"t": "report", "c": carrier, "r": [item]}, carrier))
-    return {"t": "report", "c": carrier, "r": reports} if reports else None
+    return {"t": "report", "c": carrier, "r": reports, "e": since} if reports else None
 
 
 def split(payload: dict[str, Any]) -> list[dict[str, Any]]:

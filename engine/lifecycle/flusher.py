@@ -22,6 +22,7 @@ channels.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ from metrics import FLUSHED_ROWS
 log = logging.getLogger(__name__)
 
 GROUP = "flusher"
+#: How long a report found before its recipient's submission waits for it (`EarlyReport`).
+EARLY_REPORT_PATIENCE_SECONDS = 120.0
 #: Jobs whose facts the flusher keeps at once (a few hundred bytes each).
 JOB_CACHE_SIZE = 10_000
 
@@ -140,6 +143,18 @@ _APPLY_REPORTS_WITH_EVENTS = f"""
 """
 
 
+# Of reports that changed nothing, those whose recipient is still queued at their attempt: the
+# submission is not applied yet (`EarlyReport`).
+_STILL_QUEUED = """
+    SELECT r.seq
+    FROM recipients r
+    JOIN (SELECT (o ->> 1)::int AS seq, coalesce((o ->> 6)::int, 0) AS attempt
+          FROM jsonb_array_elements(%(reports)s::jsonb) AS o) AS u
+      ON r.seq = u.seq AND r.attempt = u.attempt
+    WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
+      AND r.seq BETWEEN %(low)s AND %(high)s AND r.status = 'queued'
+"""
+
 # The seq ranges of the batches whose last outcome is in, for _RECORD_BATCH.
 _BATCH_RANGES = """
     SELECT b.job_id, b.seq, b.first_seq, b.last_seq
@@ -197,6 +212,19 @@ class ReportChange(NamedTuple):
     latency_seconds: float | None = None
 
 
+class EarlyReport(NamedTuple):
+    """A report that changed nothing because its recipient is still queued at the report's
+    attempt: the carrier's result was read before the worker's record of the submission was
+    applied (the worker was slow to record it, or died first). It goes back on the result stream
+    to be applied after the submission, for up to `EARLY_REPORT_PATIENCE_SECONDS` from ``since``
+    (a dead worker's batch is reconciled with the carrier well within that)."""
+
+    carrier: str | None
+    #: When it was first found early (epoch seconds).
+    since: float
+    item: list[Any]
+
+
 @dataclass(slots=True)
 class Applied:
     """What applying some entries did (merged only once their savepoint held)."""
@@ -205,10 +233,13 @@ class Applied:
     report_changes: list[ReportChange] = field(default_factory=list)
     fallbacks: list[tuple[int, FallbackResult]] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
+    #: Reports that came before their recipient's submission was applied (`EarlyReport`).
+    early_reports: list[EarlyReport] = field(default_factory=list)
 
     def add(self, other: Applied) -> None:
         self.submitted_rows += other.submitted_rows
         self.report_changes.extend(other.report_changes)
+        self.early_reports.extend(other.early_reports)
         self.fallbacks.extend(other.fallbacks)
         self.touched |= other.touched
 
@@ -309,6 +340,10 @@ class Flusher:
                 )
                 for job_id in result.jobs_finished:
                     log.info("job finished", extra={"job_id": job_id})
+        if applied.early_reports:
+            # Before the entries they came in are acknowledged: a crash between the two applies
+            # them twice, which is harmless, and never loses them.
+            self._requeue_early(applied.early_reports)
         # Entries set aside are committed to dead_entries: they leave the stream with the rest,
         # so nothing stays pending to block the next pass (and every other tenant's results).
         pipe = self.redis.pipeline(transaction=False)
@@ -334,7 +369,7 @@ class Flusher:
             applied.submitted_rows = self._apply_submissions(conn, submissions)
             applied.touched.update(p["job"] for p in submissions)
         if reports:
-            applied.report_changes = self._apply_reports(conn, reports)
+            applied.report_changes, applied.early_reports = self._apply_reports(conn, reports)
             applied.touched.update(change.job_id for change in applied.report_changes)
             self._schedule_report_retries(conn, applied.report_changes)
         # Kakao recipients handed to SMS/LMS get their fallback rows in this same
@@ -462,12 +497,20 @@ class Flusher:
                 )
         return sum(len(entry["o"]) for entry in submissions)
 
-    def _apply_reports(self, conn: Connection, reports: list[dict[str, Any]]) -> list[ReportChange]:
+    def _apply_reports(
+        self, conn: Connection, reports: list[dict[str, Any]]
+    ) -> tuple[list[ReportChange], list[EarlyReport]]:
         by_job: dict[tuple[int, str | None], list[list[Any]]] = defaultdict(list)
+        #: id(item) -> when it was first found early, for items that were.
+        early_since: dict[int, float] = {}
         for entry in reports:
             carrier = entry.get("c")
             for item in entry["r"]:
                 by_job[item[0], carrier].append(item)
+                if entry.get("e") is not None:
+                    early_since[id(item)] = entry["e"]
+        early: list[EarlyReport] = []
+        found_at = time.time()
         created = self._job_created_at(conn, {job_id for job_id, _ in by_job})
         changes: list[ReportChange] = []
         now = self.clock.now()
@@ -499,8 +542,73 @@ class Flusher:
                         **cutoffs,
                     },
                 )
-                changes.extend(ReportChange(job_id, *row) for row in cur.fetchall())
-        return changes
+                changed = [ReportChange(job_id, *row) for row in cur.fetchall()]
+                changes.extend(changed)
+                if len(changed) < len(items):
+                    for item in self._still_queued(cur, job_id, created[job_id], items, changed):
+                        early.append(EarlyReport(carrier, early_since.get(id(item), found_at), item))
+        return changes, early
+
+    def _still_queued(
+        self,
+        cur: Any,
+        job_id: int,
+        created_at: datetime,
+        items: list[list[Any]],
+        changed: list[ReportChange],
+    ) -> list[list[Any]]:
+        """Those of ``items`` (reports of one job) that changed nothing because their recipient
+        is still queued at their attempt."""
+        changed_seqs = {change.seq for change in changed}
+        unchanged = [item for item in items if item[1] not in changed_seqs]
+        seqs = [item[1] for item in unchanged]
+        cur.execute(
+            _STILL_QUEUED,
+            {
+                "job": job_id,
+                "created_at": created_at,
+                "low": min(seqs),
+                "high": max(seqs),
+                "reports": orjson.dumps(unchanged).decode(),
+            },
+        )
+        queued = {row[0] for row in cur.fetchall()}
+        return [item for item in unchanged if item[1] in queued]
+
+    def _requeue_early(self, early: list[EarlyReport]) -> None:
+        """Put reports that came before their submission back on the result stream, behind it;
+        those that waited `EARLY_REPORT_PATIENCE_SECONDS` already are left (the recipient's
+        report deadline asks the carrier again)."""
+        now = time.time()
+        waiting: dict[str | None, list[EarlyReport]] = defaultdict(list)
+        given_up = 0
+        for report in early:
+            if now - report.since > EARLY_REPORT_PATIENCE_SECONDS:
+                given_up += 1
+            else:
+                waiting[report.carrier].append(report)
+        if given_up:
+            log.warning(
+                "%d reports waited %.0f s for their submission to be recorded; left to the report deadline",
+                given_up,
+                EARLY_REPORT_PATIENCE_SECONDS,
+            )
+        if not waiting:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for carrier, reports in waiting.items():
+            entry: dict[str, Any] = {
+                "t": "report",
+                "r": [r.item for r in reports],
+                "e": min(r.since for r in reports),
+            }
+            if carrier is not None:
+                entry["c"] = carrier
+            pipe.xadd(self.keys.results, {"d": orjson.dumps(entry)})
+        pipe.execute()
+        log.debug(
+            "reports back on the result stream to wait for their submission", extra={"reports": len(early)}
+        )
 
     def _schedule_report_retries(self, conn: Connection, changes: list[ReportChange]) -> None:
         """Retry batches for recipients a report sent back to the queue (same transaction)."""
