@@ -95,7 +95,10 @@ def send_job(stack, client, recipients: int, **fields: object) -> dict[str, floa
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         while finished_at is None:
             flusher_lag = max(flusher_lag, unflushed_age(redis, keys))
-            if durable_at is None:
+            # Counting the job's queued recipients reads every row of the job: asked every 50 ms
+            # of a 1,000,000-recipient job, it took a CPU from the engine it measures. It is asked
+            # only once every batch is recorded (1 row a batch), to confirm.
+            if durable_at is None and all_batches_recorded(conn, job_id):
                 row = conn.execute(
                     "SELECT count(*) FROM recipients WHERE job_id = %s AND status = 'queued'", (job_id,)
                 ).fetchone()
@@ -130,6 +133,15 @@ def send_job(stack, client, recipients: int, **fields: object) -> dict[str, floa
         "last_recorded_s": float(phases[2]) if phases else 0.0,
         "flusher_lag_s": flusher_lag,
     }
+
+
+def all_batches_recorded(conn: psycopg.Connection, job_id: int) -> bool:
+    """Every batch of the job planned and recorded (its outcomes applied)."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE state <> 'recorded'), count(*) FROM batches WHERE job_id = %s",
+        (job_id,),
+    ).fetchone()
+    return row is not None and row[0] == 0 and row[1] > 0
 
 
 def run_naive(settings, sample: int, log_dir: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
