@@ -101,7 +101,7 @@ def store_job(
             # chunk is classified, so PostgreSQL stores them while Python classifies the next.
             with conn.cursor() as cur, cur.copy(_COPY_RECIPIENTS) as copy:
                 for _ in job.unclassified:
-                    copy.write(lines.valid(job.sms))
+                    copy.write(lines.new_sms(job.sms))
             job.unclassified = None
         quote = quote_job(conn, tenant_id=tenant_id, job=job, settings=settings)
         _insert_job(conn, job_id, tenant_id, job, now, idempotency_key, quote.prices)
@@ -267,10 +267,10 @@ class _RecipientLines:
         self.created = now.isoformat()
         self.prefix = f"{self.created}\t{job_id}\t"
         self.seq = 0
-        #: SMS rows already written (by `valid` while the job was being classified).
+        #: SMS rows already written (by `new_sms` while the job was being classified).
         self.sms_written = 0
 
-    def valid(self, sms: list[RecipientRow]) -> str:
+    def new_sms(self, sms: list[RecipientRow]) -> str:
         """The lines of the SMS rows not written yet (the first rows of the job)."""
         text = self._queued(sms[self.sms_written :])
         self.sms_written = len(sms)

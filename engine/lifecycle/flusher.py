@@ -95,6 +95,15 @@ _APPLY_SUBMISSION_WITH_EVENTS = f"""
     {events_from("changed")}
 """
 
+# A job's reports as rows, from one JSON text (%(reports)s). A report item: [job, seq, status,
+# code, text, result time (epoch s; 0 or null: unknown, the flush's time), attempt (missing: 0)].
+_REPORT_ITEMS = """
+    SELECT (o ->> 1)::int AS seq, o ->> 2 AS status, o ->> 3 AS code, o ->> 4 AS text,
+           coalesce(to_timestamp(nullif((o ->> 5)::float8, 0)), %(flushed_at)s) AS result_at,
+           coalesce((o ->> 6)::int, 0) AS attempt
+    FROM jsonb_array_elements(%(reports)s::jsonb) AS o
+"""
+
 # A report of a passing failure ("phone off") past the channel's retry deadline.
 _TOO_LATE = """(u.status = 'retry' AND r.first_attempt_at <= CASE r.channel WHEN 'kakao' THEN %(cutoff_kakao)s
                  WHEN 'lms' THEN %(cutoff_lms)s ELSE %(cutoff_sms)s END)"""
@@ -115,14 +124,7 @@ _UPDATE_FROM_REPORTS = f"""
                            ELSE u.text END,
         completed_at = CASE WHEN u.status = 'retry' AND NOT {_TOO_LATE} THEN NULL
                             ELSE {completed_at_sql("u.result_at")} END
-    FROM (
-        -- A report item: [job, seq, status, code, text, result time (epoch s; 0 or null:
-        -- unknown, the flush's time), attempt (missing: 0)].
-        SELECT (o ->> 1)::int AS seq, o ->> 2 AS status, o ->> 3 AS code, o ->> 4 AS text,
-               coalesce(to_timestamp(nullif((o ->> 5)::float8, 0)), %(flushed_at)s) AS result_at,
-               coalesce((o ->> 6)::int, 0) AS attempt
-        FROM jsonb_array_elements(%(reports)s::jsonb) AS o
-    ) AS u
+    FROM ({_REPORT_ITEMS}) AS u
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.seq = u.seq AND r.attempt = u.attempt
       AND r.status = 'submitted'
@@ -145,12 +147,9 @@ _APPLY_REPORTS_WITH_EVENTS = f"""
 
 # Of reports that changed nothing, those whose recipient is still queued at their attempt: the
 # submission is not applied yet (`EarlyReport`).
-_STILL_QUEUED = """
+_STILL_QUEUED = f"""
     SELECT r.seq
-    FROM recipients r
-    JOIN (SELECT (o ->> 1)::int AS seq, coalesce((o ->> 6)::int, 0) AS attempt
-          FROM jsonb_array_elements(%(reports)s::jsonb) AS o) AS u
-      ON r.seq = u.seq AND r.attempt = u.attempt
+    FROM recipients r JOIN ({_REPORT_ITEMS}) AS u ON r.seq = u.seq AND r.attempt = u.attempt
     WHERE r.job_id = %(job)s AND r.job_created_at = %(created_at)s
       AND r.seq BETWEEN %(low)s AND %(high)s AND r.status = 'queued'
 """
@@ -431,7 +430,6 @@ class Flusher:
         entries: list[Any] = [e for e in claimed[1] if e[1]]
         if len(entries) < max_entries:
             self._predecessor_pending = False
-        if len(entries) < max_entries:
             fresh: Any = self.redis.xreadgroup(
                 GROUP,
                 self.consumer,
@@ -545,35 +543,9 @@ class Flusher:
                 changed = [ReportChange(job_id, *row) for row in cur.fetchall()]
                 changes.extend(changed)
                 if len(changed) < len(items):
-                    for item in self._still_queued(cur, job_id, created[job_id], items, changed):
+                    for item in _still_queued(cur, job_id, created[job_id], items, changed):
                         early.append(EarlyReport(carrier, early_since.get(id(item), found_at), item))
         return changes, early
-
-    def _still_queued(
-        self,
-        cur: Any,
-        job_id: int,
-        created_at: datetime,
-        items: list[list[Any]],
-        changed: list[ReportChange],
-    ) -> list[list[Any]]:
-        """Those of ``items`` (reports of one job) that changed nothing because their recipient
-        is still queued at their attempt."""
-        changed_seqs = {change.seq for change in changed}
-        unchanged = [item for item in items if item[1] not in changed_seqs]
-        seqs = [item[1] for item in unchanged]
-        cur.execute(
-            _STILL_QUEUED,
-            {
-                "job": job_id,
-                "created_at": created_at,
-                "low": min(seqs),
-                "high": max(seqs),
-                "reports": orjson.dumps(unchanged).decode(),
-            },
-        )
-        queued = {row[0] for row in cur.fetchall()}
-        return [item for item in unchanged if item[1] in queued]
 
     def _requeue_early(self, early: list[EarlyReport]) -> None:
         """Put reports that came before their submission back on the result stream, behind it;
@@ -716,3 +688,26 @@ class Flusher:
         for (job_id, name), text in texts.items():
             pipe.hset(self.keys.job_counts(job_id), name, text)
         pipe.execute()
+
+
+def _still_queued(
+    cur: Any, job_id: int, created_at: datetime, items: list[list[Any]], changed: list[ReportChange]
+) -> list[list[Any]]:
+    """Those of ``items`` (reports of one job) that changed nothing because their recipient is
+    still queued at their attempt."""
+    changed_seqs = {change.seq for change in changed}
+    unchanged = [item for item in items if item[1] not in changed_seqs]
+    seqs = [item[1] for item in unchanged]
+    cur.execute(
+        _STILL_QUEUED,
+        {
+            "job": job_id,
+            "created_at": created_at,
+            "low": min(seqs),
+            "high": max(seqs),
+            "reports": orjson.dumps(unchanged).decode(),
+            "flushed_at": None,  # (result times are not read here)
+        },
+    )
+    queued = {row[0] for row in cur.fetchall()}
+    return [item for item in unchanged if item[1] in queued]
