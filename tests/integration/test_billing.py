@@ -21,13 +21,12 @@ from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
 from engine.errors import InsufficientBalance
 from engine.intake.intake import prepare_job
-from engine.intake.job_store import PartitionCache, store_job
 from engine.lifecycle.settlement import settle_job
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
 SENDER = "02-1234-5678"
-_partitions = PartitionCache()
 
 
 def new_tenant(conn: psycopg.Connection, name: str, points: str | None = None) -> int:
@@ -42,15 +41,7 @@ def store(
     conn: psycopg.Connection, settings: Settings, tenant_id: int, request: dict[str, Any], **kw: Any
 ) -> int:
     job = prepare_job({"sender": SENDER, **request}, max_recipients=10_000, **kw)
-    return store_job(
-        conn,
-        tenant_id=tenant_id,
-        job=job,
-        now=datetime.now(UTC),
-        idempotency_key=None,
-        partitions=_partitions,
-        settings=settings,
-    ).job_id
+    return store_prepared(conn, settings, tenant_id, job).job_id
 
 
 def phones(count: int, start: int = 0) -> list[dict[str, str]]:

@@ -19,7 +19,6 @@ from engine.dispatch.planning import plan_job
 from engine.dispatch.rate_policy import set_rate_limit
 from engine.errors import JobStateConflict
 from engine.intake.intake import prepare_job
-from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
 from engine.lifecycle import counters
 from engine.lifecycle.statuses import JobStatus
@@ -27,6 +26,7 @@ from engine.reporting.statement import job_statement
 from tests.integration.test_reservations import wait_status
 from tests.support.results import seed_job
 from tests.support.stack import SENDER, Stack
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -104,15 +104,7 @@ def test_a_job_cancelled_before_it_was_planned_is_never_planned(stack: Stack) ->
             {"channel": "sms", "sender": SENDER, "body": "x", "recipients": [{"phone": "01061000001"}]},
             max_recipients=10,
         )
-        stored = store_job(
-            conn,
-            tenant_id=tenant_id,
-            job=prepared,
-            now=datetime.now(UTC),
-            idempotency_key=None,
-            partitions=PartitionCache(),
-            settings=stack.settings,
-        )
+        stored = store_prepared(conn, stack.settings, tenant_id, prepared)
     # When it is cancelled, and plan_job then runs
     response = client.post(f"/v1/jobs/{stored.job_id}/cancel")
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:

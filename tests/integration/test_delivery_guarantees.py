@@ -5,7 +5,6 @@ carrier, never by resending."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import dramatiq
 import psycopg
@@ -13,10 +12,10 @@ import pytest
 
 from engine.dispatch.planning import BatchRef, plan_job
 from engine.intake.intake import prepare_job
-from engine.intake.job_store import PartitionCache, store_job
 from tests.support.jobs import wait_finished
 from tests.support.problems import problem
 from tests.support.stack import SENDER, Stack, submit_sms
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -57,15 +56,7 @@ def test_a_job_committed_but_never_planned_is_planned_by_the_outbox(stack: Stack
         max_recipients=10_000,
     )
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
-        job_id = store_job(
-            conn,
-            tenant_id=tenant_id_of(stack, "outbox"),
-            job=prepared,
-            now=datetime.now(UTC),
-            idempotency_key=None,
-            partitions=PartitionCache(),
-            settings=stack.settings,
-        ).job_id
+        job_id = store_prepared(conn, stack.settings, tenant_id_of(stack, "outbox"), prepared).job_id
 
     # When the scheduler notices it (after replan_after_seconds)
     job = wait_finished(stack, client, job_id, timeout=60)

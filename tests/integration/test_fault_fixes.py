@@ -19,11 +19,11 @@ from engine.dispatch.claims import claim_batch
 from engine.dispatch.planning import initialise_counters, plan_job, top_up
 from engine.dispatch.reconcile import renew_claim
 from engine.intake.intake import prepare_job
-from engine.intake.job_store import PartitionCache, store_job
 from engine.keys import Keys
 from engine.lifecycle import counters
 from engine.lifecycle.completion import finish_completed_jobs
 from engine.lifecycle.pausing import pause_if_failing, resume_job
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -70,15 +70,7 @@ def planned_job(conn: psycopg.Connection, name: str, recipients: int = 1500) -> 
         },
         max_recipients=recipients,
     )
-    stored = store_job(
-        conn,
-        tenant_id=tenant_id,
-        job=job,
-        now=datetime.now(UTC),
-        idempotency_key=None,
-        partitions=PartitionCache(),
-        settings=Settings.from_env(),
-    )
+    stored = store_prepared(conn, Settings.from_env(), tenant_id, job)
     plan_job(conn, stored.job_id, batch_size=1000, window=32)
     return stored.job_id
 

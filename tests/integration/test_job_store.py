@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -12,8 +11,8 @@ from engine.accounts.billing import top_up
 from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
 from engine.errors import ValidationError
-from engine.intake.intake import CLASSIFY_CHUNK, PreparedJob, prepare_job
-from engine.intake.job_store import PartitionCache, store_job
+from engine.intake.intake import CLASSIFY_CHUNK, prepare_job
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +41,7 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
         )
 
         # When it is stored
-        stored = store_job(
-            conn,
-            tenant_id=tenant_id,
-            job=job,
-            now=datetime.now(UTC),
-            idempotency_key=None,
-            partitions=PartitionCache(),
-            settings=settings,
-        )
+        stored = store_prepared(conn, settings, tenant_id, job)
 
         # Then every value reads back exactly as given
         rows = conn.execute(
@@ -61,18 +52,6 @@ def test_values_with_copy_special_characters_round_trip(settings: Settings) -> N
     assert [r[3] for r in rows[: len(TRICKY)]] == [[value, "x"] for value in TRICKY]
     assert [r[2] for r in rows[: len(TRICKY)]] == [member_id(value) for value in TRICKY]
     assert rows[-1][1:] == ("bad,phone\\", None, None, "failed", "invalid_character")
-
-
-def store(conn: psycopg.Connection, settings: Settings, tenant_id: int, job: PreparedJob) -> int:
-    return store_job(
-        conn,
-        tenant_id=tenant_id,
-        job=job,
-        now=datetime.now(UTC),
-        idempotency_key=None,
-        partitions=PartitionCache(),
-        settings=settings,
-    ).job_id
 
 
 def mixed_request(count: int) -> dict[str, object]:
@@ -108,10 +87,11 @@ def test_a_job_classified_while_it_is_stored_stores_the_same_rows(settings: Sett
         request = mixed_request(3 * CLASSIFY_CHUNK + 5)
 
         # When it is stored classified first, and classified while it is stored
-        whole = store(conn, settings, tenant_id, prepare_job(request, max_recipients=100_000))
+        whole_job = prepare_job(request, max_recipients=100_000)
+        whole = store_prepared(conn, settings, tenant_id, whole_job).job_id
         deferred = prepare_job(request, max_recipients=100_000, defer_classification=True)
         assert deferred.unclassified is not None
-        in_steps = store(conn, settings, tenant_id, deferred)
+        in_steps = store_prepared(conn, settings, tenant_id, deferred).job_id
 
         # Then both jobs hold the same rows, SMS first, then LMS, then the refused, and the same
         # counts
@@ -145,7 +125,7 @@ def test_a_request_error_found_while_storing_stores_nothing(settings: Settings) 
 
         # When it is stored, the request is refused naming that recipient, and nothing is stored
         with pytest.raises(ValidationError) as refused:
-            store(conn, settings, tenant_id, job)
+            store_prepared(conn, settings, tenant_id, job)
         assert refused.value.field == f"recipients[{2 * CLASSIFY_CHUNK + 5}].phone"
         assert conn.execute("SELECT count(*) FROM recipients").fetchone() == before
         assert conn.execute("SELECT count(*) FROM jobs WHERE tenant_id = %s", (tenant_id,)).fetchone() == (0,)

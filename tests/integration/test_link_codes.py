@@ -3,7 +3,6 @@ the recipient is sent, and drawn again when one collides with an existing code."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest
 from engine.accounts.billing import top_up
 from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
-from engine.intake.intake import PreparedJob, prepare_job
-from engine.intake.job_store import PartitionCache, store_job
+from engine.intake.intake import prepare_job
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -31,27 +30,14 @@ def tracked(count: int) -> dict[str, Any]:
     }
 
 
-def store(conn: psycopg.Connection, settings: Settings, tenant_id: int, job: PreparedJob) -> int:
-    return store_job(
-        conn,
-        tenant_id=tenant_id,
-        job=job,
-        now=datetime.now(UTC),
-        idempotency_key=None,
-        partitions=PartitionCache(),
-        settings=settings,
-    ).job_id
-
-
 def test_codes_match_what_recipients_are_sent_and_a_collision_draws_new_ones(settings: Settings) -> None:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         tenant_id = create_tenant(conn, "link-codes")
         add_sender(conn, tenant_id, "0212345678")
         top_up(conn, tenant_id, Decimal(10_000))
         # Given a stored tracked job, and a second one whose first code is already taken by it
-        first_job = store(
-            conn, settings, tenant_id, prepare_job(tracked(1), max_recipients=10, link_base_url=BASE)
-        )
+        first = prepare_job(tracked(1), max_recipients=10, link_base_url=BASE)
+        first_job = store_prepared(conn, settings, tenant_id, first).job_id
         taken = conn.execute("SELECT code FROM link_codes WHERE job_id = %s LIMIT 1", (first_job,)).fetchone()
         assert taken is not None
         second = prepare_job(tracked(3), max_recipients=10, link_base_url=BASE)
@@ -61,7 +47,7 @@ def test_codes_match_what_recipients_are_sent_and_a_collision_draws_new_ones(set
         row.values = (f"{BASE}/r/{taken[0]}", row.values[1])
 
         # When it is stored
-        job_id = store(conn, settings, tenant_id, second)
+        job_id = store_prepared(conn, settings, tenant_id, second).job_id
 
         # Then each recipient has one code per link, every code unique, and the short URLs in its
         # stored values are exactly its codes

@@ -15,8 +15,9 @@ from engine.accounts.billing import top_up
 from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
 from engine.intake.intake import prepare_job
-from engine.intake.job_store import PartitionCache, StoredJob, store_job
+from engine.intake.job_store import StoredJob
 from engine.reporting.retention import purge_expired, recipient_partitions
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +30,7 @@ def store(conn: psycopg.Connection, tenant_id: int, when: datetime, phone: str) 
         max_recipients=10,
         now=when,
     )
-    return store_job(
-        conn,
-        tenant_id=tenant_id,
-        job=prepared,
-        now=when,
-        idempotency_key=None,
-        partitions=PartitionCache(),
-        settings=Settings.from_env(),
-    )
+    return store_prepared(conn, Settings.from_env(), tenant_id, prepared, now=when)
 
 
 def purge_waiting(settings: Settings) -> bool:

@@ -15,13 +15,13 @@ from engine.accounts.billing import top_up
 from engine.accounts.tenants import add_sender, create_tenant
 from engine.config import Settings
 from engine.intake.intake import prepare_job
-from engine.intake.job_store import PartitionCache, store_job
 from engine.intake.reservations import start_due_reservations
 from engine.lifecycle.completion import finish_if_complete
 from engine.lifecycle.job_stats import add_finished_jobs, add_uncounted_jobs
 from engine.reporting.retention import purge_old_stats
 from engine.reporting.stats import StatsQuery, read_stats, reason_text
 from tests.support.results import SUBMITTED, seed_job
+from tests.support.stored_jobs import store_prepared
 
 pytestmark = pytest.mark.integration
 
@@ -181,14 +181,12 @@ def test_a_missed_reservation_is_counted_cancelled_in_its_creation_hour(settings
             "scheduled_at": "2036-11-23T09:00:00+09:00",
             "recipients": [{"phone": "010-8800-0001"}, {"phone": "010-8800-0002"}, {"phone": "010-12"}],
         }
-        stored = store_job(
+        stored = store_prepared(
             conn,
-            tenant_id=tenant_id,
-            job=prepare_job(request, max_recipients=10, now=stored_at),
+            Settings.from_env(),
+            tenant_id,
+            prepare_job(request, max_recipients=10, now=stored_at),
             now=stored_at,
-            idempotency_key=None,
-            partitions=PartitionCache(),
-            settings=Settings.from_env(),
         )
 
         # When the reservation pump finds it an hour past its time (the system was down): missed
