@@ -3,10 +3,19 @@
 Each process (API, worker, scheduler) holds one connection pool, one Redis client and one carrier
 adapter per provider; they are thread-safe and shared by its threads. Nothing is built at import
 time: a forked worker process builds its own on its first message.
+
+Building it also tunes the process's garbage collector for bulk work (`tune_garbage_collector`).
+Python collects its youngest generation every 700 new container objects, and the whole heap
+each time the survivors have grown it by a quarter. A 200,000-recipient request decodes into a
+million dicts, lists and strings; a report poll reads tens of thousands of rows a second: the
+default spent as long in the collector as in the work (intake's classification of 200,000
+recipients: 1.15 s at 700, 0.73 s at 10,000, 0.64 s with the collector off). balsong's own data
+holds few reference cycles, so collecting the young generation less often costs little memory.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import threading
@@ -29,7 +38,6 @@ from engine.dispatch.rate_policy import RatePolicy
 from engine.dispatch.ratelimit import RATE_HOLD_AFTER_LOSS_SECONDS, RateLimiter
 from engine.dispatch.sending import BatchSender
 from engine.dispatch.worker_leases import WorkerLease
-from engine.gc_tuning import tune_garbage_collector
 from engine.keys import Keys
 from engine.lifecycle.results import ResultRecorder
 from engine.lifecycle.retries import RetryLedger
@@ -157,6 +165,17 @@ class Runtime:
             resource = self.__dict__.pop(name, None)
             if resource is not None:
                 resource.close()
+
+
+#: New container objects between collections of the youngest generation (Python's default: 700).
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect the young generation every `YOUNG_GENERATION_THRESHOLD` objects (never more often
+    than the process was already set to)."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_GENERATION_THRESHOLD), middle, old)
 
 
 _lock = threading.Lock()

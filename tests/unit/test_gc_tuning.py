@@ -1,4 +1,4 @@
-"""`engine.gc_tuning`: the young generation collected less often, never more often."""
+"""`engine.runtime.tune_garbage_collector`: the young generation collected less often, never more often."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.gc_tuning import YOUNG_GENERATION_THRESHOLD, tune_garbage_collector
+from engine.runtime import YOUNG_GENERATION_THRESHOLD, tune_garbage_collector
 
 
 @pytest.fixture
